@@ -1,0 +1,228 @@
+"""Network interface discovery: scan once, look up cheaply, rescan on a miss."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Union
+
+import netifaces
+
+from . import _platform
+from .utils import MulticastExpertError, MulticastValueError, check_family
+
+
+@dataclasses.dataclass(frozen=True)
+class IfaceInfo:
+    """One network interface of this machine.
+
+    ``machine_name`` is the OS's name for it (``eth0`` on Linux, a GUID on Windows) and ``index``
+    its interface index. Addresses carry their prefix length; IPv6 link-local ones keep their
+    ``%interface`` scope.
+    """
+
+    machine_name: str
+    index: int
+    link_layer_address: str | None
+    ip4_addrs: Sequence[ipaddress.IPv4Interface]
+    ip6_addrs: Sequence[ipaddress.IPv6Interface]
+
+    def is_localhost(self) -> bool:
+        """True for the loopback interface."""
+        return any(a.ip.is_loopback for a in self.ip4_addrs) or any(
+            a.ip.is_loopback for a in self.ip6_addrs
+        )
+
+    def ip_addrs(
+        self, family: int
+    ) -> Sequence[ipaddress.IPv4Interface] | Sequence[ipaddress.IPv6Interface]:
+        """The addresses of one family (``socket.AF_INET`` or ``socket.AF_INET6``)."""
+        return self.ip4_addrs if check_family(family) == socket.AF_INET else self.ip6_addrs
+
+    def ip6_strings(self) -> list[str]:
+        """IPv6 addresses as strings, global ones first."""
+        return [str(a.ip) for a in sorted(self.ip6_addrs, key=lambda a: a.ip.is_link_local)]
+
+    def primary_ip(self, family: int) -> str | None:
+        """The address to bind to for ``family``: the first IPv4 one, a global IPv6 one first."""
+        if family == socket.AF_INET:
+            return str(self.ip4_addrs[0].ip) if self.ip4_addrs else None
+        v6 = self.ip6_strings()
+        return v6[0] if v6 else None
+
+    def has_ip(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """Whether this interface holds ``ip`` (an IPv6 scope on ``ip``, if any, must match)."""
+        if ip.version == 4:
+            return any(a.ip == ip for a in self.ip4_addrs)
+        assert isinstance(ip, ipaddress.IPv6Address)
+        bare = ipaddress.IPv6Address(str(ip).split("%")[0])
+        for a in self.ip6_addrs:
+            if ipaddress.IPv6Address(str(a.ip).split("%")[0]) == bare and ip.scope_id in (
+                None,
+                a.ip.scope_id,
+                str(self.index),
+            ):
+                return True
+        return False
+
+    def __str__(self) -> str:
+        addrs = [str(a.ip) for a in self.ip4_addrs] + self.ip6_strings()
+        return f"{self.machine_name} (index {self.index}; {', '.join(addrs) or 'no addresses'})"
+
+
+#: What names an interface: its IP (str or ipaddress object), its name, or an IfaceInfo.
+IfaceSpecifier = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address, IfaceInfo]
+
+_lock = threading.Lock()
+_cache: tuple[IfaceInfo, ...] | None = None
+
+
+def _prefix(netmask: str | None, default: int) -> int:
+    if not netmask:
+        return default
+    if "/" in netmask:
+        return int(netmask.rsplit("/", 1)[1])
+    try:
+        return ipaddress.ip_network(f"0.0.0.0/{netmask}").prefixlen
+    except ValueError:
+        return default
+
+
+def _read_interface(name: str) -> IfaceInfo | None:
+    try:
+        addrs: dict[int, list[dict[str, str]]] = netifaces.ifaddresses(name)
+        index = _platform.OPS.iface_index(name)
+    except (ValueError, OSError):
+        return None  # the interface vanished between listing and reading it
+    ip4 = [
+        ipaddress.IPv4Interface(f"{a['addr']}/{_prefix(a.get('netmask'), 32)}")
+        for a in addrs.get(netifaces.AF_INET, [])
+        if "addr" in a
+    ]
+    ip6 = []
+    for a in addrs.get(netifaces.AF_INET6, []):
+        if "addr" not in a:
+            continue
+        ip = a["addr"]
+        if "%" not in ip and ipaddress.IPv6Address(ip).is_link_local:
+            ip = f"{ip}%{name}"
+        ip6.append(ipaddress.IPv6Interface(f"{ip}/{_prefix(a.get('netmask'), 128)}"))
+    link = addrs.get(_platform.OPS.link_family, [{}])
+    mac = link[0].get("addr") if link else None
+    return IfaceInfo(name, index, mac or None, tuple(ip4), tuple(ip6))
+
+
+def rescan_interfaces() -> tuple[IfaceInfo, ...]:
+    """Scan the machine's interfaces now and refresh the cache."""
+    global _cache
+    found = tuple(i for i in map(_read_interface, netifaces.interfaces()) if i is not None)
+    with _lock:
+        _cache = found
+    return found
+
+
+def cached_interfaces() -> tuple[IfaceInfo, ...]:
+    """The interfaces as last scanned (scanning if nothing has been yet)."""
+    cache = _cache
+    return cache if cache is not None else rescan_interfaces()
+
+
+def scan_interfaces() -> list[IfaceInfo]:
+    """Scan and return every network interface of this machine."""
+    return list(rescan_interfaces())
+
+
+def _match(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> list[IfaceInfo]:
+    if isinstance(spec, IfaceInfo):
+        return [spec]
+    if isinstance(spec, str):
+        by_name = [i for i in ifaces if i.machine_name == spec]
+        if by_name:
+            return by_name
+        try:
+            ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(spec)
+        except ValueError:
+            return []
+    elif isinstance(spec, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        ip = spec
+    else:
+        raise TypeError(
+            "an interface must be given as an IP (str or ipaddress object), a name, or an "
+            f"IfaceInfo, not {type(spec).__name__} {spec!r}"
+        )
+    return [i for i in ifaces if i.has_ip(ip)]
+
+
+def _unknown(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> MulticastExpertError:
+    names = [i.machine_name for i in ifaces]
+    ips = [str(a.ip) for i in ifaces for a in i.ip4_addrs] + [s for i in ifaces for s in i.ip6_strings()]
+    return MulticastValueError(
+        f"Interface {spec!s} does not appear to be a valid interface name or IP "
+        f"(it does not seem to correspond to a valid interface on this machine). "
+        f"Valid interface names: {names}; valid interface IPs: {ips}"
+    )
+
+
+def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = None) -> IfaceInfo:
+    """Resolve one specifier to one interface (see :func:`find_interfaces`)."""
+    table = cached_interfaces() if ifaces is None else ifaces
+    found = _match(spec, table)
+    if not found and ifaces is None and not isinstance(spec, IfaceInfo):
+        table = rescan_interfaces()  # the interface or address may be new since the last scan
+        found = _match(spec, table)
+    if not found:
+        raise _unknown(spec, table)
+    if len(found) > 1:
+        raise MulticastValueError(
+            f"Interface IP {spec!s} is ambiguous: it is held by "
+            f"{', '.join(i.machine_name for i in found)}; name the interface (or pass its IfaceInfo)"
+        )
+    return found[0]
+
+
+def find_interfaces(
+    specifiers: Iterable[IfaceSpecifier], ifaces: Sequence[IfaceInfo] | None = None
+) -> list[IfaceInfo]:
+    """Resolve interface specifiers (IP, name, ipaddress object or IfaceInfo) to IfaceInfos.
+
+    ``ifaces`` is the table to search; by default the cached scan of this machine, rescanned once
+    when a specifier is not found in it.
+
+    Raises:
+        MulticastExpertError: a specifier matches no interface ("does not appear to be a valid
+            interface name or IP"), or an IP is held by more than one interface.
+        TypeError: a specifier of the wrong type.
+    """
+    if isinstance(specifiers, (str, IfaceInfo, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        specifiers = [specifiers]
+    return [find_interface(s, ifaces) for s in specifiers]
+
+
+def get_default_gateway_iface(
+    addr_family: int, *, ifaces: Sequence[IfaceInfo] | None = None
+) -> IfaceInfo | None:
+    """The interface holding the default route for ``addr_family``, or None if there is none."""
+    name = _platform.OPS.default_route_iface_name(check_family(addr_family))
+    if name is None:
+        return None
+    try:
+        return find_interface(name, ifaces)
+    except MulticastExpertError:
+        return None
+
+
+def listenable_interfaces(addr_family: int) -> list[IfaceInfo]:
+    """Every non-loopback interface with an address of ``addr_family`` (rescanned)."""
+    return [i for i in rescan_interfaces() if not i.is_localhost() and i.ip_addrs(addr_family)]
+
+
+__all__ = [
+    "IfaceInfo",
+    "IfaceSpecifier",
+    "find_interfaces",
+    "get_default_gateway_iface",
+    "scan_interfaces",
+]

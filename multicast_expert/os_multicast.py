@@ -1,0 +1,112 @@
+"""The 1.2.0 ``os_multicast`` helpers, kept for programs that call them directly.
+
+They delegate to the per-OS layer (``multicast_expert._platform``), so they use the same option
+numbers and struct layouts as the socket classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+
+from . import _platform
+from ._platform import _structs
+from .interfaces import find_interface
+from .utils import MulticastAddress, MulticastExpertError, normalize_mcast_ip, normalize_source_ip
+
+
+class UnknownInterfaceError(MulticastExpertError, KeyError):
+    """No interface holds the given IP (a KeyError too, as 1.2.0 raised)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclasses.dataclass
+class IfaceInfo:
+    """1.2.0's interface record: an interface IP, the OS's name for it, and its index."""
+
+    iface_ip: str
+    iface_name: str
+    iface_idx: int
+
+
+def iface_ip_to_name(iface_ip: str) -> str:
+    """The name of the interface holding ``iface_ip``.
+
+    Raises:
+        UnknownInterfaceError: (a MulticastExpertError and KeyError) no interface holds it.
+    """
+    try:
+        ipaddress.ip_address(iface_ip)
+        return find_interface(iface_ip).machine_name
+    except (MulticastExpertError, ValueError, TypeError) as exc:
+        raise UnknownInterfaceError(f"Could not find network address with local IP {iface_ip!r}: {exc}") from None
+
+
+def iface_name_to_index(iface_name: str) -> int:
+    """The OS interface index of an interface name."""
+    return _platform.OPS.iface_index(iface_name)
+
+
+def get_iface_info(iface_ip: str) -> IfaceInfo:
+    """An :class:`IfaceInfo` for the interface holding ``iface_ip``."""
+    name = iface_ip_to_name(iface_ip)
+    return IfaceInfo(iface_ip, name, iface_name_to_index(name))
+
+
+def make_ip_mreqn_struct(mcast_addr: str, iface_info: IfaceInfo) -> bytes:
+    """A Linux ``ip_mreqn`` (group, interface address, interface index): 12 bytes."""
+    return _structs.ip_mreqn(mcast_addr, iface_info.iface_ip, iface_info.iface_idx)
+
+
+def make_ipv6_mreq_struct(mcast_ip: str, iface_info: IfaceInfo) -> bytes:
+    """An ``ipv6_mreq`` (group, interface index): 20 bytes."""
+    return _structs.ipv6_mreq(mcast_ip, iface_info.iface_idx)
+
+
+def set_multicast_if(
+    mcast_socket: socket.socket, mcast_ips: list[str], iface_info: IfaceInfo, addr_family: int
+) -> None:
+    """Set IP_MULTICAST_IF / IPV6_MULTICAST_IF so multicast leaves by ``iface_info``."""
+    _platform.OPS.set_multicast_if(mcast_socket, addr_family, iface_info.iface_ip, iface_info.iface_idx)
+
+
+def add_memberships(
+    mcast_socket: socket.socket, mcast_ips: list[MulticastAddress], iface_info: IfaceInfo, addr_family: int
+) -> None:
+    """Join each group (any source) on the interface."""
+    for ip in mcast_ips:
+        group = normalize_mcast_ip(ip, addr_family)
+        _platform.OPS.join(mcast_socket, addr_family, group, iface_info.iface_ip, iface_info.iface_idx)
+
+
+def add_source_specific_memberships(
+    mcast_socket: socket.socket,
+    mcast_ips: list[MulticastAddress],
+    source_ips: list[MulticastAddress],
+    iface_info: IfaceInfo,
+) -> None:
+    """Join each (group, source) pair on the interface (the family follows the interface IP)."""
+    family = socket.AF_INET6 if ":" in iface_info.iface_ip else socket.AF_INET
+    ops = _platform.OPS
+    ops.check_ssm(family)
+    for ip in mcast_ips:
+        group = normalize_mcast_ip(ip, family)
+        for src in source_ips:
+            source = normalize_source_ip(src, family)
+            ops.join_source(mcast_socket, family, group, source, iface_info.iface_ip, iface_info.iface_idx)
+
+
+__all__ = [
+    "IfaceInfo",
+    "add_memberships",
+    "add_source_specific_memberships",
+    "get_iface_info",
+    "iface_ip_to_name",
+    "iface_name_to_index",
+    "make_ip_mreqn_struct",
+    "make_ipv6_mreq_struct",
+    "set_multicast_if",
+]
