@@ -71,12 +71,12 @@ class LinuxMulticast(OsMulticast):
         # /proc is cheaper than netlink and shows device-only default routes too.
         try:
             if family == socket.AF_INET:
-                for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+                for line in Path("/proc/thread-self/net/route").read_text().splitlines()[1:]:
                     f = line.split()
                     if len(f) > 7 and f[1] == "00000000" and f[7] == "00000000" and int(f[3], 16) & 1:
                         return f[0]
             else:
-                for line in Path("/proc/net/ipv6_route").read_text().splitlines():
+                for line in Path("/proc/thread-self/net/ipv6_route").read_text().splitlines():
                     f = line.split()
                     flags = int(f[8], 16)
                     if f[0] == "0" * 32 and f[1] == "00" and flags & 1 and not flags & 0x200 and f[9] != "lo":
