@@ -142,7 +142,18 @@ class Peer:
         self.pid = self._proc.pid
         try:
             _quiet_ipv6(self.pid)
-            ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.peer_if, "netns", str(self.pid))
+            ip(
+                "link",
+                "add",
+                self.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.peer_if,
+                "netns",
+                str(self.pid),
+            )
             ip("link", "set", "lo", "up", ns_pid=self.pid)
             ip("link", "set", self.peer_if, "up", ns_pid=self.pid)
             ip("link", "set", self.host_if, "up")

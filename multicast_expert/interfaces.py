@@ -7,7 +7,6 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Union
 
 import netifaces
 
@@ -32,13 +31,9 @@ class IfaceInfo:
 
     def is_localhost(self) -> bool:
         """True for the loopback interface."""
-        return any(a.ip.is_loopback for a in self.ip4_addrs) or any(
-            a.ip.is_loopback for a in self.ip6_addrs
-        )
+        return any(a.ip.is_loopback for a in self.ip4_addrs) or any(a.ip.is_loopback for a in self.ip6_addrs)
 
-    def ip_addrs(
-        self, family: int
-    ) -> Sequence[ipaddress.IPv4Interface] | Sequence[ipaddress.IPv6Interface]:
+    def ip_addrs(self, family: int) -> Sequence[ipaddress.IPv4Interface] | Sequence[ipaddress.IPv6Interface]:
         """The addresses of one family (``socket.AF_INET`` or ``socket.AF_INET6``)."""
         return self.ip4_addrs if check_family(family) == socket.AF_INET else self.ip6_addrs
 
@@ -74,7 +69,7 @@ class IfaceInfo:
 
 
 #: What names an interface: its IP (str or ipaddress object), its name, or an IfaceInfo.
-IfaceSpecifier = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address, IfaceInfo]
+IfaceSpecifier = str | ipaddress.IPv4Address | ipaddress.IPv6Address | IfaceInfo
 
 _lock = threading.Lock()
 _cache: tuple[IfaceInfo, ...] | None = None

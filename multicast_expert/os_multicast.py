@@ -42,7 +42,9 @@ def iface_ip_to_name(iface_ip: str) -> str:
         ipaddress.ip_address(iface_ip)
         return find_interface(iface_ip).machine_name
     except (MulticastExpertError, ValueError, TypeError) as exc:
-        raise UnknownInterfaceError(f"Could not find network address with local IP {iface_ip!r}: {exc}") from None
+        raise UnknownInterfaceError(
+            f"Could not find network address with local IP {iface_ip!r}: {exc}"
+        ) from None
 
 
 def iface_name_to_index(iface_name: str) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ipaddress
 import socket
 import time
 import warnings
@@ -148,10 +149,8 @@ class McastRxSocket:
         if iface_ip is not None or iface is not None:
             specs: list[IfaceSpecifier] = [iface_ip if iface_ip is not None else iface]  # type: ignore[list-item]
         elif given:
-            if isinstance(given[0], (str, IfaceInfo)):
-                specs = [given[0]]
-            else:
-                specs = list(given[0])  # type: ignore[arg-type]
+            one = isinstance(given[0], (str, IfaceInfo, ipaddress.IPv4Address, ipaddress.IPv6Address))
+            specs = [given[0]] if one else list(given[0])  # type: ignore[list-item,arg-type]
             if not specs:
                 raise MulticastValueError("iface_ips is empty; give at least one interface, or None for all")
         else:
@@ -226,7 +225,13 @@ class McastRxSocket:
                     undo.callback(sock.close)
                     with explained(action, family):
                         OPS.configure_rx(
-                            sock, family, group, iface.machine_name, ip, iface.index, self.port,
+                            sock,
+                            family,
+                            group,
+                            iface.machine_name,
+                            ip,
+                            iface.index,
+                            self.port,
                             self.enable_external_loopback or iface.is_localhost(),
                         )
                     with explained(action + (" with sources" if chunk else ""), family):
@@ -386,7 +391,7 @@ class McastRxSocket:
         single = self._single
         if single is not None:
             try:
-                return single.recvfrom(bufsize, flags)  # type: ignore[no-any-return]
+                return single.recvfrom(bufsize, flags)
             except (TimeoutError, BlockingIOError, InterruptedError):
                 return None
             except OSError:
@@ -445,7 +450,9 @@ class McastRxSocket:
         if self._poller is None:
             raise self._closed(what)
 
-    def join_group(self, mcast_ip: MulticastAddress, source_ips: Iterable[MulticastAddress] | None = None) -> None:
+    def join_group(
+        self, mcast_ip: MulticastAddress, source_ips: Iterable[MulticastAddress] | None = None
+    ) -> None:
         """Start receiving another group (source-specific if ``source_ips``) on every interface.
 
         Raises:

@@ -57,7 +57,9 @@ class McastTxSocket:
         source_port: int = 0,
     ) -> None:
         self.addr_family = check_family(addr_family)
-        self.mcast_ips = [normalize_mcast_ip(ip, addr_family) for ip in normalize_ip_list(mcast_ips, "mcast_ips")]
+        self.mcast_ips = [
+            normalize_mcast_ip(ip, addr_family) for ip in normalize_ip_list(mcast_ips, "mcast_ips")
+        ]
         self.ttl = check_int_range(ttl, "ttl", 0, 255)
         self.source_port = check_port(source_port, "source_port")
         self.enable_external_loopback = bool(enable_external_loopback)
@@ -146,7 +148,9 @@ class McastTxSocket:
         try:
             sock.sendto(bytes, address)
         except OverflowError:
-            raise MulticastValueError(f"port {address[1]!r} is out of range; valid ports are 0..65535") from None
+            raise MulticastValueError(
+                f"port {address[1]!r} is out of range; valid ports are 0..65535"
+            ) from None
 
     def _check_destination(self, address: object) -> IPv4Or6Address:
         if not isinstance(address, tuple) or len(address) not in (2, 4):
@@ -161,7 +165,7 @@ class McastTxSocket:
                 f"for this McastTxSocket to transmit to! Allowed: {sorted(self._allowed)}"
             )
         check_port(address[1])
-        return (group, *address[1:])  # type: ignore[return-value]
+        return (group, *address[1:])
 
     def fileno(self) -> int:
         """The OS socket's file descriptor (-1 when closed)."""

@@ -5,22 +5,22 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .interfaces import IfaceInfo
 
 #: An address as Python's socket module reports it: ``(ip, port)`` for IPv4,
 #: ``(ip, port, flowinfo, scope_id)`` for IPv6.
-IPv4Or6Address = Union[tuple[str, int], tuple[str, int, int, int]]
+IPv4Or6Address = tuple[str, int] | tuple[str, int, int, int]
 
 #: What a multicast group may be given as: a string or an ``ipaddress`` object.
-MulticastAddress = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address]
+MulticastAddress = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 
 LOCALHOST_IPV4 = "127.0.0.1"
 LOCALHOST_IPV6 = "::1"
 
-_FAMILY_NAMES = {socket.AF_INET: "AF_INET", socket.AF_INET6: "AF_INET6"}
+_FAMILY_NAMES: dict[int, str] = {int(socket.AF_INET): "AF_INET", int(socket.AF_INET6): "AF_INET6"}
 
 
 class MulticastExpertError(RuntimeError):
@@ -61,9 +61,7 @@ def parse_ip(ip: object, what: str = "address") -> ipaddress.IPv4Address | ipadd
         ) from None
 
 
-def _check_ip_family(
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, addr_family: int, what: str
-) -> None:
+def _check_ip_family(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, addr_family: int, what: str) -> None:
     if addr_family == socket.AF_INET and ip.version != 4:
         raise MulticastValueError(f"{what} {ip} is IPv6 but this is an AF_INET socket!")
     if addr_family == socket.AF_INET6 and ip.version != 6:
@@ -136,7 +134,9 @@ def check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__} {timeout!r}")
+        raise TypeError(
+            f"timeout must be None or a number of seconds, not {type(timeout).__name__} {timeout!r}"
+        )
     if not timeout >= 0 or timeout == float("inf"):
         raise MulticastValueError(
             f"timeout {timeout!r} is invalid; use None to block, 0 for non-blocking, or seconds > 0"

@@ -56,9 +56,7 @@ def test_every_group_on_every_interface(net: Net, port: int, family: int, groups
                 send_from_peer(peer, family, g, port, [f"{peer.n}|{g}".encode()])
         got = drain(rx)
     seen = {(p.payload.decode(), p.group, p.iface_index) for p in got}
-    expected = {
-        (f"{peer.n}|{g}", g, socket.if_nametoindex(peer.host_if)) for peer in peers for g in groups
-    }
+    expected = {(f"{peer.n}|{g}", g, socket.if_nametoindex(peer.host_if)) for peer in peers for g in groups}
     assert seen == expected
     for p in got:  # the sender address is the real sender's
         n = int(p.payload.split(b"|")[0])
@@ -223,7 +221,9 @@ def test_unknown_interface_ip(net: Net) -> None:
         lambda: me.McastTxSocket(V4, ["239.8.0.1"], "198.19.99.99"),
         lambda: me.McastRxSocket(V4, ["239.8.0.1"], 1234, iface_ip="198.19.99.99"),
     ):
-        with pytest.raises(me.MulticastExpertError, match="does not seem to correspond to a valid interface") as ei:
+        with pytest.raises(
+            me.MulticastExpertError, match="does not seem to correspond to a valid interface"
+        ) as ei:
             make()
         assert net.a.host_ip4 in str(ei.value)  # lists the valid IPs
 

@@ -64,9 +64,9 @@ class OsMulticast:
 
     def default_route_iface_name(self, family: int) -> str | None:
         """Name of the interface holding the default route of ``family``, or None."""
-        default = netifaces.gateways().get("default", {})
-        entry = default.get(family)
-        return str(entry[1]) if entry else None
+        default = netifaces.gateways().get("default")
+        entry = default.get(family) if isinstance(default, dict) else None
+        return str(entry[1]) if isinstance(entry, tuple) and len(entry) > 1 else None
 
     def iface_flags(self, name: str) -> dict[str, bool] | None:
         """``{"up": ..., "multicast": ...}`` for an interface, or None where unknown."""
@@ -77,7 +77,9 @@ class OsMulticast:
         """The error for a feature this OS does not offer."""
         return MulticastExpertError(f"{what} is not supported on {self.name}")
 
-    def sockaddr(self, family: int, ip: str, port: int, ifindex: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    def sockaddr(
+        self, family: int, ip: str, port: int, ifindex: int
+    ) -> tuple[str, int] | tuple[str, int, int, int]:
         """The address tuple for bind(): IPv6 gets the interface index as scope id."""
         if family == socket.AF_INET:
             return (ip, port)
@@ -194,32 +196,69 @@ class OsMulticast:
                 raise self.unsupported(f"IPv6 {what}")
             sock.setsockopt(IPPROTO_IPV6, v6_opt, st.group_source_req(family, ifindex, group, source))
 
-    def join_source(self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int) -> None:
+    def join_source(
+        self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int
+    ) -> None:
         """Join (group, source) on one interface: source-specific multicast."""
-        self._source_op(sock, family, group, source, iface_ip, ifindex, self.IP_ADD_SOURCE_MEMBERSHIP,
-                        self.MCAST_JOIN_SOURCE_GROUP, "source-specific multicast")
+        self._source_op(
+            sock,
+            family,
+            group,
+            source,
+            iface_ip,
+            ifindex,
+            self.IP_ADD_SOURCE_MEMBERSHIP,
+            self.MCAST_JOIN_SOURCE_GROUP,
+            "source-specific multicast",
+        )
 
-    def block_source(self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int) -> None:
+    def block_source(
+        self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int
+    ) -> None:
         """Stop receiving ``source`` on an any-source group."""
-        self._source_op(sock, family, group, source, iface_ip, ifindex, self.IP_BLOCK_SOURCE,
-                        self.MCAST_BLOCK_SOURCE, "source blocking")
+        self._source_op(
+            sock,
+            family,
+            group,
+            source,
+            iface_ip,
+            ifindex,
+            self.IP_BLOCK_SOURCE,
+            self.MCAST_BLOCK_SOURCE,
+            "source blocking",
+        )
 
-    def unblock_source(self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int) -> None:
+    def unblock_source(
+        self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int
+    ) -> None:
         """Undo :meth:`block_source`."""
-        self._source_op(sock, family, group, source, iface_ip, ifindex, self.IP_UNBLOCK_SOURCE,
-                        self.MCAST_UNBLOCK_SOURCE, "source unblocking")
+        self._source_op(
+            sock,
+            family,
+            group,
+            source,
+            iface_ip,
+            ifindex,
+            self.IP_UNBLOCK_SOURCE,
+            self.MCAST_UNBLOCK_SOURCE,
+            "source unblocking",
+        )
 
     def check_ssm(self, family: int) -> None:
         """Raise if this OS cannot do source-specific multicast for ``family``."""
         opt = self.IP_ADD_SOURCE_MEMBERSHIP if family == socket.AF_INET else self.MCAST_JOIN_SOURCE_GROUP
         if opt is None:
-            raise self.unsupported(f"{'IPv4' if family == socket.AF_INET else 'IPv6'} source-specific multicast")
+            raise self.unsupported(
+                f"{'IPv4' if family == socket.AF_INET else 'IPv6'} source-specific multicast"
+            )
 
     def sources_per_socket(self, family: int) -> int | None:
         """How many sources of one group a single OS socket may hold, if limited."""
         return self.IPV4_SOURCES_PER_SOCKET if family == socket.AF_INET else self.IPV6_SOURCES_PER_SOCKET
 
-    def recv_packet(self, sock: socket.socket, bufsize: int) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
+    def recv_packet(
+        self, sock: socket.socket, bufsize: int
+    ) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
         """Receive one datagram: (payload, sender, truncated)."""
         data, _anc, msg_flags, addr = sock.recvmsg(bufsize)
         return data, addr, bool(msg_flags & socket.MSG_TRUNC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 from pathlib import Path
@@ -48,17 +49,18 @@ class LinuxMulticast(OsMulticast):
     def set_multicast_if(self, sock: socket.socket, family: int, iface_ip: str, ifindex: int) -> None:
         if family == socket.AF_INET:
             # ip_mreqn with the index picks the right interface even when addresses are shared.
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, st.ip_mreqn("0.0.0.0", iface_ip, ifindex))
+            sock.setsockopt(
+                socket.IPPROTO_IP, socket.IP_MULTICAST_IF, st.ip_mreqn("0.0.0.0", iface_ip, ifindex)
+            )
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
 
     def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> None:
         # Without this a socket also gets its group arriving on other interfaces whenever any
         # other socket on the host joined it there (IPv6 even with IPV6_MULTICAST_ALL=0).
-        try:
+        # Kernels before 5.7 need CAP_NET_RAW for it; IPv4 then stays isolated by IP_MULTICAST_ALL=0.
+        with contextlib.suppress(PermissionError):
             sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface_name.encode())
-        except PermissionError:
-            pass  # kernels before 5.7 need CAP_NET_RAW; IPv4 stays isolated by IP_MULTICAST_ALL=0
 
     def iface_flags(self, name: str) -> dict[str, bool] | None:
         try:

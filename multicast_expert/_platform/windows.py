@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import socket
+import sys
 
 from . import _structs as st
 from ._base import OsMulticast
@@ -29,7 +30,9 @@ class WindowsMulticast(OsMulticast):
 
     def iface_index(self, name: str) -> int:
         # netifaces names adapters by GUID; GetAdapterIndex wants the \DEVICE\TCPIP_ prefix.
-        windll = getattr(ctypes, "WinDLL")
+        if sys.platform != "win32":
+            raise OSError(f"GetAdapterIndex({name!r}) exists only on Windows")
+        windll = ctypes.WinDLL
         get_adapter_index = windll("iphlpapi").GetAdapterIndex
         index = ctypes.c_ulong()
         ret = get_adapter_index(ctypes.c_wchar_p("\\DEVICE\\TCPIP_" + name), ctypes.byref(index))
@@ -46,7 +49,9 @@ class WindowsMulticast(OsMulticast):
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
 
-    def recv_packet(self, sock: socket.socket, bufsize: int) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
+    def recv_packet(
+        self, sock: socket.socket, bufsize: int
+    ) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
         # Winsock has no recvmsg() in Python; a too-small buffer fails with WSAEMSGSIZE.
         try:
             data, addr = sock.recvfrom(bufsize)

@@ -1,0 +1,246 @@
+"""Windows and macOS paths, checked on any host by recording every socket call and its bytes.
+
+The socket classes are run unchanged with the per-OS layer swapped and ``socket.socket`` replaced
+by a recorder, so these tests also show that the classes themselves have no platform branches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+import multicast_expert as me
+from multicast_expert import _platform, rx_socket, tx_socket
+from multicast_expert._platform import darwin, linux, windows
+
+V4, V6 = socket.AF_INET, socket.AF_INET6
+IPPROTO_IP, IPPROTO_IPV6, SOL_SOCKET = socket.IPPROTO_IP, socket.IPPROTO_IPV6, socket.SOL_SOCKET
+
+
+class Recorder:
+    """Stands in for socket.socket; logs calls into a shared list."""
+
+    log: ClassVar[list[tuple[Any, ...]]] = []
+    _next_fd = 1000
+
+    def __init__(self, family: int, kind: int) -> None:
+        Recorder._next_fd += 1
+        self._fd = Recorder._next_fd
+        self.log.append(("socket", family, kind))
+
+    def setsockopt(self, level: int, opt: int, value: Any) -> None:
+        self.log.append(("setsockopt", level, opt, value))
+
+    def bind(self, addr: Any) -> None:
+        self.log.append(("bind", addr))
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def settimeout(self, t: Any) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        self.log.append(("close",))
+
+
+class NullPoller:
+    def register(self, fd: int) -> None: ...
+    def unregister(self, fd: int) -> None: ...
+    def close(self) -> None: ...
+    def fileno(self) -> int:
+        return -1
+
+
+ETH = me.IfaceInfo(
+    "eth7",
+    7,
+    "02:00:00:00:00:07",
+    (ipaddress.IPv4Interface("198.18.7.1/24"),),
+    (ipaddress.IPv6Interface("2001:db8:7::1/64"),),
+)
+
+
+@pytest.fixture
+def record(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    Recorder.log = []
+
+    def use(ops: _platform.OsMulticast) -> list[tuple[Any, ...]]:
+        for mod in (rx_socket, tx_socket, me._common):
+            monkeypatch.setattr(mod, "OPS", ops)
+        monkeypatch.setattr(rx_socket, "make_poller", NullPoller)
+        monkeypatch.setattr(socket, "socket", Recorder)
+        return Recorder.log
+
+    yield use
+
+
+def calls(log: list[tuple[Any, ...]], kind: str) -> list[tuple[Any, ...]]:
+    return [c for c in log if c[0] == kind]
+
+
+def test_platform_chosen_from_sys_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert type(_platform.select_os("win32")) is windows.WindowsMulticast
+    assert type(_platform.select_os("darwin")) is darwin.DarwinMulticast
+    assert type(_platform.select_os("linux")) is linux.LinuxMulticast
+    import importlib
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    reloaded = importlib.reload(_platform)
+    try:
+        assert reloaded.OPS.name == "Windows"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(_platform)
+
+
+def test_windows_rx_ipv4_binds_interface_and_uses_ip_mreq(record: Any) -> None:
+    log = record(windows.WindowsMulticast())
+    with me.McastRxSocket(V4, ["239.1.2.3"], 5000, iface=ETH):
+        pass
+    assert calls(log, "bind") == [("bind", ("198.18.7.1", 5000))]
+    sets = calls(log, "setsockopt")
+    assert ("setsockopt", SOL_SOCKET, socket.SO_REUSEADDR, 1) in sets
+    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0) in sets  # receiver-side loop
+    join = [c for c in sets if c[2] == socket.IP_ADD_MEMBERSHIP]
+    assert join == [
+        ("setsockopt", IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, bytes([239, 1, 2, 3, 198, 18, 7, 1]))
+    ]
+
+
+def test_windows_ssm_ipv4_struct_order_and_option(record: Any) -> None:
+    log = record(windows.WindowsMulticast())
+    with me.McastRxSocket(V4, ["232.1.1.1"], 5000, iface=ETH, source_ips=["198.18.7.9"]):
+        pass
+    ssm = [c for c in calls(log, "setsockopt") if c[2] == 15]
+    # ip_mreq_source on Windows: imr_multiaddr, imr_sourceaddr, imr_interface
+    assert ssm == [("setsockopt", IPPROTO_IP, 15, bytes([232, 1, 1, 1, 198, 18, 7, 9, 198, 18, 7, 1]))]
+
+
+def test_windows_and_macos_reject_ipv6_ssm_naming_the_platform(record: Any) -> None:
+    for ops, name in ((windows.WindowsMulticast(), "Windows"), (darwin.DarwinMulticast(), "macOS")):
+        record(ops)
+        with pytest.raises(me.MulticastExpertError, match=name):
+            me.McastRxSocket(V6, ["ff35::1"], 5000, iface=ETH, source_ips=["2001:db8::9"])
+
+
+def test_windows_tx_ipv4_and_ipv6(record: Any) -> None:
+    log = record(windows.WindowsMulticast())
+    with me.McastTxSocket(V4, ["239.1.2.3"], ETH, ttl=5):
+        pass
+    assert calls(log, "bind") == [("bind", ("198.18.7.1", 0))]
+    assert calls(log, "setsockopt") == [
+        ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_IF, bytes([198, 18, 7, 1])),
+        ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_TTL, 5),
+        ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1),
+    ]
+    log.clear()
+    with me.McastTxSocket(V6, ["ff15::1"], ETH):
+        pass
+    assert calls(log, "bind") == [("bind", ("2001:db8:7::1", 0, 0, 7))]
+    assert calls(log, "setsockopt")[0] == ("setsockopt", IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, 7)
+
+
+def test_windows_rx_ipv6(record: Any) -> None:
+    log = record(windows.WindowsMulticast())
+    with me.McastRxSocket(V6, ["ff15::5"], 5001, iface=ETH, enable_external_loopback=True):
+        pass
+    assert calls(log, "bind") == [("bind", ("2001:db8:7::1", 5001, 0, 7))]
+    sets = calls(log, "setsockopt")
+    assert ("setsockopt", IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1) in sets
+    mreq = socket.inet_pton(V6, "ff15::5") + struct.pack("<I", 7)
+    assert ("setsockopt", IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq) in sets
+
+
+def test_macos_rx_ipv4(record: Any) -> None:
+    log = record(darwin.DarwinMulticast())
+    with me.McastRxSocket(V4, ["239.9.9.9"], 6000, iface=ETH, source_ips=["198.18.7.2"]):
+        pass
+    assert calls(log, "bind") == [("bind", ("239.9.9.9", 6000))]
+    sets = calls(log, "setsockopt")
+    assert sets[:3] == [
+        ("setsockopt", SOL_SOCKET, socket.SO_REUSEADDR, 1),
+        ("setsockopt", SOL_SOCKET, socket.SO_REUSEPORT, 1),
+        ("setsockopt", IPPROTO_IP, darwin.IP_BOUND_IF, 7),
+    ]
+    # IP_ADD_SOURCE_MEMBERSHIP is 70 on macOS; ip_mreq_source is (group, source, interface)
+    assert sets[3] == ("setsockopt", IPPROTO_IP, 70, bytes([239, 9, 9, 9, 198, 18, 7, 2, 198, 18, 7, 1]))
+
+
+def test_macos_tx_loopback_only_on_loopback_interface(record: Any) -> None:
+    log = record(darwin.DarwinMulticast())
+    lo = me.IfaceInfo("lo0", 1, None, (ipaddress.IPv4Interface("127.0.0.1/8"),), ())
+    with me.McastTxSocket(V4, ["239.1.1.1"], lo):
+        pass
+    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1) in log
+    log.clear()
+    with me.McastTxSocket(V4, ["239.1.1.1"], ETH):
+        pass
+    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0) in log
+    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_IF, bytes([198, 18, 7, 1])) in log
+
+
+def test_linux_calls_recorded(record: Any) -> None:
+    log = record(linux.LinuxMulticast())
+    with me.McastRxSocket(V6, ["ff02::1:3"], 7000, iface=ETH, source_ips=["2001:db8:7::2"]):
+        pass
+    assert calls(log, "bind") == [("bind", ("ff02::1:3", 7000, 0, 7))]
+    sets = calls(log, "setsockopt")
+    assert ("setsockopt", SOL_SOCKET, linux.SO_BINDTODEVICE, b"eth7") in sets
+    assert ("setsockopt", IPPROTO_IPV6, 29, 0) in sets  # IPV6_MULTICAST_ALL off
+    gsr = [c for c in sets if c[2] == 46]
+    assert len(gsr) == 1
+    raw = gsr[0][3]
+    assert len(raw) == 264
+    assert raw[:8] == struct.pack("=I4x", 7)
+    assert raw[8:12] == struct.pack("=HH", V6, 0)
+    assert raw[16:32] == socket.inet_pton(V6, "ff02::1:3")
+    assert raw[136:140] == struct.pack("=HH", V6, 0)
+    assert raw[144:160] == socket.inet_pton(V6, "2001:db8:7::2")
+    assert raw[160:] == b"\0" * (264 - 160)
+
+
+def test_linux_ipv4_structs(record: Any) -> None:
+    log = record(linux.LinuxMulticast())
+    with me.McastTxSocket(V4, ["239.1.1.1"], ETH):
+        pass
+    mreqn = bytes([0, 0, 0, 0, 198, 18, 7, 1]) + struct.pack("=i", 7)
+    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn) in log
+    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0) in log
+    log.clear()
+    with me.McastRxSocket(V4, ["232.0.0.9"], 7000, iface=ETH, source_ips=["198.18.7.2"]):
+        pass
+    # Linux ip_mreq_source: group, interface, source; IP_ADD_SOURCE_MEMBERSHIP = 39
+    assert ("setsockopt", IPPROTO_IP, 39, bytes([232, 0, 0, 9, 198, 18, 7, 1, 198, 18, 7, 2])) in log
+    assert ("setsockopt", IPPROTO_IP, 49, 0) in log  # IP_MULTICAST_ALL off
+
+
+def test_linux_spreads_sources_over_sockets(record: Any) -> None:
+    log = record(linux.LinuxMulticast())
+    sources = [f"198.18.7.{i}" for i in range(10, 35)]  # 25 sources, 10 per socket
+    with me.McastRxSocket(V4, ["232.0.0.10"], 7000, iface=ETH, source_ips=sources) as rx:
+        assert len(rx.filenos()) == 3
+    assert len(calls(log, "socket")) == 3
+    assert len([c for c in log if c[0] == "setsockopt" and c[2] == 39]) == 25
+    assert len(calls(log, "close")) == 3
+
+
+def test_legacy_struct_builders() -> None:
+    from multicast_expert import os_multicast
+
+    info = os_multicast.IfaceInfo("198.18.7.1", "eth7", 7)
+    assert os_multicast.make_ip_mreqn_struct("239.1.2.3", info) == bytes(
+        [239, 1, 2, 3, 198, 18, 7, 1]
+    ) + struct.pack("=i", 7)
+    assert os_multicast.make_ipv6_mreq_struct("ff02::1", info) == socket.inet_pton(
+        V6, "ff02::1"
+    ) + struct.pack("=I", 7)
