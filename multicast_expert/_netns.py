@@ -43,6 +43,8 @@ def enter_private_netns(argv: list[str] | None = None) -> None:
     is given, the process re-executes itself under ``unshare -rn``. Raises NetnsError if neither
     works. Afterwards ``lo`` is up and :func:`in_private_netns` is true.
     """
+    if os.environ.get(MARKER_ENV) == "reexec":
+        finish_reexec()
     if os.environ.get(MARKER_ENV) == _netns_id():
         return
     if sys.platform != "linux":
@@ -74,7 +76,7 @@ def in_private_netns() -> bool:
     """True only in a namespace this module made (and which holds no interface but ours)."""
     if os.environ.get(MARKER_ENV) != _netns_id():
         return False
-    return all(n == "lo" or n.startswith("mxv") for n in _links())
+    return all(n == "lo" or n.startswith("mx") for n in _links())
 
 
 def _links() -> list[str]:
@@ -125,14 +127,18 @@ class Peer:
     addresses ``198.18.N.1`` / ``2001:db8:N::1`` (here) and ``.2`` / ``::2`` (there).
     """
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, bridge: str | None = None) -> None:
         self.n = n
-        self.host_if = f"mxv{n}h"
-        self.peer_if = f"mxv{n}p"
+        kind = "b" if bridge is not None else "v"
+        self.host_if = f"mx{kind}{n}h"
+        self.peer_if = f"mx{kind}{n}p"
         self.host_ip4 = f"198.18.{n}.1"
         self.peer_ip4 = f"198.18.{n}.2"
         self.host_ip6 = f"2001:db8:{n}::1"
         self.peer_ip6 = f"2001:db8:{n}::2"
+        if bridge is not None:  # one shared link: peers share a subnet, the host side has no address
+            self.peer_ip4 = f"198.18.0.{n + 1}"
+            self.peer_ip6 = f"2001:db8::{n + 1}"
         self._proc = subprocess.Popen(
             ["unshare", "-n", "sh", "-c", "echo ready; exec sleep 100000"],
             stdout=subprocess.PIPE,
@@ -157,11 +163,14 @@ class Peer:
             ip("link", "set", "lo", "up", ns_pid=self.pid)
             ip("link", "set", self.peer_if, "up", ns_pid=self.pid)
             ip("link", "set", self.host_if, "up")
-            self.add_addresses(self.host_if, self.host_ip4, self.host_ip6)
+            if bridge is None:
+                self.add_addresses(self.host_if, self.host_ip4, self.host_ip6)
+                wait_for_mcast_route(self.host_if)
+            else:
+                ip("link", "set", self.host_if, "master", bridge)
             self.add_addresses(self.peer_if, self.peer_ip4, self.peer_ip6, ns_pid=self.pid)
             ip("route", "add", "default", "dev", self.peer_if, ns_pid=self.pid)
             ip("-6", "route", "add", "default", "dev", self.peer_if, ns_pid=self.pid)
-            wait_for_mcast_route(self.host_if)
             wait_for_mcast_route(self.peer_if, ns_pid=self.pid)
         except BaseException:
             self.close()
@@ -172,6 +181,10 @@ class Peer:
         """Add an IPv4 /24 and an IPv6 /64 (no duplicate-address wait) to ``dev``."""
         ip("addr", "add", f"{ip4}/24", "dev", dev, ns_pid=ns_pid)
         ip("-6", "addr", "add", f"{ip6}/64", "dev", dev, "nodad", ns_pid=ns_pid)
+
+    def command(self, *argv: str) -> list[str]:
+        """The argv that runs ``argv`` inside this peer namespace."""
+        return ["nsenter", "-t", str(self.pid), "-n", *argv]
 
     def run(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on a thread inside the peer namespace (its sockets belong to the peer)."""
@@ -227,3 +240,26 @@ def peers(count: int) -> Iterator[list[Peer]]:
     finally:
         for p in made:
             p.close()
+
+
+@contextlib.contextmanager
+def bridged_peers(count: int) -> Iterator[list[Peer]]:
+    """``count`` peers on one Ethernet segment (a bridge in this namespace), closed on exit.
+
+    Peer N has ``198.18.0.N+1/24`` and ``2001:db8::N+1/64``; multicast between them crosses the bridge.
+    """
+    bridge = "mxbr0"
+    ip("link", "add", bridge, "type", "bridge", "mcast_snooping", "0")
+    ip("link", "set", bridge, "up")
+    made: list[Peer] = []
+    try:
+        for n in range(1, count + 1):
+            made.append(Peer(n, bridge=bridge))
+        for p in made:
+            wait_for_mcast_route(p.peer_if, ns_pid=p.pid)
+        yield made
+    finally:
+        for p in made:
+            p.close()
+        with contextlib.suppress(NetnsError):
+            ip("link", "del", bridge)

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -67,7 +67,7 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive(kind: type[int] | type[float]) -> object:
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -89,6 +89,11 @@ def _ifaces(specs: Sequence[str] | None) -> list[IfaceInfo] | None:
         raise UsageError(str(exc)) from None
 
 
+def _endpoint(addr: tuple[object, ...]) -> str:
+    host = str(addr[0])
+    return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+
+
 def _iface_name(index: int, cache: dict[int, str]) -> str:
     if index not in cache:
         try:
@@ -103,39 +108,40 @@ def cmd_ifaces(args: argparse.Namespace, out: TextIO) -> int:
     ifaces = rescan_interfaces()
     d4 = get_default_gateway_iface(socket.AF_INET, ifaces=ifaces)
     d6 = get_default_gateway_iface(socket.AF_INET6, ifaces=ifaces)
-    rows = []
+    rows: list[dict[str, object]] = []
+    lines = [f"{'NAME':<16} {'IDX':>4} {'UP':<4} {'MCAST':<6} {'DEFAULT':<10} ADDRESSES"]
     for i in ifaces:
         flags = _platform.OPS.iface_flags(i.machine_name) or {}
         default = [v for v, d in (("IPv4", d4), ("IPv6", d6)) if d is not None and d.index == i.index]
+        ip4 = [str(a) for a in i.ip4_addrs]
+        ip6 = [str(a) for a in i.ip6_addrs]
+        up, mcast = flags.get("up"), flags.get("multicast")
         rows.append(
             {
                 "name": i.machine_name,
                 "index": i.index,
-                "up": flags.get("up"),
-                "multicast": flags.get("multicast"),
+                "up": up,
+                "multicast": mcast,
                 "mac": i.link_layer_address,
-                "ipv4": [str(a) for a in i.ip4_addrs],
-                "ipv6": [str(a) for a in i.ip6_addrs],
+                "ipv4": ip4,
+                "ipv6": ip6,
                 "default_route": default,
             }
+        )
+        lines.append(
+            f"{i.machine_name:<16} {i.index:>4} {_yes_no(up):<4} {_yes_no(mcast):<6} "
+            f"{'+'.join(default) or '-':<10} {', '.join(ip4 + ip6) or '-'}"
         )
     if args.json:
         json.dump(rows, out, indent=2)
         out.write("\n")
-        return EXIT_OK
-
-    def yn(v: bool | None) -> str:
-        return "?" if v is None else ("yes" if v else "no")
-
-    out.write(f"{'NAME':<16} {'IDX':>4} {'UP':<4} {'MCAST':<6} {'DEFAULT':<10} ADDRESSES\n")
-    for r in rows:
-        addrs = ", ".join(r["ipv4"] + r["ipv6"]) or "-"  # type: ignore[operator]
-        default = "+".join(r["default_route"]) or "-"  # type: ignore[arg-type]
-        out.write(
-            f"{r['name']:<16} {r['index']:>4} {yn(r['up']):<4} {yn(r['multicast']):<6} "  # type: ignore[arg-type]
-            f"{default:<10} {addrs}\n"
-        )
+    else:
+        out.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _yes_no(v: bool | None) -> str:
+    return "?" if v is None else ("yes" if v else "no")
 
 
 # ---- listen -------------------------------------------------------------------------------------
@@ -186,9 +192,19 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
     stats = _Stats()
     names: dict[int, str] = {}
+    try:
+        rx.open()
+    except (MulticastExpertError, OSError) as exc:
+        sys.stderr.write(f"multicast-expert: cannot listen: {exc}\n")
+        return EXIT_PROBLEM
+    sys.stderr.write(
+        f"listening on {', '.join(args.groups)} port {args.port} via "
+        f"{', '.join(i.machine_name for i in rx.network_interfaces)}\n"
+    )
+    sys.stderr.flush()
     start = last_packet = last_report = time.monotonic()
     try:
-        with rx:
+        with contextlib.closing(rx):
             while args.count is None or stats.packets < args.count:
                 p = rx.recv_packet()
                 now = time.monotonic()
@@ -227,7 +243,7 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
                         time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
                     )
                     out.write(
-                        f"{stamp} {p.src[0]}:{p.src[1]} -> {p.group} on {iface} "
+                        f"{stamp} {_endpoint(p.src)} -> {p.group} on {iface} "
                         f"{len(p.payload)} B{' (truncated)' if p.truncated else ''}: "
                         f"{_preview(p.payload, args.hex)}\n"
                     )
@@ -516,9 +532,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             ):
                 message = f"hello {name} multicast".encode()
                 tx.sendto(message, (group, 54321))
-                out.write(
-                    f"{name}: sent {message!r} to {group} port 54321 via {tx.network_interface.machine_name}\n"
-                )
+                via = tx.network_interface.machine_name
+                out.write(f"{name}: sent {message!r} to {group} port 54321 via {via}\n")
                 p = rx.recv_packet()
         except (OSError, MulticastExpertError) as exc:
             out.write(f"{name}: could not run ({exc})\n")
@@ -588,7 +603,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
     out = out or sys.stdout
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # argparse binds the optional MESSAGE before later options are seen; take it from the rest.
+        if (
+            args.command == "send"
+            and args.message is None
+            and len(extra) == 1
+            and not extra[0].startswith("--")
+        ):
+            args.message, extra = extra[0], []
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
         if getattr(args, "count", None) is not None and args.count < 0:
             raise UsageError(f"--count {args.count} must not be negative")
         if getattr(args, "ttl", 1) is not None and not 0 <= getattr(args, "ttl", 1) <= 255:

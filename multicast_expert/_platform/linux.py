@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import socket
+import struct
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,6 +15,7 @@ from . import _structs as st
 from ._base import OsMulticast
 
 SO_BINDTODEVICE = 25  # <asm-generic/socket.h>
+SIOCGIFFLAGS = 0x8913  # <linux/sockios.h>
 IFF_UP = 0x1  # <linux/if.h>
 IFF_MULTICAST = 0x1000
 
@@ -63,10 +66,13 @@ class LinuxMulticast(OsMulticast):
             sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface_name.encode())
 
     def iface_flags(self, name: str) -> dict[str, bool] | None:
+        # SIOCGIFFLAGS asks the caller's own network namespace (/sys/class/net may show another).
         try:
-            flags = int(Path(f"/sys/class/net/{name}/flags").read_text(), 16)
-        except (OSError, ValueError):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                ifreq = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH14x", name.encode()[:15], 0))
+        except OSError:
             return None
+        flags = struct.unpack_from("16sH", ifreq)[1]
         return {"up": bool(flags & IFF_UP), "multicast": bool(flags & IFF_MULTICAST)}
 
     def default_route_iface_name(self, family: int) -> str | None:

@@ -1,0 +1,227 @@
+"""The command-line tool and the examples, driven as a user would, as subprocesses in the namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Net
+
+from multicast_expert import _netns
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "multicast_expert"]
+
+
+def run(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def start_listener(argv: list[str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [*CLI, "listen", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert line.startswith("listening on"), line
+    return proc
+
+
+def test_demo(net: Net) -> None:
+    res = run([*CLI, "demo"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "IPv4: received b'hello IPv4 multicast'" in res.stdout
+    assert "IPv6: received b'hello IPv6 multicast'" in res.stdout
+    assert "Demo finished: multicast works." in res.stdout
+
+
+def test_console_script_installed(net: Net) -> None:
+    script = Path(sys.executable).with_name("multicast-expert")
+    res = run([str(script), "--help"])
+    assert res.returncode == 0
+    assert "doctor" in res.stdout
+
+
+def test_ifaces_json_marks_default_route(net: Net) -> None:
+    res = run([*CLI, "ifaces", "--json"])
+    assert res.returncode == 0
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert rows[net.a.host_if]["default_route"] == ["IPv4", "IPv6"]
+    assert rows[net.a.host_if]["up"] is True and rows[net.a.host_if]["multicast"] is True
+    assert f"{net.b.host_ip4}/24" in rows[net.b.host_if]["ipv4"]
+    text = run([*CLI, "ifaces"]).stdout
+    assert net.a.host_if in text and "IPv4+IPv6" in text
+
+
+def test_send_in_one_namespace_listen_in_another(net: Net, port: int) -> None:
+    listener = start_listener(
+        ["239.20.0.1", "--port", str(port), "--iface", net.a.host_if, "--count", "3", "--json"]
+    )
+    sent = run(
+        net.a.command(
+            *CLI,
+            "send",
+            "239.20.0.1",
+            "--port",
+            str(port),
+            "--iface",
+            net.a.peer_if,
+            "--count",
+            "3",
+            "--seq",
+            "hello",
+        )
+    )
+    assert sent.returncode == 0, sent.stderr
+    out, err = listener.communicate(timeout=10)
+    assert listener.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [bytes.fromhex(r["payload_hex"]) for r in records] == [
+        b"seq=0 hello",
+        b"seq=1 hello",
+        b"seq=2 hello",
+    ]
+    assert {(r["src"], r["group"], r["iface"]) for r in records} == {
+        (net.a.peer_ip4, "239.20.0.1", net.a.host_if)
+    }
+    assert "received 3 packets" in err
+
+
+def test_listen_text_hex_and_stdin_send(net: Net, port: int) -> None:
+    listener = start_listener(
+        ["ff15::20", "--port", str(port), "--iface", net.a.host_if, "--count", "2", "--hex"]
+    )
+    sent = subprocess.run(
+        net.a.command(*CLI, "send", "ff15::20", "--port", str(port), "--iface", net.a.peer_if, "-"),
+        input="line one\nline two\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr
+    out, _ = listener.communicate(timeout=10)
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert "[2001:db8:1::" in lines[0] and "-> ff15::20 on " + net.a.host_if in lines[0]
+    assert b"line one".hex(" ") in lines[0] and b"line two".hex(" ") in lines[1]
+
+
+def test_listen_stats_counts_gaps(net: Net, port: int) -> None:
+    listener = start_listener(
+        ["239.20.0.2", "--port", str(port), "--iface", net.a.host_if, "--stats", "--timeout", "1.5"]
+    )
+    sent = run(
+        net.a.command(
+            *CLI,
+            "send",
+            "239.20.0.2",
+            "--port",
+            str(port),
+            "--iface",
+            net.a.peer_if,
+            "--count",
+            "300",
+            "--interval",
+            "0.005",
+            "--seq",
+            "x",
+        )
+    )
+    assert sent.returncode == 0
+    out, err = listener.communicate(timeout=20)
+    assert "pkt/s" in out
+    assert "received 300 packets" in err and "gaps 0" in err
+
+
+def test_ctrl_c_ends_listen_with_summary(net: Net, port: int) -> None:
+    listener = start_listener(["239.20.0.3", "--port", str(port), "--iface", net.a.host_if])
+    listener.send_signal(signal.SIGINT)
+    _, err = listener.communicate(timeout=10)
+    assert listener.returncode == 0
+    assert "received 0 packets" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["listen", "10.1.2.3", "--port", "5000"], "not a multicast group"),
+        (["listen", "239.1.1.1", "--port", "70000"], "out of range"),
+        (["listen", "239.1.1.1", "--port", "5000", "--iface", "nosuch0"], "nosuch0"),
+        (["send", "239.1.1.1", "--port", "5000", "--iface", "198.19.250.1", "x"], "198.19.250.1"),
+        (["send", "not-an-ip", "--port", "5000"], "not an IP address"),
+        (["send", "239.1.1.1", "--port", "5000", "--ttl", "300"], "--ttl 300"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_one_line_exit_2(net: Net, argv: list[str], needle: str) -> None:
+    res = run([*CLI, *argv])
+    assert res.returncode == 2
+    assert needle in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in res.stderr
+
+
+def test_doctor_finds_planted_problems_and_passes_when_fixed(net: Net) -> None:
+    iface = net.b.host_if
+    healthy = run([*CLI, "doctor", "--iface", iface])
+    assert healthy.returncode == 0, healthy.stdout
+    assert "received it back" in healthy.stdout
+    _netns.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 1)
+    try:
+        strict = run([*CLI, "doctor", "--iface", iface])
+        assert strict.returncode == 1
+        assert "strict reverse-path filtering" in strict.stdout
+        assert f"net.ipv4.conf.{iface}.rp_filter=2" in strict.stdout
+    finally:
+        _netns.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 0)
+    _netns.ip("link", "set", "dev", iface, "multicast", "off")
+    try:
+        noflag = run([*CLI, "doctor", "--iface", iface])
+        assert noflag.returncode == 1
+        assert "MULTICAST flag" in noflag.stdout and f"ip link set dev {iface} multicast on" in noflag.stdout
+    finally:
+        _netns.ip("link", "set", "dev", iface, "multicast", "on")
+    _netns.ip("link", "set", "dev", iface, "down")
+    try:
+        down = run([*CLI, "doctor", "--iface", iface])
+        assert down.returncode == 1 and f"{iface} is down" in down.stdout
+    finally:
+        _netns.ip("link", "set", "dev", iface, "up")
+        _netns.wait_for_mcast_route(iface)
+    again = run([*CLI, "doctor", "--iface", iface, "239.30.0.1"])
+    assert again.returncode == 0, again.stdout
+    assert "239.30.0.1 would leave by" in again.stdout
+
+
+def test_example_sender_receiver_pair(net: Net) -> None:
+    recv = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "receiver.py"), "lo"], stdout=subprocess.PIPE, text=True
+    )
+    assert recv.stdout is not None
+    assert recv.stdout.readline().startswith("listening")
+    sent = run([sys.executable, str(ROOT / "examples" / "sender.py"), "lo"])
+    assert sent.returncode == 0
+    out, _ = recv.communicate(timeout=20)
+    assert recv.returncode == 0
+    assert [line.rsplit(": ", 1)[1] for line in out.splitlines()] == [f"message {i}" for i in range(5)]
+
+
+def test_example_chat_on_bridged_hosts(net: Net) -> None:
+    env = {k: v for k, v in os.environ.items() if k != _netns.MARKER_ENV}
+    res = subprocess.run(
+        ["unshare", "-n", sys.executable, str(ROOT / "examples" / "run_chat_in_namespaces.py"), "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("shared group OK, neighbour") == 3
