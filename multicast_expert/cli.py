@@ -197,13 +197,13 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
     except (MulticastExpertError, OSError) as exc:
         sys.stderr.write(f"multicast-expert: cannot listen: {exc}\n")
         return EXIT_PROBLEM
-    sys.stderr.write(
-        f"listening on {', '.join(args.groups)} port {args.port} via "
-        f"{', '.join(i.machine_name for i in rx.network_interfaces)}\n"
-    )
-    sys.stderr.flush()
     start = last_packet = last_report = time.monotonic()
     try:
+        sys.stderr.write(
+            f"listening on {', '.join(args.groups)} port {args.port} via "
+            f"{', '.join(i.machine_name for i in rx.network_interfaces)}\n"
+        )
+        sys.stderr.flush()
         with contextlib.closing(rx):
             while args.count is None or stats.packets < args.count:
                 p = rx.recv_packet()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import netifaces
 
@@ -31,7 +34,19 @@ class IfaceInfo:
 
     def is_localhost(self) -> bool:
         """True for the loopback interface."""
-        return any(a.ip.is_loopback for a in self.ip4_addrs) or any(a.ip.is_loopback for a in self.ip6_addrs)
+        return bool(self._derived["localhost"])
+
+    @functools.cached_property
+    def _derived(self) -> dict[object, object]:
+        """Values computed once per (immutable) interface record."""
+        v6 = [str(a.ip) for a in sorted(self.ip6_addrs, key=lambda a: a.ip.is_link_local)]
+        return {
+            "localhost": any(a.ip.is_loopback for a in self.ip4_addrs)
+            or any(a.ip.is_loopback for a in self.ip6_addrs),
+            "ip6": v6,
+            socket.AF_INET: str(self.ip4_addrs[0].ip) if self.ip4_addrs else None,
+            socket.AF_INET6: v6[0] if v6 else None,
+        }
 
     def ip_addrs(self, family: int) -> Sequence[ipaddress.IPv4Interface] | Sequence[ipaddress.IPv6Interface]:
         """The addresses of one family (``socket.AF_INET`` or ``socket.AF_INET6``)."""
@@ -39,14 +54,12 @@ class IfaceInfo:
 
     def ip6_strings(self) -> list[str]:
         """IPv6 addresses as strings, global ones first."""
-        return [str(a.ip) for a in sorted(self.ip6_addrs, key=lambda a: a.ip.is_link_local)]
+        return list(cast(list[str], self._derived["ip6"]))
 
     def primary_ip(self, family: int) -> str | None:
         """The address to bind to for ``family``: the first IPv4 one, a global IPv6 one first."""
-        if family == socket.AF_INET:
-            return str(self.ip4_addrs[0].ip) if self.ip4_addrs else None
-        v6 = self.ip6_strings()
-        return v6[0] if v6 else None
+        ip = self._derived.get(family)
+        return ip if isinstance(ip, str) else None
 
     def has_ip(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         """Whether this interface holds ``ip`` (an IPv6 scope on ``ip``, if any, must match)."""
@@ -110,19 +123,29 @@ def _read_interface(name: str) -> IfaceInfo | None:
     return IfaceInfo(name, index, mac or None, tuple(ip4), tuple(ip6))
 
 
+_cache_time = 0.0
+_lookups: dict[object, list[IfaceInfo]] = {}
+#: The interface list used when a socket names no interface is at most this old (seconds).
+DEFAULT_IFACES_MAX_AGE = 1.0
+
+
 def rescan_interfaces() -> tuple[IfaceInfo, ...]:
     """Scan the machine's interfaces now and refresh the cache."""
-    global _cache
+    global _cache, _cache_time, _lookups
     found = tuple(i for i in map(_read_interface, netifaces.interfaces()) if i is not None)
     with _lock:
         _cache = found
+        _cache_time = time.monotonic()
+        _lookups = {}
     return found
 
 
-def cached_interfaces() -> tuple[IfaceInfo, ...]:
-    """The interfaces as last scanned (scanning if nothing has been yet)."""
+def cached_interfaces(max_age: float | None = None) -> tuple[IfaceInfo, ...]:
+    """The interfaces as last scanned; rescans if never scanned or older than ``max_age`` seconds."""
     cache = _cache
-    return cache if cache is not None else rescan_interfaces()
+    if cache is None or (max_age is not None and time.monotonic() - _cache_time > max_age):
+        return rescan_interfaces()
+    return cache
 
 
 def scan_interfaces() -> list[IfaceInfo]:
@@ -164,7 +187,13 @@ def _unknown(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> MulticastExpe
 def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = None) -> IfaceInfo:
     """Resolve one specifier to one interface (see :func:`find_interfaces`)."""
     table = cached_interfaces() if ifaces is None else ifaces
-    found = _match(spec, table)
+    lookups = _lookups
+    cacheable = ifaces is None and not isinstance(spec, IfaceInfo)
+    found = lookups.get(spec) if cacheable else None
+    if found is None:
+        found = _match(spec, table)
+        if cacheable and found:
+            lookups[spec] = found
     if not found and ifaces is None and not isinstance(spec, IfaceInfo):
         table = rescan_interfaces()  # the interface or address may be new since the last scan
         found = _match(spec, table)
@@ -210,8 +239,12 @@ def get_default_gateway_iface(
 
 
 def listenable_interfaces(addr_family: int) -> list[IfaceInfo]:
-    """Every non-loopback interface with an address of ``addr_family`` (rescanned)."""
-    return [i for i in rescan_interfaces() if not i.is_localhost() and i.ip_addrs(addr_family)]
+    """Every non-loopback interface with an address of ``addr_family`` (scan at most 1 s old)."""
+    return [
+        i
+        for i in cached_interfaces(DEFAULT_IFACES_MAX_AGE)
+        if not i.is_localhost() and i.ip_addrs(addr_family)
+    ]
 
 
 __all__ = [

@@ -11,16 +11,16 @@ receives go straight to it.
 from __future__ import annotations
 
 import collections
-import contextlib
 import ipaddress
 import socket
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
-from ._common import apply_sockopt, dedupe, explained, iface_ip, resolve_iface
+from ._common import apply_sockopt, dedupe, explained, resolve_iface
+from ._common import iface_ip as bind_ip
 from ._platform import OPS, Poller, make_poller
 from .interfaces import IfaceInfo, IfaceSpecifier, listenable_interfaces
 from .utils import (
@@ -38,7 +38,6 @@ from .utils import (
     normalize_source_ip,
 )
 
-_T = TypeVar("_T")
 _UNSET: float = -1.0
 
 
@@ -130,7 +129,10 @@ class McastRxSocket:
         self._by_fd: dict[int, _Unit] = {}
         self._ready: collections.deque[_Unit] = collections.deque()
         self._poller: Poller | None = None
+        self._poll: Callable[[float | None], list[tuple[int, int]]] | None = None
         self._single: socket.socket | None = None
+        self._open = False
+        self._iface_ips = [(i, bind_ip(i, family)) for i in self._ifaces]
 
     @staticmethod
     def _pick_interfaces(
@@ -186,12 +188,12 @@ class McastRxSocket:
     @property
     def iface_ips(self) -> list[str]:
         """Address of each interface listened on."""
-        return [iface_ip(i, self.addr_family) for i in self._ifaces]
+        return [bind_ip(i, self.addr_family) for i in self._ifaces]
 
     @property
     def is_opened(self) -> bool:
         """Whether the socket is open."""
-        return self._poller is not None
+        return self._open
 
     @property
     def sockets(self) -> list[socket.socket]:
@@ -214,39 +216,35 @@ class McastRxSocket:
         family = self.addr_family
         per = OPS.sources_per_socket(family) if sources else None
         chunks = [sources[i : i + per] for i in range(0, len(sources), per)] if per else [sources]
+        blocked = self._blocked.get(group, ())
         units: list[_Unit] = []
-        with contextlib.ExitStack() as undo:
-            for iface in self._ifaces:
-                ip = iface_ip(iface, family)
+        where = ""
+        try:
+            for iface, ip in self._iface_ips:
+                loop = self.enable_external_loopback or iface.is_localhost()
                 for chunk in chunks:
-                    action = f"Joining {group} on {iface.machine_name}"
-                    with explained(action, family):
-                        sock = socket.socket(family, socket.SOCK_DGRAM)
-                    undo.callback(sock.close)
-                    with explained(action, family):
-                        OPS.configure_rx(
-                            sock,
-                            family,
-                            group,
-                            iface.machine_name,
-                            ip,
-                            iface.index,
-                            self.port,
-                            self.enable_external_loopback or iface.is_localhost(),
-                        )
-                    with explained(action + (" with sources" if chunk else ""), family):
-                        if chunk:
-                            for src in chunk:
-                                OPS.join_source(sock, family, group, src, ip, iface.index)
-                        else:
-                            OPS.join(sock, family, group, ip, iface.index)
-                        for src in self._blocked.get(group, ()):
-                            OPS.block_source(sock, family, group, src, ip, iface.index)
+                    where = f"Joining {group} on {iface.machine_name}" + (" with sources" if chunk else "")
+                    sock = socket.socket(family, socket.SOCK_DGRAM)
+                    units.append(_Unit(sock, group, iface, chunk))
+                    OPS.configure_rx(
+                        sock, family, group, iface.machine_name, ip, iface.index, self.port, loop
+                    )
+                    if chunk:
+                        for src in chunk:
+                            OPS.join_source(sock, family, group, src, ip, iface.index)
+                    else:
+                        OPS.join(sock, family, group, ip, iface.index)
+                    for src in blocked:
+                        OPS.block_source(sock, family, group, src, ip, iface.index)
                     if self.rcvbuf is not None:
                         self._set_rcvbuf(sock, self.rcvbuf)
-                    sock.setblocking(False)
-                    units.append(_Unit(sock, group, iface, chunk))
-            undo.pop_all()
+        except BaseException as exc:
+            for u in units:
+                u.sock.close()
+            better = OPS.explain_oserror(exc, where, family) if isinstance(exc, OSError) else None
+            if better is not None:
+                raise better from exc
+            raise
         return units
 
     def _set_rcvbuf(self, sock: socket.socket, size: int) -> None:
@@ -257,43 +255,55 @@ class McastRxSocket:
                 f"rcvbuf: asked for {size} bytes, the OS granted {granted} (raise the sysctl "
                 "net.core.rmem_max to allow more)",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         self.granted_rcvbuf = granted
 
     def _add_units(self, group: str, units: list[_Unit]) -> None:
-        assert self._poller is not None
         self._units[group] = units
+        by_fd = self._by_fd
         for u in units:
-            fd = u.sock.fileno()
-            self._by_fd[fd] = u
-            self._poller.register(fd)
-        self._update_fast_path()
+            by_fd[u.sock.fileno()] = u
+            if self._poller is not None:
+                self._poller.register(u.sock.fileno())
+        if len(by_fd) == 1:
+            self._single = units[0].sock
+            if self._timeout is not None:  # a new socket already blocks
+                self._single.settimeout(self._timeout)
+            return
+        if self._single is not None:
+            self._single.setblocking(False)
+            self._single = None
+        for u in units:
+            u.sock.setblocking(False)
 
     def _drop_units(self, group: str) -> None:
         units = self._units.pop(group, [])
         dead = {id(u) for u in units}
-        if any(u.sock is self._single for u in units):
-            self._single = None
         if self._ready:
             self._ready = collections.deque(u for u in self._ready if id(u) not in dead)
         for u in units:
+            if u.sock is self._single:
+                self._single = None
             fd = u.sock.fileno()
             del self._by_fd[fd]
             if self._poller is not None:
                 self._poller.unregister(fd)
             u.sock.close()
-        self._update_fast_path()
-
-    def _update_fast_path(self) -> None:
-        """With exactly one OS socket, receive straight from it using the socket's own timeout."""
-        if self._single is not None:
-            self._single.setblocking(False)
-        self._single = None
-        if len(self._by_fd) == 1:
-            (unit,) = self._by_fd.values()
-            self._single = unit.sock
+        if len(self._by_fd) == 1 and self._single is None:
+            (last,) = self._by_fd.values()
+            self._single = last.sock
             self._single.settimeout(self._timeout)
+
+    def _get_poller(self) -> Poller:
+        """The poller over every OS socket, made on first need."""
+        if self._poller is None:
+            poller = make_poller()
+            for fd in self._by_fd:
+                poller.register(fd)
+            self._poller = poller
+            self._poll = poller.poll
+        return self._poller
 
     def open(self) -> None:
         """Create the OS sockets and join every group on every interface.
@@ -302,9 +312,9 @@ class McastRxSocket:
             MulticastExpertError: already open, or a join failed (the message names the limit or
                 setting at fault). Nothing stays open after a failure.
         """
-        if self._poller is not None:
+        if self._open:
             raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
-        self._poller = make_poller()
+        self._open = True
         try:
             for group, sources in self._groups.items():
                 self._add_units(group, self._open_units(group, sources))
@@ -313,16 +323,18 @@ class McastRxSocket:
             raise
 
     def _close_all(self) -> None:
+        self._open = False
+        self._ready.clear()
         for group in list(self._units):
             self._drop_units(group)
         if self._poller is not None:
             self._poller.close()
         self._poller = None
-        self._ready.clear()
+        self._poll = None
 
     def close(self) -> None:
         """Close every OS socket (leaving every group). Raises if already closed."""
-        if self._poller is None:
+        if not self._open:
             raise MulticastExpertError("Attempt to close an McastRxSocket that is already closed!")
         self._close_all()
 
@@ -342,43 +354,37 @@ class McastRxSocket:
     def _closed(self, what: str) -> MulticastExpertError:
         return MulticastExpertError(f"{what} on a closed McastRxSocket; open it first")
 
-    def _receive(self, op: Callable[[_Unit], _T], what: str) -> _T | None:
-        """Serve ready sockets round-robin; wait on the poller when none is ready."""
-        poller = self._poller
-        if poller is None:
+    def _wait_unit(self, what: str) -> _Unit | None:
+        """Wait for readiness; queue every ready socket once (round-robin); return the first.
+
+        None on timeout. Each poll round serves each ready socket one datagram, so no group
+        starves another.
+        """
+        if not self._open:
             raise self._closed(what)
-        ready = self._ready
-        deadline: float | None = None
+        poll = self._get_poller().poll
+        by_fd = self._by_fd
+        timeout = self._timeout
+        deadline = None if not timeout else time.monotonic() + timeout
         while True:
-            while ready:
-                unit = ready[0]
-                try:
-                    result = op(unit)
-                except (BlockingIOError, InterruptedError):
-                    if ready and ready[0] is unit:
-                        ready.popleft()
-                    continue
-                ready.rotate(-1)
-                return result
-            timeout = self._timeout
-            if timeout:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + timeout
-                timeout = deadline - now
+            events = poll(timeout)
+            if len(events) == 1:
+                unit = by_fd.get(events[0][0])
+                if unit is not None:
+                    return unit
+            elif events:
+                ready = self._ready
+                ready.extend(by_fd[fd] for fd, _ in events if fd in by_fd)
+                if ready:
+                    return ready.popleft()
+            if not self._open:
+                raise self._closed(what)
+            if deadline is not None:
+                timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     return None
-            try:
-                fds = poller.poll(timeout)
-            except (ValueError, OSError):
-                if self._poller is None:
-                    raise self._closed(what) from None
-                raise
-            if not fds and timeout == 0:
+            elif timeout == 0:
                 return None
-            by_fd = self._by_fd
-            ready.extend(by_fd[fd] for fd in fds if fd in by_fd)
-            ready = self._ready
 
     def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address] | None:
         """Receive one datagram: ``(payload, sender address)``, or None on timeout.
@@ -395,10 +401,41 @@ class McastRxSocket:
             except (TimeoutError, BlockingIOError, InterruptedError):
                 return None
             except OSError:
-                if self._poller is None:
+                if not self._open:
                     raise self._closed("recvfrom()") from None
                 raise
-        return self._receive(lambda u: u.sock.recvfrom(bufsize, flags), "recvfrom()")
+        ready = self._ready
+        by_fd = self._by_fd
+        while True:
+            if ready:
+                unit = ready.popleft()
+            else:
+                # Inline wait for the common case; _wait_unit handles the rest.
+                poll = self._poll
+                events = poll(self._timeout) if poll is not None else None
+                if events and len(events) == 1 and (unit := by_fd.get(events[0][0])) is not None:  # type: ignore[assignment]
+                    pass
+                else:
+                    if events:
+                        ready.extend(by_fd[fd] for fd, _ in events if fd in by_fd)
+                        continue
+                    if events is not None and self._timeout is not None:
+                        return None  # the poll timed out
+                    waited = self._wait_unit("recvfrom()")
+                    if waited is None:
+                        return None
+                    unit = waited
+            try:
+                data = unit.sock.recvfrom(bufsize, flags)
+            except (BlockingIOError, InterruptedError):
+                continue  # another thread took it first
+            except OSError:
+                if not self._open:
+                    raise self._closed("recvfrom()") from None
+                raise
+            if not data[0] and not self._open:
+                raise self._closed("recvfrom()")
+            return data
 
     def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes | None:
         """Receive one datagram's payload, or None on timeout."""
@@ -406,23 +443,30 @@ class McastRxSocket:
         return None if got is None else got[0]
 
     def recv_packet(self, bufsize: int = 65535) -> McastPacket | None:
-        """Receive one datagram with its group and arrival interface, or None on timeout."""
+        """Receive one datagram with its group and arrival interface, or None on timeout.
+
+        Raises:
+            MulticastExpertError: the socket is closed.
+        """
         bufsize = check_int_range(bufsize, "bufsize", 1, 2**31 - 1)
-
-        def op(u: _Unit) -> McastPacket:
-            data, src, truncated = OPS.recv_packet(u.sock, bufsize)
-            return McastPacket(data, src, u.group, u.iface.index, truncated)
-
-        if self._single is not None and self._timeout != 0:
-            # Let the fast-path socket's own timeout do the waiting.
-            single = self._single
+        single = self._single
+        if single is not None:
             try:
                 data, src, truncated = OPS.recv_packet(single, bufsize)
             except (TimeoutError, BlockingIOError, InterruptedError):
                 return None
             unit = self._by_fd[single.fileno()]
             return McastPacket(data, src, unit.group, unit.iface.index, truncated)
-        return self._receive(op, "recv_packet()")
+        ready = self._ready
+        while True:
+            u = ready.popleft() if ready else self._wait_unit("recv_packet()")
+            if u is None:
+                return None
+            try:
+                data, src, truncated = OPS.recv_packet(u.sock, bufsize)
+            except (BlockingIOError, InterruptedError):
+                continue
+            return McastPacket(data, src, u.group, u.iface.index, truncated)
 
     def filenos(self) -> list[int]:
         """File descriptors of every OS socket (for select()); empty when closed."""
@@ -433,7 +477,7 @@ class McastRxSocket:
 
         Usable with select() and event loops even when the socket spans thousands of groups.
         """
-        return self._poller.fileno() if self._poller is not None else -1
+        return self._get_poller().fileno() if self._open else -1
 
     def settimeout(self, timeout: float | None) -> None:
         """None blocks, 0 never waits, a positive number waits that many seconds."""
@@ -447,7 +491,7 @@ class McastRxSocket:
 
     # ---- live membership -------------------------------------------------------------------
     def _need_open(self, what: str) -> None:
-        if self._poller is None:
+        if not self._open:
             raise self._closed(what)
 
     def join_group(
@@ -524,7 +568,7 @@ class McastRxSocket:
         family = self.addr_family
         for u in self._units[group]:
             with explained(f"{action} {source} on {group}", family):
-                op(u.sock, family, group, source, iface_ip(u.iface, family), u.iface.index)
+                op(u.sock, family, group, source, bind_ip(u.iface, family), u.iface.index)
 
 
 def _units_of(rx: McastRxSocket) -> Sequence[_Unit]:

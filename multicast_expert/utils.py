@@ -70,6 +70,20 @@ def _check_ip_family(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, addr_fam
 
 def normalize_mcast_ip(mcast_ip: object, addr_family: int) -> str:
     """Validate a multicast group for a family and return its canonical string form."""
+    try:
+        return _normalized_groups[(mcast_ip, addr_family)]
+    except (KeyError, TypeError):
+        pass
+    group = _normalize_mcast_ip(mcast_ip, addr_family)
+    if len(_normalized_groups) < 65536:
+        _normalized_groups[(mcast_ip, addr_family)] = group
+    return group
+
+
+_normalized_groups: dict[tuple[object, int], str] = {}
+
+
+def _normalize_mcast_ip(mcast_ip: object, addr_family: int) -> str:
     ip = parse_ip(mcast_ip, "mcast_ip")
     _check_ip_family(ip, addr_family, "mcast_ip")
     if not ip.is_multicast:

@@ -163,6 +163,7 @@ def test_no_listenable_interfaces(net: Net) -> None:
 
     def body() -> None:
         assert _netns._libc().unshare(_netns.CLONE_NEWNET) == 0
+        me.scan_interfaces()
         try:
             me.McastRxSocket(V4, ["239.6.0.2"], 1234)
         except me.MulticastExpertError as exc:

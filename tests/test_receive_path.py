@@ -10,7 +10,6 @@ import pytest
 from conftest import Net, open_fds, send_from_peer, sender
 
 import multicast_expert as me
-from multicast_expert import _netns
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
 
@@ -74,7 +73,9 @@ def test_fairness_between_two_busy_groups(net: Net, port: int) -> None:
 
 
 @pytest.mark.parametrize("family", [V4, V6])
-def test_interface_isolation_despite_other_socket_on_other_interface(net: Net, port: int, family: int) -> None:
+def test_interface_isolation_despite_other_socket_on_other_interface(
+    net: Net, port: int, family: int
+) -> None:
     group = "239.41.0.1" if family == V4 else "ff15::41:1"
     # Another socket on this host joins the same group on interface b (a plain, careless socket).
     other = socket.socket(family, socket.SOCK_DGRAM)

@@ -1,0 +1,171 @@
+"""Benchmark: multicast_expert against bare Python sockets doing the same work, in one run.
+
+Runs inside its own private network namespace (loopback plus one veth peer for the
+default-interface case). Each case alternates library and bare repetitions and reports the median
+of the per-repetition time ratios (library / bare): 1.00 means bare-socket speed.
+
+Usage: python benchmarks/bench.py [--reps N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import multicast_expert as me
+from multicast_expert import _netns
+
+V4 = socket.AF_INET
+LO = "127.0.0.1"
+PORT = 47000
+
+
+def bare_rx(group: str, port: int, iface_ip: str) -> socket.socket:
+    s = socket.socket(V4, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((group, port))
+    s.setsockopt(
+        socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(group) + socket.inet_aton(iface_ip)
+    )
+    return s
+
+
+def bare_tx(iface_ip: str) -> socket.socket:
+    s = socket.socket(V4, socket.SOCK_DGRAM)
+    s.bind((iface_ip, 0))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(iface_ip))
+    return s
+
+
+def timed(fn: Callable[[int], None], n: int) -> float:
+    t0 = time.perf_counter()
+    fn(n)
+    return time.perf_counter() - t0
+
+
+def compare(
+    lib: Callable[[int], None], bare: Callable[[int], None], n: int, reps: int
+) -> tuple[float, float, float]:
+    lib(max(1, n // 10))  # warm up
+    bare(max(1, n // 10))
+    ratios, lib_t, bare_t = [], [], []
+    for _ in range(reps):
+        a = timed(lib, n)
+        b = timed(bare, n)
+        lib_t.append(a)
+        bare_t.append(b)
+        ratios.append(a / b)
+    return statistics.median(ratios), statistics.median(lib_t) / n * 1e6, statistics.median(bare_t) / n * 1e6
+
+
+def case_pingpong(groups_count: int, n: int, reps: int) -> tuple[float, float, float]:
+    groups = [f"239.77.{i // 250}.{i % 250 + 1}" for i in range(groups_count)]
+    port = PORT + groups_count
+    with me.McastRxSocket(V4, groups, port, iface_ip=LO) as rx, me.McastTxSocket(V4, groups, LO) as tx:
+        bare_socks = [bare_rx(g, port + 1, LO) for g in groups]
+        btx = bare_tx(LO)
+        addrs = [(g, port) for g in groups]
+        baddrs = [(g, port + 1) for g in groups]
+        k = len(groups)
+
+        def lib(count: int) -> None:
+            send, recv = tx.sendto, rx.recvfrom
+            for i in range(count):
+                send(b"ping", addrs[i % k])
+                recv()
+
+        def bare(count: int) -> None:
+            send = btx.sendto
+            for i in range(count):
+                send(b"ping", baddrs[i % k])
+                bare_socks[i % k].recvfrom(4096)
+
+        try:
+            return compare(lib, bare, n, reps)
+        finally:
+            for s in [*bare_socks, btx]:
+                s.close()
+
+
+def case_sendto(n: int, reps: int) -> tuple[float, float, float]:
+    with me.McastTxSocket(V4, ["239.78.0.1"], LO) as tx, bare_tx(LO) as btx:
+        addr = ("239.78.0.1", PORT)
+
+        def lib(count: int) -> None:
+            send = tx.sendto
+            for _ in range(count):
+                send(b"x", addr)
+
+        def bare(count: int) -> None:
+            send = btx.sendto
+            for _ in range(count):
+                send(b"x", addr)
+
+        return compare(lib, bare, n, reps)
+
+
+def case_open_close(n: int, reps: int, default: bool) -> tuple[float, float, float]:
+    group = "239.79.0.1"
+    ifaces = [i for i in me.scan_interfaces() if not i.is_localhost() and i.ip4_addrs] if default else []
+    iface_ips = [str(i.ip4_addrs[0].ip) for i in ifaces] if default else [LO]
+
+    def lib(count: int) -> None:
+        for _ in range(count):
+            rx = me.McastRxSocket(V4, [group], PORT, iface_ip=None if default else LO)
+            rx.open()
+            rx.close()
+
+    def bare(count: int) -> None:
+        for _ in range(count):
+            socks = [bare_rx(group, PORT + 1, ip) for ip in iface_ips]
+            for s in socks:
+                s.close()
+
+    return compare(lib, bare, n, reps)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--reps", type=int, default=15)
+    p.add_argument("--quick", action="store_true", help="fewer iterations (for CI smoke runs)")
+    args = p.parse_args()
+    _netns.enter_private_netns([str(Path(__file__).resolve()), *sys.argv[1:]])
+    scale = 10 if args.quick else 1
+    reps = max(3, args.reps // (3 if args.quick else 1))
+    with _netns.peers(2):
+        me.scan_interfaces()
+        cases: list[tuple[str, float, Callable[[], tuple[float, float, float]]]] = [
+            ("ping-pong, 1 group", 1.15, lambda: case_pingpong(1, 20000 // scale, reps)),
+            ("ping-pong, 16 groups", 1.25, lambda: case_pingpong(16, 20000 // scale, reps)),
+            ("ping-pong, 200 groups", 1.35, lambda: case_pingpong(200, 20000 // scale, reps)),
+            ("McastTxSocket.sendto alone", 1.08, lambda: case_sendto(50000 // scale, reps)),
+            (
+                "open+close, explicit interface",
+                3.0,
+                lambda: case_open_close(1000 // scale, reps, default=False),
+            ),
+            (
+                "open+close, default interfaces",
+                5.0,
+                lambda: case_open_close(1000 // scale, reps, default=True),
+            ),
+        ]
+        print(f"{'case':<34} {'lib us/op':>10} {'bare us/op':>10} {'ratio':>7} {'target':>7}  verdict")
+        for name, target, run in cases:
+            ratio, lib_us, bare_us = run()
+            ok = ratio <= target
+            verdict = "ok" if ok else "MISSED"
+            print(f"{name:<34} {lib_us:>10.2f} {bare_us:>10.2f} {ratio:>6.2f}x {target:>6.2f}x  {verdict}")
+    print(f"median of {reps} interleaved repetitions per case; ratio = library time / bare-socket time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
