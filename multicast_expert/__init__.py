@@ -6,6 +6,8 @@ from . import os_multicast as os_multicast
 from . import rx_socket as rx_socket
 from . import tx_socket as tx_socket
 from . import utils as utils
+from .aio import AsyncMcastRxSocket as AsyncMcastRxSocket
+from .aio import AsyncMcastTxSocket as AsyncMcastTxSocket
 from .interfaces import IfaceInfo as IfaceInfo
 from .interfaces import IfaceSpecifier as IfaceSpecifier
 from .interfaces import find_interfaces as find_interfaces
@@ -30,6 +32,8 @@ __version__ = "2.0.0"
 __all__ = [
     "LOCALHOST_IPV4",
     "LOCALHOST_IPV6",
+    "AsyncMcastRxSocket",
+    "AsyncMcastTxSocket",
     "IPv4Or6Address",
     "IfaceInfo",
     "IfaceSpecifier",

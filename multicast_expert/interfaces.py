@@ -39,7 +39,10 @@ class IfaceInfo:
     @functools.cached_property
     def _derived(self) -> dict[object, object]:
         """Values computed once per (immutable) interface record."""
-        v6 = [str(a.ip) for a in sorted(self.ip6_addrs, key=lambda a: a.ip.is_link_local)]
+        v6 = [
+            f"{str(a.ip).split('%')[0]}%{self.machine_name}" if a.ip.is_link_local else str(a.ip)
+            for a in sorted(self.ip6_addrs, key=lambda a: a.ip.is_link_local)
+        ]
         return {
             "localhost": any(a.ip.is_loopback for a in self.ip4_addrs)
             or any(a.ip.is_loopback for a in self.ip6_addrs),
@@ -70,7 +73,7 @@ class IfaceInfo:
         for a in self.ip6_addrs:
             if ipaddress.IPv6Address(str(a.ip).split("%")[0]) == bare and ip.scope_id in (
                 None,
-                a.ip.scope_id,
+                self.machine_name,
                 str(self.index),
             ):
                 return True

@@ -304,7 +304,9 @@ class Poller:
         self._sel.unregister(fd)
 
     def fileno(self) -> int:
-        return self._sel.fileno()
+        """A descriptor readable when any registered one is, or -1 where the OS has none."""
+        fileno = getattr(self._sel, "fileno", None)
+        return int(fileno()) if fileno is not None else -1
 
     def close(self) -> None:
         self._sel.close()

@@ -1,0 +1,175 @@
+"""asyncio versions of the sockets: receives wait without blocking the event loop.
+
+They need an event loop with ``add_reader`` (the default on Linux and macOS; on Windows use
+``asyncio.SelectorEventLoop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .rx_socket import McastPacket, McastRxSocket
+from .tx_socket import McastTxSocket
+from .utils import IPv4Or6Address, MulticastExpertError
+
+_T = TypeVar("_T")
+
+
+class AsyncMcastRxSocket:
+    """McastRxSocket for asyncio: same constructor arguments; receives are coroutines.
+
+    ``recvfrom()``, ``recv()`` and ``recv_packet()`` wait as long as it takes (wrap them in
+    ``asyncio.wait_for`` for a deadline) and never return None. Cancelling a waiting receive
+    loses no datagram: data is only taken off the socket by a receive that then returns it.
+    Any number of tasks may wait on one socket, and one loop may serve many sockets.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("blocking", None)
+        kwargs["timeout"] = 0
+        self._rx = McastRxSocket(*args, **kwargs)
+        self._waiters: list[asyncio.Future[None]] = []
+        self._watching: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def sync_socket(self) -> McastRxSocket:
+        """The underlying (non-blocking) McastRxSocket, for its properties and live membership."""
+        return self._rx
+
+    def open(self) -> None:
+        """Open the underlying socket (see McastRxSocket.open)."""
+        self._rx.open()
+
+    def close(self) -> None:
+        """Close it; tasks waiting on it get MulticastExpertError."""
+        self._unwatch()
+        self._rx.close()
+        for w in self._waiters:
+            if not w.done():
+                w.set_exception(MulticastExpertError("The AsyncMcastRxSocket was closed while receiving"))
+        self._waiters.clear()
+
+    async def __aenter__(self) -> AsyncMcastRxSocket:
+        self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _unwatch(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            for fd in self._watching:
+                self._loop.remove_reader(fd)
+        self._watching = []
+
+    def _on_readable(self) -> None:
+        self._unwatch()
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def _receive(self, attempt: Callable[[], _T | None]) -> _T:
+        while True:
+            got = attempt()  # raises MulticastExpertError once closed
+            if got is not None:
+                return got
+            loop = asyncio.get_running_loop()
+            if not self._watching:
+                self._loop = loop
+                fd = self._rx.fileno()
+                self._watching = [fd] if fd >= 0 else self._rx.filenos()
+                for w in self._watching:
+                    loop.add_reader(w, self._on_readable)
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                if not self._waiters:
+                    self._unwatch()
+
+    async def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address]:
+        """Wait for one datagram: ``(payload, sender address)``."""
+        return await self._receive(lambda: self._rx.recvfrom(bufsize, flags))
+
+    async def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes:
+        """Wait for one datagram's payload."""
+        return (await self.recvfrom(bufsize, flags))[0]
+
+    async def recv_packet(self, bufsize: int = 65535) -> McastPacket:
+        """Wait for one datagram with its group and arrival interface."""
+        return await self._receive(lambda: self._rx.recv_packet(bufsize))
+
+    def filenos(self) -> list[int]:
+        """Descriptors of the underlying OS sockets."""
+        return self._rx.filenos()
+
+
+class AsyncMcastTxSocket:
+    """McastTxSocket for asyncio: same constructor arguments; ``sendto`` is a coroutine."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._tx = McastTxSocket(*args, **kwargs)
+
+    @property
+    def sync_socket(self) -> McastTxSocket:
+        """The underlying McastTxSocket."""
+        return self._tx
+
+    def open(self) -> None:
+        """Open the underlying socket, in non-blocking mode."""
+        self._tx.open()
+        self._os_socket().setblocking(False)
+
+    def close(self) -> None:
+        """Close the underlying socket."""
+        self._tx.close()
+
+    async def __aenter__(self) -> AsyncMcastTxSocket:
+        self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _os_socket(self) -> socket.socket:
+        sock = self._tx._sock
+        if sock is None:
+            raise MulticastExpertError("sendto() on a closed AsyncMcastTxSocket; open it first")
+        return sock
+
+    async def sendto(self, data: bytes, address: IPv4Or6Address) -> None:
+        """Send one datagram, waiting (without blocking the loop) if the send buffer is full."""
+        while True:
+            try:
+                self._tx.sendto(data, address)
+                return
+            except BlockingIOError:
+                loop = asyncio.get_running_loop()
+                fut: asyncio.Future[None] = loop.create_future()
+                fd = self._os_socket().fileno()
+                loop.add_writer(fd, _wake, fut)
+                try:
+                    await fut
+                finally:
+                    loop.remove_writer(fd)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+__all__ = ["AsyncMcastRxSocket", "AsyncMcastTxSocket"]
