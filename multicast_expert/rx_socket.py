@@ -11,6 +11,7 @@ receives go straight to it.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ipaddress
 import socket
 import time
@@ -325,6 +326,10 @@ class McastRxSocket:
     def _close_all(self) -> None:
         self._open = False
         self._ready.clear()
+        for u in list(self._by_fd.values()):
+            # Wake any thread blocked receiving on this socket; it then reports the close.
+            with contextlib.suppress(OSError):
+                u.sock.shutdown(socket.SHUT_RDWR)
         for group in list(self._units):
             self._drop_units(group)
         if self._poller is not None:
@@ -397,13 +402,16 @@ class McastRxSocket:
         single = self._single
         if single is not None:
             try:
-                return single.recvfrom(bufsize, flags)
+                data: tuple[bytes, IPv4Or6Address] = single.recvfrom(bufsize, flags)
             except (TimeoutError, BlockingIOError, InterruptedError):
                 return None
             except OSError:
                 if not self._open:
                     raise self._closed("recvfrom()") from None
                 raise
+            if not data[0] and not self._open:
+                raise self._closed("recvfrom()")  # woken by close() in another thread
+            return data
         ready = self._ready
         by_fd = self._by_fd
         while True:
@@ -453,9 +461,15 @@ class McastRxSocket:
         if single is not None:
             try:
                 data, src, truncated = OPS.recv_packet(single, bufsize)
+                unit = self._by_fd[single.fileno()]
             except (TimeoutError, BlockingIOError, InterruptedError):
                 return None
-            unit = self._by_fd[single.fileno()]
+            except (OSError, KeyError):
+                if not self._open:
+                    raise self._closed("recv_packet()") from None
+                raise
+            if not data and not self._open:
+                raise self._closed("recv_packet()")
             return McastPacket(data, src, unit.group, unit.iface.index, truncated)
         ready = self._ready
         while True:
@@ -466,6 +480,12 @@ class McastRxSocket:
                 data, src, truncated = OPS.recv_packet(u.sock, bufsize)
             except (BlockingIOError, InterruptedError):
                 continue
+            except OSError:
+                if not self._open:
+                    raise self._closed("recv_packet()") from None
+                raise
+            if not data and not self._open:
+                raise self._closed("recv_packet()")
             return McastPacket(data, src, u.group, u.iface.index, truncated)
 
     def filenos(self) -> list[int]:

@@ -151,6 +151,12 @@ class McastTxSocket:
             raise MulticastValueError(
                 f"port {address[1]!r} is out of range; valid ports are 0..65535"
             ) from None
+        except OSError as exc:
+            where = f"Sending to {address[0]} on {self._iface.machine_name}"
+            better = OPS.explain_oserror(exc, where, self.addr_family)
+            if better is None:
+                raise
+            raise better from exc
 
     def _check_destination(self, address: object) -> IPv4Or6Address:
         if not isinstance(address, tuple) or len(address) not in (2, 4):

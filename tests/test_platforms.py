@@ -48,6 +48,9 @@ class Recorder:
     def fileno(self) -> int:
         return self._fd
 
+    def shutdown(self, how: int) -> None:
+        pass
+
     def close(self) -> None:
         self.log.append(("close",))
 
