@@ -191,7 +191,7 @@ def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = No
     """Resolve one specifier to one interface (see :func:`find_interfaces`)."""
     table = cached_interfaces() if ifaces is None else ifaces
     lookups = _lookups
-    cacheable = ifaces is None and not isinstance(spec, IfaceInfo)
+    cacheable = ifaces is None and isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
     found = lookups.get(spec) if cacheable else None
     if found is None:
         found = _match(spec, table)

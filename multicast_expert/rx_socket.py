@@ -42,6 +42,10 @@ from .utils import (
 _UNSET: float = -1.0
 
 
+#: Longest single sleep of a blocking multi-socket receive (see McastRxSocket._wait_unit).
+_WAKE_INTERVAL = 0.25
+
+
 class McastPacket(NamedTuple):
     """One received datagram with where it came from and how it arrived."""
 
@@ -363,16 +367,22 @@ class McastRxSocket:
         """Wait for readiness; queue every ready socket once (round-robin); return the first.
 
         None on timeout. Each poll round serves each ready socket one datagram, so no group
-        starves another.
+        starves another. A blocking wait polls in slices of ``_WAKE_INTERVAL`` so that a close()
+        from another thread is noticed even though closing an epoll set wakes nobody.
         """
-        if not self._open:
-            raise self._closed(what)
-        poll = self._get_poller().poll
+        poll = self._get_poller().poll if self._open else None
         by_fd = self._by_fd
         timeout = self._timeout
         deadline = None if not timeout else time.monotonic() + timeout
         while True:
-            events = poll(timeout)
+            if poll is None or not self._open:
+                raise self._closed(what)
+            try:
+                events = poll(_WAKE_INTERVAL if timeout is None else timeout)
+            except (ValueError, OSError):
+                if not self._open:
+                    raise self._closed(what) from None
+                raise
             if len(events) == 1:
                 unit = by_fd.get(events[0][0])
                 if unit is not None:
@@ -382,8 +392,6 @@ class McastRxSocket:
                 ready.extend(by_fd[fd] for fd, _ in events if fd in by_fd)
                 if ready:
                     return ready.popleft()
-            if not self._open:
-                raise self._closed(what)
             if deadline is not None:
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:
@@ -418,17 +426,15 @@ class McastRxSocket:
             if ready:
                 unit = ready.popleft()
             else:
-                # Inline wait for the common case; _wait_unit handles the rest.
+                # Inline the common case (blocking, one socket ready); _wait_unit does the rest.
                 poll = self._poll
-                events = poll(self._timeout) if poll is not None else None
+                events = poll(_WAKE_INTERVAL) if poll is not None and self._timeout is None else None
                 if events and len(events) == 1 and (unit := by_fd.get(events[0][0])) is not None:  # type: ignore[assignment]
                     pass
+                elif events:
+                    ready.extend(by_fd[fd] for fd, _ in events if fd in by_fd)
+                    continue
                 else:
-                    if events:
-                        ready.extend(by_fd[fd] for fd, _ in events if fd in by_fd)
-                        continue
-                    if events is not None and self._timeout is not None:
-                        return None  # the poll timed out
                     waited = self._wait_unit("recvfrom()")
                     if waited is None:
                         return None

@@ -156,7 +156,7 @@ class McastTxSocket:
             better = OPS.explain_oserror(exc, where, self.addr_family)
             if better is None:
                 raise
-            raise better from exc
+            raise OSError(exc.errno, str(better)) from exc  # still an OSError, as from a plain socket
 
     def _check_destination(self, address: object) -> IPv4Or6Address:
         if not isinstance(address, tuple) or len(address) not in (2, 4):

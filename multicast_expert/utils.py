@@ -106,7 +106,7 @@ def normalize_ip_list(values: object, what: str) -> list[object]:
     """Accept one address or an iterable of them (not a bare str iterated by character)."""
     if isinstance(values, (str, ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return [values]
-    if not isinstance(values, Iterable):
+    if not isinstance(values, Iterable) or isinstance(values, (bytes, bytearray)):
         raise TypeError(f"{what} must be a list of addresses, not {type(values).__name__} {values!r}")
     items = list(values)
     if not items:

@@ -277,8 +277,13 @@ class OsMulticast:
             return MulticastExpertError(
                 f"{action} failed: the address is in use by a socket that did not set SO_REUSEADDR"
             )
-        if code == errno.ENODEV:
+        if code in (errno.ENODEV, errno.ENXIO):
             return MulticastExpertError(f"{action} failed: the interface no longer exists ({exc.strerror})")
+        if code in (errno.ENETUNREACH, errno.EADDRNOTAVAIL):
+            return MulticastExpertError(
+                f"{action} failed ({exc.strerror}): the interface is down, gone, or no longer has the "
+                "address this socket was opened with; reopen the socket once the interface is back"
+            )
         return None
 
 
