@@ -5,10 +5,40 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Self
 
 from ._platform import OPS
 from .interfaces import IfaceInfo, IfaceSpecifier, find_interface
 from .utils import MulticastExpertError, MulticastValueError, family_name
+
+
+class OpenCloseContext:
+    """``with`` and ``async with`` support for classes with open() and close()."""
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 @contextlib.contextmanager

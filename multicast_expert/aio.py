@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, TypeVar
 
+from ._common import OpenCloseContext
 from .rx_socket import McastPacket, McastRxSocket
 from .tx_socket import McastTxSocket
 from .utils import IPv4Or6Address, MulticastExpertError
@@ -19,7 +19,7 @@ from .utils import IPv4Or6Address, MulticastExpertError
 _T = TypeVar("_T")
 
 
-class AsyncMcastRxSocket:
+class AsyncMcastRxSocket(OpenCloseContext):
     """McastRxSocket for asyncio: same constructor arguments; receives are coroutines.
 
     ``recvfrom()``, ``recv()`` and ``recv_packet()`` wait as long as it takes (wrap them in
@@ -53,15 +53,6 @@ class AsyncMcastRxSocket:
             if not w.done():
                 w.set_exception(MulticastExpertError("The AsyncMcastRxSocket was closed while receiving"))
         self._waiters.clear()
-
-    async def __aenter__(self) -> AsyncMcastRxSocket:
-        self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _unwatch(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -115,7 +106,7 @@ class AsyncMcastRxSocket:
         return self._rx.filenos()
 
 
-class AsyncMcastTxSocket:
+class AsyncMcastTxSocket(OpenCloseContext):
     """McastTxSocket for asyncio: same constructor arguments; ``sendto`` is a coroutine."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -134,15 +125,6 @@ class AsyncMcastTxSocket:
     def close(self) -> None:
         """Close the underlying socket."""
         self._tx.close()
-
-    async def __aenter__(self) -> AsyncMcastTxSocket:
-        self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _os_socket(self) -> socket.socket:
         sock = self._tx._sock

@@ -98,7 +98,9 @@ def add_source_specific_memberships(
         group = normalize_mcast_ip(ip, family)
         for src in source_ips:
             source = normalize_source_ip(src, family)
-            ops.join_source(mcast_socket, family, group, source, iface_info.iface_ip, iface_info.iface_idx)
+            ops.source_op(
+                "join", mcast_socket, family, group, source, iface_info.iface_ip, iface_info.iface_idx
+            )
 
 
 __all__ = [

@@ -17,10 +17,9 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 from typing import NamedTuple
 
-from ._common import apply_sockopt, dedupe, explained, resolve_iface
+from ._common import OpenCloseContext, apply_sockopt, dedupe, explained, resolve_iface
 from ._common import iface_ip as bind_ip
 from ._platform import OPS, Poller, make_poller
 from .interfaces import IfaceInfo, IfaceSpecifier, listenable_interfaces
@@ -69,7 +68,7 @@ class _Unit(NamedTuple):
     sources: tuple[str, ...]
 
 
-class McastRxSocket:
+class McastRxSocket(OpenCloseContext):
     """A socket that receives UDP multicast from a set of groups on a set of interfaces.
 
     Use it as a context manager (``with McastRxSocket(...) as rx:``) or call open() and close().
@@ -236,11 +235,11 @@ class McastRxSocket:
                     )
                     if chunk:
                         for src in chunk:
-                            OPS.join_source(sock, family, group, src, ip, iface.index)
+                            OPS.source_op("join", sock, family, group, src, ip, iface.index)
                     else:
                         OPS.join(sock, family, group, ip, iface.index)
                     for src in blocked:
-                        OPS.block_source(sock, family, group, src, ip, iface.index)
+                        OPS.source_op("block", sock, family, group, src, ip, iface.index)
                     if self.rcvbuf is not None:
                         self._set_rcvbuf(sock, self.rcvbuf)
         except BaseException as exc:
@@ -346,18 +345,6 @@ class McastRxSocket:
         if not self._open:
             raise MulticastExpertError("Attempt to close an McastRxSocket that is already closed!")
         self._close_all()
-
-    def __enter__(self) -> McastRxSocket:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ---- receiving --------------------------------------------------------------------------
     def _closed(self, what: str) -> MulticastExpertError:
@@ -578,7 +565,7 @@ class McastRxSocket:
         blocked = self._blocked.setdefault(group, set())
         if source in blocked:
             raise MulticastValueError(f"Source {source} is already blocked on {group}")
-        self._each_unit(group, source, OPS.block_source, "Blocking source")
+        self._each_unit(group, source, "block", "Blocking source")
         blocked.add(source)
 
     def unblock_source(self, mcast_ip: MulticastAddress, source_ip: MulticastAddress) -> None:
@@ -587,14 +574,14 @@ class McastRxSocket:
         group, source = self._any_source_group(mcast_ip, source_ip)
         if source not in self._blocked.get(group, set()):
             raise MulticastValueError(f"Source {source} is not blocked on {group}")
-        self._each_unit(group, source, OPS.unblock_source, "Unblocking source")
+        self._each_unit(group, source, "unblock", "Unblocking source")
         self._blocked[group].discard(source)
 
-    def _each_unit(self, group: str, source: str, op: Callable[..., None], action: str) -> None:
+    def _each_unit(self, group: str, source: str, kind: str, action: str) -> None:
         family = self.addr_family
         for u in self._units[group]:
             with explained(f"{action} {source} on {group}", family):
-                op(u.sock, family, group, source, bind_ip(u.iface, family), u.iface.index)
+                OPS.source_op(kind, u.sock, family, group, source, bind_ip(u.iface, family), u.iface.index)
 
 
 def _units_of(rx: McastRxSocket) -> Sequence[_Unit]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
-from types import TracebackType
 
-from ._common import apply_sockopt, explained, iface_ip, resolve_iface
+from ._common import OpenCloseContext, apply_sockopt, explained, iface_ip, resolve_iface
 from ._platform import OPS
 from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface
 from .utils import (
@@ -22,7 +21,7 @@ from .utils import (
 )
 
 
-class McastTxSocket:
+class McastTxSocket(OpenCloseContext):
     """A socket that sends UDP multicast to a fixed set of groups from one interface.
 
     Use it as a context manager (``with McastTxSocket(...) as tx:``) or call open() and close().
@@ -119,18 +118,6 @@ class McastTxSocket:
         self._sock.close()
         self._sock = None
         self.is_opened = False
-
-    def __enter__(self) -> McastTxSocket:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def sendto(self, bytes: bytes, address: IPv4Or6Address) -> None:  # noqa: A002 (1.2.0 name)
         """Send one datagram to ``address`` = ``(group, port)``.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
+import multicast_expert as me
 from multicast_expert import _netns, interfaces
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -74,6 +75,17 @@ _ports = itertools.count(20000)
 def port() -> int:
     """A UDP port no other test uses."""
     return next(_ports)
+
+
+def drain(rx: me.McastRxSocket, limit: int = 100_000) -> list[me.McastPacket]:
+    """Every datagram queued on ``rx`` (give it a short timeout), up to ``limit``."""
+    got = []
+    for _ in range(limit):
+        p = rx.recv_packet()
+        if p is None:
+            break
+        got.append(p)
+    return got
 
 
 def open_fds() -> int:

@@ -8,23 +8,12 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from conftest import Net, open_fds, send_from_peer, sender
+from conftest import Net, drain, open_fds, send_from_peer, sender
 
 import multicast_expert as me
 from multicast_expert import _netns, os_multicast
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
-
-
-def drain(rx: me.McastRxSocket, limit: int = 1000) -> list[me.McastPacket]:
-    """Everything queued (rx must have a short timeout)."""
-    got = []
-    for _ in range(limit):
-        p = rx.recv_packet()
-        if p is None:
-            break
-        got.append(p)
-    return got
 
 
 @pytest.mark.parametrize(

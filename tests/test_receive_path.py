@@ -7,21 +7,11 @@ import threading
 import zlib
 
 import pytest
-from conftest import Net, open_fds, send_from_peer, sender
+from conftest import Net, drain, open_fds, send_from_peer, sender
 
 import multicast_expert as me
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
-
-
-def drain(rx: me.McastRxSocket, limit: int = 100000) -> list[me.McastPacket]:
-    got = []
-    for _ in range(limit):
-        p = rx.recv_packet()
-        if p is None:
-            break
-        got.append(p)
-    return got
 
 
 @pytest.mark.parametrize("family", [V4, V6])

@@ -175,75 +175,40 @@ class OsMulticast:
         else:
             sock.setsockopt(IPPROTO_IPV6, socket.IPV6_LEAVE_GROUP, st.ipv6_mreq(group, ifindex))
 
-    def _source_op(
+    #: Source operations: (IPv4 option attribute, IPv6 option attribute, what it is called).
+    _SOURCE_OPS: ClassVar[dict[str, tuple[str, str, str]]] = {
+        "join": ("IP_ADD_SOURCE_MEMBERSHIP", "MCAST_JOIN_SOURCE_GROUP", "source-specific multicast"),
+        "block": ("IP_BLOCK_SOURCE", "MCAST_BLOCK_SOURCE", "source blocking"),
+        "unblock": ("IP_UNBLOCK_SOURCE", "MCAST_UNBLOCK_SOURCE", "source unblocking"),
+    }
+
+    def source_op(
         self,
+        kind: str,
         sock: socket.socket,
         family: int,
         group: str,
         source: str,
         iface_ip: str,
         ifindex: int,
-        v4_opt: int | None,
-        v6_opt: int | None,
-        what: str,
     ) -> None:
+        """Apply a per-source operation on one interface.
+
+        ``kind`` is ``"join"`` (source-specific join), ``"block"`` or ``"unblock"`` (a sender on
+        an any-source group). Raises MulticastExpertError naming the OS where it has no such option.
+        """
+        v4_name, v6_name, what = self._SOURCE_OPS[kind]
         if family == socket.AF_INET:
-            if v4_opt is None:
+            opt: int | None = getattr(self, v4_name)
+            if opt is None:
                 raise self.unsupported(f"IPv4 {what}")
             req = st.ip_mreq_source(group, iface_ip, source, source_before_iface=self.SOURCE_BEFORE_IFACE)
-            sock.setsockopt(socket.IPPROTO_IP, v4_opt, req)
+            sock.setsockopt(socket.IPPROTO_IP, opt, req)
         else:
-            if v6_opt is None:
+            opt = getattr(self, v6_name)
+            if opt is None:
                 raise self.unsupported(f"IPv6 {what}")
-            sock.setsockopt(IPPROTO_IPV6, v6_opt, st.group_source_req(family, ifindex, group, source))
-
-    def join_source(
-        self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int
-    ) -> None:
-        """Join (group, source) on one interface: source-specific multicast."""
-        self._source_op(
-            sock,
-            family,
-            group,
-            source,
-            iface_ip,
-            ifindex,
-            self.IP_ADD_SOURCE_MEMBERSHIP,
-            self.MCAST_JOIN_SOURCE_GROUP,
-            "source-specific multicast",
-        )
-
-    def block_source(
-        self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int
-    ) -> None:
-        """Stop receiving ``source`` on an any-source group."""
-        self._source_op(
-            sock,
-            family,
-            group,
-            source,
-            iface_ip,
-            ifindex,
-            self.IP_BLOCK_SOURCE,
-            self.MCAST_BLOCK_SOURCE,
-            "source blocking",
-        )
-
-    def unblock_source(
-        self, sock: socket.socket, family: int, group: str, source: str, iface_ip: str, ifindex: int
-    ) -> None:
-        """Undo :meth:`block_source`."""
-        self._source_op(
-            sock,
-            family,
-            group,
-            source,
-            iface_ip,
-            ifindex,
-            self.IP_UNBLOCK_SOURCE,
-            self.MCAST_UNBLOCK_SOURCE,
-            "source unblocking",
-        )
+            sock.setsockopt(IPPROTO_IPV6, opt, st.group_source_req(family, ifindex, group, source))
 
     def check_ssm(self, family: int) -> None:
         """Raise if this OS cannot do source-specific multicast for ``family``."""
