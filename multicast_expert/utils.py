@@ -143,6 +143,10 @@ def check_int_range(value: object, what: str, low: int, high: int) -> int:
     return value
 
 
+#: Longest finite timeout accepted (seconds): epoll and poll count in int milliseconds.
+MAX_TIMEOUT = 2_000_000
+
+
 def check_timeout(timeout: object) -> float | None:
     """Validate a socket timeout: None (block), 0 (non-blocking) or a positive number of seconds."""
     if timeout is None:
@@ -151,9 +155,10 @@ def check_timeout(timeout: object) -> float | None:
         raise TypeError(
             f"timeout must be None or a number of seconds, not {type(timeout).__name__} {timeout!r}"
         )
-    if not timeout >= 0 or timeout == float("inf"):
+    if not 0 <= timeout <= MAX_TIMEOUT:
         raise MulticastValueError(
-            f"timeout {timeout!r} is invalid; use None to block, 0 for non-blocking, or seconds > 0"
+            f"timeout {timeout!r} is invalid; use None to block, 0 for non-blocking, or seconds "
+            f"from 0 to {MAX_TIMEOUT}"
         )
     return float(timeout)
 
