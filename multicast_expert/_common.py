@@ -14,7 +14,7 @@ from .utils import MulticastExpertError, MulticastValueError, family_name
 
 
 class OpenCloseContext:
-    """``with`` and ``async with`` support for classes with open() and close()."""
+    """``with`` support for classes with open() and close()."""
 
     def open(self) -> None:
         raise NotImplementedError
@@ -30,6 +30,10 @@ class OpenCloseContext:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class AsyncOpenCloseContext(OpenCloseContext):
+    """Adds ``async with`` to :class:`OpenCloseContext` (opening and closing never block)."""
 
     async def __aenter__(self) -> Self:
         self.open()

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._common import OpenCloseContext
+from ._common import AsyncOpenCloseContext
 from .rx_socket import McastPacket, McastRxSocket
 from .tx_socket import McastTxSocket
 from .utils import IPv4Or6Address, MulticastExpertError
@@ -19,7 +19,7 @@ from .utils import IPv4Or6Address, MulticastExpertError
 _T = TypeVar("_T")
 
 
-class AsyncMcastRxSocket(OpenCloseContext):
+class AsyncMcastRxSocket(AsyncOpenCloseContext):
     """McastRxSocket for asyncio: same constructor arguments; receives are coroutines.
 
     ``recvfrom()``, ``recv()`` and ``recv_packet()`` wait as long as it takes (wrap them in
@@ -106,7 +106,7 @@ class AsyncMcastRxSocket(OpenCloseContext):
         return self._rx.filenos()
 
 
-class AsyncMcastTxSocket(OpenCloseContext):
+class AsyncMcastTxSocket(AsyncOpenCloseContext):
     """McastTxSocket for asyncio: same constructor arguments; ``sendto`` is a coroutine."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
