@@ -11,7 +11,6 @@ receives go straight to it.
 from __future__ import annotations
 
 import collections
-import contextlib
 import ipaddress
 import socket
 import time
@@ -329,10 +328,14 @@ class McastRxSocket(OpenCloseContext):
     def _close_all(self) -> None:
         self._open = False
         self._ready.clear()
-        for u in list(self._by_fd.values()):
-            # Wake any thread blocked receiving on this socket; it then reports the close.
-            with contextlib.suppress(OSError):
-                u.sock.shutdown(socket.SHUT_RDWR)
+        single = self._single
+        if single is not None and self._timeout != 0:
+            # Wake a thread blocked in recvfrom() on the one socket; it then reports the close.
+            # (Waits over several sockets notice within _WAKE_INTERVAL.)
+            try:  # noqa: SIM105 (cheaper than contextlib.suppress on every close)
+                single.shutdown(socket.SHUT_RDWR)  # UDP says ENOTCONN but still wakes the reader
+            except OSError:
+                pass
         for group in list(self._units):
             self._drop_units(group)
         if self._poller is not None:
@@ -407,27 +410,39 @@ class McastRxSocket(OpenCloseContext):
             if not data[0] and not self._open:
                 raise self._closed("recvfrom()")  # woken by close() in another thread
             return data
+        # Fast path: blocking, nothing queued, exactly one socket ready.
+        poll = self._poll
+        if poll is not None and not self._ready and self._timeout is None:
+            events = poll(_WAKE_INTERVAL)
+            if len(events) == 1:
+                unit = self._by_fd.get(events[0][0])
+                if unit is not None:
+                    try:
+                        data = unit.sock.recvfrom(bufsize, flags)
+                    except (BlockingIOError, InterruptedError):
+                        pass  # another thread took it first
+                    except OSError:
+                        if not self._open:
+                            raise self._closed("recvfrom()") from None
+                        raise
+                    else:
+                        if data[0] or self._open:
+                            return data
+                        raise self._closed("recvfrom()")
+            elif events:
+                by_fd = self._by_fd
+                self._ready.extend(by_fd[fd] for fd, _ in events if fd in by_fd)
+        return self._recvfrom_queued(bufsize, flags)
+
+    def _recvfrom_queued(self, bufsize: int, flags: int) -> tuple[bytes, IPv4Or6Address] | None:
+        """recvfrom() over several sockets: queued ready sockets first, then wait."""
         ready = self._ready
-        by_fd = self._by_fd
         while True:
-            if ready:
-                unit = ready.popleft()
-            else:
-                # Inline the common case (blocking, one socket ready); _wait_unit does the rest.
-                poll = self._poll
-                events = poll(_WAKE_INTERVAL) if poll is not None and self._timeout is None else None
-                if events and len(events) == 1 and (unit := by_fd.get(events[0][0])) is not None:  # type: ignore[assignment]
-                    pass
-                elif events:
-                    ready.extend(by_fd[fd] for fd, _ in events if fd in by_fd)
-                    continue
-                else:
-                    waited = self._wait_unit("recvfrom()")
-                    if waited is None:
-                        return None
-                    unit = waited
+            unit = ready.popleft() if ready else self._wait_unit("recvfrom()")
+            if unit is None:
+                return None
             try:
-                data = unit.sock.recvfrom(bufsize, flags)
+                data: tuple[bytes, IPv4Or6Address] = unit.sock.recvfrom(bufsize, flags)
             except (BlockingIOError, InterruptedError):
                 continue  # another thread took it first
             except OSError:

@@ -199,7 +199,7 @@ def test_linux_calls_recorded(record: Any) -> None:
     assert calls(log, "bind") == [("bind", ("ff02::1:3", 7000, 0, 7))]
     sets = calls(log, "setsockopt")
     assert ("setsockopt", SOL_SOCKET, linux.SO_BINDTODEVICE, b"eth7") in sets
-    assert ("setsockopt", IPPROTO_IPV6, 29, 0) in sets  # IPV6_MULTICAST_ALL off
+    assert not [c for c in sets if c[2] == 29]  # tied to the device: IPV6_MULTICAST_ALL not needed
     gsr = [c for c in sets if c[2] == 46]
     assert len(gsr) == 1
     raw = gsr[0][3]
@@ -224,7 +224,27 @@ def test_linux_ipv4_structs(record: Any) -> None:
         pass
     # Linux ip_mreq_source: group, interface, source; IP_ADD_SOURCE_MEMBERSHIP = 39
     assert ("setsockopt", IPPROTO_IP, 39, bytes([232, 0, 0, 9, 198, 18, 7, 1, 198, 18, 7, 2])) in log
+    assert not [c for c in log if c[0] == "setsockopt" and c[2] == 49]  # device-bound: not needed
+
+
+def test_linux_without_device_binding_turns_multicast_all_off(
+    record: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where SO_BINDTODEVICE is refused (kernels before 5.7 without CAP_NET_RAW)."""
+    log = record(linux.LinuxMulticast())
+
+    def refuse(self: Recorder, level: int, opt: int, value: Any) -> None:
+        if opt == linux.SO_BINDTODEVICE:
+            raise PermissionError(1, "Operation not permitted")
+        self.log.append(("setsockopt", level, opt, value))
+
+    monkeypatch.setattr(Recorder, "setsockopt", refuse)
+    with me.McastRxSocket(V4, ["239.0.0.9"], 7000, iface=ETH):
+        pass
+    with me.McastRxSocket(V6, ["ff15::9"], 7000, iface=ETH):
+        pass
     assert ("setsockopt", IPPROTO_IP, 49, 0) in log  # IP_MULTICAST_ALL off
+    assert ("setsockopt", IPPROTO_IPV6, 29, 0) in log  # IPV6_MULTICAST_ALL off
 
 
 def test_linux_spreads_sources_over_sockets(record: Any) -> None:

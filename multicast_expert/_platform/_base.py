@@ -121,8 +121,9 @@ class OsMulticast:
             sock.setsockopt(IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(loop))
 
     # --- receive ----------------------------------------------------------------------------
-    def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> None:
-        """Tie a receive socket to one interface, where the OS can (kernel-level isolation)."""
+    def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> bool:
+        """Tie a receive socket to one interface, where the OS can; True if it did."""
+        return False
 
     def configure_rx(
         self,
@@ -139,11 +140,13 @@ class OsMulticast:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.RX_REUSEPORT:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self.bind_to_iface(sock, family, iface_name, ifindex)
-        if family == socket.AF_INET and self.IP_MULTICAST_ALL is not None:
-            sock.setsockopt(socket.IPPROTO_IP, self.IP_MULTICAST_ALL, 0)
-        if family == socket.AF_INET6 and self.IPV6_MULTICAST_ALL is not None:
-            sock.setsockopt(IPPROTO_IPV6, self.IPV6_MULTICAST_ALL, 0)
+        if not self.bind_to_iface(sock, family, iface_name, ifindex):
+            # Without a device binding, at least stop receiving groups joined by other sockets
+            # (a socket bound to its group and tied to its interface needs no more).
+            if family == socket.AF_INET and self.IP_MULTICAST_ALL is not None:
+                sock.setsockopt(socket.IPPROTO_IP, self.IP_MULTICAST_ALL, 0)
+            if family == socket.AF_INET6 and self.IPV6_MULTICAST_ALL is not None:
+                sock.setsockopt(IPPROTO_IPV6, self.IPV6_MULTICAST_ALL, 0)
         if self.LOOP_ON_RECEIVER:
             level, opt = (
                 (socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP)

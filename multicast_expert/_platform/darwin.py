@@ -24,8 +24,9 @@ class DarwinMulticast(OsMulticast):
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
         return iface_is_loopback or external_loopback
 
-    def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> None:
+    def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> bool:
         if family == socket.AF_INET:
             sock.setsockopt(socket.IPPROTO_IP, IP_BOUND_IF, ifindex)
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, IPV6_BOUND_IF, ifindex)
+        return True

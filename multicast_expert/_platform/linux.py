@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import socket
@@ -58,12 +57,15 @@ class LinuxMulticast(OsMulticast):
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
 
-    def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> None:
+    def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> bool:
         # Without this a socket also gets its group arriving on other interfaces whenever any
         # other socket on the host joined it there (IPv6 even with IPV6_MULTICAST_ALL=0).
         # Kernels before 5.7 need CAP_NET_RAW for it; IPv4 then stays isolated by IP_MULTICAST_ALL=0.
-        with contextlib.suppress(PermissionError):
+        try:
             sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface_name.encode())
+        except PermissionError:
+            return False
+        return True
 
     def iface_flags(self, name: str) -> dict[str, bool] | None:
         # SIOCGIFFLAGS asks the caller's own network namespace (/sys/class/net may show another).
