@@ -120,6 +120,7 @@ class McastRxSocket(OpenCloseContext):
                 dedupe([normalize_source_ip(s, family) for s in normalize_ip_list(source_ips, "source_ips")])
             )
         self._groups: dict[str, tuple[str, ...]] = {g: sources for g in groups}
+        self._source_ips = sources if source_ips is not None else None
         self._blocked: dict[str, set[str]] = {}
         self.rcvbuf = None if rcvbuf is None else check_int_range(rcvbuf, "rcvbuf", 1, 2**31 - 1)
         self.granted_rcvbuf: int | None = None
@@ -184,8 +185,13 @@ class McastRxSocket(OpenCloseContext):
         return list(self._groups)
 
     @property
-    def source_ips(self) -> dict[str, list[str]]:
-        """Sources per source-specific group (groups without sources are any-source)."""
+    def source_ips(self) -> list[str] | None:
+        """The sources given to the constructor (as in 1.2.0), or None for any-source."""
+        return list(self._source_ips) if self._source_ips is not None else None
+
+    @property
+    def sources_by_group(self) -> dict[str, list[str]]:
+        """Sources of each source-specific group now joined (live joins included)."""
         return {g: list(s) for g, s in self._groups.items() if s}
 
     @property

@@ -143,6 +143,8 @@ def test_live_join_leave_block_unblock(net: Net, port: int) -> None:
         with pytest.raises(me.MulticastExpertError, match="source-specific"):
             rx.block_source("232.43.0.3", bad)
         assert rx.mcast_ips == [g1, "232.43.0.3"]
+        assert rx.sources_by_group == {"232.43.0.3": [good]}
+        assert rx.source_ips is None  # as constructed: any-source
     assert open_fds() == before
     with pytest.raises(me.MulticastExpertError, match="closed"):
         rx.join_group(g2)

@@ -109,3 +109,67 @@ def test_public_names() -> None:
         assert callable(getattr(me.os_multicast, name))
     assert me.tx_socket.McastTxSocket is me.McastTxSocket and me.rx_socket.McastRxSocket is me.McastRxSocket
     assert not hasattr(socket, "IP_ADD_SOURCE_MEMBERSHIP") or socket.IP_ADD_SOURCE_MEMBERSHIP == 39
+
+
+def positional(fn: object) -> list[tuple[str, object]]:
+    import inspect
+
+    params = inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
+    return [
+        (p.name, p.default)
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+    ]
+
+
+def test_positional_signatures_match_1_2_0() -> None:
+    import inspect
+
+    e = inspect.Parameter.empty
+    assert positional(me.McastTxSocket.__init__) == [
+        ("addr_family", e),
+        ("mcast_ips", e),
+        ("iface_ip", None),
+        ("ttl", 1),
+    ]
+    assert positional(me.McastRxSocket.__init__) == [
+        ("addr_family", e),
+        ("mcast_ips", e),
+        ("port", e),
+        ("iface_ip", None),
+        ("iface_ips", None),
+        ("source_ips", None),
+        ("blocking", True),
+    ]
+    assert positional(me.McastRxSocket.recvfrom) == [("bufsize", 4096), ("flags", 0)]
+    assert positional(me.McastRxSocket.recv) == [("bufsize", 4096), ("flags", 0)]
+    assert positional(me.McastTxSocket.sendto) == [("bytes", e), ("address", e)]
+    assert positional(me.get_interface_ips) == [("include_ipv4", True), ("include_ipv6", True)]
+    assert positional(me.get_default_gateway_iface_ip) == [("addr_family", e)]
+    assert positional(me.validate_mcast_ip) == [("mcast_ip", e), ("addr_family", e)]
+    om = me.os_multicast
+    assert positional(om.make_ip_mreqn_struct) == [("mcast_addr", e), ("iface_info", e)]
+    assert positional(om.make_ipv6_mreq_struct) == [("mcast_ip", e), ("iface_info", e)]
+    assert positional(om.set_multicast_if) == [
+        ("mcast_socket", e),
+        ("mcast_ips", e),
+        ("iface_info", e),
+        ("addr_family", e),
+    ]
+    assert positional(om.add_memberships) == [
+        ("mcast_socket", e),
+        ("mcast_ips", e),
+        ("iface_info", e),
+        ("addr_family", e),
+    ]
+    assert positional(om.add_source_specific_memberships) == [
+        ("mcast_socket", e),
+        ("mcast_ips", e),
+        ("source_ips", e),
+        ("iface_info", e),
+    ]
+    assert [f.name for f in __import__("dataclasses").fields(om.IfaceInfo)] == [
+        "iface_ip",
+        "iface_name",
+        "iface_idx",
+    ]
