@@ -15,7 +15,7 @@ import ipaddress
 import socket
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from ._common import OpenCloseContext, apply_sockopt, dedupe, explained, resolve_iface
@@ -56,6 +56,16 @@ class McastPacket(NamedTuple):
     iface_index: int
     #: True if the datagram was longer than the buffer and was cut short.
     truncated: bool
+
+
+def _parse_sources(source_ips: Iterable[MulticastAddress] | None, family: int) -> tuple[str, ...]:
+    """Validated, de-duplicated sources; empty for any-source. Checks the OS can do SSM."""
+    if source_ips is None:
+        return ()
+    OPS.check_ssm(family)
+    return tuple(
+        dedupe([normalize_source_ip(s, family) for s in normalize_ip_list(source_ips, "source_ips")])
+    )
 
 
 class _Unit(NamedTuple):
@@ -113,12 +123,7 @@ class McastRxSocket(OpenCloseContext):
         family = self.addr_family = check_family(addr_family)
         self.port = check_port(port)
         groups = dedupe([normalize_mcast_ip(ip, family) for ip in normalize_ip_list(mcast_ips, "mcast_ips")])
-        sources: tuple[str, ...] = ()
-        if source_ips is not None:
-            OPS.check_ssm(family)
-            sources = tuple(
-                dedupe([normalize_source_ip(s, family) for s in normalize_ip_list(source_ips, "source_ips")])
-            )
+        sources = _parse_sources(source_ips, family)
         self._groups: dict[str, tuple[str, ...]] = {g: sources for g in groups}
         self._source_ips = sources if source_ips is not None else None
         self._blocked: dict[str, set[str]] = {}
@@ -541,12 +546,7 @@ class McastRxSocket(OpenCloseContext):
         group = normalize_mcast_ip(mcast_ip, family)
         if group in self._groups:
             raise MulticastValueError(f"Group {group} is already joined by this socket")
-        sources: tuple[str, ...] = ()
-        if source_ips is not None:
-            OPS.check_ssm(family)
-            sources = tuple(
-                dedupe([normalize_source_ip(s, family) for s in normalize_ip_list(source_ips, "source_ips")])
-            )
+        sources = _parse_sources(source_ips, family)
         units = self._open_units(group, sources)
         self._groups[group] = sources
         self._add_units(group, units)
@@ -603,11 +603,6 @@ class McastRxSocket(OpenCloseContext):
         for u in self._units[group]:
             with explained(f"{action} {source} on {group}", family):
                 OPS.source_op(kind, u.sock, family, group, source, bind_ip(u.iface, family), u.iface.index)
-
-
-def _units_of(rx: McastRxSocket) -> Sequence[_Unit]:
-    """The OS-socket units of an Rx socket (for tests and the CLI)."""
-    return list(rx._by_fd.values())
 
 
 __all__ = ["McastPacket", "McastRxSocket"]
