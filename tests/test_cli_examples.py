@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import Net
+from conftest import Net, send_from_peer
 
 from multicast_expert import _netns
 
@@ -225,3 +226,26 @@ def test_example_chat_on_bridged_hosts(net: Net) -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.count("shared group OK, neighbour") == 3
+
+
+def test_listen_source_specific(net: Net, port: int) -> None:
+    listener = start_listener(
+        [
+            "ff35::30",
+            "--port",
+            str(port),
+            "--iface",
+            net.a.host_if,
+            "--source",
+            "2001:db8:1::2",
+            "--count",
+            "1",
+            "--json",
+        ]
+    )
+    send_from_peer(net.a, socket.AF_INET6, "ff35::30", port, [b"unlisted"], src_ip="2001:db8:1::3")
+    send_from_peer(net.a, socket.AF_INET6, "ff35::30", port, [b"listed"], src_ip="2001:db8:1::2")
+    out, _ = listener.communicate(timeout=10)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [bytes.fromhex(r["payload_hex"]) for r in records] == [b"listed"]
+    assert records[0]["src"] == "2001:db8:1::2" and records[0]["group"] == "ff35::30"
