@@ -232,12 +232,12 @@ class McastRxSocket(OpenCloseContext):
         chunks = [sources[i : i + per] for i in range(0, len(sources), per)] if per else [sources]
         blocked = self._blocked.get(group, ())
         units: list[_Unit] = []
-        where = ""
+        iface: IfaceInfo | None = None
+        chunk: tuple[str, ...] = ()
         try:
             for iface, ip in self._iface_ips:
                 loop = self.enable_external_loopback or iface.is_localhost()
                 for chunk in chunks:
-                    where = f"Joining {group} on {iface.machine_name}" + (" with sources" if chunk else "")
                     sock = socket.socket(family, socket.SOCK_DGRAM)
                     units.append(_Unit(sock, group, iface, chunk))
                     OPS.configure_rx(
@@ -255,7 +255,11 @@ class McastRxSocket(OpenCloseContext):
         except BaseException as exc:
             for u in units:
                 u.sock.close()
-            better = OPS.explain_oserror(exc, where, family) if isinstance(exc, OSError) else None
+            if not isinstance(exc, OSError):
+                raise
+            name = iface.machine_name if iface is not None else "?"
+            where = f"Joining {group} on {name}" + (" with sources" if chunk else "")
+            better = OPS.explain_oserror(exc, where, family)
             if better is not None:
                 raise better from exc
             raise
@@ -293,8 +297,8 @@ class McastRxSocket(OpenCloseContext):
 
     def _drop_units(self, group: str) -> None:
         units = self._units.pop(group, [])
-        dead = {id(u) for u in units}
         if self._ready:
+            dead = {id(u) for u in units}
             self._ready = collections.deque(u for u in self._ready if id(u) not in dead)
         for u in units:
             if u.sock is self._single:
