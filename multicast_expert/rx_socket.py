@@ -16,7 +16,7 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from ._common import OpenCloseContext, apply_sockopt, dedupe, explained, resolve_iface
 from ._common import iface_ip as bind_ip
@@ -40,6 +40,8 @@ from .utils import (
 _UNSET: float = -1.0
 
 
+_T = TypeVar("_T")
+
 #: Longest single sleep of a blocking multi-socket receive (see McastRxSocket._wait_unit).
 _WAKE_INTERVAL = 0.25
 
@@ -56,6 +58,10 @@ class McastPacket(NamedTuple):
     iface_index: int
     #: True if the datagram was longer than the buffer and was cut short.
     truncated: bool
+
+
+def _with_payload(got: tuple[bytes, IPv4Or6Address]) -> tuple[bytes, tuple[bytes, IPv4Or6Address]]:
+    return got[0], got
 
 
 def _parse_sources(source_ips: Iterable[MulticastAddress] | None, family: int) -> tuple[str, ...]:
@@ -447,26 +453,29 @@ class McastRxSocket(OpenCloseContext):
             elif events:
                 by_fd = self._by_fd
                 self._ready.extend(by_fd[fd] for fd, _ in events if fd in by_fd)
-        return self._recvfrom_queued(bufsize, flags)
+        return self._receive_queued(lambda u: _with_payload(u.sock.recvfrom(bufsize, flags)), "recvfrom()")
 
-    def _recvfrom_queued(self, bufsize: int, flags: int) -> tuple[bytes, IPv4Or6Address] | None:
-        """recvfrom() over several sockets: queued ready sockets first, then wait."""
+    def _receive_queued(self, read: Callable[[_Unit], tuple[bytes, _T]], what: str) -> _T | None:
+        """Receive over several sockets: queued ready sockets first, then wait (round-robin).
+
+        ``read`` takes one datagram from a unit's socket and returns (payload, result).
+        """
         ready = self._ready
         while True:
-            unit = ready.popleft() if ready else self._wait_unit("recvfrom()")
+            unit = ready.popleft() if ready else self._wait_unit(what)
             if unit is None:
                 return None
             try:
-                data: tuple[bytes, IPv4Or6Address] = unit.sock.recvfrom(bufsize, flags)
+                payload, result = read(unit)
             except (BlockingIOError, InterruptedError):
                 continue  # another thread took it first
             except OSError:
                 if not self._open:
-                    raise self._closed("recvfrom()") from None
+                    raise self._closed(what) from None
                 raise
-            if not data[0] and not self._open:
-                raise self._closed("recvfrom()")
-            return data
+            if not payload and not self._open:
+                raise self._closed(what)  # woken by close() in another thread
+            return result
 
     def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes | None:
         """Receive one datagram's payload, or None on timeout."""
@@ -494,22 +503,12 @@ class McastRxSocket(OpenCloseContext):
             if not data and not self._open:
                 raise self._closed("recv_packet()")
             return McastPacket(data, src, unit.group, unit.iface.index, truncated)
-        ready = self._ready
-        while True:
-            u = ready.popleft() if ready else self._wait_unit("recv_packet()")
-            if u is None:
-                return None
-            try:
-                data, src, truncated = OPS.recv_packet(u.sock, bufsize)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                if not self._open:
-                    raise self._closed("recv_packet()") from None
-                raise
-            if not data and not self._open:
-                raise self._closed("recv_packet()")
-            return McastPacket(data, src, u.group, u.iface.index, truncated)
+
+        def read(u: _Unit) -> tuple[bytes, McastPacket]:
+            data, src, truncated = OPS.recv_packet(u.sock, bufsize)
+            return data, McastPacket(data, src, u.group, u.iface.index, truncated)
+
+        return self._receive_queued(read, "recv_packet()")
 
     def filenos(self) -> list[int]:
         """File descriptors of every OS socket (for select()); empty when closed."""

@@ -15,6 +15,7 @@ import itertools
 import os
 import resource
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,6 +87,19 @@ def drain(rx: me.McastRxSocket, limit: int = 100_000) -> list[me.McastPacket]:
             break
         got.append(p)
     return got
+
+
+def run_in_fresh_netns(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a script that makes its own namespaces, from a further fresh namespace of its own."""
+    env = {k: v for k, v in os.environ.items() if k != _netns.MARKER_ENV}
+    return subprocess.run(
+        ["unshare", "-n", sys.executable, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
 
 
 def open_fds() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -11,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Net, send_from_peer
+from conftest import Net, run_in_fresh_netns, send_from_peer
 
 from multicast_expert import _netns
 
@@ -21,6 +20,11 @@ CLI = [sys.executable, "-m", "multicast_expert"]
 
 def run(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def send_cmd(peer: _netns.Peer, group: str, port: int, *extra: str) -> list[str]:
+    """argv for `multicast-expert send` run inside ``peer``, from its veth end."""
+    return peer.command(*CLI, "send", group, "--port", str(port), "--iface", peer.peer_if, *extra)
 
 
 def start_listener(argv: list[str]) -> subprocess.Popen[str]:
@@ -63,21 +67,7 @@ def test_send_in_one_namespace_listen_in_another(net: Net, port: int) -> None:
     listener = start_listener(
         ["239.20.0.1", "--port", str(port), "--iface", net.a.host_if, "--count", "3", "--json"]
     )
-    sent = run(
-        net.a.command(
-            *CLI,
-            "send",
-            "239.20.0.1",
-            "--port",
-            str(port),
-            "--iface",
-            net.a.peer_if,
-            "--count",
-            "3",
-            "--seq",
-            "hello",
-        )
-    )
+    sent = run(send_cmd(net.a, "239.20.0.1", port, "--count", "3", "--seq", "hello"))
     assert sent.returncode == 0, sent.stderr
     out, err = listener.communicate(timeout=10)
     assert listener.returncode == 0, err
@@ -98,7 +88,7 @@ def test_listen_text_hex_and_stdin_send(net: Net, port: int) -> None:
         ["ff15::20", "--port", str(port), "--iface", net.a.host_if, "--count", "2", "--hex"]
     )
     sent = subprocess.run(
-        net.a.command(*CLI, "send", "ff15::20", "--port", str(port), "--iface", net.a.peer_if, "-"),
+        send_cmd(net.a, "ff15::20", port, "-"),
         input="line one\nline two\n",
         capture_output=True,
         text=True,
@@ -117,23 +107,7 @@ def test_listen_stats_counts_gaps(net: Net, port: int) -> None:
     listener = start_listener(
         ["239.20.0.2", "--port", str(port), "--iface", net.a.host_if, "--stats", "--timeout", "1.5"]
     )
-    sent = run(
-        net.a.command(
-            *CLI,
-            "send",
-            "239.20.0.2",
-            "--port",
-            str(port),
-            "--iface",
-            net.a.peer_if,
-            "--count",
-            "300",
-            "--interval",
-            "0.005",
-            "--seq",
-            "x",
-        )
-    )
+    sent = run(send_cmd(net.a, "239.20.0.2", port, "--count", "300", "--interval", "0.005", "--seq", "x"))
     assert sent.returncode == 0
     out, err = listener.communicate(timeout=20)
     assert "pkt/s" in out
@@ -215,15 +189,7 @@ def test_example_sender_receiver_pair(net: Net) -> None:
 
 
 def test_example_chat_on_bridged_hosts(net: Net) -> None:
-    env = {k: v for k, v in os.environ.items() if k != _netns.MARKER_ENV}
-    res = subprocess.run(
-        ["unshare", "-n", sys.executable, str(ROOT / "examples" / "run_chat_in_namespaces.py"), "3"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    res = run_in_fresh_netns([str(ROOT / "examples" / "run_chat_in_namespaces.py"), "3"], timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.count("shared group OK, neighbour") == 3
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Net, open_fds, send_from_peer
+from conftest import Net, open_fds, run_in_fresh_netns, send_from_peer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -385,21 +385,10 @@ def test_veth_peer_disappears(spare: _netns.Peer, port: int) -> None:
 def test_load_script_million_datagrams(net: Net) -> None:
     """benchmarks/load.py: 1,000,000 datagrams on 16 groups; no corruption, no mixing, flat memory."""
     import json
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "load.py"
-    env = {k: v for k, v in os.environ.items() if k != _netns.MARKER_ENV}
-    res = subprocess.run(
-        ["unshare", "-n", sys.executable, str(script), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
+    res = run_in_fresh_netns([str(script), "--json"], timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     result = json.loads(res.stdout)
     print(result)
