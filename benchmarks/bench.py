@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import multicast_expert as me
-from multicast_expert import _netns
+from multicast_expert import testing
 
 V4 = socket.AF_INET
 LO = "127.0.0.1"
@@ -168,10 +168,10 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=21)
     p.add_argument("--quick", action="store_true", help="fewer iterations (for CI smoke runs)")
     args = p.parse_args()
-    _netns.enter_private_netns([str(Path(__file__).resolve()), *sys.argv[1:]])
+    testing.enter_private_netns([str(Path(__file__).resolve()), *sys.argv[1:]])
     scale = 10 if args.quick else 1
     reps = max(3, args.reps // (3 if args.quick else 1))
-    with _netns.peers(2):
+    with testing.peers(2):
         me.scan_interfaces()
         cases: list[tuple[str, float, Callable[[], Result]]] = [
             ("ping-pong, 1 group", 1.15, lambda: case_pingpong(1, 20000 // scale, reps)),

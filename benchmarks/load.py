@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import multicast_expert as me
-from multicast_expert import _netns
+from multicast_expert import testing
 
 GROUPS = [f"239.88.0.{i}" for i in range(1, 17)]
 PORT = 48000
@@ -54,7 +54,7 @@ def rss_kib(field: str = "VmRSS") -> int:
 
 
 def run(count: int) -> dict[str, object]:
-    with _netns.peers(1) as (peer,):
+    with testing.peers(1) as (peer,):
         me.scan_interfaces()
         corrupted = cross_group = delivered = 0
         per_group = [0] * 16
@@ -114,7 +114,7 @@ def main() -> int:
     p.add_argument("--count", type=int, default=1_000_000)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    _netns.enter_private_netns([str(Path(__file__).resolve()), *sys.argv[1:]])
+    testing.enter_private_netns([str(Path(__file__).resolve()), *sys.argv[1:]])
     result = run(args.count)
     if args.json:
         print(json.dumps(result))

@@ -13,14 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from multicast_expert import _netns
+from multicast_expert import testing
 
 CHAT = Path(__file__).with_name("chat.py")
 
 
 def main(count: int) -> int:
-    _netns.enter_private_netns([str(Path(__file__).resolve()), str(count)])
-    with _netns.bridged_peers(count) as hosts:
+    testing.enter_private_netns([str(Path(__file__).resolve()), str(count)])
+    with testing.bridged_peers(count) as hosts:
         procs = [
             subprocess.Popen(
                 h.command(

@@ -1,4 +1,10 @@
-"""multicast_expert: IP multicast sockets that do the right thing on Linux, macOS and Windows."""
+"""multicast_expert: IP multicast sockets that do the right thing on Linux, macOS and Windows.
+
+Layers, each importing only those before it: ``_errors`` -> ``_validate`` -> ``_platform`` (per-OS
+tables) -> ``interfaces`` -> ``_engine`` / ``_sockbase`` / ``_membership`` -> ``rx_socket``,
+``tx_socket`` -> ``aio`` -> ``cli``. ``utils`` and ``os_multicast`` are 1.2.0 compatibility
+modules; ``testing`` builds private test networks.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +12,27 @@ from . import os_multicast as os_multicast
 from . import rx_socket as rx_socket
 from . import tx_socket as tx_socket
 from . import utils as utils
+from ._errors import MulticastExpertError as MulticastExpertError
+from ._errors import MulticastOSError as MulticastOSError
+from ._errors import MulticastValueError as MulticastValueError
+from ._validate import LOCALHOST_IPV4 as LOCALHOST_IPV4
+from ._validate import LOCALHOST_IPV6 as LOCALHOST_IPV6
+from ._validate import IPv4Or6Address as IPv4Or6Address
+from ._validate import MulticastAddress as MulticastAddress
 from .aio import AsyncMcastRxSocket as AsyncMcastRxSocket
 from .aio import AsyncMcastTxSocket as AsyncMcastTxSocket
 from .interfaces import IfaceInfo as IfaceInfo
 from .interfaces import IfaceSpecifier as IfaceSpecifier
 from .interfaces import find_interfaces as find_interfaces
 from .interfaces import get_default_gateway_iface as get_default_gateway_iface
+from .interfaces import get_default_gateway_iface_ip as get_default_gateway_iface_ip
+from .interfaces import get_default_gateway_iface_ip_v4 as get_default_gateway_iface_ip_v4
+from .interfaces import get_default_gateway_iface_ip_v6 as get_default_gateway_iface_ip_v6
+from .interfaces import get_interface_ips as get_interface_ips
 from .interfaces import scan_interfaces as scan_interfaces
 from .rx_socket import McastPacket as McastPacket
 from .rx_socket import McastRxSocket as McastRxSocket
 from .tx_socket import McastTxSocket as McastTxSocket
-from .utils import LOCALHOST_IPV4 as LOCALHOST_IPV4
-from .utils import LOCALHOST_IPV6 as LOCALHOST_IPV6
-from .utils import IPv4Or6Address as IPv4Or6Address
-from .utils import MulticastAddress as MulticastAddress
-from .utils import MulticastExpertError as MulticastExpertError
-from .utils import get_default_gateway_iface_ip as get_default_gateway_iface_ip
-from .utils import get_default_gateway_iface_ip_v4 as get_default_gateway_iface_ip_v4
-from .utils import get_default_gateway_iface_ip_v6 as get_default_gateway_iface_ip_v6
-from .utils import get_interface_ips as get_interface_ips
 from .utils import validate_mcast_ip as validate_mcast_ip
 
 __version__ = "2.0.0"
@@ -42,6 +50,8 @@ __all__ = [
     "McastTxSocket",
     "MulticastAddress",
     "MulticastExpertError",
+    "MulticastOSError",
+    "MulticastValueError",
     "find_interfaces",
     "get_default_gateway_iface",
     "get_default_gateway_iface_ip",

@@ -11,12 +11,17 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._common import AsyncOpenCloseContext
+from ._errors import MulticastExpertError
+from ._sockbase import AsyncOpenCloseContext
+from ._validate import IPv4Or6Address
 from .rx_socket import McastPacket, McastRxSocket
 from .tx_socket import McastTxSocket
-from .utils import IPv4Or6Address, MulticastExpertError
 
 _T = TypeVar("_T")
+
+#: Results handed out without waiting before a coroutine lets the event loop run other tasks
+#: (asyncio's own transports also read a bounded amount per loop iteration).
+YIELD_EVERY = 16
 
 
 class AsyncMcastRxSocket(AsyncOpenCloseContext):
@@ -35,6 +40,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
         self._waiters: list[asyncio.Future[None]] = []
         self._watching: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._streak = 0
 
     @property
     def sync_socket(self) -> McastRxSocket:
@@ -68,10 +74,15 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
                 w.set_result(None)
 
     async def _receive(self, attempt: Callable[[], _T | None]) -> _T:
+        if self._streak >= YIELD_EVERY:  # data kept coming: let other tasks run first
+            self._streak = 0
+            await asyncio.sleep(0)
         while True:
             got = attempt()  # raises MulticastExpertError once closed
             if got is not None:
+                self._streak += 1
                 return got
+            self._streak = 0
             loop = asyncio.get_running_loop()
             if not self._watching:
                 self._loop = loop
@@ -111,6 +122,7 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._tx = McastTxSocket(*args, **kwargs)
+        self._streak = 0
 
     @property
     def sync_socket(self) -> McastTxSocket:
@@ -134,6 +146,10 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
 
     async def sendto(self, data: bytes, address: IPv4Or6Address) -> None:
         """Send one datagram, waiting (without blocking the loop) if the send buffer is full."""
+        self._streak += 1
+        if self._streak >= YIELD_EVERY:  # many sends in a row: let other tasks run
+            self._streak = 0
+            await asyncio.sleep(0)
         while True:
             try:
                 self._tx.sendto(data, address)

@@ -1,4 +1,8 @@
-"""Network interface discovery: scan once, look up cheaply, rescan on a miss."""
+"""Network interface discovery: scan once, look up cheaply, rescan on a miss; default-gateway helpers.
+
+Layering rule: imports ``_errors``, ``_validate`` and the per-OS layer only; the socket classes
+build on it.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from typing import cast
 import netifaces
 
 from . import _platform
-from .utils import MulticastExpertError, MulticastValueError, check_family
+from ._errors import MulticastExpertError, MulticastValueError
+from ._validate import LOCALHOST_IPV4, LOCALHOST_IPV6, check_family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +89,19 @@ class IfaceInfo:
         return f"{self.machine_name} (index {self.index}; {', '.join(addrs) or 'no addresses'})"
 
 
+def iface_name_to_index(iface_name: str) -> int:
+    """The OS interface index of an interface name (a GUID on Windows).
+
+    Scanning looks indexes up through this module-level name, so code that patches it sees the effect.
+    """
+    return _platform.OPS.iface_index(iface_name)
+
+
+def ip_interface_to_ip_string(ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str:
+    """An ``IPv4Interface`` / ``IPv6Interface`` as its address string (an IPv6 scope kept)."""
+    return str(ip.ip)
+
+
 #: What names an interface: its IP (str or ipaddress object), its name, or an IfaceInfo.
 IfaceSpecifier = str | ipaddress.IPv4Address | ipaddress.IPv6Address | IfaceInfo
 
@@ -105,7 +123,7 @@ def _prefix(netmask: str | None, default: int) -> int:
 def _read_interface(name: str) -> IfaceInfo | None:
     try:
         addrs: dict[int, list[dict[str, str]]] = netifaces.ifaddresses(name)
-        index = _platform.OPS.iface_index(name)
+        index = iface_name_to_index(name)
     except (ValueError, OSError):
         return None  # the interface vanished between listing and reading it
     ip4 = [
@@ -250,10 +268,56 @@ def listenable_interfaces(addr_family: int) -> list[IfaceInfo]:
     ]
 
 
+def get_interface_ips(include_ipv4: bool = True, include_ipv6: bool = True) -> list[str]:
+    """Every IP address on this machine's interfaces (loopback included), as strings.
+
+    IPv6 link-local addresses carry their ``%interface`` scope, as the OS reports them.
+    """
+    ips: list[str] = []
+    for iface in rescan_interfaces():
+        if include_ipv4:
+            ips.extend(str(a.ip) for a in iface.ip4_addrs)
+        if include_ipv6:
+            ips.extend(iface.ip6_strings())
+    return ips
+
+
+def get_default_gateway_iface_ip_v6(*, ifaces: Sequence[IfaceInfo] | None = None) -> str | None:
+    """IPv6 address of the interface that holds the IPv6 default route, or None."""
+    return get_default_gateway_iface_ip(socket.AF_INET6, ifaces=ifaces)
+
+
+def get_default_gateway_iface_ip_v4(*, ifaces: Sequence[IfaceInfo] | None = None) -> str | None:
+    """IPv4 address of the interface that holds the IPv4 default route, or None."""
+    return get_default_gateway_iface_ip(socket.AF_INET, ifaces=ifaces)
+
+
+def get_default_gateway_iface_ip(
+    addr_family: int, *, ifaces: Sequence[IfaceInfo] | None = None
+) -> str | None:
+    """Address (of ``addr_family``) of the interface holding the default route, or None.
+
+    For IPv6 a global address is preferred over a link-local one. A family other than AF_INET
+    or AF_INET6 has no default gateway: None, as in 1.2.0.
+    """
+    if addr_family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    iface = get_default_gateway_iface(addr_family, ifaces=ifaces)
+    return None if iface is None else iface.primary_ip(addr_family)
+
+
 __all__ = [
+    "LOCALHOST_IPV4",
+    "LOCALHOST_IPV6",
     "IfaceInfo",
     "IfaceSpecifier",
     "find_interfaces",
     "get_default_gateway_iface",
+    "get_default_gateway_iface_ip",
+    "get_default_gateway_iface_ip_v4",
+    "get_default_gateway_iface_ip_v6",
+    "get_interface_ips",
+    "iface_name_to_index",
+    "ip_interface_to_ip_string",
     "scan_interfaces",
 ]

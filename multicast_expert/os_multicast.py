@@ -1,7 +1,8 @@
-"""The 1.2.0 ``os_multicast`` helpers, kept for programs that call them directly.
+"""Compatibility module: the 1.2.0 ``os_multicast`` helpers, kept for programs that call them.
 
-They delegate to the per-OS layer (``multicast_expert._platform``), so they use the same option
-numbers and struct layouts as the socket classes.
+Nothing inside the package imports it. The helpers delegate to the per-OS layer
+(``multicast_expert._platform``), so they use the same option numbers and struct layouts as the
+socket classes.
 """
 
 from __future__ import annotations
@@ -9,11 +10,17 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import socket
+import sys
 
 from . import _platform
+from ._errors import MulticastExpertError
 from ._platform import _structs
-from .interfaces import find_interface
-from .utils import MulticastAddress, MulticastExpertError, normalize_mcast_ip, normalize_source_ip
+from ._platform._structs import Target
+from ._validate import MulticastAddress, normalize_mcast_ip, normalize_source_ip
+from .interfaces import find_interface, iface_name_to_index
+
+is_windows = sys.platform == "win32"
+is_mac = sys.platform == "darwin"
 
 
 class UnknownInterfaceError(MulticastExpertError, KeyError):
@@ -47,11 +54,6 @@ def iface_ip_to_name(iface_ip: str) -> str:
         ) from None
 
 
-def iface_name_to_index(iface_name: str) -> int:
-    """The OS interface index of an interface name."""
-    return _platform.OPS.iface_index(iface_name)
-
-
 def get_iface_info(iface_ip: str) -> IfaceInfo:
     """An :class:`IfaceInfo` for the interface holding ``iface_ip``."""
     name = iface_ip_to_name(iface_ip)
@@ -72,7 +74,7 @@ def set_multicast_if(
     mcast_socket: socket.socket, mcast_ips: list[str], iface_info: IfaceInfo, addr_family: int
 ) -> None:
     """Set IP_MULTICAST_IF / IPV6_MULTICAST_IF so multicast leaves by ``iface_info``."""
-    _platform.OPS.set_multicast_if(mcast_socket, addr_family, iface_info.iface_ip, iface_info.iface_idx)
+    _platform.OPS.set(mcast_socket, "multicast_if", addr_family, _target(iface_info))
 
 
 def add_memberships(
@@ -81,7 +83,7 @@ def add_memberships(
     """Join each group (any source) on the interface."""
     for ip in mcast_ips:
         group = normalize_mcast_ip(ip, addr_family)
-        _platform.OPS.join(mcast_socket, addr_family, group, iface_info.iface_ip, iface_info.iface_idx)
+        _platform.OPS.set(mcast_socket, "join", addr_family, _target(iface_info, group))
 
 
 def add_source_specific_memberships(
@@ -98,9 +100,13 @@ def add_source_specific_memberships(
         group = normalize_mcast_ip(ip, family)
         for src in source_ips:
             source = normalize_source_ip(src, family)
-            ops.source_op(
-                "join", mcast_socket, family, group, source, iface_info.iface_ip, iface_info.iface_idx
-            )
+            ops.set(mcast_socket, "join_source", family, _target(iface_info, group)._replace(source=source))
+
+
+def _target(iface_info: IfaceInfo, group: str = "") -> Target:
+    return Target(
+        group=group, iface_ip=iface_info.iface_ip, ifindex=iface_info.iface_idx, ifname=iface_info.iface_name
+    )
 
 
 __all__ = [
@@ -110,6 +116,8 @@ __all__ = [
     "get_iface_info",
     "iface_ip_to_name",
     "iface_name_to_index",
+    "is_mac",
+    "is_windows",
     "make_ip_mreqn_struct",
     "make_ipv6_mreq_struct",
     "set_multicast_if",

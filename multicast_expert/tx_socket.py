@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Iterable
 
-from ._common import OpenCloseContext, apply_sockopt, explained, iface_ip, resolve_iface
-from ._platform import OPS
-from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface
-from .utils import (
+from . import _platform
+from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortError, MulticastValueError
+from ._platform._structs import Target
+from ._sockbase import OpenCloseContext, apply_sockopt, os_errors, resolve_iface, translate_oserror
+from ._validate import (
     IPv4Or6Address,
     MulticastAddress,
-    MulticastExpertError,
-    MulticastValueError,
+    OSTTLError,
+    check_bool,
     check_family,
     check_int_range,
     check_port,
+    family_name,
     normalize_ip_list,
     normalize_mcast_ip,
 )
+from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface
 
 
 class McastTxSocket(OpenCloseContext):
@@ -55,13 +59,13 @@ class McastTxSocket(OpenCloseContext):
         enable_external_loopback: bool = False,
         source_port: int = 0,
     ) -> None:
-        self.addr_family = check_family(addr_family)
-        self.mcast_ips = [
+        self.addr_family: int = check_family(addr_family)
+        self.mcast_ips: list[str] = [
             normalize_mcast_ip(ip, addr_family) for ip in normalize_ip_list(mcast_ips, "mcast_ips")
         ]
-        self.ttl = check_int_range(ttl, "ttl", 0, 255)
-        self.source_port = check_port(source_port, "source_port")
-        self.enable_external_loopback = bool(enable_external_loopback)
+        self.ttl: int = check_int_range(ttl, "ttl", 0, 255, OSTTLError)
+        self.source_port: int = check_port(source_port, "source_port")
+        self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
         if iface is not None and iface_ip is not None:
             raise MulticastValueError("Both iface and iface_ip may not be specified; give one of them")
         spec = iface if iface is not None else iface_ip
@@ -74,15 +78,34 @@ class McastTxSocket(OpenCloseContext):
                 )
             spec = default
         self._iface = resolve_iface(spec, addr_family)
-        self.iface_ip = iface_ip if isinstance(iface_ip, str) else self._iface.primary_ip(addr_family)
+        #: The address datagrams leave from: the one given, if an address was given (an interface
+        #: may hold several), else the interface's primary address.
+        self.iface_ip: str = _given_address(spec, self._iface, addr_family) or _primary(
+            self._iface, addr_family
+        )
         self._allowed = frozenset(self.mcast_ips)
         self._sock: socket.socket | None = None
-        self.is_opened = False
+        self.is_opened: bool = False
 
     @property
     def network_interface(self) -> IfaceInfo:
         """The interface this socket sends from."""
         return self._iface
+
+    @property
+    def iface_info(self) -> IfaceInfo:
+        """1.6.0's name for :attr:`network_interface`."""
+        return self._iface
+
+    @property
+    def mcast_ips_set(self) -> frozenset[str]:
+        """The groups this socket may send to, as a set (1.6.0)."""
+        return self._allowed
+
+    @property
+    def socket(self) -> socket.socket | None:
+        """The OS socket while open, else None (public in 1.2.0 and 1.6.0)."""
+        return self._sock
 
     def open(self) -> None:
         """Create and configure the OS socket.
@@ -93,16 +116,17 @@ class McastTxSocket(OpenCloseContext):
         if self._sock is not None:
             raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
         family = self.addr_family
+        ops = _platform.OPS
+        iface = self._iface
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            with explained(f"Opening a multicast send socket on {self._iface}", family):
-                OPS.configure_tx(
+            with os_errors(f"Opening a multicast send socket on {iface}", family):
+                ops.configure_tx(
                     sock,
                     family,
-                    iface_ip(self._iface, family),
-                    self._iface.index,
+                    Target(iface_ip=self.iface_ip, ifindex=iface.index, ifname=iface.machine_name),
                     self.ttl,
-                    OPS.tx_loopback(self._iface.is_localhost(), self.enable_external_loopback),
+                    ops.tx_loopback(iface.is_localhost(), self.enable_external_loopback),
                     self.source_port,
                 )
         except BaseException:
@@ -135,15 +159,16 @@ class McastTxSocket(OpenCloseContext):
         try:
             sock.sendto(bytes, address)
         except OverflowError:
-            raise MulticastValueError(
+            raise MulticastPortError(
                 f"port {address[1]!r} is out of range; valid ports are 0..65535"
             ) from None
         except OSError as exc:
-            where = f"Sending to {address[0]} on {self._iface.machine_name}"
-            better = OPS.explain_oserror(exc, where, self.addr_family)
-            if better is None:
+            better = translate_oserror(
+                exc, f"Sending to {address[0]} on {self._iface.machine_name}", self.addr_family
+            )
+            if better is exc:
                 raise
-            raise OSError(exc.errno, str(better)) from exc  # still an OSError, as from a plain socket
+            raise better from exc  # a MulticastOSError: still an OSError with the OS's errno
 
     def _check_destination(self, address: object) -> IPv4Or6Address:
         if not isinstance(address, tuple) or len(address) not in (2, 4):
@@ -164,16 +189,45 @@ class McastTxSocket(OpenCloseContext):
         """The OS socket's file descriptor (-1 when closed)."""
         return self._sock.fileno() if self._sock is not None else -1
 
-    def getsockname(self) -> tuple[str, int]:
-        """The local (address, port) the socket sends from."""
+    def getsockname(self) -> IPv4Or6Address:
+        """The local address the socket sends from: ``(ip, port)``, or for IPv6
+        ``(ip, port, flowinfo, scope_id)`` as the socket module (and 1.2.0) return it."""
         if self._sock is None:
             raise MulticastExpertError("getsockname() on a closed McastTxSocket; open it first")
-        name = self._sock.getsockname()
-        return (name[0], name[1])
+        name: IPv4Or6Address = self._sock.getsockname()
+        return name
 
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
         """Set an extra socket option on the underlying OS socket."""
         apply_sockopt([self._sock] if self._sock is not None else [], level, opt, value)
+
+
+def _given_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str | None:
+    """The address ``spec`` names, if it is an address (not a name or an IfaceInfo)."""
+    if isinstance(spec, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = spec
+    elif isinstance(spec, str) and spec != iface.machine_name:
+        try:
+            ip = ipaddress.ip_address(spec)
+        except ValueError:
+            return None
+    else:
+        return None
+    if (ip.version == 4) != (family == socket.AF_INET):
+        raise MulticastFamilyError(
+            f"iface_ip {ip} is IPv{ip.version} but this is an {family_name(family)} socket! "
+            f"Give an IPv{6 if ip.version == 4 else 4} address of {iface.machine_name}, or its name"
+        )
+    if ip.version == 6 and ip.is_link_local and "%" not in str(ip):
+        return f"{ip}%{iface.machine_name}"
+    return str(ip)
+
+
+def _primary(iface: IfaceInfo, family: int) -> str:
+    ip = iface.primary_ip(family)
+    if ip is None:  # resolve_iface rules this out
+        raise MulticastExpertError(f"Interface {iface} has no address of this family")
+    return ip
 
 
 __all__ = ["McastTxSocket"]

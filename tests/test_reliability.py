@@ -1,25 +1,27 @@
-"""Reliability: junk input, faults while open, misuse, threads, and secure defaults."""
+"""Reliability: junk input (hypothesis), faults while open, threads, misuse, secure defaults, load."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Net, open_fds, run_in_fresh_netns, send_from_peer
+from helpers import V4, V6, Net, open_fds, run_in_fresh_netns, send_from_peer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import multicast_expert as me
-from multicast_expert import _netns
+from multicast_expert import testing
 
-V4, V6 = socket.AF_INET, socket.AF_INET6
 ALLOWED = (me.MulticastExpertError, TypeError, ValueError)
+
 
 junk_scalar = st.one_of(
     st.none(),
@@ -49,7 +51,10 @@ junk_scalar = st.one_of(
     ),
     st.binary(max_size=8),
 )
+
+
 junk = st.one_of(junk_scalar, st.lists(junk_scalar, max_size=4), st.tuples(junk_scalar, junk_scalar))
+
 
 RX_ARGS: dict[str, Any] = {
     "addr_family": V4,
@@ -60,6 +65,8 @@ RX_ARGS: dict[str, Any] = {
     "timeout": 0.0,
     "rcvbuf": None,
 }
+
+
 TX_ARGS: dict[str, Any] = {
     "addr_family": V4,
     "mcast_ips": ["239.90.0.1"],
@@ -316,61 +323,51 @@ def test_ssm_socket_drops_unlisted_source_despite_any_source_socket(net: Net, po
 
 
 # ---- faults while open ---------------------------------------------------------------------------
-@pytest.fixture
-def spare() -> Any:
-    """A peer of its own, which tests may break."""
-    peer = _netns.Peer(7)
-    me.scan_interfaces()
-    yield peer
-    peer.close()
-    me.scan_interfaces()
-
-
 @pytest.mark.parametrize("family", [V4, V6])
-def test_interface_down_and_up(spare: _netns.Peer, port: int, family: int) -> None:
+def test_interface_down_and_up(own_peer: testing.Peer, port: int, family: int) -> None:
     group = "239.97.0.1" if family == V4 else "ff15::97"
-    with me.McastRxSocket(family, [group], port, iface=spare.host_if, timeout=0.3) as rx:
-        send_from_peer(spare, family, group, port, [b"before"])
+    with me.McastRxSocket(family, [group], port, iface=own_peer.host_if, timeout=0.3) as rx:
+        send_from_peer(own_peer, family, group, port, [b"before"])
         assert rx.recv() == b"before"
-        _netns.ip("link", "set", spare.host_if, "down")
-        send_from_peer(spare, family, group, port, [b"while down"])
+        testing.ip("link", "set", own_peer.host_if, "down")
+        send_from_peer(own_peer, family, group, port, [b"while down"])
         assert rx.recv() is None  # nothing raises; nothing arrives
-        _netns.ip("link", "set", spare.host_if, "up")
-        _netns.wait_for_mcast_route(spare.host_if)
-        _netns.wait_for_mcast_route(spare.peer_if, ns_pid=spare.pid)
+        testing.ip("link", "set", own_peer.host_if, "up")
+        testing.wait_for_mcast_route(own_peer.host_if)
+        testing.wait_for_mcast_route(own_peer.peer_if, ns_pid=own_peer.pid)
         deadline = time.monotonic() + 5
         got = None
         while got is None and time.monotonic() < deadline:  # carrier and addresses come back
             with contextlib.suppress(OSError):  # the route may still be coming back
-                send_from_peer(spare, family, group, port, [b"after"])
+                send_from_peer(own_peer, family, group, port, [b"after"])
             got = rx.recv()
         assert got == b"after"
 
 
-def test_address_change(spare: _netns.Peer, port: int) -> None:
+def test_address_change(own_peer: testing.Peer, port: int) -> None:
     group = "239.97.0.2"
     with (
-        me.McastRxSocket(V4, [group], port, iface=spare.host_if, timeout=0.3) as rx,
-        me.McastTxSocket(V4, [group], iface=spare.host_if, enable_external_loopback=True) as tx,
+        me.McastRxSocket(V4, [group], port, iface=own_peer.host_if, timeout=0.3) as rx,
+        me.McastTxSocket(V4, [group], iface=own_peer.host_if, enable_external_loopback=True) as tx,
     ):
-        _netns.ip("addr", "del", f"{spare.host_ip4}/24", "dev", spare.host_if)
-        _netns.ip("addr", "add", "198.18.7.99/24", "dev", spare.host_if)
-        send_from_peer(spare, V4, group, port, [b"new address"])
+        testing.ip("addr", "del", f"{own_peer.host_ip4}/24", "dev", own_peer.host_if)
+        testing.ip("addr", "add", f"198.18.{own_peer.n}.99/24", "dev", own_peer.host_if)
+        send_from_peer(own_peer, V4, group, port, [b"new address"])
         assert rx.recv() == b"new address"  # memberships are by interface index
         with pytest.raises(OSError, match="no longer has the address") as ei:  # bound to the old address
             tx.sendto(b"x", (group, port))
         print("address change: sendto raised", repr(ei.value))
     me.scan_interfaces()
-    with me.McastTxSocket(V4, [group], iface=spare.host_if) as tx2:
-        assert tx2.getsockname()[0] == "198.18.7.99"
+    with me.McastTxSocket(V4, [group], iface=own_peer.host_if) as tx2:
+        assert tx2.getsockname()[0] == f"198.18.{own_peer.n}.99"
 
 
-def test_veth_peer_disappears(spare: _netns.Peer, port: int) -> None:
+def test_veth_peer_disappears(own_peer: testing.Peer, port: int) -> None:
     before = open_fds()
-    rx = me.McastRxSocket(V4, ["239.97.0.3"], port, iface=spare.host_if, timeout=0.2)
-    tx = me.McastTxSocket(V4, ["239.97.0.3"], iface=spare.host_if)
+    rx = me.McastRxSocket(V4, ["239.97.0.3"], port, iface=own_peer.host_if, timeout=0.2)
+    tx = me.McastTxSocket(V4, ["239.97.0.3"], iface=own_peer.host_if)
     with rx, tx:
-        _netns.ip("link", "del", spare.peer_if, ns_pid=spare.pid)  # takes our end with it
+        testing.ip("link", "del", own_peer.peer_if, ns_pid=own_peer.pid)  # takes our end with it
         assert rx.recv() is None
         with pytest.raises(OSError, match="reopen the socket") as ei:
             tx.sendto(b"x", ("239.97.0.3", port))
@@ -384,8 +381,6 @@ def test_veth_peer_disappears(spare: _netns.Peer, port: int) -> None:
 
 def test_load_script_million_datagrams(net: Net) -> None:
     """benchmarks/load.py: 1,000,000 datagrams on 16 groups; no corruption, no mixing, flat memory."""
-    import json
-    from pathlib import Path
 
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "load.py"
     res = run_in_fresh_netns([str(script), "--json"], timeout=300)

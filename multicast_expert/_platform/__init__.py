@@ -1,27 +1,31 @@
-"""Chooses the per-OS multicast layer once, at import."""
+"""The per-OS layer, chosen once at import: ``OPS`` is this OS's table.
+
+Everything above this package reads the table as ``_platform.OPS`` at the moment it needs it, so a
+test swaps the OS in one place (``monkeypatch.setattr(_platform, "OPS", ...)``).
+"""
 
 from __future__ import annotations
 
 import sys
 
-from ._base import OsMulticast, Poller, make_poller
+from ._table import Opt, OsTable
+from .darwin import DarwinMulticast
+from .generic import GenericMulticast
+from .linux import LinuxMulticast
+from .windows import WindowsMulticast
 
 
-def select_os(platform: str) -> OsMulticast:
-    """The multicast layer for a ``sys.platform`` value (anything else is treated as Linux)."""
+def select_os(platform: str) -> OsTable:
+    """The table for a ``sys.platform`` value; an OS without one gets the conservative generic table."""
     if platform == "win32":
-        from .windows import WindowsMulticast
-
         return WindowsMulticast()
     if platform == "darwin":
-        from .darwin import DarwinMulticast
-
         return DarwinMulticast()
-    from .linux import LinuxMulticast
+    if platform.startswith("linux"):
+        return LinuxMulticast()
+    return GenericMulticast()
 
-    return LinuxMulticast()
 
+OPS: OsTable = select_os(sys.platform)
 
-OPS: OsMulticast = select_os(sys.platform)
-
-__all__ = ["OPS", "OsMulticast", "Poller", "make_poller", "select_os"]
+__all__ = ["OPS", "Opt", "OsTable", "select_os"]

@@ -1,32 +1,59 @@
-"""macOS: option numbers from <netinet/in.h> and <netinet6/in6.h> of the macOS SDK."""
+"""macOS: option numbers from the xnu sources, bsd/netinet/in.h, bsd/netinet6/in6.h and
+bsd/sys/socket.h (checked against golang.org/x/net's zsys_darwin.go)."""
 
 from __future__ import annotations
 
-import socket
+from typing import ClassVar
 
-from ._base import OsMulticast
+from . import _structs as st
+from ._table import V4, V6, Opt, OsTable, both
 
+# bsd/sys/socket.h
+SOL_SOCKET = 0xFFFF
+SO_REUSEADDR = 0x0004
+SO_RCVBUF = 0x1002
+SO_REUSEPORT = 0x0200
+# bsd/netinet/in.h
+IPPROTO_IP = 0
+IP_MULTICAST_IF = 9
+IP_MULTICAST_TTL = 10
+IP_MULTICAST_LOOP = 11
+IP_ADD_MEMBERSHIP = 12
 IP_BOUND_IF = 25
+IP_ADD_SOURCE_MEMBERSHIP = 70
+IP_BLOCK_SOURCE = 72
+IP_UNBLOCK_SOURCE = 73
+# bsd/netinet6/in6.h
+IPPROTO_IPV6 = 41
+IPV6_MULTICAST_IF = 9
+IPV6_MULTICAST_HOPS = 10
+IPV6_MULTICAST_LOOP = 11
+IPV6_JOIN_GROUP = 12
 IPV6_BOUND_IF = 125
 
 
-class DarwinMulticast(OsMulticast):
+class DarwinMulticast(OsTable):
     """macOS: shared ports need SO_REUSEPORT; loopback on only for the loopback interface."""
 
     name = "macOS"
-    IP_ADD_SOURCE_MEMBERSHIP = 70
-    IP_DROP_SOURCE_MEMBERSHIP = 71
-    IP_BLOCK_SOURCE = 72
-    IP_UNBLOCK_SOURCE = 73
-    SOURCE_BEFORE_IFACE = True
-    RX_REUSEPORT = True
+    OPTIONS: ClassVar[dict[tuple[str, int], Opt]] = {
+        **both("reuseaddr", Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
+        **both("reuseport", Opt(SOL_SOCKET, SO_REUSEPORT, st.INT)),
+        **both("rcvbuf", Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
+        ("bind_device", V4): Opt(IPPROTO_IP, IP_BOUND_IF, st.IFINDEX),
+        ("bind_device", V6): Opt(IPPROTO_IPV6, IPV6_BOUND_IF, st.IFINDEX),
+        ("multicast_if", V4): Opt(IPPROTO_IP, IP_MULTICAST_IF, st.IN_ADDR_IFACE),
+        ("multicast_if", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, st.IFINDEX),
+        ("multicast_ttl", V4): Opt(IPPROTO_IP, IP_MULTICAST_TTL, st.INT),
+        ("multicast_ttl", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, st.INT),
+        ("multicast_loop", V4): Opt(IPPROTO_IP, IP_MULTICAST_LOOP, st.INT),
+        ("multicast_loop", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, st.INT),
+        ("join", V4): Opt(IPPROTO_IP, IP_ADD_MEMBERSHIP, st.IP_MREQ),
+        ("join", V6): Opt(IPPROTO_IPV6, IPV6_JOIN_GROUP, st.IPV6_MREQ),
+        ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
+        ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
+        ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
+    }
 
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
         return iface_is_loopback or external_loopback
-
-    def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> bool:
-        if family == socket.AF_INET:
-            sock.setsockopt(socket.IPPROTO_IP, IP_BOUND_IF, ifindex)
-        else:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_BOUND_IF, ifindex)
-        return True

@@ -1,71 +1,87 @@
-"""Linux: option numbers from <linux/in.h> and <linux/in6.h>; policies measured on Linux 6.x."""
+"""Linux: option numbers from <linux/in.h>, <linux/in6.h>, <asm-generic/socket.h>; policies
+measured on Linux 6.x (see shared/linux-multicast-facts.md)."""
 
 from __future__ import annotations
 
-import errno
 import fcntl
+import ipaddress
 import socket
 import struct
 from pathlib import Path
 from typing import ClassVar
 
-from ..utils import MulticastExpertError
 from . import _structs as st
-from ._base import OsMulticast
+from ._table import V4, V6, Opt, OsTable, both
 
-SO_BINDTODEVICE = 25  # <asm-generic/socket.h>
-SIOCGIFFLAGS = 0x8913  # <linux/sockios.h>
-IFF_UP = 0x1  # <linux/if.h>
+# <asm-generic/socket.h>
+SOL_SOCKET = 1
+SO_REUSEADDR = 2
+SO_RCVBUF = 8
+SO_BINDTODEVICE = 25
+# <linux/in.h>
+IPPROTO_IP = 0
+IP_MULTICAST_IF = 32
+IP_MULTICAST_TTL = 33
+IP_MULTICAST_LOOP = 34
+IP_ADD_MEMBERSHIP = 35
+IP_UNBLOCK_SOURCE = 37
+IP_BLOCK_SOURCE = 38
+IP_ADD_SOURCE_MEMBERSHIP = 39
+IP_MULTICAST_ALL = 49
+MCAST_BLOCK_SOURCE = 43
+MCAST_UNBLOCK_SOURCE = 44
+MCAST_JOIN_SOURCE_GROUP = 46
+# <linux/in6.h>
+IPPROTO_IPV6 = 41
+IPV6_MULTICAST_IF = 17
+IPV6_MULTICAST_HOPS = 18
+IPV6_MULTICAST_LOOP = 19
+IPV6_ADD_MEMBERSHIP = 20
+IPV6_MULTICAST_ALL = 29
+# <linux/sockios.h>, <linux/if.h>
+SIOCGIFFLAGS = 0x8913
+IFF_UP = 0x1
 IFF_MULTICAST = 0x1000
 
 
-class LinuxMulticast(OsMulticast):
+class LinuxMulticast(OsTable):
     """Linux: one socket per (group, interface), bound to the group and tied to the device."""
 
     name = "Linux"
-    IP_ADD_SOURCE_MEMBERSHIP = 39
-    IP_DROP_SOURCE_MEMBERSHIP = 40
-    IP_UNBLOCK_SOURCE = 37
-    IP_BLOCK_SOURCE = 38
-    MCAST_BLOCK_SOURCE = 43
-    MCAST_UNBLOCK_SOURCE = 44
-    MCAST_JOIN_SOURCE_GROUP = 46
-    MCAST_LEAVE_SOURCE_GROUP = 47
-    IP_MULTICAST_ALL = 49
-    IPV6_MULTICAST_ALL = 29
-    SOURCE_BEFORE_IFACE = False
-    #: Defaults of net.ipv4.igmp_max_msf and net.ipv6.mld_max_msf.
-    IPV4_SOURCES_PER_SOCKET = 10
-    IPV6_SOURCES_PER_SOCKET = 64
-
-    _SYSCTL_HINTS: ClassVar[dict[str, str]] = {
-        "join4": "net.ipv4.igmp_max_memberships",
-        "join6": "net.core.optmem_max",
-        "source4": "net.ipv4.igmp_max_msf",
-        "source6": "net.ipv6.mld_max_msf",
+    OPTIONS: ClassVar[dict[tuple[str, int], Opt]] = {
+        **both("reuseaddr", Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
+        # No SO_REUSEPORT: Linux would spread a group's datagrams over the sockets sharing a port
+        # instead of giving each socket a copy (SO_REUSEADDR does the latter).
+        **both("rcvbuf", Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
+        # Without a device binding a socket also gets its group arriving on other interfaces
+        # whenever another socket on the host joined it there (IPv6 even with IPV6_MULTICAST_ALL=0).
+        **both("bind_device", Opt(SOL_SOCKET, SO_BINDTODEVICE, st.IFNAME)),
+        ("multicast_all", V4): Opt(IPPROTO_IP, IP_MULTICAST_ALL, st.INT),
+        ("multicast_all", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_ALL, st.INT),
+        # ip_mreqn with the index picks the right interface even when addresses are shared.
+        ("multicast_if", V4): Opt(IPPROTO_IP, IP_MULTICAST_IF, st.IP_MREQN_IFACE),
+        ("multicast_if", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, st.IFINDEX),
+        ("multicast_ttl", V4): Opt(IPPROTO_IP, IP_MULTICAST_TTL, st.INT),
+        ("multicast_ttl", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, st.INT),
+        ("multicast_loop", V4): Opt(IPPROTO_IP, IP_MULTICAST_LOOP, st.INT),
+        ("multicast_loop", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, st.INT),
+        ("join", V4): Opt(IPPROTO_IP, IP_ADD_MEMBERSHIP, st.IP_MREQN),
+        ("join", V6): Opt(IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, st.IPV6_MREQ),
+        ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GIS),
+        ("join_source", V6): Opt(IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, st.GROUP_SOURCE_REQ6),
+        ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GIS),
+        ("block_source", V6): Opt(IPPROTO_IPV6, MCAST_BLOCK_SOURCE, st.GROUP_SOURCE_REQ6),
+        ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GIS),
+        ("unblock_source", V6): Opt(IPPROTO_IPV6, MCAST_UNBLOCK_SOURCE, st.GROUP_SOURCE_REQ6),
     }
-
-    def ipv4_join_struct(self, group: str, iface_ip: str, ifindex: int) -> bytes:
-        return st.ip_mreqn(group, iface_ip, ifindex)
-
-    def set_multicast_if(self, sock: socket.socket, family: int, iface_ip: str, ifindex: int) -> None:
-        if family == socket.AF_INET:
-            # ip_mreqn with the index picks the right interface even when addresses are shared.
-            sock.setsockopt(
-                socket.IPPROTO_IP, socket.IP_MULTICAST_IF, st.ip_mreqn("0.0.0.0", iface_ip, ifindex)
-            )
-        else:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
-
-    def bind_to_iface(self, sock: socket.socket, family: int, iface_name: str, ifindex: int) -> bool:
-        # Without this a socket also gets its group arriving on other interfaces whenever any
-        # other socket on the host joined it there (IPv6 even with IPV6_MULTICAST_ALL=0).
-        # Kernels before 5.7 need CAP_NET_RAW for it; IPv4 then stays isolated by IP_MULTICAST_ALL=0.
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface_name.encode())
-        except PermissionError:
-            return False
-        return True
+    #: Defaults of net.ipv4.igmp_max_msf and net.ipv6.mld_max_msf.
+    SOURCES_PER_SOCKET: ClassVar[dict[int, int]] = {V4: 10, V6: 64}
+    LIMIT_HINTS: ClassVar[dict[tuple[str, int], str]] = {
+        ("join", V4): "net.ipv4.igmp_max_memberships",
+        ("join", V6): "net.core.optmem_max",
+        ("join_source", V4): "net.ipv4.igmp_max_msf",
+        ("join_source", V6): "net.ipv6.mld_max_msf",
+    }
 
     def iface_flags(self, name: str) -> dict[str, bool] | None:
         # SIOCGIFFLAGS asks the caller's own network namespace (/sys/class/net may show another).
@@ -80,7 +96,7 @@ class LinuxMulticast(OsMulticast):
     def default_route_iface_name(self, family: int) -> str | None:
         # /proc is cheaper than netlink and shows device-only default routes too.
         try:
-            if family == socket.AF_INET:
+            if family == V4:
                 for line in Path("/proc/thread-self/net/route").read_text().splitlines()[1:]:
                     f = line.split()
                     if len(f) > 7 and f[1] == "00000000" and f[7] == "00000000" and int(f[3], 16) & 1:
@@ -95,12 +111,28 @@ class LinuxMulticast(OsMulticast):
             return super().default_route_iface_name(family)
         return None
 
-    def explain_oserror(self, exc: OSError, action: str, family: int) -> MulticastExpertError | None:
-        if exc.errno in (errno.ENOBUFS, errno.ENOMEM):
-            v = "4" if family == socket.AF_INET else "6"
-            key = ("source" if "source" in action else "join") + v
-            return MulticastExpertError(
-                f"{action} failed: a Linux per-socket multicast limit was reached ({exc.strerror}); "
-                f"raise the sysctl {self._SYSCTL_HINTS[key]} (sysctl -w {self._SYSCTL_HINTS[key]}=N)"
-            )
-        return super().explain_oserror(exc, action, family)
+    def read_setting(self, name: str) -> str | None:
+        try:
+            return Path("/proc/sys/" + name.replace(".", "/")).read_text().strip()
+        except OSError:
+            return None
+
+    def memberships(self) -> list[tuple[str, str]] | None:
+        found: list[tuple[str, str]] = []
+        try:
+            igmp = Path("/proc/net/igmp").read_text().splitlines()[1:]
+            igmp6 = Path("/proc/net/igmp6").read_text().splitlines()
+        except OSError:
+            return None
+        dev = ""
+        for line in igmp:
+            f = line.split()
+            if line[:1].isdigit():
+                dev = f[1].rstrip(":")
+            elif f:
+                found.append((dev, str(ipaddress.IPv4Address(int(f[0], 16).to_bytes(4, "little")))))
+        for line in igmp6:
+            f = line.split()
+            if len(f) >= 3:
+                found.append((f[1], str(ipaddress.IPv6Address(bytes.fromhex(f[2])))))
+        return found

@@ -1,26 +1,57 @@
-"""Windows: option numbers from ws2ipdef.h; struct layouts from the Winsock documentation."""
+"""Windows: option numbers from ws2def.h, winsock2.h and ws2ipdef.h (Windows SDK; checked against
+mingw-w64 and Microsoft's "IPPROTO_IP / IPPROTO_IPV6 socket options" pages)."""
 
 from __future__ import annotations
 
 import ctypes
 import socket
 import sys
+from typing import ClassVar
 
 from . import _structs as st
-from ._base import OsMulticast
+from ._table import V4, V6, Opt, OsTable, both
 
+# winsock2.h
+SOL_SOCKET = 0xFFFF
+SO_REUSEADDR = 0x0004
+SO_RCVBUF = 0x1002
+# ws2ipdef.h
+IPPROTO_IP = 0
+IP_MULTICAST_IF = 9
+IP_MULTICAST_TTL = 10
+IP_MULTICAST_LOOP = 11
+IP_ADD_MEMBERSHIP = 12
+IP_ADD_SOURCE_MEMBERSHIP = 15
+IP_BLOCK_SOURCE = 17
+IP_UNBLOCK_SOURCE = 18
+IPPROTO_IPV6 = 41
+IPV6_MULTICAST_IF = 9
+IPV6_MULTICAST_HOPS = 10
+IPV6_MULTICAST_LOOP = 11
+IPV6_ADD_MEMBERSHIP = 12
+# winerror.h
 WSAEMSGSIZE = 10040
 
 
-class WindowsMulticast(OsMulticast):
+class WindowsMulticast(OsTable):
     """Windows: receive sockets bind to the interface address; loopback acts on the receiver."""
 
     name = "Windows"
-    IP_ADD_SOURCE_MEMBERSHIP = 15
-    IP_DROP_SOURCE_MEMBERSHIP = 16
-    IP_BLOCK_SOURCE = 17
-    IP_UNBLOCK_SOURCE = 18
-    SOURCE_BEFORE_IFACE = True
+    OPTIONS: ClassVar[dict[tuple[str, int], Opt]] = {
+        **both("reuseaddr", Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
+        **both("rcvbuf", Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
+        ("multicast_if", V4): Opt(IPPROTO_IP, IP_MULTICAST_IF, st.IN_ADDR_IFACE),
+        ("multicast_if", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, st.IFINDEX),
+        ("multicast_ttl", V4): Opt(IPPROTO_IP, IP_MULTICAST_TTL, st.INT),
+        ("multicast_ttl", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, st.INT),
+        ("multicast_loop", V4): Opt(IPPROTO_IP, IP_MULTICAST_LOOP, st.INT),
+        ("multicast_loop", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, st.INT),
+        ("join", V4): Opt(IPPROTO_IP, IP_ADD_MEMBERSHIP, st.IP_MREQ),
+        ("join", V6): Opt(IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, st.IPV6_MREQ),
+        ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
+        ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
+        ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
+    }
     RX_BIND_GROUP = False
     LOOP_ON_RECEIVER = True
 
@@ -32,8 +63,7 @@ class WindowsMulticast(OsMulticast):
         # netifaces names adapters by GUID; GetAdapterIndex wants the \DEVICE\TCPIP_ prefix.
         if sys.platform != "win32":
             raise OSError(f"GetAdapterIndex({name!r}) exists only on Windows")
-        windll = ctypes.WinDLL
-        get_adapter_index = windll("iphlpapi").GetAdapterIndex
+        get_adapter_index = ctypes.WinDLL("iphlpapi").GetAdapterIndex
         index = ctypes.c_ulong()
         ret = get_adapter_index(ctypes.c_wchar_p("\\DEVICE\\TCPIP_" + name), ctypes.byref(index))
         if ret != 0:
@@ -42,12 +72,6 @@ class WindowsMulticast(OsMulticast):
 
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
         return True  # the receiving socket decides on Windows
-
-    def set_multicast_if(self, sock: socket.socket, family: int, iface_ip: str, ifindex: int) -> None:
-        if family == socket.AF_INET:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, st.in_addr(iface_ip))
-        else:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
 
     def recv_packet(
         self, sock: socket.socket, bufsize: int

@@ -1,24 +1,27 @@
 """Windows and macOS paths, checked on any host by recording every socket call and its bytes.
 
-The socket classes are run unchanged with the per-OS layer swapped and ``socket.socket`` replaced
-by a recorder, so these tests also show that the classes themselves have no platform branches.
+The socket classes are run unchanged with the per-OS table swapped (in one place, ``_platform.OPS``)
+and ``socket.socket`` replaced by a recorder, so these tests also show that the classes themselves
+have no platform branches. Option numbers are each OS's own, from its headers.
 """
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import socket
 import struct
+import sys
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
+from helpers import V4, V6
 
 import multicast_expert as me
-from multicast_expert import _platform, rx_socket, tx_socket
+from multicast_expert import _platform
 from multicast_expert._platform import darwin, linux, windows
 
-V4, V6 = socket.AF_INET, socket.AF_INET6
 IPPROTO_IP, IPPROTO_IPV6, SOL_SOCKET = socket.IPPROTO_IP, socket.IPPROTO_IPV6, socket.SOL_SOCKET
 
 
@@ -55,14 +58,6 @@ class Recorder:
         self.log.append(("close",))
 
 
-class NullPoller:
-    def register(self, fd: int) -> None: ...
-    def unregister(self, fd: int) -> None: ...
-    def close(self) -> None: ...
-    def fileno(self) -> int:
-        return -1
-
-
 ETH = me.IfaceInfo(
     "eth7",
     7,
@@ -76,10 +71,8 @@ ETH = me.IfaceInfo(
 def record(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     Recorder.log = []
 
-    def use(ops: _platform.OsMulticast) -> list[tuple[Any, ...]]:
-        for mod in (rx_socket, tx_socket, me._common):
-            monkeypatch.setattr(mod, "OPS", ops)
-        monkeypatch.setattr(rx_socket, "make_poller", NullPoller)
+    def use(ops: _platform.OsTable) -> list[tuple[Any, ...]]:
+        monkeypatch.setattr(_platform, "OPS", ops)  # the one place the socket classes read it
         monkeypatch.setattr(socket, "socket", Recorder)
         return Recorder.log
 
@@ -94,8 +87,6 @@ def test_platform_chosen_from_sys_platform(monkeypatch: pytest.MonkeyPatch) -> N
     assert type(_platform.select_os("win32")) is windows.WindowsMulticast
     assert type(_platform.select_os("darwin")) is darwin.DarwinMulticast
     assert type(_platform.select_os("linux")) is linux.LinuxMulticast
-    import importlib
-    import sys
 
     monkeypatch.setattr(sys, "platform", "win32")
     reloaded = importlib.reload(_platform)
@@ -112,12 +103,11 @@ def test_windows_rx_ipv4_binds_interface_and_uses_ip_mreq(record: Any) -> None:
         pass
     assert calls(log, "bind") == [("bind", ("198.18.7.1", 5000))]
     sets = calls(log, "setsockopt")
-    assert ("setsockopt", SOL_SOCKET, socket.SO_REUSEADDR, 1) in sets
-    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0) in sets  # receiver-side loop
-    join = [c for c in sets if c[2] == socket.IP_ADD_MEMBERSHIP]
-    assert join == [
-        ("setsockopt", IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, bytes([239, 1, 2, 3, 198, 18, 7, 1]))
-    ]
+    # Windows' own numbers (winsock2.h, ws2ipdef.h), not the host's socket module's.
+    assert ("setsockopt", 0xFFFF, 4, 1) in sets  # SOL_SOCKET, SO_REUSEADDR
+    assert ("setsockopt", IPPROTO_IP, 11, 0) in sets  # IP_MULTICAST_LOOP: receiver-side loop
+    join = [c for c in sets if c[2] == 12]  # IP_ADD_MEMBERSHIP
+    assert join == [("setsockopt", IPPROTO_IP, 12, bytes([239, 1, 2, 3, 198, 18, 7, 1]))]
 
 
 def test_windows_ssm_ipv4_struct_order_and_option(record: Any) -> None:
@@ -141,16 +131,16 @@ def test_windows_tx_ipv4_and_ipv6(record: Any) -> None:
     with me.McastTxSocket(V4, ["239.1.2.3"], ETH, ttl=5):
         pass
     assert calls(log, "bind") == [("bind", ("198.18.7.1", 0))]
-    assert calls(log, "setsockopt") == [
-        ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_IF, bytes([198, 18, 7, 1])),
-        ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_TTL, 5),
-        ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1),
+    assert calls(log, "setsockopt") == [  # IP_MULTICAST_IF 9, _TTL 10, _LOOP 11 (ws2ipdef.h)
+        ("setsockopt", IPPROTO_IP, 9, bytes([198, 18, 7, 1])),
+        ("setsockopt", IPPROTO_IP, 10, 5),
+        ("setsockopt", IPPROTO_IP, 11, 1),
     ]
     log.clear()
     with me.McastTxSocket(V6, ["ff15::1"], ETH):
         pass
     assert calls(log, "bind") == [("bind", ("2001:db8:7::1", 0, 0, 7))]
-    assert calls(log, "setsockopt")[0] == ("setsockopt", IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, 7)
+    assert calls(log, "setsockopt")[0] == ("setsockopt", IPPROTO_IPV6, 9, 7)  # IPV6_MULTICAST_IF
 
 
 def test_windows_rx_ipv6(record: Any) -> None:
@@ -159,9 +149,9 @@ def test_windows_rx_ipv6(record: Any) -> None:
         pass
     assert calls(log, "bind") == [("bind", ("2001:db8:7::1", 5001, 0, 7))]
     sets = calls(log, "setsockopt")
-    assert ("setsockopt", IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1) in sets
+    assert ("setsockopt", IPPROTO_IPV6, 11, 1) in sets  # IPV6_MULTICAST_LOOP
     mreq = socket.inet_pton(V6, "ff15::5") + struct.pack("<I", 7)
-    assert ("setsockopt", IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq) in sets
+    assert ("setsockopt", IPPROTO_IPV6, 12, mreq) in sets  # IPV6_ADD_MEMBERSHIP
 
 
 def test_macos_rx_ipv4(record: Any) -> None:
@@ -170,10 +160,10 @@ def test_macos_rx_ipv4(record: Any) -> None:
         pass
     assert calls(log, "bind") == [("bind", ("239.9.9.9", 6000))]
     sets = calls(log, "setsockopt")
-    assert sets[:3] == [
-        ("setsockopt", SOL_SOCKET, socket.SO_REUSEADDR, 1),
-        ("setsockopt", SOL_SOCKET, socket.SO_REUSEPORT, 1),
-        ("setsockopt", IPPROTO_IP, darwin.IP_BOUND_IF, 7),
+    assert sets[:3] == [  # SOL_SOCKET 0xffff, SO_REUSEADDR 4, SO_REUSEPORT 0x200, IP_BOUND_IF 25
+        ("setsockopt", 0xFFFF, 4, 1),
+        ("setsockopt", 0xFFFF, 0x200, 1),
+        ("setsockopt", IPPROTO_IP, 25, 7),
     ]
     # IP_ADD_SOURCE_MEMBERSHIP is 70 on macOS; ip_mreq_source is (group, source, interface)
     assert sets[3] == ("setsockopt", IPPROTO_IP, 70, bytes([239, 9, 9, 9, 198, 18, 7, 2, 198, 18, 7, 1]))
@@ -184,12 +174,12 @@ def test_macos_tx_loopback_only_on_loopback_interface(record: Any) -> None:
     lo = me.IfaceInfo("lo0", 1, None, (ipaddress.IPv4Interface("127.0.0.1/8"),), ())
     with me.McastTxSocket(V4, ["239.1.1.1"], lo):
         pass
-    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1) in log
+    assert ("setsockopt", IPPROTO_IP, 11, 1) in log  # IP_MULTICAST_LOOP on macOS
     log.clear()
     with me.McastTxSocket(V4, ["239.1.1.1"], ETH):
         pass
-    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0) in log
-    assert ("setsockopt", IPPROTO_IP, socket.IP_MULTICAST_IF, bytes([198, 18, 7, 1])) in log
+    assert ("setsockopt", IPPROTO_IP, 11, 0) in log
+    assert ("setsockopt", IPPROTO_IP, 9, bytes([198, 18, 7, 1])) in log  # IP_MULTICAST_IF
 
 
 def test_linux_calls_recorded(record: Any) -> None:
@@ -255,15 +245,3 @@ def test_linux_spreads_sources_over_sockets(record: Any) -> None:
     assert len(calls(log, "socket")) == 3
     assert len([c for c in log if c[0] == "setsockopt" and c[2] == 39]) == 25
     assert len(calls(log, "close")) == 3
-
-
-def test_legacy_struct_builders() -> None:
-    from multicast_expert import os_multicast
-
-    info = os_multicast.IfaceInfo("198.18.7.1", "eth7", 7)
-    assert os_multicast.make_ip_mreqn_struct("239.1.2.3", info) == bytes(
-        [239, 1, 2, 3, 198, 18, 7, 1]
-    ) + struct.pack("=i", 7)
-    assert os_multicast.make_ipv6_mreq_struct("ff02::1", info) == socket.inet_pton(
-        V6, "ff02::1"
-    ) + struct.pack("=I", 7)

@@ -1,4 +1,4 @@
-"""The command-line tool and the examples, driven as a user would, as subprocesses in the namespaces."""
+"""The command line and the examples, run as subprocesses across private namespaces."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Net, run_in_fresh_netns, send_from_peer
+from helpers import Net, run_in_fresh_netns, send_from_peer
 
-from multicast_expert import _netns
+from multicast_expert import testing
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
 CLI = [sys.executable, "-m", "multicast_expert"]
 
 
@@ -22,7 +24,7 @@ def run(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def send_cmd(peer: _netns.Peer, group: str, port: int, *extra: str) -> list[str]:
+def send_cmd(peer: testing.Peer, group: str, port: int, *extra: str) -> list[str]:
     """argv for `multicast-expert send` run inside ``peer``, from its veth end."""
     return peer.command(*CLI, "send", group, "--port", str(port), "--iface", peer.peer_if, *extra)
 
@@ -143,33 +145,33 @@ def test_bad_arguments_one_line_exit_2(net: Net, argv: list[str], needle: str) -
     assert "Traceback" not in res.stderr
 
 
-def test_doctor_finds_planted_problems_and_passes_when_fixed(net: Net) -> None:
-    iface = net.b.host_if
+def test_doctor_finds_planted_problems_and_passes_when_fixed(own_peer: testing.Peer) -> None:
+    iface = own_peer.host_if
     healthy = run([*CLI, "doctor", "--iface", iface])
     assert healthy.returncode == 0, healthy.stdout
     assert "received it back" in healthy.stdout
-    _netns.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 1)
+    testing.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 1)
     try:
         strict = run([*CLI, "doctor", "--iface", iface])
         assert strict.returncode == 1
         assert "strict reverse-path filtering" in strict.stdout
         assert f"net.ipv4.conf.{iface}.rp_filter=2" in strict.stdout
     finally:
-        _netns.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 0)
-    _netns.ip("link", "set", "dev", iface, "multicast", "off")
+        testing.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 0)
+    testing.ip("link", "set", "dev", iface, "multicast", "off")
     try:
         noflag = run([*CLI, "doctor", "--iface", iface])
         assert noflag.returncode == 1
         assert "MULTICAST flag" in noflag.stdout and f"ip link set dev {iface} multicast on" in noflag.stdout
     finally:
-        _netns.ip("link", "set", "dev", iface, "multicast", "on")
-    _netns.ip("link", "set", "dev", iface, "down")
+        testing.ip("link", "set", "dev", iface, "multicast", "on")
+    testing.ip("link", "set", "dev", iface, "down")
     try:
         down = run([*CLI, "doctor", "--iface", iface])
         assert down.returncode == 1 and f"{iface} is down" in down.stdout
     finally:
-        _netns.ip("link", "set", "dev", iface, "up")
-        _netns.wait_for_mcast_route(iface)
+        testing.ip("link", "set", "dev", iface, "up")
+        testing.wait_for_mcast_route(iface)
     again = run([*CLI, "doctor", "--iface", iface, "239.30.0.1"])
     assert again.returncode == 0, again.stdout
     assert "239.30.0.1 would leave by" in again.stdout

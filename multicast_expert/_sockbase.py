@@ -1,4 +1,6 @@
-"""Pieces shared by the transmit and receive socket classes (no platform branches here)."""
+"""What the send and receive socket classes share: open/close lifecycle, interface checks,
+OS error translation and extra socket options. No platform branches here.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Self
 
-from ._platform import OPS
+from . import _platform
+from ._errors import MulticastExpertError, MulticastValueError
+from ._validate import family_name
 from .interfaces import IfaceInfo, IfaceSpecifier, find_interface
-from .utils import MulticastExpertError, MulticastValueError, family_name
+
+#: Create sockets non-blocking in one syscall where the OS allows (Linux); else setblocking(False).
+SOCK_NONBLOCK = int(getattr(socket, "SOCK_NONBLOCK", 0))
 
 
 class OpenCloseContext:
@@ -45,14 +51,21 @@ class AsyncOpenCloseContext(OpenCloseContext):
         self.close()
 
 
+def translate_oserror(exc: OSError, action: str, family: int) -> OSError:
+    """The one OSError translator: a known error becomes a MulticastOSError (errno kept) saying
+    what to do; anything else comes back unchanged, to be re-raised as is."""
+    better = _platform.OPS.explain_oserror(exc, action, family)
+    return exc if better is None else better
+
+
 @contextlib.contextmanager
-def explained(action: str, family: int) -> Iterator[None]:
-    """Re-raise a known OSError from a socket call as a MulticastExpertError saying what to do."""
+def os_errors(action: str, family: int) -> Iterator[None]:
+    """Re-raise an OSError from the block through :func:`translate_oserror`."""
     try:
         yield
     except OSError as exc:
-        better = OPS.explain_oserror(exc, action, family)
-        if better is None:
+        better = translate_oserror(exc, action, family)
+        if better is exc:
             raise
         raise better from exc
 
@@ -69,16 +82,11 @@ def resolve_iface(spec: IfaceSpecifier, family: int) -> IfaceInfo:
 
 
 def iface_ip(iface: IfaceInfo, family: int) -> str:
-    """The address a socket on ``iface`` binds to."""
+    """The address a socket on ``iface`` binds to (the interface's primary address)."""
     ip = iface.primary_ip(family)
     if ip is None:  # resolve_iface rules this out
         raise MulticastExpertError(f"Interface {iface} has no {family_name(family)} address")
     return ip
-
-
-def dedupe(items: Sequence[str]) -> list[str]:
-    """Drop repeats, keeping the first occurrence's order."""
-    return list(dict.fromkeys(items))
 
 
 def apply_sockopt(socks: Sequence[socket.socket], level: int, opt: int, value: int | bytes) -> None:

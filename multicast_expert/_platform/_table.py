@@ -1,0 +1,222 @@
+"""The per-OS multicast layer's shared part: option tables and the generic setters that use them.
+
+Layering rule: this package may import ``_errors`` and ``_validate`` only. It knows the operating
+system; nothing above it does. The socket classes call the methods of :class:`OsTable` and never
+look at ``sys.platform`` themselves.
+
+Each OS is a subclass whose ``OPTIONS`` maps ``(concern, family)`` to an :class:`Opt`: the
+``(level, option number, struct shape)`` triple to ``setsockopt``. A concern missing from an OS's
+table raises ``MulticastExpertError("... is not supported on <OS>")``. Policies that are not
+socket options (what to bind to, which side honours multicast loopback) are class attributes.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Mapping
+from typing import ClassVar, NamedTuple
+
+import netifaces
+
+from .._errors import MulticastExpertError, MulticastOSError
+from ._structs import Shape, Target
+
+V4, V6 = int(socket.AF_INET), int(socket.AF_INET6)
+_CONCERN_NAMES = {
+    "join": "joining a group",
+    "join_source": "source-specific multicast",
+    "block_source": "source blocking",
+    "unblock_source": "source unblocking",
+    "bind_device": "tying a socket to an interface",
+    "multicast_all": "IP_MULTICAST_ALL",
+    "reuseport": "SO_REUSEPORT",
+}
+
+
+class Opt(NamedTuple):
+    """One socket option: ``setsockopt(level, name, shape(target))``."""
+
+    level: int
+    name: int
+    shape: Shape
+
+
+def both(concern: str, opt: Opt) -> dict[tuple[str, int], Opt]:
+    """A table entry that is the same for IPv4 and IPv6 sockets (SOL_SOCKET options)."""
+    return {(concern, V4): opt, (concern, V6): opt}
+
+
+def family_label(family: int) -> str:
+    """``'IPv4'`` or ``'IPv6'``."""
+    return "IPv4" if family == V4 else "IPv6"
+
+
+class OsTable:
+    """One operating system's multicast behaviour: a table of options plus a few policies."""
+
+    name: ClassVar[str] = "unknown OS"
+    #: (concern, family) -> option. Concerns: reuseaddr, reuseport, rcvbuf, bind_device,
+    #: multicast_all, multicast_if, multicast_ttl, multicast_loop, join, join_source,
+    #: block_source, unblock_source.
+    OPTIONS: ClassVar[Mapping[tuple[str, int], Opt]] = {}
+    #: Bind receive sockets to the group address (True) or to the interface address (False).
+    RX_BIND_GROUP: ClassVar[bool] = True
+    #: IP_MULTICAST_LOOP is honoured by the receiving socket (Windows) rather than the sender.
+    LOOP_ON_RECEIVER: ClassVar[bool] = False
+    #: Sources per group one OS socket may hold, by family; missing: no known limit.
+    SOURCES_PER_SOCKET: ClassVar[Mapping[int, int]] = {}
+    #: Sysctl (or setting) to name when a per-socket limit is hit, by (concern, family).
+    LIMIT_HINTS: ClassVar[Mapping[tuple[str, int], str]] = {}
+
+    # ---- the generic setters ------------------------------------------------------------------
+    def supports(self, concern: str, family: int) -> bool:
+        """Whether this OS has the option for ``concern``."""
+        return (concern, family) in self.OPTIONS
+
+    def unsupported(self, concern: str, family: int) -> MulticastExpertError:
+        """The error for a concern this OS does not offer."""
+        what = _CONCERN_NAMES.get(concern, concern)
+        return MulticastExpertError(f"{family_label(family)} {what} is not supported on {self.name}")
+
+    def set(self, sock: socket.socket, concern: str, family: int, target: Target) -> None:
+        """Apply one concern's option to ``sock``; raises if this OS has no such option."""
+        opt = self.OPTIONS.get((concern, family))
+        if opt is None:
+            raise self.unsupported(concern, family)
+        sock.setsockopt(opt.level, opt.name, opt.shape(target))
+
+    def check_ssm(self, family: int) -> None:
+        """Raise if this OS cannot do source-specific multicast for ``family``."""
+        if not self.supports("join_source", family):
+            raise self.unsupported("join_source", family)
+
+    def sources_per_socket(self, family: int) -> int | None:
+        """How many sources of one group a single OS socket may hold, if limited."""
+        return self.SOURCES_PER_SOCKET.get(family)
+
+    # ---- interfaces -----------------------------------------------------------------------------
+    @property
+    def link_family(self) -> int:
+        """The netifaces key of link-layer (MAC) addresses."""
+        return int(netifaces.AF_LINK)
+
+    def iface_index(self, name: str) -> int:
+        """The OS interface index of an interface name."""
+        return socket.if_nametoindex(name)
+
+    def default_route_iface_name(self, family: int) -> str | None:
+        """Name of the interface holding the default route of ``family``, or None."""
+        default = netifaces.gateways().get("default")
+        entry = default.get(family) if isinstance(default, dict) else None
+        return str(entry[1]) if isinstance(entry, tuple) and len(entry) > 1 else None
+
+    def iface_flags(self, name: str) -> dict[str, bool] | None:
+        """``{"up": ..., "multicast": ...}`` for an interface, or None where unknown."""
+        return None
+
+    def sockaddr(
+        self, family: int, ip: str, port: int, ifindex: int
+    ) -> tuple[str, int] | tuple[str, int, int, int]:
+        """The address tuple for bind(): IPv6 gets the interface index as scope id."""
+        if family == V4:
+            return (ip, port)
+        return (ip.split("%", 1)[0], port, 0, ifindex)
+
+    # ---- transmit -----------------------------------------------------------------------------
+    def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
+        """IP_MULTICAST_LOOP for a sending socket."""
+        return external_loopback
+
+    def configure_tx(
+        self, sock: socket.socket, family: int, t: Target, ttl: int, loop: bool, source_port: int
+    ) -> None:
+        """Set up a sending socket: reuse, bind to the interface address, multicast interface, TTL, loop."""
+        if source_port:
+            self.set(sock, "reuseaddr", family, t._replace(value=1))
+        sock.bind(self.sockaddr(family, t.iface_ip, source_port, t.ifindex))
+        self.set(sock, "multicast_if", family, t)
+        self.set(sock, "multicast_ttl", family, t._replace(value=ttl))
+        self.set(sock, "multicast_loop", family, t._replace(value=int(loop)))
+
+    # ---- receive ------------------------------------------------------------------------------
+    def bind_to_iface(self, sock: socket.socket, family: int, t: Target) -> bool:
+        """Tie a receive socket to one interface, where the OS can; True if it did."""
+        if not self.supports("bind_device", family):
+            return False
+        try:
+            self.set(sock, "bind_device", family, t)
+        except PermissionError:  # Linux before 5.7 without CAP_NET_RAW
+            return False
+        return True
+
+    def configure_rx(self, sock: socket.socket, family: int, t: Target, port: int, loop: bool) -> None:
+        """Set up a receive socket for one group on one interface, up to and including bind()."""
+        self.set(sock, "reuseaddr", family, t._replace(value=1))
+        if self.supports("reuseport", family):
+            self.set(sock, "reuseport", family, t._replace(value=1))
+        if not self.bind_to_iface(sock, family, t) and self.supports("multicast_all", family):
+            # Without a device binding, at least stop receiving groups joined by other sockets
+            # (a socket bound to its group and tied to its interface needs no more).
+            self.set(sock, "multicast_all", family, t._replace(value=0))
+        if self.LOOP_ON_RECEIVER:
+            self.set(sock, "multicast_loop", family, t._replace(value=int(loop)))
+        sock.bind(self.sockaddr(family, t.group if self.RX_BIND_GROUP else t.iface_ip, port, t.ifindex))
+
+    def recv_packet(
+        self, sock: socket.socket, bufsize: int
+    ) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
+        """Receive one datagram: (payload, sender, truncated)."""
+        data, _anc, msg_flags, addr = sock.recvmsg(bufsize)
+        return data, addr, bool(msg_flags & _MSG_TRUNC)
+
+    # ---- diagnostics (used by the CLI's doctor) ------------------------------------------------
+    def read_setting(self, name: str) -> str | None:
+        """A kernel setting (sysctl) by dotted name, or None where unknown."""
+        return None
+
+    def memberships(self) -> list[tuple[str, str]] | None:
+        """``(interface, group)`` for every group joined on this host, or None where unknown."""
+        return None
+
+    # ---- errors -------------------------------------------------------------------------------
+    def explain_oserror(self, exc: OSError, action: str, family: int) -> MulticastOSError | None:
+        """A known OSError as an error that says what to do (keeping errno); None if not understood."""
+        code = exc.errno
+        if code == errno.EMFILE:
+            why = (
+                f"this process has too many open files ({exc.strerror}). Each group on each interface "
+                "uses one socket; raise the limit (ulimit -n, RLIMIT_NOFILE)"
+            )
+        elif code == errno.EADDRINUSE:
+            why = "the address is in use by a socket that did not set SO_REUSEADDR"
+        elif code in (errno.ENODEV, errno.ENXIO):
+            why = f"the interface no longer exists ({exc.strerror})"
+        elif code in (errno.ENOBUFS, errno.ENOMEM) and self.LIMIT_HINTS:
+            hint = self.LIMIT_HINTS[("join_source" if "source" in action else "join", family)]
+            why = (
+                f"a {self.name} per-socket multicast limit was reached ({exc.strerror}); "
+                f"raise the sysctl {hint} (sysctl -w {hint}=N)"
+            )
+        elif code == errno.ENETUNREACH and action.startswith("Sending"):
+            route = (
+                "ip -6 route add table local local ff00::/8 dev lo"
+                if family == V6
+                else "ip route add 224.0.0.0/4 dev lo"
+            )
+            why = (
+                f"no route for this group on this interface ({exc.strerror}). Over loopback add one: "
+                f"{route}. Otherwise the interface is down, gone, or no longer has the address this "
+                "socket was opened with; reopen the socket once the interface is back"
+            )
+        elif code in (errno.ENETUNREACH, errno.EADDRNOTAVAIL):
+            why = (
+                f"({exc.strerror}) the interface is down, gone, or no longer has the address this "
+                "socket was opened with; reopen the socket once the interface is back"
+            )
+        else:
+            return None
+        return MulticastOSError(code, f"{action} failed: {why}")
+
+
+_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))  # a plain int: IntFlag's & costs ~0.7 us

@@ -1,0 +1,130 @@
+"""``multicast-expert listen``: print multicast datagrams as they arrive, or rate statistics."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+import time
+from typing import TextIO
+
+from .._errors import MulticastExpertError
+from ..rx_socket import McastPacket, McastRxSocket
+from ._common import EXIT_OK, EXIT_PROBLEM, UsageError, endpoint, family_of, iface_name, ifaces_of
+
+SEQ_RE = re.compile(rb"^seq=(\d+) ")
+
+
+def _preview(data: bytes, hexdump: bool) -> str:
+    if hexdump:
+        return data[:32].hex(" ") + (" ..." if len(data) > 32 else "")
+    text = data[:60].decode("utf-8", "replace")
+    return repr(text + ("..." if len(data) > 60 else ""))[1:-1]
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.packets = self.bytes = self.gaps = self.reorders = 0
+        self.window_packets = self.window_bytes = 0
+        self.last_seq: dict[tuple[object, str], int] = {}
+
+    def add(self, p: McastPacket) -> None:
+        self.packets += 1
+        self.bytes += len(p.payload)
+        self.window_packets += 1
+        self.window_bytes += len(p.payload)
+        m = SEQ_RE.match(p.payload)
+        if m:
+            seq = int(m.group(1))
+            key = (p.src, p.group)
+            last = self.last_seq.get(key)
+            if last is not None:
+                if seq < last:
+                    self.reorders += 1
+                elif seq > last + 1:
+                    self.gaps += seq - last - 1
+            if last is None or seq > last:
+                self.last_seq[key] = seq
+
+
+def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
+    family = family_of(args.groups)
+    try:
+        rx = McastRxSocket(
+            family,
+            args.groups,
+            args.port,
+            ifaces=ifaces_of(args.iface),
+            source_ips=args.source or None,
+            timeout=0.2,
+        )
+    except (MulticastExpertError, ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    stats = _Stats()
+    names: dict[int, str] = {}
+    try:
+        rx.open()
+    except (MulticastExpertError, OSError) as exc:
+        sys.stderr.write(f"multicast-expert: cannot listen: {exc}\n")
+        return EXIT_PROBLEM
+    start = last_packet = last_report = time.monotonic()
+    try:
+        sys.stderr.write(
+            f"listening on {', '.join(args.groups)} port {args.port} via "
+            f"{', '.join(i.machine_name for i in rx.network_interfaces)}\n"
+        )
+        sys.stderr.flush()
+        with contextlib.closing(rx):
+            while args.count is None or stats.packets < args.count:
+                p = rx.recv_packet()
+                now = time.monotonic()
+                if args.stats and now - last_report >= 1.0:
+                    span = now - last_report
+                    out.write(
+                        f"{stats.window_packets / span:.0f} pkt/s {stats.window_bytes / span:.0f} B/s "
+                        f"total={stats.packets} gaps={stats.gaps} reorders={stats.reorders}\n"
+                    )
+                    out.flush()
+                    stats.window_packets = stats.window_bytes = 0
+                    last_report = now
+                if p is None:
+                    if args.timeout is not None and now - last_packet >= args.timeout:
+                        break
+                    continue
+                last_packet = now
+                stats.add(p)
+                if args.stats:
+                    continue
+                iface = iface_name(p.iface_index, names)
+                if args.json:
+                    rec = {
+                        "time": time.time(),
+                        "src": p.src[0],
+                        "src_port": p.src[1],
+                        "group": p.group,
+                        "iface": iface,
+                        "size": len(p.payload),
+                        "truncated": p.truncated,
+                        "payload_hex": p.payload.hex(),
+                    }
+                    out.write(json.dumps(rec) + "\n")
+                else:
+                    stamp = (
+                        time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+                    )
+                    out.write(
+                        f"{stamp} {endpoint(p.src)} -> {p.group} on {iface} "
+                        f"{len(p.payload)} B{' (truncated)' if p.truncated else ''}: "
+                        f"{_preview(p.payload, args.hex)}\n"
+                    )
+                out.flush()
+    except KeyboardInterrupt:
+        pass
+    took = time.monotonic() - start
+    sys.stderr.write(
+        f"received {stats.packets} packets, {stats.bytes} bytes in {took:.1f} s"
+        f" (gaps {stats.gaps}, reorders {stats.reorders})\n"
+    )
+    return EXIT_OK if stats.packets or args.timeout is None else EXIT_PROBLEM

@@ -1,0 +1,85 @@
+"""Helpers the tests share: the test network's shape, senders in peer namespaces, draining, counting.
+
+Importable from any test module (``from helpers import ...``); fixtures live in conftest.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import multicast_expert as me
+from multicast_expert import testing
+
+V4, V6 = socket.AF_INET, socket.AF_INET6
+
+
+@dataclass
+class Net:
+    """The test network: this namespace plus peers ``a`` and ``b`` on veth links."""
+
+    a: testing.Peer
+    b: testing.Peer
+
+
+def drain(rx: me.McastRxSocket, limit: int = 100_000) -> list[me.McastPacket]:
+    """Every datagram queued on ``rx`` (give it a short timeout), up to ``limit``."""
+    got = []
+    for _ in range(limit):
+        p = rx.recv_packet()
+        if p is None:
+            break
+        got.append(p)
+    return got
+
+
+def run_in_fresh_netns(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a script that makes its own namespaces, from a further fresh namespace of its own."""
+    env = {k: v for k, v in os.environ.items() if k != testing.MARKER_ENV}
+    return subprocess.run(
+        ["unshare", "-n", sys.executable, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def open_fds() -> int:
+    """How many file descriptors this process holds (after collecting garbage from earlier tests)."""
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+def sender(family: int, bind_ip: str, mcast_if_index: int, ttl: int = 1) -> socket.socket:
+    """A bare UDP socket that sends multicast from ``bind_ip`` via interface ``mcast_if_index``."""
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET:
+        s.bind((bind_ip, 0))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(bind_ip))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+    else:
+        s.bind((bind_ip, 0, 0, 0))
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, mcast_if_index)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
+    return s
+
+
+def send_from_peer(
+    peer: testing.Peer, family: int, group: str, port: int, payloads: list[bytes], src_ip: str | None = None
+) -> None:
+    """Send datagrams from inside ``peer`` (from ``src_ip``, default its veth address)."""
+    ip = src_ip or (peer.peer_ip4 if family == socket.AF_INET else peer.peer_ip6)
+
+    def go() -> None:
+        s = sender(family, ip, socket.if_nametoindex(peer.peer_if))
+        with s:
+            for p in payloads:
+                s.sendto(p, (group, port))
+
+    peer.run(go)
