@@ -22,6 +22,13 @@ from ._errors import MulticastExpertError, MulticastValueError
 from ._validate import LOCALHOST_IPV4, LOCALHOST_IPV6, check_family
 
 
+class UnknownFamilyError(MulticastValueError, KeyError):
+    """An address family other than AF_INET / AF_INET6: a ValueError, and a KeyError as in 1.6.0."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclasses.dataclass(frozen=True)
 class IfaceInfo:
     """One network interface of this machine.
@@ -57,8 +64,16 @@ class IfaceInfo:
         }
 
     def ip_addrs(self, family: int) -> Sequence[ipaddress.IPv4Interface] | Sequence[ipaddress.IPv6Interface]:
-        """The addresses of one family (``socket.AF_INET`` or ``socket.AF_INET6``)."""
-        return self.ip4_addrs if check_family(family) == socket.AF_INET else self.ip6_addrs
+        """The addresses of one family (``socket.AF_INET`` or ``socket.AF_INET6``).
+
+        Raises:
+            KeyError: (also a MulticastExpertError) any other family, as 1.6.0 raised.
+        """
+        if family == socket.AF_INET:
+            return self.ip4_addrs
+        if family == socket.AF_INET6:
+            return self.ip6_addrs
+        raise UnknownFamilyError(f"addr_family {family!r} is not supported; use socket.AF_INET or AF_INET6")
 
     def ip6_strings(self) -> list[str]:
         """IPv6 addresses as strings, global ones first."""
@@ -243,7 +258,11 @@ def find_interfaces(
     """
     if isinstance(specifiers, (str, IfaceInfo, ipaddress.IPv4Address, ipaddress.IPv6Address)):
         specifiers = [specifiers]
-    return [find_interface(s, ifaces) for s in specifiers]
+    found: dict[int, IfaceInfo] = {}  # one entry per interface, first-seen order (as 1.6.0)
+    for s in specifiers:
+        info = find_interface(s, ifaces)
+        found.setdefault(info.index, info)
+    return list(found.values())
 
 
 def get_default_gateway_iface(

@@ -9,7 +9,6 @@ watches them all and serves ready sockets round-robin, so no group starves anoth
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -18,7 +17,8 @@ from . import _platform
 from ._engine import EngineClosedError, Mode, ReceiveEngine
 from ._errors import MulticastExpertError, MulticastValueError
 from ._membership import GroupSpec, Unit, open_units, source_op
-from ._sockbase import OpenCloseContext, apply_sockopt, resolve_iface
+from ._rx_args import UNSET, parse_sources, pick_interfaces, timeout_from
+from ._sockbase import OpenCloseContext, apply_sockopt
 from ._sockbase import iface_ip as primary_ip
 from ._validate import (
     IPv4Or6Address,
@@ -30,14 +30,12 @@ from ._validate import (
     check_port,
     check_timeout,
     dedupe,
-    family_name,
     normalize_ip_list,
     normalize_mcast_ip,
     normalize_source_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier, listenable_interfaces
+from .interfaces import IfaceInfo, IfaceSpecifier
 
-_UNSET: float = -1.0
 _MAX_BUF = 2**31
 
 
@@ -53,66 +51,6 @@ class McastPacket(NamedTuple):
     iface_index: int
     #: True if the datagram was longer than the buffer and was cut short.
     truncated: bool
-
-
-def _parse_sources(source_ips: Iterable[MulticastAddress] | None, family: int) -> tuple[str, ...]:
-    """Validated, de-duplicated sources; empty (any-source) for None or an empty list."""
-    if source_ips is None:
-        return ()
-    items = normalize_ip_list(source_ips, "source_ips", allow_empty=True)
-    if not items:
-        return ()
-    _platform.OPS.check_ssm(family)
-    return tuple(dedupe(normalize_source_ip(s, family) for s in items))
-
-
-def _pick_interfaces(
-    family: int,
-    iface_ip: IfaceSpecifier | None,
-    iface_ips: Iterable[IfaceSpecifier] | None,
-    iface: IfaceSpecifier | None,
-    ifaces: Iterable[IfaceSpecifier] | None,
-) -> list[IfaceInfo]:
-    given = [x for x in (iface_ip, iface_ips, iface, ifaces) if x is not None]
-    if len(given) > 1:
-        raise MulticastValueError(
-            "Both iface_ips and iface_ip may not be specified at the same time! "
-            "Give only one of iface_ip, iface_ips, iface, ifaces"
-        )
-    if iface_ip is not None or iface is not None:
-        specs: list[IfaceSpecifier] = [iface_ip if iface_ip is not None else iface]  # type: ignore[list-item]
-    elif given:
-        one = isinstance(given[0], (str, IfaceInfo, ipaddress.IPv4Address, ipaddress.IPv6Address))
-        specs = [given[0]] if one else list(given[0])  # type: ignore[list-item,arg-type]
-        if not specs:
-            raise MulticastValueError("iface_ips is empty; give at least one interface, or None for all")
-    else:
-        found = listenable_interfaces(family)
-        if not found:
-            raise MulticastExpertError(
-                f"Unable to discover any listenable interfaces: no non-loopback interface has an "
-                f"{family_name(family)} address. Pass iface_ip (e.g. the loopback address) to choose one"
-            )
-        return found
-    chosen: dict[int, IfaceInfo] = {}
-    for spec in specs:
-        info = resolve_iface(spec, family)
-        chosen.setdefault(info.index, info)
-    return list(chosen.values())
-
-
-def _timeout_from(blocking: object, timeout: object) -> float | None:
-    """Combine 1.2.0's ``blocking`` and 1.6.0's ``timeout`` (and 1.6.0's 7th positional timeout)."""
-    if blocking is not None and not isinstance(blocking, bool):
-        if timeout is not _UNSET or not isinstance(blocking, (int, float)):
-            check_bool(blocking, "blocking")  # raises: blocking="no" is not False
-        timeout, blocking = blocking, None  # 1.6.0 order: the 7th argument is the timeout
-    if timeout is _UNSET:
-        return None if blocking in (None, True) else 0.0
-    if blocking is False:
-        check_timeout(timeout)
-        return 0.0
-    return check_timeout(timeout)
 
 
 class McastRxSocket(OpenCloseContext):
@@ -156,7 +94,7 @@ class McastRxSocket(OpenCloseContext):
         *,
         iface: IfaceSpecifier | None = None,
         ifaces: Iterable[IfaceSpecifier] | None = None,
-        timeout: float | None = _UNSET,
+        timeout: float | None = UNSET,
         rcvbuf: int | None = None,
         enable_external_loopback: bool = False,
     ) -> None:
@@ -164,14 +102,14 @@ class McastRxSocket(OpenCloseContext):
         self.port = check_port(port, allow_zero=False)
         items = normalize_ip_list(mcast_ips, "mcast_ips", allow_empty=True)
         groups = dedupe(normalize_mcast_ip(ip, family) for ip in items)
-        sources = _parse_sources(source_ips, family)
+        sources = parse_sources(source_ips, family)
         self._groups: dict[str, tuple[str, ...]] = dict.fromkeys(groups, sources)
         self._source_ips = sources or None if source_ips is not None else None
         self._blocked: dict[str, set[str]] = {}
         self.rcvbuf: int | None = None if rcvbuf is None else check_int_range(rcvbuf, "rcvbuf", 1, 2**31 - 1)
         self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
-        self._engine: ReceiveEngine[Unit] = ReceiveEngine(_timeout_from(blocking, timeout))
-        self._ifaces = _pick_interfaces(family, iface_ip, iface_ips, iface, ifaces)
+        self._engine: ReceiveEngine[Unit] = ReceiveEngine(timeout_from(blocking, timeout))
+        self._ifaces = pick_interfaces(family, iface_ip, iface_ips, iface, ifaces)
         self._spec = GroupSpec(
             family,
             self.port,
@@ -370,7 +308,7 @@ class McastRxSocket(OpenCloseContext):
         group = normalize_mcast_ip(mcast_ip, family)
         if group in self._groups:
             raise MulticastValueError(f"Group {group} is already joined by this socket")
-        sources = _parse_sources(source_ips, family)
+        sources = parse_sources(source_ips, family)
         self._add_group(group, sources)
         self._groups[group] = sources
 

@@ -23,7 +23,7 @@ def select_os(platform: str) -> OsTable:
         return DarwinMulticast()
     if platform.startswith("linux"):
         return LinuxMulticast()
-    return GenericMulticast()
+    return GenericMulticast(platform)
 
 
 OPS: OsTable = select_os(sys.platform)

@@ -55,7 +55,8 @@ def family_label(family: int) -> str:
 class OsTable:
     """One operating system's multicast behaviour: a table of options plus a few policies."""
 
-    name: ClassVar[str] = "unknown OS"
+    #: How errors name this OS.
+    name: str = "unknown OS"
     #: (concern, family) -> option. Concerns: reuseaddr, reuseport, rcvbuf, bind_device,
     #: multicast_all, multicast_if, multicast_ttl, multicast_loop, join, join_source,
     #: block_source, unblock_source.

@@ -41,5 +41,7 @@ def _table() -> dict[tuple[str, int], Opt]:
 class GenericMulticast(OsTable):
     """An OS this library has no table for: standard options only, from this Python's socket module."""
 
-    name = f"this OS (sys.platform={sys.platform!r}, which multicast_expert has no table for)"
     OPTIONS: ClassVar[dict[tuple[str, int], Opt]] = _table()
+
+    def __init__(self, platform: str = sys.platform) -> None:
+        self.name = f"this OS (sys.platform={platform!r}, which multicast_expert has no table for)"

@@ -44,7 +44,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
                 p = rx.recv_packet()
         except (OSError, MulticastExpertError) as exc:
             out.write(f"{name}: could not run ({exc})\n")
-            failures += family == socket.AF_INET
+            failures += 1
             continue
         if p is None:
             out.write(f"{name}: nothing received within 2 s\n")
