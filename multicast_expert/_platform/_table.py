@@ -20,6 +20,7 @@ from typing import ClassVar, NamedTuple
 import netifaces
 
 from .._errors import MulticastExpertError, MulticastOSError
+from . import _structs as st
 from ._structs import Shape, Target
 
 V4, V6 = int(socket.AF_INET), int(socket.AF_INET6)
@@ -45,6 +46,28 @@ class Opt(NamedTuple):
 def both(concern: str, opt: Opt) -> dict[tuple[str, int], Opt]:
     """A table entry that is the same for IPv4 and IPv6 sockets (SOL_SOCKET options)."""
     return {(concern, V4): opt, (concern, V6): opt}
+
+
+def multicast_basics(
+    ip: tuple[int, int, int, int, int],
+    ipv6: tuple[int, int, int, int, int],
+    *,
+    if4: Shape,
+    join4: Shape,
+) -> dict[tuple[str, int], Opt]:
+    """The standard options of both families from their numbers, each given as
+    ``(level, MULTICAST_IF, MULTICAST_TTL or _HOPS, MULTICAST_LOOP, ADD_MEMBERSHIP or JOIN_GROUP)``.
+    IPv4 takes the interface and join structs the OS wants; IPv6 always takes an index and ipv6_mreq."""
+    table: dict[tuple[str, int], Opt] = {}
+    for family, (level, mif, ttl, loop, join), if_shape, join_shape in (
+        (V4, ip, if4, join4),
+        (V6, ipv6, st.IFINDEX, st.IPV6_MREQ),
+    ):
+        table[("multicast_if", family)] = Opt(level, mif, if_shape)
+        table[("multicast_ttl", family)] = Opt(level, ttl, st.INT)
+        table[("multicast_loop", family)] = Opt(level, loop, st.INT)
+        table[("join", family)] = Opt(level, join, join_shape)
+    return table
 
 
 def family_label(family: int) -> str:

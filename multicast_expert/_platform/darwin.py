@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from . import _structs as st
-from ._table import V4, V6, Opt, OsTable, both
+from ._table import V4, V6, Opt, OsTable, both, multicast_basics
 
 # bsd/sys/socket.h
 SOL_SOCKET = 0xFFFF
@@ -42,14 +42,12 @@ class DarwinMulticast(OsTable):
         **both("rcvbuf", Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
         ("bind_device", V4): Opt(IPPROTO_IP, IP_BOUND_IF, st.IFINDEX),
         ("bind_device", V6): Opt(IPPROTO_IPV6, IPV6_BOUND_IF, st.IFINDEX),
-        ("multicast_if", V4): Opt(IPPROTO_IP, IP_MULTICAST_IF, st.IN_ADDR_IFACE),
-        ("multicast_if", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, st.IFINDEX),
-        ("multicast_ttl", V4): Opt(IPPROTO_IP, IP_MULTICAST_TTL, st.INT),
-        ("multicast_ttl", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, st.INT),
-        ("multicast_loop", V4): Opt(IPPROTO_IP, IP_MULTICAST_LOOP, st.INT),
-        ("multicast_loop", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, st.INT),
-        ("join", V4): Opt(IPPROTO_IP, IP_ADD_MEMBERSHIP, st.IP_MREQ),
-        ("join", V6): Opt(IPPROTO_IPV6, IPV6_JOIN_GROUP, st.IPV6_MREQ),
+        **multicast_basics(
+            (IPPROTO_IP, IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP),
+            (IPPROTO_IPV6, IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_JOIN_GROUP),
+            if4=st.IN_ADDR_IFACE,
+            join4=st.IP_MREQ,
+        ),
         ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
         ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
         ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),

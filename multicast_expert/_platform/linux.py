@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from . import _structs as st
-from ._table import V4, V6, Opt, OsTable, both
+from ._table import V4, V6, Opt, OsTable, both, multicast_basics
 
 # <asm-generic/socket.h>
 SOL_SOCKET = 1
@@ -58,15 +58,13 @@ class LinuxMulticast(OsTable):
         **both("bind_device", Opt(SOL_SOCKET, SO_BINDTODEVICE, st.IFNAME)),
         ("multicast_all", V4): Opt(IPPROTO_IP, IP_MULTICAST_ALL, st.INT),
         ("multicast_all", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_ALL, st.INT),
-        # ip_mreqn with the index picks the right interface even when addresses are shared.
-        ("multicast_if", V4): Opt(IPPROTO_IP, IP_MULTICAST_IF, st.IP_MREQN_IFACE),
-        ("multicast_if", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, st.IFINDEX),
-        ("multicast_ttl", V4): Opt(IPPROTO_IP, IP_MULTICAST_TTL, st.INT),
-        ("multicast_ttl", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, st.INT),
-        ("multicast_loop", V4): Opt(IPPROTO_IP, IP_MULTICAST_LOOP, st.INT),
-        ("multicast_loop", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, st.INT),
-        ("join", V4): Opt(IPPROTO_IP, IP_ADD_MEMBERSHIP, st.IP_MREQN),
-        ("join", V6): Opt(IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, st.IPV6_MREQ),
+        **multicast_basics(
+            (IPPROTO_IP, IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP),
+            (IPPROTO_IPV6, IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_ADD_MEMBERSHIP),
+            # ip_mreqn with the index picks the right interface even when addresses are shared.
+            if4=st.IP_MREQN_IFACE,
+            join4=st.IP_MREQN,
+        ),
         ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GIS),
         ("join_source", V6): Opt(IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, st.GROUP_SOURCE_REQ6),
         ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GIS),

@@ -9,7 +9,7 @@ import sys
 from typing import ClassVar
 
 from . import _structs as st
-from ._table import V4, V6, Opt, OsTable, both
+from ._table import V4, Opt, OsTable, both, multicast_basics
 
 # winsock2.h
 SOL_SOCKET = 0xFFFF
@@ -40,14 +40,12 @@ class WindowsMulticast(OsTable):
     OPTIONS: ClassVar[dict[tuple[str, int], Opt]] = {
         **both("reuseaddr", Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
         **both("rcvbuf", Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
-        ("multicast_if", V4): Opt(IPPROTO_IP, IP_MULTICAST_IF, st.IN_ADDR_IFACE),
-        ("multicast_if", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_IF, st.IFINDEX),
-        ("multicast_ttl", V4): Opt(IPPROTO_IP, IP_MULTICAST_TTL, st.INT),
-        ("multicast_ttl", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, st.INT),
-        ("multicast_loop", V4): Opt(IPPROTO_IP, IP_MULTICAST_LOOP, st.INT),
-        ("multicast_loop", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, st.INT),
-        ("join", V4): Opt(IPPROTO_IP, IP_ADD_MEMBERSHIP, st.IP_MREQ),
-        ("join", V6): Opt(IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, st.IPV6_MREQ),
+        **multicast_basics(
+            (IPPROTO_IP, IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP),
+            (IPPROTO_IPV6, IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_ADD_MEMBERSHIP),
+            if4=st.IN_ADDR_IFACE,
+            join4=st.IP_MREQ,
+        ),
         ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
         ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
         ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
