@@ -25,6 +25,7 @@ import contextlib
 import enum
 import os
 import select
+import selectors
 import socket
 import threading
 import time
@@ -106,8 +107,6 @@ class _Poller:
             self.fileno: Callable[[], int] = ep.fileno
             self._close: Callable[[], None] = ep.close
         else:
-            import selectors  # noqa: PLC0415 (only on an OS without epoll)
-
             sel = selectors.DefaultSelector()
             self.poll = lambda timeout: [(key.fd, 1) for key, _ in sel.select(timeout)]
             self._register = lambda fd: sel.register(fd, selectors.EVENT_READ) and None
