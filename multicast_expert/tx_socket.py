@@ -38,7 +38,7 @@ class McastTxSocket(OpenCloseContext):
         ttl: IPv4 TTL / IPv6 hop limit, 0..255. The default of 1 keeps traffic on the local link.
         iface: same as ``iface_ip`` (the newer spelling); give one or the other.
         enable_external_loopback: also deliver to receivers on this host on a non-loopback
-            interface (they must set it too on Windows).
+            interface (they must set it too on Windows). Fifth positionally, as in 1.6.0.
         source_port: send from this UDP port instead of an ephemeral one.
 
     Raises:
@@ -54,9 +54,9 @@ class McastTxSocket(OpenCloseContext):
         mcast_ips: Iterable[MulticastAddress],
         iface_ip: IfaceSpecifier | None = None,
         ttl: int = 1,
+        enable_external_loopback: bool = False,
         *,
         iface: IfaceSpecifier | None = None,
-        enable_external_loopback: bool = False,
         source_port: int = 0,
     ) -> None:
         self.addr_family: int = check_family(addr_family)

@@ -83,6 +83,7 @@ def test_positional_signatures_match_1_2_0() -> None:
         ("mcast_ips", e),
         ("iface_ip", None),
         ("ttl", 1),
+        ("enable_external_loopback", False),  # 1.6.0's fifth positional argument
     ]
     assert positional(me.McastRxSocket.__init__) == [
         ("addr_family", e),

@@ -251,3 +251,13 @@ def test_error_types_1_2_0_users_catch() -> None:
     with pytest.raises(KeyError):
         LO.ip_addrs(99)
     assert me.find_interfaces(["lo", "lo"], [LO]) == [LO]
+
+
+def test_tx_fifth_positional_argument_is_1_6_enable_external_loopback(net: Net) -> None:
+    with me.McastTxSocket(V4, ["239.109.0.1"], net.a.host_if, 1, True) as tx:
+        assert tx.enable_external_loopback
+        assert tx.socket is not None
+        assert tx.socket.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP) == 1
+    with me.McastTxSocket(V4, ["239.109.0.1"], net.a.host_if, 1) as tx:
+        assert tx.socket is not None
+        assert tx.socket.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP) == 0
