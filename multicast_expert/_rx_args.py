@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Any
 
 from . import _platform
 from ._errors import MulticastExpertError, MulticastValueError
@@ -84,3 +85,31 @@ def timeout_from(blocking: object, timeout: object) -> float | None:
         check_timeout(timeout)
         return 0.0
     return check_timeout(timeout)
+
+
+def from_1_6_positions(
+    seventh: object,
+    timeout: object,
+    more: tuple[object, ...],
+    loopback: bool,
+    iface: IfaceSpecifier | None,
+    ifaces: Iterable[IfaceSpecifier] | None,
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Arguments 8 to 11 follow 1.6.0: (blocking, enable_external_loopback, iface_ip, iface_ips);
+    the 7th is then 1.6.0's timeout."""
+    if len(more) > 4:
+        raise TypeError(f"McastRxSocket() takes at most 11 positional arguments ({7 + len(more)} given)")
+    if timeout is not UNSET:
+        raise TypeError("McastRxSocket() got timeout both as the 7th positional argument (1.6.0) and by name")
+    given = [*more, None, None, None][:4]
+    if len(more) > 1:
+        loopback = given[1]  # type: ignore[assignment]
+    if given[2] is not None:
+        if iface is not None:
+            raise TypeError("McastRxSocket() got iface_ip both positionally (1.6.0) and as iface")
+        iface = given[2]  # type: ignore[assignment]
+    if given[3] is not None:
+        if ifaces is not None:
+            raise TypeError("McastRxSocket() got iface_ips both positionally (1.6.0) and as ifaces")
+        ifaces = given[3]  # type: ignore[assignment]
+    return given[0], seventh, loopback, iface, ifaces

@@ -29,6 +29,23 @@ class UnknownFamilyError(MulticastValueError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class AddrList(tuple):  # type: ignore[type-arg]
+    """An immutable address sequence that also compares equal to a list of the same addresses
+    (1.6.0 code compares ``ip4_addrs`` with lists), and stays hashable."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return list(self) == other
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = tuple.__hash__
+
+
 @dataclasses.dataclass(frozen=True)
 class IfaceInfo:
     """One network interface of this machine.
@@ -43,6 +60,10 @@ class IfaceInfo:
     link_layer_address: str | None
     ip4_addrs: Sequence[ipaddress.IPv4Interface]
     ip6_addrs: Sequence[ipaddress.IPv6Interface]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ip4_addrs", AddrList(self.ip4_addrs))
+        object.__setattr__(self, "ip6_addrs", AddrList(self.ip6_addrs))
 
     def is_localhost(self) -> bool:
         """True for the loopback interface."""

@@ -17,7 +17,7 @@ from . import _platform
 from ._engine import EngineClosedError, Mode, ReceiveEngine
 from ._errors import MulticastExpertError, MulticastValueError
 from ._membership import GroupSpec, Unit, open_units, source_op
-from ._rx_args import UNSET, parse_sources, pick_interfaces, timeout_from
+from ._rx_args import UNSET, from_1_6_positions, parse_sources, pick_interfaces, timeout_from
 from ._sockbase import OpenCloseContext, apply_sockopt
 from ._sockbase import iface_ip as primary_ip
 from ._validate import (
@@ -91,13 +91,19 @@ class McastRxSocket(OpenCloseContext):
         iface_ips: Iterable[IfaceSpecifier] | None = None,
         source_ips: Iterable[MulticastAddress] | None = None,
         blocking: bool | float | None = True,
-        *,
+        *more_1_6_args: object,
         iface: IfaceSpecifier | None = None,
         ifaces: Iterable[IfaceSpecifier] | None = None,
         timeout: float | None = UNSET,
         rcvbuf: int | None = None,
         enable_external_loopback: bool = False,
     ) -> None:
+        if (
+            more_1_6_args
+        ):  # 1.6.0's order: ..., timeout, blocking, enable_external_loopback, iface_ip, iface_ips
+            blocking, timeout, enable_external_loopback, iface, ifaces = from_1_6_positions(
+                blocking, timeout, more_1_6_args, enable_external_loopback, iface, ifaces
+            )
         family = self.addr_family = check_family(addr_family)
         self.port = check_port(port, allow_zero=False)
         items = normalize_ip_list(mcast_ips, "mcast_ips", allow_empty=True)
