@@ -19,6 +19,7 @@ from ._validate import LOCALHOST_IPV4 as LOCALHOST_IPV4
 from ._validate import LOCALHOST_IPV6 as LOCALHOST_IPV6
 from ._validate import IPv4Or6Address as IPv4Or6Address
 from ._validate import MulticastAddress as MulticastAddress
+from ._validate import validate_mcast_ip as validate_mcast_ip
 from .aio import AsyncMcastRxSocket as AsyncMcastRxSocket
 from .aio import AsyncMcastTxSocket as AsyncMcastTxSocket
 from .interfaces import IfaceInfo as IfaceInfo
@@ -33,7 +34,6 @@ from .interfaces import scan_interfaces as scan_interfaces
 from .rx_socket import McastPacket as McastPacket
 from .rx_socket import McastRxSocket as McastRxSocket
 from .tx_socket import McastTxSocket as McastTxSocket
-from .utils import validate_mcast_ip as validate_mcast_ip
 
 __version__ = "2.0.0"
 

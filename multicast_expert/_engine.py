@@ -302,6 +302,17 @@ class ReceiveEngine(Generic[_U]):
             raise EngineClosedError
         return True
 
+    def wait_ready(self, timeout: float | None) -> bool:
+        """Block until some socket may be read (or the engine closed, or the timeout passed).
+
+        Takes no data; for callers that wait in another thread (asyncio loops without add_reader).
+        True if a receive is worth trying now.
+        """
+        try:
+            return self._wait(timeout)
+        except EngineClosedError:
+            return True  # the receive that follows reports the close
+
     def ready_units(self) -> list[_U]:
         """Every socket known ready now, queued ones first (for batch reads); may be empty."""
         ready = self._ready

@@ -103,6 +103,17 @@ def normalize_mcast_ip(mcast_ip: object, addr_family: int) -> str:
     return group
 
 
+def validate_mcast_ip(mcast_ip: MulticastAddress, addr_family: int) -> None:
+    """Raise MulticastExpertError unless ``mcast_ip`` is a multicast group of ``addr_family``.
+
+    Raises:
+        MulticastExpertError: not a multicast address, wrong family, or malformed (the last two
+            are also ValueErrors).
+        TypeError: ``mcast_ip`` is not a string or ipaddress object.
+    """
+    normalize_mcast_ip(mcast_ip, check_family(addr_family))
+
+
 def normalize_source_ip(source_ip: object, addr_family: int) -> str:
     """Validate a unicast source address for source-specific multicast."""
     ip = parse_ip(source_ip, "source_ip")

@@ -7,13 +7,14 @@ They need an event loop with ``add_reader`` (the default on Linux and macOS; on 
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._errors import MulticastExpertError
 from ._sockbase import AsyncOpenCloseContext
-from ._validate import IPv4Or6Address
+from ._validate import IPv4Or6Address, check_timeout
 from .rx_socket import McastPacket, McastRxSocket
 from .tx_socket import McastTxSocket
 
@@ -22,30 +23,57 @@ _T = TypeVar("_T")
 #: Results handed out without waiting before a coroutine lets the event loop run other tasks
 #: (asyncio's own transports also read a bounded amount per loop iteration).
 YIELD_EVERY = 16
+#: Longest single wait of the worker thread on loops without ``add_reader`` (seconds).
+THREAD_WAIT_SLICE = 0.5
 
 
 class AsyncMcastRxSocket(AsyncOpenCloseContext):
     """McastRxSocket for asyncio: same constructor arguments; receives are coroutines.
 
-    ``recvfrom()``, ``recv()`` and ``recv_packet()`` wait as long as it takes (wrap them in
-    ``asyncio.wait_for`` for a deadline) and never return None. Cancelling a waiting receive
-    loses no datagram: data is only taken off the socket by a receive that then returns it.
-    Any number of tasks may wait on one socket, and one loop may serve many sockets.
+    ``recvfrom()``, ``recv()`` and ``recv_packet()`` wait by the socket's timeout, as in 1.6.0:
+    None (the default) waits as long as it takes, 0 raises ``TimeoutError`` at once when nothing
+    is queued, a number of seconds raises ``TimeoutError`` after that long. Cancelling a waiting
+    receive loses no datagram: data is only taken off a socket by a receive that then returns
+    it. Any number of tasks may wait on one socket, and one loop may serve many sockets.
+
+    Works on every event loop: where the loop has ``add_reader`` (Linux, macOS, Windows'
+    SelectorEventLoop) readiness comes from the loop; where it has none (Windows' default
+    ProactorEventLoop) a worker thread waits on the socket's poller in slices of at most
+    ``THREAD_WAIT_SLICE`` seconds, and ``close()`` wakes it at once.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.pop("blocking", None)
-        kwargs["timeout"] = 0
         self._rx = McastRxSocket(*args, **kwargs)
+        self._timeout = self._rx.timeout  # the async wait limit; the OS side never blocks
+        self._rx.settimeout(0)
         self._waiters: list[asyncio.Future[None]] = []
         self._watching: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._no_reader = False
         self._streak = 0
 
     @property
     def sync_socket(self) -> McastRxSocket:
         """The underlying (non-blocking) McastRxSocket, for its properties and live membership."""
         return self._rx
+
+    @property
+    def timeout(self) -> float | None:
+        """How long a receive waits: None forever, 0 not at all, else seconds. Assignable."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: float | None) -> None:
+        self._timeout = check_timeout(timeout)
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Set :attr:`timeout` (1.6.0's method)."""
+        self.timeout = timeout
+
+    @property
+    def is_opened(self) -> bool:
+        """Whether the socket is open."""
+        return self._rx.is_opened
 
     def open(self) -> None:
         """Open the underlying socket (see McastRxSocket.open)."""
@@ -73,35 +101,55 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             if not w.done():
                 w.set_result(None)
 
+    async def _readable(self) -> None:
+        """Wait until a receive may find data (or the socket was closed)."""
+        loop = asyncio.get_running_loop()
+        if not self._no_reader and not self._watching:
+            self._loop = loop
+            fd = self._rx.fileno()
+            try:
+                self._watching = [fd] if fd >= 0 else self._rx.filenos()
+                for w in self._watching:
+                    loop.add_reader(w, self._on_readable)
+            except NotImplementedError:  # e.g. ProactorEventLoop
+                self._watching = []
+                self._no_reader = True
+        if self._no_reader:
+            await loop.run_in_executor(None, self._rx._engine.wait_ready, THREAD_WAIT_SLICE)
+            return
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if not self._waiters:
+                self._unwatch()
+
     async def _receive(self, attempt: Callable[[], _T | None]) -> _T:
         if self._streak >= YIELD_EVERY:  # data kept coming: let other tasks run first
             self._streak = 0
             await asyncio.sleep(0)
-        while True:
-            got = attempt()  # raises MulticastExpertError once closed
-            if got is not None:
-                self._streak += 1
-                return got
+        got = attempt()  # raises MulticastExpertError once closed
+        if got is None:
             self._streak = 0
-            loop = asyncio.get_running_loop()
-            if not self._watching:
-                self._loop = loop
-                fd = self._rx.fileno()
-                self._watching = [fd] if fd >= 0 else self._rx.filenos()
-                for w in self._watching:
-                    loop.add_reader(w, self._on_readable)
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                if not self._waiters:
-                    self._unwatch()
+            if self._timeout == 0:
+                raise TimeoutError("no datagram is queued (timeout 0)")
+            async with asyncio.timeout(self._timeout):
+                while got is None:
+                    await self._readable()
+                    got = attempt()
+        self._streak += 1
+        return got
 
     async def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address]:
-        """Wait for one datagram: ``(payload, sender address)``."""
+        """Wait for one datagram: ``(payload, sender address)``.
+
+        Raises:
+            TimeoutError: nothing arrived within the timeout.
+            MulticastExpertError: the socket is closed (also while waiting).
+        """
         return await self._receive(lambda: self._rx.recvfrom(bufsize, flags))
 
     async def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes:
@@ -156,13 +204,17 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
                 return
             except BlockingIOError:
                 loop = asyncio.get_running_loop()
+                sock = self._os_socket()
                 fut: asyncio.Future[None] = loop.create_future()
-                fd = self._os_socket().fileno()
-                loop.add_writer(fd, _wake, fut)
+                try:
+                    loop.add_writer(sock.fileno(), _wake, fut)
+                except NotImplementedError:  # e.g. ProactorEventLoop: wait in a worker thread
+                    await loop.run_in_executor(None, select.select, [], [sock], [], THREAD_WAIT_SLICE)
+                    continue
                 try:
                     await fut
                 finally:
-                    loop.remove_writer(fd)
+                    loop.remove_writer(sock.fileno())
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

@@ -135,7 +135,7 @@ def iface_name_to_index(iface_name: str) -> int:
 
 def ip_interface_to_ip_string(ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str:
     """An ``IPv4Interface`` / ``IPv6Interface`` as its address string (an IPv6 scope kept)."""
-    return str(ip.ip)
+    return str(ip).split("/", 1)[0]  # str(ip.ip) would drop an IPv6 scope ("%eth0")
 
 
 #: What names an interface: its IP (str or ipaddress object), its name, or an IfaceInfo.
@@ -234,15 +234,28 @@ def _match(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> list[IfaceInfo]
 def _unknown(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> MulticastExpertError:
     names = [i.machine_name for i in ifaces]
     ips = [str(a.ip) for i in ifaces for a in i.ip4_addrs] + [s for i in ifaces for s in i.ip6_strings()]
+    valid = f"Valid interface names: {names}; valid interface IPs: {ips}"
+    if isinstance(spec, (ipaddress.IPv4Address, ipaddress.IPv6Address)) or _is_ip(spec):
+        return MulticastValueError(
+            f"No matches found for interface IP address {spec!s} (it does not seem to correspond to a "
+            f"valid interface on this machine). {valid}"
+        )
     return MulticastValueError(
         f"Interface {spec!s} does not appear to be a valid interface name or IP "
-        f"(it does not seem to correspond to a valid interface on this machine). "
-        f"Valid interface names: {names}; valid interface IPs: {ips}"
+        f"(it does not seem to correspond to a valid interface on this machine). {valid}"
     )
 
 
-def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = None) -> IfaceInfo:
-    """Resolve one specifier to one interface (see :func:`find_interfaces`)."""
+def _is_ip(spec: object) -> bool:
+    try:
+        ipaddress.ip_address(spec)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
+
+
+def _lookup(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None) -> list[IfaceInfo]:
+    """Every interface ``spec`` names (several when an IP is shared); raises if none."""
     table = cached_interfaces() if ifaces is None else ifaces
     lookups = _lookups
     cacheable = ifaces is None and isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
@@ -256,6 +269,16 @@ def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = No
         found = _match(spec, table)
     if not found:
         raise _unknown(spec, table)
+    return found
+
+
+def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = None) -> IfaceInfo:
+    """Resolve one specifier to exactly one interface (what a socket needs).
+
+    Raises:
+        MulticastExpertError: no interface matches, or an IP is shared by several (named).
+    """
+    found = _lookup(spec, ifaces)
     if len(found) > 1:
         raise MulticastValueError(
             f"Interface IP {spec!s} is ambiguous: it is held by "
@@ -269,20 +292,22 @@ def find_interfaces(
 ) -> list[IfaceInfo]:
     """Resolve interface specifiers (IP, name, ipaddress object or IfaceInfo) to IfaceInfos.
 
-    ``ifaces`` is the table to search; by default the cached scan of this machine, rescanned once
-    when a specifier is not found in it.
+    As in 1.6.0: an IP yields *every* interface that holds it, and the result has each interface
+    once, in first-seen order. ``ifaces`` is the table to search; by default the cached scan of
+    this machine, rescanned once when a specifier is not found in it.
 
     Raises:
-        MulticastExpertError: a specifier matches no interface ("does not appear to be a valid
-            interface name or IP"), or an IP is held by more than one interface.
+        MulticastExpertError: an IP held by no interface ("No matches found for interface IP
+            address"), or a string that is neither a name nor an IP ("does not appear to be a
+            valid interface name or IP").
         TypeError: a specifier of the wrong type.
     """
     if isinstance(specifiers, (str, IfaceInfo, ipaddress.IPv4Address, ipaddress.IPv6Address)):
         specifiers = [specifiers]
     found: dict[int, IfaceInfo] = {}  # one entry per interface, first-seen order (as 1.6.0)
     for s in specifiers:
-        info = find_interface(s, ifaces)
-        found.setdefault(info.index, info)
+        for info in _lookup(s, ifaces):
+            found.setdefault(info.index, info)
     return list(found.values())
 
 

@@ -10,17 +10,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import socket
-import sys
 
 from . import _platform
 from ._errors import MulticastExpertError
-from ._platform import _structs
+from ._platform import _structs, is_mac, is_windows
 from ._platform._structs import Target
 from ._validate import MulticastAddress, normalize_mcast_ip, normalize_source_ip
 from .interfaces import find_interface, iface_name_to_index
-
-is_windows = sys.platform == "win32"
-is_mac = sys.platform == "darwin"
 
 
 class UnknownInterfaceError(MulticastExpertError, KeyError):

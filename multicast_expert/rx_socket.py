@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from . import _platform
 from ._engine import EngineClosedError, Mode, ReceiveEngine
 from ._errors import MulticastExpertError, MulticastValueError
 from ._membership import GroupSpec, Unit, open_units, source_op
+from ._packet import DEFAULT_RX_BUFSIZE, McastPacket, PacketAndSenderAddress
+from ._platform import is_mac, is_windows
 from ._rx_args import UNSET, from_1_6_positions, parse_sources, pick_interfaces, timeout_from
 from ._sockbase import OpenCloseContext, apply_sockopt
 from ._sockbase import iface_ip as primary_ip
 from ._validate import (
+    LOCALHOST_IPV4,
+    LOCALHOST_IPV6,
     IPv4Or6Address,
     MulticastAddress,
     check_bool,
@@ -33,24 +36,11 @@ from ._validate import (
     normalize_ip_list,
     normalize_mcast_ip,
     normalize_source_ip,
+    validate_mcast_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier
+from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface_ip, get_interface_ips
 
 _MAX_BUF = 2**31
-
-
-class McastPacket(NamedTuple):
-    """One received datagram with where it came from and how it arrived."""
-
-    payload: bytes
-    #: The sender's address, as recvfrom() returns it.
-    src: IPv4Or6Address
-    #: The multicast group the datagram was sent to.
-    group: str
-    #: Index of the interface it arrived on.
-    iface_index: int
-    #: True if the datagram was longer than the buffer and was cut short.
-    truncated: bool
 
 
 class McastRxSocket(OpenCloseContext):
@@ -386,4 +376,18 @@ class McastRxSocket(OpenCloseContext):
         self._blocked[group].discard(source)
 
 
-__all__ = ["McastPacket", "McastRxSocket"]
+__all__ = [
+    "DEFAULT_RX_BUFSIZE",
+    "LOCALHOST_IPV4",
+    "LOCALHOST_IPV6",
+    "IPv4Or6Address",
+    "McastPacket",
+    "McastRxSocket",
+    "MulticastExpertError",
+    "PacketAndSenderAddress",
+    "get_default_gateway_iface_ip",
+    "get_interface_ips",
+    "is_mac",
+    "is_windows",
+    "validate_mcast_ip",
+]

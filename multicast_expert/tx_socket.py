@@ -8,9 +8,12 @@ from collections.abc import Iterable
 
 from . import _platform
 from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortError, MulticastValueError
+from ._platform import is_mac, is_windows
 from ._platform._structs import Target
 from ._sockbase import OpenCloseContext, apply_sockopt, os_errors, resolve_iface, translate_oserror
 from ._validate import (
+    LOCALHOST_IPV4,
+    LOCALHOST_IPV6,
     IPv4Or6Address,
     MulticastAddress,
     OSTTLError,
@@ -21,8 +24,15 @@ from ._validate import (
     family_name,
     normalize_ip_list,
     normalize_mcast_ip,
+    validate_mcast_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface
+from .interfaces import (
+    IfaceInfo,
+    IfaceSpecifier,
+    get_default_gateway_iface,
+    get_default_gateway_iface_ip,
+    get_interface_ips,
+)
 
 
 class McastTxSocket(OpenCloseContext):
@@ -230,4 +240,15 @@ def _primary(iface: IfaceInfo, family: int) -> str:
     return ip
 
 
-__all__ = ["McastTxSocket"]
+__all__ = [  # the socket class, and what 1.2.0 also exported from this module
+    "LOCALHOST_IPV4",
+    "LOCALHOST_IPV6",
+    "IPv4Or6Address",
+    "McastTxSocket",
+    "MulticastExpertError",
+    "get_default_gateway_iface_ip",
+    "get_interface_ips",
+    "is_mac",
+    "is_windows",
+    "validate_mcast_ip",
+]

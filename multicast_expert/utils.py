@@ -5,16 +5,14 @@ Nothing inside the package imports it; new code imports from ``multicast_expert`
 
 from __future__ import annotations
 
-import sys
-
 from ._errors import MulticastExpertError
+from ._platform import is_mac, is_windows
 from ._validate import (
     LOCALHOST_IPV4,
     LOCALHOST_IPV6,
     IPv4Or6Address,
     MulticastAddress,
-    check_family,
-    normalize_mcast_ip,
+    validate_mcast_ip,
 )
 from .interfaces import (
     get_default_gateway_iface_ip,
@@ -23,23 +21,6 @@ from .interfaces import (
     get_interface_ips,
     ip_interface_to_ip_string,
 )
-
-#: True on Windows (1.2.0).
-is_windows = sys.platform == "win32"
-#: True on macOS (1.2.0).
-is_mac = sys.platform == "darwin"
-
-
-def validate_mcast_ip(mcast_ip: MulticastAddress, addr_family: int) -> None:
-    """Raise MulticastExpertError unless ``mcast_ip`` is a multicast group of ``addr_family``.
-
-    Raises:
-        MulticastExpertError: not a multicast address, wrong family, or malformed (the last two
-            are also ValueErrors).
-        TypeError: ``mcast_ip`` is not a string or ipaddress object.
-    """
-    normalize_mcast_ip(mcast_ip, check_family(addr_family))
-
 
 __all__ = [
     "LOCALHOST_IPV4",

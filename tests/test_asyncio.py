@@ -75,3 +75,68 @@ def test_async_close_wakes_waiters(net: Net, port: int) -> None:
             await asyncio.wait_for(task, 2)
 
     asyncio.run(main())
+
+
+class NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop without add_reader/add_writer, as Windows' default ProactorEventLoop."""
+
+    def add_reader(self, *args: Any) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+    def add_writer(self, *args: Any) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("loop_kind", ["selector", "no add_reader"])
+def test_async_timeouts_as_in_1_6(net: Net, port: int, loop_kind: str) -> None:
+    async def main() -> None:
+        rx = me.AsyncMcastRxSocket(V4, ["239.66.0.1", "239.66.0.2"], port, iface="lo", timeout=0.2)
+        with rx:  # plain `with` works inside a running loop too
+            loop = asyncio.get_running_loop()
+            begin = loop.time()
+            with pytest.raises(TimeoutError):
+                await rx.recv()
+            assert 0.15 <= loop.time() - begin < 2
+            rx.settimeout(0)
+            with pytest.raises(TimeoutError):
+                await rx.recvfrom()  # nothing queued: at once
+            rx.timeout = None
+            assert rx.timeout is None
+            async with me.AsyncMcastTxSocket(V4, ["239.66.0.2"], iface="lo") as tx:
+                waiting = asyncio.create_task(rx.recv_packet())
+                await asyncio.sleep(0.3)
+                assert not waiting.done()  # None: waits as long as it takes
+                await tx.sendto(b"late", ("239.66.0.2", port))
+                packet = await asyncio.wait_for(waiting, 3)
+                assert packet.payload == b"late" and packet.group == "239.66.0.2"
+
+    run_on(loop_kind, main())
+
+
+@pytest.mark.parametrize("loop_kind", ["selector", "no add_reader"])
+def test_async_on_a_loop_without_add_reader(net: Net, port: int, loop_kind: str) -> None:
+    groups = [f"239.67.0.{i}" for i in range(1, 5)]
+
+    async def main() -> None:
+        async with (
+            me.AsyncMcastRxSocket(V4, groups, port, iface="lo") as rx,
+            me.AsyncMcastTxSocket(V4, groups, iface="lo") as tx,
+        ):
+            for g in groups:
+                await tx.sendto(g.encode(), (g, port))
+            got = sorted([(await asyncio.wait_for(rx.recv_packet(), 3)).group for _ in groups])
+            assert got == groups
+            waiting = asyncio.create_task(rx.recv())
+            await asyncio.sleep(0.1)
+            rx.close()
+            with pytest.raises(me.MulticastExpertError, match="closed"):
+                await asyncio.wait_for(waiting, 2)  # woken by close(), not by a time slice
+            rx.open()  # so that `async with` can close it
+
+    run_on(loop_kind, main())
+
+
+def run_on(loop_kind: str, coro: Any) -> None:
+    factory = NoReaderLoop if loop_kind == "no add_reader" else asyncio.SelectorEventLoop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(coro)

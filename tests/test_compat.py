@@ -1,16 +1,19 @@
-"""The 1.2.0 contract: names, positional signatures, and the os_multicast helpers."""
+"""The 1.2.0 and 1.6.0 contract: module paths and names, positional signatures, os_multicast helpers."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import ipaddress
 import socket
 import struct
+import sys
 
 import pytest
 from helpers import V4, V6, Net, send_from_peer
 
 import multicast_expert as me
-from multicast_expert import os_multicast
+from multicast_expert import interfaces, os_multicast, utils
 
 
 def test_legacy_os_multicast_helpers_live(net: Net, port: int) -> None:
@@ -126,3 +129,149 @@ def test_positional_signatures_match_1_2_0() -> None:
         "iface_name",
         "iface_idx",
     ]
+
+
+# ---- 1.2.0 and 1.6.0 module paths (issue: programs written for 1.6 run unchanged) -------------
+NAMES_1_2_0 = {
+    "multicast_expert": [
+        "McastRxSocket",
+        "McastTxSocket",
+        "MulticastExpertError",
+        "LOCALHOST_IPV4",
+        "LOCALHOST_IPV6",
+        "IPv4Or6Address",
+        "get_default_gateway_iface_ip",
+        "get_default_gateway_iface_ip_v4",
+        "get_default_gateway_iface_ip_v6",
+        "get_interface_ips",
+        "validate_mcast_ip",
+        "os_multicast",
+    ],
+    "multicast_expert.utils": [
+        "MulticastExpertError",
+        "LOCALHOST_IPV4",
+        "LOCALHOST_IPV6",
+        "IPv4Or6Address",
+        "get_interface_ips",
+        "get_default_gateway_iface_ip",
+        "get_default_gateway_iface_ip_v4",
+        "get_default_gateway_iface_ip_v6",
+        "validate_mcast_ip",
+        "is_windows",
+        "is_mac",
+    ],
+    "multicast_expert.os_multicast": [
+        "IfaceInfo",
+        "iface_ip_to_name",
+        "iface_name_to_index",
+        "get_iface_info",
+        "make_ip_mreqn_struct",
+        "make_ipv6_mreq_struct",
+        "set_multicast_if",
+        "add_memberships",
+        "add_source_specific_memberships",
+        "is_windows",
+        "is_mac",
+    ],
+    "multicast_expert.rx_socket": [
+        "McastRxSocket",
+        "LOCALHOST_IPV4",
+        "LOCALHOST_IPV6",
+        "get_default_gateway_iface_ip",
+        "get_interface_ips",
+        "validate_mcast_ip",
+        "IPv4Or6Address",
+        "MulticastExpertError",
+        "is_windows",
+        "is_mac",
+    ],
+    "multicast_expert.tx_socket": [
+        "McastTxSocket",
+        "LOCALHOST_IPV4",
+        "LOCALHOST_IPV6",
+        "get_default_gateway_iface_ip",
+        "get_interface_ips",
+        "validate_mcast_ip",
+        "IPv4Or6Address",
+        "MulticastExpertError",
+        "is_windows",
+        "is_mac",
+    ],
+}
+NAMES_1_6_0 = {
+    "multicast_expert": [
+        "AsyncMcastRxSocket",
+        "IfaceInfo",
+        "IfaceSpecifier",
+        "find_interfaces",
+        "scan_interfaces",
+        "get_default_gateway_iface",
+        "MulticastAddress",
+    ],
+    "multicast_expert.async_rx_socket": [
+        "AsyncMcastRxSocket",
+        "DEFAULT_RX_BUFSIZE",
+        "PacketAndSenderAddress",
+    ],
+    "multicast_expert.name_to_index": ["iface_name_to_index"],
+    "multicast_expert.interfaces": [
+        "IfaceInfo",
+        "IfaceSpecifier",
+        "find_interfaces",
+        "scan_interfaces",
+        "get_default_gateway_iface",
+        "get_default_gateway_iface_ip",
+        "get_default_gateway_iface_ip_v4",
+        "get_default_gateway_iface_ip_v6",
+        "get_interface_ips",
+        "iface_name_to_index",
+        "ip_interface_to_ip_string",
+        "LOCALHOST_IPV4",
+        "LOCALHOST_IPV6",
+    ],
+    "multicast_expert.rx_socket": ["DEFAULT_RX_BUFSIZE", "PacketAndSenderAddress"],
+    "multicast_expert.utils": ["ip_interface_to_ip_string", "MulticastAddress"],
+}
+
+
+@pytest.mark.parametrize(
+    ("release", "module", "name"),
+    [("1.2.0", m, n) for m, ns in NAMES_1_2_0.items() for n in ns]
+    + [("1.6.0", m, n) for m, ns in NAMES_1_6_0.items() for n in ns],
+)
+def test_every_public_name_imports_from_its_old_module(release: str, module: str, name: str) -> None:
+    mod = importlib.import_module(module)
+    assert hasattr(mod, name), f"{release}: from {module} import {name}"
+    if name in ("is_windows", "is_mac"):
+        assert getattr(mod, name) is (sys.platform == ("win32" if name == "is_windows" else "darwin"))
+
+
+def test_compat_values() -> None:
+    assert me.rx_socket.DEFAULT_RX_BUFSIZE == 4096
+    assert interfaces.ip_interface_to_ip_string(ipaddress.IPv6Interface("fe80::1%eth0/64")) == "fe80::1%eth0"
+    assert utils.ip_interface_to_ip_string(ipaddress.IPv4Interface("198.18.0.1/24")) == "198.18.0.1"
+
+
+def test_scanning_looks_indexes_up_through_interfaces_iface_name_to_index(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(interfaces, "iface_name_to_index", lambda name: 1000 + len(name))
+    try:
+        found = {i.machine_name: i.index for i in me.scan_interfaces()}
+        assert found["lo"] == 1002
+    finally:
+        monkeypatch.undo()
+        me.scan_interfaces()
+
+
+def test_find_interfaces_1_6_semantics_shared_address() -> None:
+    a = me.IfaceInfo("A", 1, None, (ipaddress.IPv4Interface("10.0.0.10/24"),), ())
+    b = me.IfaceInfo(
+        "B", 2, None, (ipaddress.IPv4Interface("10.0.0.11/24"), ipaddress.IPv4Interface("10.0.0.10/24")), ()
+    )
+    assert me.find_interfaces(["10.0.0.11", "10.0.0.10"], [a, b]) == [b, a]
+    with pytest.raises(me.MulticastExpertError, match="No matches found for interface IP address") as ei:
+        me.find_interfaces(["10.0.0.99"], [a, b])
+    assert "does not seem to correspond to a valid interface" in str(ei.value)
+    with pytest.raises(me.MulticastExpertError, match="does not appear to be a valid interface name or IP"):
+        me.find_interfaces(["not-an-iface"], [a, b])

@@ -41,6 +41,9 @@ def test_iface_info_methods() -> None:
 
 def test_find_interfaces_by_every_specifier() -> None:
     lo, eth0, eth1 = FAKE
+    # 1.6.0: an IP held by two interfaces yields both; each interface once, first-seen order.
+    assert me.find_interfaces(["198.18.50.1"], FAKE) == [eth0, eth1]
+    assert me.find_interfaces(["eth1", "198.18.50.1"], FAKE) == [eth1, eth0]
     assert me.find_interfaces(["eth0"], FAKE) == [eth0]
     assert me.find_interfaces(["2001:db8:50::1"], FAKE) == [eth0]
     assert me.find_interfaces([ipaddress.IPv6Address("2001:db8:50::1")], FAKE) == [eth0]
@@ -54,8 +57,13 @@ def test_find_interfaces_by_every_specifier() -> None:
 def test_find_interfaces_errors() -> None:
     with pytest.raises(me.MulticastExpertError, match="does not appear to be a valid interface name or IP"):
         me.find_interfaces(["wlan9"], FAKE)
+    with pytest.raises(
+        me.MulticastExpertError, match=r"No matches found for interface IP address 198\.18\.99\.1"
+    ):
+        me.find_interfaces(["198.18.99.1"], FAKE)
+    # Where one interface is needed (a socket), a shared IP is an error naming both candidates.
     with pytest.raises(me.MulticastExpertError, match="ambiguous") as ei:
-        me.find_interfaces(["198.18.50.1"], FAKE)
+        interfaces.find_interface("198.18.50.1", FAKE)
     assert "eth0" in str(ei.value) and "eth1" in str(ei.value)
     with pytest.raises(TypeError, match="interface"):
         me.find_interfaces([42], FAKE)  # type: ignore[list-item]

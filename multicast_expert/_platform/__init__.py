@@ -28,4 +28,8 @@ def select_os(platform: str) -> OsTable:
 
 OPS: OsTable = select_os(sys.platform)
 
-__all__ = ["OPS", "Opt", "OsTable", "select_os"]
+#: 1.2.0's platform booleans (also exported by ``utils``, ``os_multicast`` and the socket modules).
+is_windows: bool = sys.platform == "win32"
+is_mac: bool = sys.platform == "darwin"
+
+__all__ = ["OPS", "Opt", "OsTable", "is_mac", "is_windows", "select_os"]

@@ -1,0 +1,30 @@
+"""What a receive returns: :class:`McastPacket`, and 1.6.0's names for the plain form."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._validate import IPv4Or6Address
+
+
+class McastPacket(NamedTuple):
+    """One received datagram with where it came from and how it arrived."""
+
+    payload: bytes
+    #: The sender's address, as recvfrom() returns it.
+    src: IPv4Or6Address
+    #: The multicast group the datagram was sent to.
+    group: str
+    #: Index of the interface it arrived on.
+    iface_index: int
+    #: True if the datagram was longer than the buffer and was cut short.
+    truncated: bool
+
+
+#: 1.6.0: the receive size its asyncio socket used.
+DEFAULT_RX_BUFSIZE = 4096
+#: 1.6.0: what ``recvfrom()`` returns, ``(payload, sender address)``.
+PacketAndSenderAddress = tuple[bytes, IPv4Or6Address]
+
+
+__all__ = ["DEFAULT_RX_BUFSIZE", "McastPacket", "PacketAndSenderAddress"]
