@@ -16,6 +16,7 @@ import multicast_expert as me
 from multicast_expert import testing
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, NamedTuple
 
 import netifaces
@@ -136,7 +136,7 @@ class OsTable:
         return str(entry[1]) if isinstance(entry, tuple) and len(entry) > 1 else None
 
     def iface_flags(self, name: str) -> dict[str, bool] | None:
-        """``{"up": ..., "multicast": ...}`` for an interface, or None where unknown."""
+        """``{"up", "running" (carrier), "multicast"}`` flags of an interface, or None where unknown."""
         return None
 
     def sockaddr(
@@ -197,6 +197,10 @@ class OsTable:
     # ---- diagnostics (used by the CLI's doctor) ------------------------------------------------
     def read_setting(self, name: str) -> str | None:
         """A kernel setting (sysctl) by dotted name, or None where unknown."""
+        return None
+
+    def socket_drops(self, socks: Sequence[socket.socket]) -> int | None:
+        """Datagrams the kernel dropped on these sockets (buffer full), or None where unknown."""
         return None
 
     def memberships(self) -> list[tuple[str, str]] | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
+import os
 import socket
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,6 +43,7 @@ IPV6_MULTICAST_ALL = 29
 # <linux/sockios.h>, <linux/if.h>
 SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
+IFF_RUNNING = 0x40  # operationally up: carrier present (ip link shows NO-CARRIER without it)
 IFF_MULTICAST = 0x1000
 
 
@@ -89,7 +92,11 @@ class LinuxMulticast(OsTable):
         except OSError:
             return None
         flags = struct.unpack_from("16sH", ifreq)[1]
-        return {"up": bool(flags & IFF_UP), "multicast": bool(flags & IFF_MULTICAST)}
+        return {
+            "up": bool(flags & IFF_UP),
+            "running": bool(flags & IFF_RUNNING),
+            "multicast": bool(flags & IFF_MULTICAST),
+        }
 
     def default_route_iface_name(self, family: int) -> str | None:
         # /proc is cheaper than netlink and shows device-only default routes too.
@@ -114,6 +121,26 @@ class LinuxMulticast(OsTable):
             return Path("/proc/sys/" + name.replace(".", "/")).read_text().strip()
         except OSError:
             return None
+
+    def socket_drops(self, socks: Sequence[socket.socket]) -> int | None:
+        # /proc/net/udp{,6}: the last column is the socket's drop counter (the one SO_RXQ_OVFL
+        # reports), matched to our sockets by inode.
+        inodes = set()
+        for s in socks:
+            try:
+                inodes.add(str(os.fstat(s.fileno()).st_ino))
+            except OSError:
+                continue
+        total = 0
+        try:
+            for table in ("udp", "udp6"):
+                for line in Path(f"/proc/thread-self/net/{table}").read_text().splitlines()[1:]:
+                    f = line.split()
+                    if len(f) > 12 and f[9] in inodes:
+                        total += int(f[-1])
+        except (OSError, ValueError):
+            return None
+        return total
 
     def memberships(self) -> list[tuple[str, str]] | None:
         found: list[tuple[str, str]] = []

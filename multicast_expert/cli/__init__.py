@@ -6,13 +6,14 @@ one line and exit with 2.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from .. import _netns
+from .. import __version__, _netns
 from ._common import EXIT_OK, EXIT_USAGE, Parser, UsageError, port, positive
 from .demo import cmd_demo
 from .doctor import cmd_doctor
@@ -22,39 +23,74 @@ from .send import cmd_send
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="multicast-expert", description="Multicast made easy: inspect, listen, send, diagnose.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = Parser(
+        prog="multicast-expert",
+        description="Multicast made easy: list interfaces, listen, send, and diagnose why multicast "
+        "does not arrive.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    group_help = "multicast group: IPv4 224.0.0.0/4 (e.g. 239.1.2.3) or IPv6 ff00::/8 (e.g. ff15::1)"
 
-    s = sub.add_parser("ifaces", help="list network interfaces")
+    s = sub.add_parser("ifaces", help="list network interfaces", formatter_class=fmt)
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
-    s = sub.add_parser("listen", help="print multicast datagrams as they arrive")
-    s.add_argument("groups", nargs="+", metavar="GROUP")
-    s.add_argument("--port", "-p", type=port, required=True)
-    s.add_argument("--iface", "-i", action="append", help="interface name or IP (repeatable)")
-    s.add_argument("--source", "-s", action="append", help="only this sender (repeatable)")
-    s.add_argument("--count", "-n", type=int, help="stop after N datagrams")
+    s = sub.add_parser("listen", help="print multicast datagrams as they arrive", formatter_class=fmt)
+    s.add_argument("groups", nargs="+", metavar="GROUP", help=group_help + "; several of one family")
+    s.add_argument("--port", "-p", type=port, required=True, help="UDP port the senders send to (1..65535)")
+    s.add_argument(
+        "--iface",
+        "-i",
+        action="append",
+        help="interface name or IP (repeatable); default: every non-loopback one",
+    )
+    s.add_argument("--source", "-s", action="append", help="only this sender's address (repeatable): SSM")
+    s.add_argument("--count", "-n", type=int, help="stop after N datagrams (default: run until Ctrl-C)")
     s.add_argument("--timeout", "-t", type=positive(float), help="stop after S seconds without data")
+    s.add_argument("--rcvbuf", type=int, help="socket receive buffer in bytes (SO_RCVBUF)")
     s.add_argument("--hex", action="store_true", help="payload preview in hex")
     s.add_argument("--json", action="store_true", help="one JSON object per datagram")
-    s.add_argument("--stats", action="store_true", help="a rate line each second instead of packets")
+    s.add_argument(
+        "--stats",
+        action="store_true",
+        help="a rate line each second (gaps, reorders, kernel drops) instead of packets",
+    )
 
-    s = sub.add_parser("send", help="send multicast datagrams")
-    s.add_argument("group", metavar="GROUP")
-    s.add_argument("message", nargs="?", metavar="MESSAGE", help="text to send, or - for lines of stdin")
-    s.add_argument("--port", "-p", type=port, required=True)
-    s.add_argument("--iface", "-i", help="interface name or IP (default: the default route's)")
-    s.add_argument("--ttl", type=int, default=1)
-    s.add_argument("--count", "-n", type=int, default=1)
+    s = sub.add_parser("send", help="send multicast datagrams", formatter_class=fmt)
+    s.add_argument("group", metavar="GROUP", help=group_help)
+    s.add_argument(
+        "message", nargs="?", metavar="MESSAGE", help="text to send, or - for one datagram per line of stdin"
+    )
+    s.add_argument("--port", "-p", type=port, required=True, help="destination UDP port (1..65535)")
+    s.add_argument("--iface", "-i", help="interface name or IP to send on (default: the default route's)")
+    s.add_argument("--ttl", type=int, default=1, help="TTL / hop limit, 0..255 (1 stays on the local link)")
+    s.add_argument("--count", "-n", type=int, default=1, help="how many datagrams to send")
     s.add_argument("--interval", type=positive(float), default=0.0, help="seconds between datagrams")
     s.add_argument("--seq", action="store_true", help="prefix 'seq=N ' for gap detection by listen --stats")
     s.add_argument("--loopback", action="store_true", help="also deliver to listeners on this host")
 
-    s = sub.add_parser("doctor", help="find why multicast does not arrive")
-    s.add_argument("group", nargs="?", metavar="GROUP")
-    s.add_argument("--iface", "-i", help="the interface to check")
+    s = sub.add_parser(
+        "doctor",
+        help="find why multicast does not arrive",
+        description="Check interfaces, reverse-path filtering, protocol versions, routes, limits, firewall "
+        "rules and memberships, then run a local send-and-receive test. Prints the fix for each problem; "
+        "exits 1 if anything blocks multicast.",
+        formatter_class=fmt,
+    )
+    s.add_argument(
+        "group",
+        nargs="?",
+        metavar="GROUP",
+        help="the group your program uses, so its family, scope and source-specific needs are checked "
+        "(default: one IPv4 and one IPv6 example group)",
+    )
+    s.add_argument("--iface", "-i", help="the interface your program uses (default: every non-loopback one)")
 
-    s = sub.add_parser("demo", help="send and receive over loopback in a private namespace")
+    s = sub.add_parser(
+        "demo", help="send and receive over loopback in a private namespace", formatter_class=fmt
+    )
     s.add_argument("--here", action="store_true", help="use this namespace's loopback instead")
     return p
 

@@ -86,3 +86,8 @@ def iface_name(index: int, cache: dict[int, str]) -> str:
         except OSError:
             cache[index] = str(index)
     return cache[index]
+
+
+def plural(n: int, word: str) -> str:
+    """``1 datagram``, ``2 datagrams``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

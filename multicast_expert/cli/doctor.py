@@ -1,8 +1,14 @@
-"""``multicast-expert doctor``: find why multicast does not arrive (read-only checks + a self-test)."""
+"""``multicast-expert doctor``: find why multicast does not arrive (read-only checks + a self-test).
+
+Each check prints ``ok``, ``info``, ``warn`` or ``FAIL`` (with the fix); the exit status is 1 when
+anything FAILs. Checks cover the interfaces given with ``--iface`` (else every non-loopback one),
+and the GROUP asked about (else one IPv4 and one IPv6 example group).
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import re
 import shutil
 import socket
@@ -15,7 +21,10 @@ from .._validate import normalize_mcast_ip
 from ..interfaces import IfaceInfo, get_default_gateway_iface, rescan_interfaces
 from ..rx_socket import McastRxSocket
 from ..tx_socket import McastTxSocket
-from ._common import EXIT_OK, EXIT_PROBLEM, family_of, ifaces_of
+from . import _firewall
+from ._common import EXIT_OK, EXIT_PROBLEM, family_of, ifaces_of, plural
+
+_SSM4 = ipaddress.ip_network("232.0.0.0/8")
 
 
 class _Report:
@@ -28,6 +37,9 @@ class _Report:
 
     def info(self, text: str) -> None:
         self.out.write(f"  info  {text}\n")
+
+    def warn(self, text: str) -> None:
+        self.out.write(f"  warn  {text}\n")
 
     def problem(self, text: str, fix: str) -> None:
         self.problems += 1
@@ -51,20 +63,25 @@ def _run(cmd: list[str]) -> str | None:
 def _doctor_interfaces(r: _Report, ifaces: list[IfaceInfo]) -> None:
     r.out.write("Interfaces\n")
     for i in ifaces:
-        flags = _platform.OPS.iface_flags(i.machine_name)
+        name = i.machine_name
+        flags = _platform.OPS.iface_flags(name)
         if flags is None:
             r.info(f"{i}: flags unknown on this OS")
-            continue
-        if not flags["up"]:
-            r.problem(f"{i.machine_name} is down", f"ip link set dev {i.machine_name} up")
+        elif not flags["up"]:
+            r.problem(f"{name} is down", f"ip link set dev {name} up")
+        elif not flags.get("running", True) and not i.is_localhost():
+            r.problem(
+                f"{name} is up but has no carrier (NO-CARRIER): nothing is connected at the other end",
+                f"check the cable or switch port of {name} (for a veth or tunnel, bring its peer up)",
+            )
         elif not flags["multicast"] and not i.is_localhost():
             r.problem(
-                f"{i.machine_name} does not have the MULTICAST flag, so the kernel will not send or "
-                "join multicast on it",
-                f"ip link set dev {i.machine_name} multicast on",
+                f"{name} does not have the MULTICAST flag, so the kernel will not send or join "
+                "multicast on it",
+                f"ip link set dev {name} multicast on",
             )
         else:
-            r.ok(f"{i} is up and multicast-capable")
+            r.ok(f"{i} is up, has carrier and is multicast-capable")
 
 
 def _doctor_rp_filter(r: _Report, ifaces: list[IfaceInfo]) -> None:
@@ -89,31 +106,70 @@ def _doctor_rp_filter(r: _Report, ifaces: list[IfaceInfo]) -> None:
             r.ok(f"{i.machine_name}: rp_filter effective value {effective} (0 off, 2 loose)")
 
 
-def _doctor_route(r: _Report, group: str | None, iface: IfaceInfo | None) -> None:
-    r.out.write("Routing\n")
-    groups = [group] if group else ["239.255.0.1", "ff15::1"]
+def _doctor_protocols(r: _Report, groups: list[str], ifaces: list[IfaceInfo]) -> None:
+    """IPv6 switched off, or IGMPv1/2 / MLDv1 forced where a source-specific group needs v3 / v2."""
+    r.out.write("Protocol versions\n")
     for g in groups:
-        v6 = ":" in g
-        out = _run(["ip", *(["-6"] if v6 else []), "route", "get", g])
-        if out is None:
-            has_ip = shutil.which("ip") is not None
-            if has_ip and iface is None:
+        ip = ipaddress.ip_address(g)
+        for i in ifaces:
+            name = i.machine_name
+            if ip.version == 6:
+                off = [k for k in ("all", name) if _sysctl(f"net.ipv6.conf.{k}.disable_ipv6") == "1"]
+                if off:
+                    r.problem(
+                        f"IPv6 is disabled on {name} (disable_ipv6=1 for {', '.join(off)}), so {g} cannot "
+                        "be sent or received there",
+                        " ".join(f"sysctl -w net.ipv6.conf.{k}.disable_ipv6=0" for k in off)
+                        + " (then re-add its IPv6 addresses)",
+                    )
+                    continue
+                ssm = ip in ipaddress.ip_network("ff30::/12")
+                key, bad, need = "force_mld_version", {"1"}, "MLDv2"
+            else:
+                ssm = ip in _SSM4
+                key, bad, need = "force_igmp_version", {"1", "2"}, "IGMPv3"
+            if not ssm:
+                continue
+            proto = "ipv6" if ip.version == 6 else "ipv4"
+            forced = {k: v for k in ("all", name) if (v := _sysctl(f"net.{proto}.conf.{k}.{key}")) in bad}
+            if forced:
                 r.problem(
-                    f"no route for {g}: without an interface chosen by the program, sends fail",
-                    f"ip {'-6 ' if v6 else ''}route add {'ff00::/8' if v6 else '224.0.0.0/4'} dev IFACE"
-                    " (or pass iface= to McastTxSocket, which this library requires anyway)",
+                    f"{g} is a source-specific group, which needs {need}, but {name} is forced to an older "
+                    f"version ({', '.join(f'{k}={v}' for k, v in forced.items())}): routers and switches "
+                    "will not forward the source-specific stream",
+                    " ".join(f"sysctl -w net.{proto}.conf.{k}.{key}=0" for k in forced),
                 )
             else:
-                r.info(f"no route for {g}; fine for sockets that name their interface")
+                r.ok(f"{name}: {need} available for source-specific {g}")
+
+
+def _doctor_route(r: _Report, groups: list[str], iface: IfaceInfo | None) -> None:
+    r.out.write("Routing\n")
+    for g in groups:
+        v6 = ":" in g
+        ipv = ["-6"] if v6 else []
+        if iface is not None:
+            name = iface.machine_name
+            out = _run(["ip", *ipv, "route", "get", g, "oif", name])
+            if out is None and shutil.which("ip") is not None:
+                fix = (
+                    "ip -6 route add table local local ff00::/8 dev lo"
+                    if v6 and iface.is_localhost()
+                    else f"ip {'-6 ' if v6 else ''}route add {'ff00::/8' if v6 else '224.0.0.0/4'} dev {name}"
+                )
+                r.problem(f"no route for {g} on {name}: sends there fail (network unreachable)", fix)
+            elif out is not None:
+                r.ok(f"{g} can be sent on {name}")
+            continue
+        out = _run(["ip", *ipv, "route", "get", g])
+        if out is None:
+            r.info(
+                f"no route for {g} when a program names no interface; fine for this library, which "
+                "always names one (pass --iface to check an interface)"
+            )
             continue
         m = re.search(r"\bdev (\S+)", out)
-        r.ok(f"{g} would leave by {m.group(1) if m else '?'} when no interface is chosen")
-    if _sysctl("net.ipv6.conf.all.disable_ipv6") == "0":
-        local = _run(["ip", "-6", "route", "show", "table", "local", "type", "local", "ff00::/8"]) or ""
-        if "dev lo" in local:
-            r.ok("IPv6 multicast over lo is routed (local ff00::/8 dev lo in table local)")
-        else:
-            r.info("IPv6 multicast over lo needs: ip -6 route add table local local ff00::/8 dev lo")
+        r.ok(f"{g} would leave by {m.group(1) if m else '?'} when a program names no interface")
 
 
 def _doctor_limits(r: _Report) -> None:
@@ -131,23 +187,24 @@ def _doctor_limits(r: _Report) -> None:
 
 def _doctor_firewall(r: _Report) -> None:
     r.out.write("Firewall (read-only)\n")
-    rules: list[str] = []
+    findings: list[_firewall.Finding] = []
+    read_any = False
     nft = _run(["nft", "list", "ruleset"])
-    if nft:
-        rules += [ln.strip() for ln in nft.splitlines()]
+    if nft is not None:
+        read_any = True
+        findings += _firewall.nft_findings(nft)
     for tool in ("iptables", "ip6tables"):
         text = _run([tool, "-S"])
-        if text:
-            rules += [ln.strip() for ln in text.splitlines()]
-    if nft is None and not rules:
-        r.info("no nft or iptables rules readable")
+        if text is not None:
+            read_any = True
+            findings += _firewall.iptables_findings(tool, text)
+    if not read_any:
+        r.info("no nft or iptables rules readable (tools missing, or not root)")
         return
-    pattern = re.compile(r"igmp|icmpv6|224\.|239\.|ff0[0-9a-f]|ff[13][0-9a-f]|multicast|pkttype", re.I)
-    bad = [ln for ln in rules if pattern.search(ln) and re.search(r"\b(drop|reject|DROP|REJECT)\b", ln)]
-    for ln in bad:
-        r.problem(f"firewall rule drops multicast or IGMP/MLD: {ln}", "remove or narrow that rule")
-    if not bad:
-        r.ok(f"no rule dropping multicast among {len(rules)} firewall lines")
+    for f in findings:
+        r.problem(f"firewall drops multicast or IGMP/MLD: {f.text}", f.fix)
+    if not findings:
+        r.ok("no firewall rule or chain policy drops multicast")
 
 
 def _doctor_memberships(r: _Report) -> None:
@@ -160,13 +217,18 @@ def _doctor_memberships(r: _Report) -> None:
         r.info(f"{dev}: {group}")
 
 
-def _doctor_selftest(r: _Report, iface: IfaceInfo, group: str | None) -> None:
-    r.out.write(f"Live self-test on {iface.machine_name}\n")
-    for family, default_group in ((socket.AF_INET, "239.255.77.77"), (socket.AF_INET6, "ff15::7777")):
-        if not iface.ip_addrs(family):
-            continue
-        g = group if group and (":" in group) == (family == socket.AF_INET6) else default_group
+def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
+    r.out.write(
+        f"Live self-test on {iface.machine_name}: a datagram looped back inside this host. It proves "
+        "joining, sending and local delivery there; not the wire, other hosts, rp_filter or inbound "
+        "firewall rules\n"
+    )
+    for g in groups:
+        family = socket.AF_INET6 if ":" in g else socket.AF_INET
         name = "IPv4" if family == socket.AF_INET else "IPv6"
+        if not iface.ip_addrs(family):
+            r.warn(f"{name}: {iface.machine_name} has no {name} address; {name} self-test not run")
+            continue
         try:
             with (
                 McastRxSocket(
@@ -193,12 +255,14 @@ def _doctor_selftest(r: _Report, iface: IfaceInfo, group: str | None) -> None:
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     group = normalize_mcast_ip(args.group, family_of([args.group])) if args.group else None
+    groups = [group] if group else ["239.255.77.77", "ff15::7777"]
     chosen = ifaces_of([args.iface] if args.iface else None)
     ifaces = chosen or [i for i in rescan_interfaces() if not i.is_localhost()]
     r = _Report(out)
     _doctor_interfaces(r, ifaces)
     _doctor_rp_filter(r, ifaces)
-    _doctor_route(r, group, chosen[0] if chosen else None)
+    _doctor_protocols(r, groups, ifaces)
+    _doctor_route(r, groups, chosen[0] if chosen else None)
     _doctor_limits(r)
     _doctor_firewall(r)
     _doctor_memberships(r)
@@ -206,10 +270,12 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
         chosen[0] if chosen else get_default_gateway_iface(socket.AF_INET) or (ifaces[0] if ifaces else None)
     )
     if target is not None:
-        _doctor_selftest(r, target, group)
+        _doctor_selftest(r, target, groups)
     else:
         r.info("no interface to self-test on (pass --iface)")
     out.write(
-        f"\n{r.problems} problem(s) found\n" if r.problems else "\nNothing found that blocks multicast.\n"
+        f"\n{plural(r.problems, 'problem')} found\n"
+        if r.problems
+        else "\nNothing found that blocks multicast.\n"
     )
     return EXIT_PROBLEM if r.problems else EXIT_OK

@@ -6,13 +6,15 @@ import argparse
 import contextlib
 import json
 import re
+import signal
 import sys
 import time
 from typing import TextIO
 
+from .. import _platform
 from .._errors import MulticastExpertError
 from ..rx_socket import McastPacket, McastRxSocket
-from ._common import EXIT_OK, EXIT_PROBLEM, UsageError, endpoint, family_of, iface_name, ifaces_of
+from ._common import EXIT_OK, EXIT_PROBLEM, UsageError, endpoint, family_of, iface_name, ifaces_of, plural
 
 SEQ_RE = re.compile(rb"^seq=(\d+) ")
 
@@ -59,17 +61,19 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
             ifaces=ifaces_of(args.iface),
             source_ips=args.source or None,
             timeout=0.2,
+            rcvbuf=args.rcvbuf,
         )
     except (MulticastExpertError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     stats = _Stats()
-    names: dict[int, str] = {}
     try:
         rx.open()
     except (MulticastExpertError, OSError) as exc:
         sys.stderr.write(f"multicast-expert: cannot listen: {exc}\n")
         return EXIT_PROBLEM
-    start = last_packet = last_report = time.monotonic()
+    start = time.monotonic()
+    drops: int | None = None
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM ends it as Ctrl-C does, with the summary
     try:
         sys.stderr.write(
             f"listening on {', '.join(args.groups)} port {args.port} via "
@@ -77,54 +81,78 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         )
         sys.stderr.flush()
         with contextlib.closing(rx):
-            while args.count is None or stats.packets < args.count:
-                p = rx.recv_packet()
-                now = time.monotonic()
-                if args.stats and now - last_report >= 1.0:
-                    span = now - last_report
-                    out.write(
-                        f"{stats.window_packets / span:.0f} pkt/s {stats.window_bytes / span:.0f} B/s "
-                        f"total={stats.packets} gaps={stats.gaps} reorders={stats.reorders}\n"
-                    )
-                    out.flush()
-                    stats.window_packets = stats.window_bytes = 0
-                    last_report = now
-                if p is None:
-                    if args.timeout is not None and now - last_packet >= args.timeout:
-                        break
-                    continue
-                last_packet = now
-                stats.add(p)
-                if args.stats:
-                    continue
-                iface = iface_name(p.iface_index, names)
-                if args.json:
-                    rec = {
-                        "time": time.time(),
-                        "src": p.src[0],
-                        "src_port": p.src[1],
-                        "group": p.group,
-                        "iface": iface,
-                        "size": len(p.payload),
-                        "truncated": p.truncated,
-                        "payload_hex": p.payload.hex(),
-                    }
-                    out.write(json.dumps(rec) + "\n")
-                else:
-                    stamp = (
-                        time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
-                    )
-                    out.write(
-                        f"{stamp} {endpoint(p.src)} -> {p.group} on {iface} "
-                        f"{len(p.payload)} B{' (truncated)' if p.truncated else ''}: "
-                        f"{_preview(p.payload, args.hex)}\n"
-                    )
-                out.flush()
+            try:
+                _receive(args, rx, stats, out)
+            finally:
+                drops = _platform.OPS.socket_drops(rx.sockets)
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     took = time.monotonic() - start
+    dropped = "" if drops is None else f", kernel drops {drops}"
     sys.stderr.write(
-        f"received {stats.packets} packets, {stats.bytes} bytes in {took:.1f} s"
-        f" (gaps {stats.gaps}, reorders {stats.reorders})\n"
+        f"received {plural(stats.packets, 'packet')}, {plural(stats.bytes, 'byte')} in {took:.1f} s"
+        f" (gaps {stats.gaps}, reorders {stats.reorders}{dropped})\n"
     )
+    if drops:
+        sys.stderr.write(
+            f"the kernel dropped {plural(drops, 'datagram')} because the socket buffer was full; "
+            "raise --rcvbuf (and net.core.rmem_max)\n"
+        )
     return EXIT_OK if stats.packets or args.timeout is None else EXIT_PROBLEM
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _receive(args: argparse.Namespace, rx: McastRxSocket, stats: _Stats, out: TextIO) -> None:
+    names: dict[int, str] = {}
+    last_packet = last_report = time.monotonic()
+    while args.count is None or stats.packets < args.count:
+        p = rx.recv_packet()
+        now = time.monotonic()
+        if args.stats and now - last_report >= 1.0:
+            span = now - last_report
+            drops = _platform.OPS.socket_drops(rx.sockets)
+            out.write(
+                f"{stats.window_packets / span:.0f} pkt/s {stats.window_bytes / span:.0f} B/s "
+                f"total={stats.packets} gaps={stats.gaps} reorders={stats.reorders}"
+                + ("" if drops is None else f" drops={drops}")
+                + "\n"
+            )
+            out.flush()
+            stats.window_packets = stats.window_bytes = 0
+            last_report = now
+        if p is None:
+            if args.timeout is not None and now - last_packet >= args.timeout:
+                break
+            continue
+        last_packet = now
+        stats.add(p)
+        if not args.stats:
+            _print_packet(args, p, iface_name(p.iface_index, names), out)
+
+
+def _print_packet(args: argparse.Namespace, p: McastPacket, iface: str, out: TextIO) -> None:
+    if args.json:
+        rec = {
+            "time": time.time(),
+            "src": p.src[0],
+            "src_port": p.src[1],
+            "group": p.group,
+            "iface": iface,
+            "size": len(p.payload),
+            "truncated": p.truncated,
+            "payload_hex": p.payload.hex(),
+        }
+        out.write(json.dumps(rec) + "\n")
+    else:
+        stamp = time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        out.write(
+            f"{stamp} {endpoint(p.src)} -> {p.group} on {iface} "
+            f"{len(p.payload)} B{' (truncated)' if p.truncated else ''}: "
+            f"{_preview(p.payload, args.hex)}\n"
+        )
+    out.flush()

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from .._errors import MulticastExpertError
 from ..tx_socket import McastTxSocket
-from ._common import EXIT_OK, UsageError, family_of
+from ._common import EXIT_OK, UsageError, family_of, plural
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
@@ -23,6 +23,11 @@ def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
             enable_external_loopback=args.loopback,
         )
     except (MulticastExpertError, ValueError, TypeError) as exc:
+        if args.iface is None and "default gateway" in str(exc):
+            raise UsageError(
+                "no --iface given and this machine has no default route to pick one; "
+                "pass --iface IFACE (an interface name or IP)"
+            ) from None
         raise UsageError(str(exc)) from None
     if args.message == "-":
         messages = (line.rstrip("\n").encode() for line in sys.stdin)
@@ -41,6 +46,7 @@ def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
         except KeyboardInterrupt:
             pass
     sys.stderr.write(
-        f"sent {sent} datagrams to {args.group}:{args.port} via {tx.network_interface.machine_name}\n"
+        f"sent {plural(sent, 'datagram')} to {args.group}:{args.port} "
+        f"via {tx.network_interface.machine_name}\n"
     )
     return EXIT_OK

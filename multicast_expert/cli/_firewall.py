@@ -1,0 +1,111 @@
+"""Reading firewall rules (nftables, iptables) for what drops multicast, IGMP or MLD. Read-only.
+
+A rule counts when its verdict is drop/reject and it matches multicast: a multicast address
+(parsed as an address, so 10.239.1.1 is not multicast), IGMP, MLD/ICMPv6, ``pkttype multicast``
+or ``addrtype MULTICAST``, or nothing at all (a catch-all). A filter chain on the input path whose
+*policy* is drop counts unless it has a rule accepting multicast.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+_MCAST_NETS = (ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8"))
+_KEYWORDS = re.compile(r"\bigmp\b|\bicmpv6\b|ipv6-icmp|\bmld|pkttype multicast|MULTICAST|multicast", re.I)
+_ADDRESS = re.compile(r"(?<![\w:.])([0-9a-fA-F]*[:.][0-9a-fA-F:.]+(?:/\d{1,3})?)(?![\w:.])")
+_DROP = re.compile(r"\b(drop|reject|DROP|REJECT)\b")
+_ACCEPT = re.compile(r"\b(accept|ACCEPT)\b")
+
+
+@dataclass
+class Finding:
+    """One rule or chain policy that drops multicast, and how to fix it."""
+
+    text: str
+    fix: str
+
+
+def mentions_multicast(rule: str) -> bool:
+    """Whether a rule's match part names multicast traffic (addresses compared as networks)."""
+    if _KEYWORDS.search(rule):
+        return True
+    for token in _ADDRESS.findall(rule):
+        try:
+            net = ipaddress.ip_network(token, strict=False)
+        except ValueError:
+            continue
+        if any(net.version == m.version and net.overlaps(m) for m in _MCAST_NETS):
+            return True
+    return False
+
+
+def _iptables_catch_all(rule: str) -> bool:
+    return re.fullmatch(r"-A \S+ -j (DROP|REJECT)( .*)?", rule) is not None
+
+
+def _nft_catch_all(rule: str) -> bool:
+    return re.fullmatch(r"(counter( packets \d+ bytes \d+)? )?(drop|reject)( .*)?", rule) is not None
+
+
+def iptables_findings(tool: str, text: str) -> list[Finding]:
+    """Findings in ``iptables -S`` / ``ip6tables -S`` output."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    found = []
+    for ln in lines:
+        if ln.startswith("-A ") and _DROP.search(ln) and (mentions_multicast(ln) or _iptables_catch_all(ln)):
+            found.append(Finding(f"{tool}: {ln}", "remove or narrow that rule"))
+    for ln in lines:
+        m = re.fullmatch(r"-P (INPUT|PREROUTING) (DROP|REJECT)", ln)
+        if m:
+            chain = m.group(1)
+            accepted = any(
+                x.startswith(f"-A {chain} ") and _ACCEPT.search(x) and mentions_multicast(x) for x in lines
+            )
+            if not accepted:
+                found.append(
+                    Finding(
+                        f"{tool}: chain {chain} has policy DROP and no rule accepts multicast",
+                        f"{tool} -I {chain} -m pkttype --pkt-type multicast -j ACCEPT"
+                        + (" (and -p igmp -j ACCEPT)" if tool == "iptables" else ""),
+                    )
+                )
+    return found
+
+
+def nft_findings(text: str) -> list[Finding]:
+    """Findings in ``nft list ruleset`` output."""
+    found = []
+    table = chain = ""
+    hook_input = policy_drop = accepts = False
+
+    def close_chain() -> None:
+        if chain and hook_input and policy_drop and not accepts:
+            found.append(
+                Finding(
+                    f"nftables: chain {table} {chain} (hook input) has policy drop and no rule accepts "
+                    "multicast",
+                    f"nft insert rule {table} {chain} meta pkttype multicast accept "
+                    "(and accept igmp / icmpv6 mld), or change the policy",
+                )
+            )
+
+    for raw in text.splitlines():
+        ln = raw.strip()
+        if m := re.match(r"table (\S+ \S+) \{", ln):
+            table = m.group(1)
+        elif m := re.match(r"chain (\S+) \{", ln):
+            chain, hook_input, policy_drop, accepts = m.group(1), False, False, False
+        elif ln == "}" and chain:
+            close_chain()
+            chain = ""
+        elif chain and ln.startswith("type "):
+            hook_input = bool(re.search(r"\bhook (input|prerouting)\b", ln))
+            policy_drop = bool(re.search(r"\bpolicy drop\b", ln))
+        elif chain and ln:
+            if _DROP.search(ln) and (mentions_multicast(ln) or _nft_catch_all(ln)):
+                found.append(Finding(f"nftables: {table} {chain}: {ln}", "remove or narrow that rule"))
+            elif _ACCEPT.search(ln) and mentions_multicast(ln):
+                accepts = True
+    return found
