@@ -43,7 +43,8 @@ class AddrList(tuple):  # type: ignore[type-arg]
     def __ne__(self, other: object) -> bool:
         return not self == other
 
-    __hash__ = tuple.__hash__
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -94,8 +94,9 @@ class McastRxSocket(OpenCloseContext):
             blocking, timeout, enable_external_loopback, iface, ifaces = from_1_6_positions(
                 blocking, timeout, more_1_6_args, enable_external_loopback, iface, ifaces
             )
-        family = self.addr_family = check_family(addr_family)
-        self.port = check_port(port, allow_zero=False)
+        family = check_family(addr_family)
+        self.addr_family: int = family
+        self.port: int = check_port(port, allow_zero=False)
         items = normalize_ip_list(mcast_ips, "mcast_ips", allow_empty=True)
         groups = dedupe(normalize_mcast_ip(ip, family) for ip in items)
         sources = parse_sources(source_ips, family)

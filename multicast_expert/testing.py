@@ -24,9 +24,11 @@ import contextlib
 import ctypes
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ._netns import (
@@ -42,6 +44,7 @@ from ._netns import (
     setup_host_namespace,
     sysctl,
 )
+from .interfaces import rescan_interfaces
 
 _T = TypeVar("_T")
 
@@ -54,14 +57,14 @@ class Peer:
     """
 
     def __init__(self, n: int, bridge: str | None = None) -> None:
-        self.n = n
+        self.n: int = n
         kind = "b" if bridge is not None else "v"
-        self.host_if = f"mx{kind}{n}h"
-        self.peer_if = f"mx{kind}{n}p"
-        self.host_ip4 = f"198.18.{n}.1"
-        self.peer_ip4 = f"198.18.{n}.2"
-        self.host_ip6 = f"2001:db8:{n}::1"
-        self.peer_ip6 = f"2001:db8:{n}::2"
+        self.host_if: str = f"mx{kind}{n}h"
+        self.peer_if: str = f"mx{kind}{n}p"
+        self.host_ip4: str = f"198.18.{n}.1"
+        self.peer_ip4: str = f"198.18.{n}.2"
+        self.host_ip6: str = f"2001:db8:{n}::1"
+        self.peer_ip6: str = f"2001:db8:{n}::2"
         if bridge is not None:  # one shared link: peers share a subnet, the host side has no address
             self.peer_ip4 = f"198.18.0.{n + 1}"
             self.peer_ip6 = f"2001:db8::{n + 1}"
@@ -71,7 +74,7 @@ class Peer:
         )
         assert self._proc.stdout is not None
         self._proc.stdout.readline()
-        self.pid = self._proc.pid
+        self.pid: int = self._proc.pid
         try:
             quiet_ipv6(self.pid)
             ip(
@@ -194,6 +197,7 @@ def bridged_peers(count: int) -> Iterator[list[Peer]]:
 __all__ = [
     "MARKER_ENV",
     "NetnsError",
+    "Network",
     "Peer",
     "bridged_peers",
     "enter_new_netns_on_this_thread",
@@ -202,6 +206,7 @@ __all__ = [
     "in_private_netns",
     "ip",
     "peers",
+    "private_network",
     "setup_host_namespace",
     "sysctl",
     "wait_for_mcast_route",
@@ -213,3 +218,63 @@ def enter_new_netns_on_this_thread() -> None:
     ``lo`` that is down. Root only. Sockets the thread opens afterwards live there."""
     if libc().unshare(CLONE_NEWNET) != 0:
         raise NetnsError(f"unshare(CLONE_NEWNET) failed: {os.strerror(ctypes.get_errno())}")
+
+
+@dataclass
+class Network:
+    """A private test network (see :func:`private_network`).
+
+    ``peers`` are the other hosts; the first one holds the default routes (IPv4 and IPv6), so code
+    that sends "on the default interface" sends to it.
+    """
+
+    peers: list[Peer]
+
+    @property
+    def default_peer(self) -> Peer:
+        """The peer the default routes point at."""
+        return self.peers[0]
+
+
+@contextlib.contextmanager
+def private_network(peers: int = 1) -> Iterator[Network]:
+    """Run the ``with`` block in a network of its own, then come back.
+
+    The calling thread moves into a new network namespace: ``lo`` up with IPv4 and IPv6 multicast
+    routes, and ``peers`` further namespaces linked by veth pairs (see :class:`Peer`), the first
+    holding the default routes. Sockets opened in the block live there; nothing reaches the
+    machine's own interfaces. On exit the peers are removed and the thread returns to the
+    namespace it was in. Linux and root (CAP_NET_ADMIN) only; elsewhere raises NetnsError saying why.
+
+    Raises:
+        NetnsError: not Linux, not permitted, or a link could not be configured.
+    """
+    if sys.platform != "linux":
+        raise NetnsError(f"private networks need Linux network namespaces (this is {sys.platform})")
+    if peers < 1:
+        raise ValueError(f"peers must be at least 1, not {peers}")
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    made: list[Peer] = []
+    try:
+        enter_new_netns_on_this_thread()
+        try:
+            setup_host_namespace()
+            for n in range(1, peers + 1):
+                made.append(Peer(n))
+            first = made[0]
+            ip("route", "add", "default", "via", first.peer_ip4, "dev", first.host_if)
+            ip("-6", "route", "add", "default", "via", first.peer_ip6, "dev", first.host_if)
+            _rescan()
+            yield Network(made)
+        finally:
+            for p in made:
+                p.close()
+            if libc().setns(original, CLONE_NEWNET) != 0:
+                raise NetnsError(f"setns back failed: {os.strerror(ctypes.get_errno())}")
+            _rescan()
+    finally:
+        os.close(original)
+
+
+def _rescan() -> None:
+    rescan_interfaces()  # the library caches the interface list; the namespace changed under it
