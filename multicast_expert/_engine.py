@@ -157,6 +157,11 @@ class ReceiveEngine(Generic[_U]):
         self._eager = False
         self._lazy_reads = 0
         self._lock = threading.Lock()
+        #: Descriptors the engine serves itself (e.g. interface-change notifications): fd -> callback.
+        self._services: dict[int, Callable[[], None]] = {}
+        #: (period, callback): called at least that often while a receive waits (no watch fd).
+        self._periodic: tuple[float, Callable[[], None]] | None = None
+        self._periodic_due = 0.0
         _engines.add(self)  # type: ignore[arg-type]
 
     # ---- membership of the set -------------------------------------------------------------
@@ -188,6 +193,23 @@ class ReceiveEngine(Generic[_U]):
             self._ready = collections.deque(u for u in self._ready if u.live)
         self._set_mode()
 
+    def add_service(self, fd: int, callback: Callable[[], None]) -> None:
+        """Watch ``fd`` too; when it is readable a waiting receive calls ``callback`` (no data)."""
+        self._services[fd] = callback
+        if self._poller is not None:
+            self._poller.register(fd)
+
+    def remove_service(self, fd: int) -> None:
+        """Stop watching a service descriptor (the caller closes it)."""
+        if self._services.pop(fd, None) is not None and self._poller is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._poller.unregister(fd)
+
+    def set_periodic(self, period: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` at least every ``period`` seconds while a receive waits."""
+        self._periodic = (period, callback)
+        self._periodic_due = time.monotonic() + period
+
     def _set_mode(self) -> None:
         if self.mode is Mode.CLOSED:
             return
@@ -204,6 +226,8 @@ class ReceiveEngine(Generic[_U]):
             poller.waker.wake()  # the poller itself closes once no receiver holds it
         self.remove(list(self.by_fd.values()))
         self._single = None
+        self._services.clear()
+        self._periodic = None
 
     def forget_poller(self) -> None:
         """After fork(), in the child: let go of the poller shared with the parent."""
@@ -220,7 +244,7 @@ class ReceiveEngine(Generic[_U]):
             if self.mode is Mode.CLOSED:
                 raise EngineClosedError
             if self._poller is None:
-                self._poller = _Poller(self.by_fd)
+                self._poller = _Poller([*self.by_fd, *self._services])
             return self._poller
 
     def fileno(self) -> int:
@@ -273,7 +297,7 @@ class ReceiveEngine(Generic[_U]):
                     return got
             # Nothing to hand: wait for readiness (once, without waiting, when the timeout is 0).
             if timeout == 0:
-                if waited or mode is Mode.SINGLE:
+                if waited or (mode is Mode.SINGLE and not self._services and self._periodic is None):
                     return None
                 remaining: float | None = 0.0
             elif deadline is None:
@@ -285,8 +309,16 @@ class ReceiveEngine(Generic[_U]):
             waited = self._wait(remaining) or timeout == 0
 
     def _wait(self, timeout: float | None) -> bool:
-        """One poll round; queues ready sockets (MULTI). False if nothing became ready."""
+        """One poll round; queues ready sockets (MULTI). False if no socket became ready."""
         poller = self.poller()
+        periodic = self._periodic
+        if periodic is not None:
+            now = time.monotonic()
+            if now >= self._periodic_due:
+                self._periodic_due = now + periodic[0]
+                periodic[1]()
+            left = self._periodic_due - now
+            timeout = left if timeout is None else min(timeout, max(left, 0.0))
         try:
             events = poller.poll(timeout)
         except (ValueError, OSError):
@@ -295,12 +327,19 @@ class ReceiveEngine(Generic[_U]):
             raise
         if not events:
             return False
+        services = self._services
+        if services:
+            fired = [services[fd] for fd, _ in events if fd in services]
+            if fired:
+                for callback in fired:
+                    callback()
+                events = [e for e in events if e[0] not in services]
         by_fd = self.by_fd
         if self.mode is Mode.MULTI:
             self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
         if self.mode is Mode.CLOSED:
             raise EngineClosedError
-        return True
+        return bool(events)
 
     def wait_ready(self, timeout: float | None) -> bool:
         """Block until some socket may be read (or the engine closed, or the timeout passed).

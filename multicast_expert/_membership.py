@@ -54,7 +54,13 @@ class GroupSpec:
         self.granted_rcvbuf: int | None = None
 
 
-def open_units(spec: GroupSpec, group: str, sources: tuple[str, ...], blocked: Sequence[str]) -> list[Unit]:
+def open_units(
+    spec: GroupSpec,
+    group: str,
+    sources: tuple[str, ...],
+    blocked: Sequence[str],
+    ifaces: Sequence[tuple[IfaceInfo, str]] | None = None,
+) -> list[Unit]:
     """Open the OS sockets for one group on every interface; all or nothing.
 
     More than one socket per interface when the group has more sources than one socket may hold.
@@ -66,7 +72,7 @@ def open_units(spec: GroupSpec, group: str, sources: tuple[str, ...], blocked: S
     units: list[Unit] = []
     where = ""
     try:
-        for iface, ip in spec.ifaces:
+        for iface, ip in spec.ifaces if ifaces is None else ifaces:
             loop = spec.external_loopback or iface.is_localhost()
             t = Target(group=group, iface_ip=ip, ifindex=iface.index, ifname=iface.machine_name)
             for chunk in chunks:
@@ -95,7 +101,7 @@ def open_units(spec: GroupSpec, group: str, sources: tuple[str, ...], blocked: S
     return units
 
 
-def _caller_outside_package() -> int:
+def caller_outside_package() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside this package."""
     package = os.path.dirname(os.path.abspath(__file__))
     frame, level = sys._getframe(1), 1
@@ -114,7 +120,7 @@ def _set_rcvbuf(spec: GroupSpec, sock: socket.socket, size: int) -> None:
             f"rcvbuf: asked for {size} bytes, the OS granted {granted} (raise the sysctl "
             "net.core.rmem_max to allow more)",
             RuntimeWarning,
-            stacklevel=_caller_outside_package(),
+            stacklevel=caller_outside_package(),
         )
     spec.granted_rcvbuf = granted
 

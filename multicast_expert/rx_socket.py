@@ -15,10 +15,12 @@ from collections.abc import Iterable
 from . import _platform
 from ._engine import EngineClosedError, Mode, ReceiveEngine
 from ._errors import MulticastExpertError, MulticastValueError
-from ._membership import GroupSpec, Unit, open_units, source_op
+from ._membership import GroupSpec, Unit, open_units
 from ._packet import DEFAULT_RX_BUFSIZE, McastPacket, PacketAndSenderAddress
 from ._platform import is_mac, is_windows
 from ._rx_args import UNSET, from_1_6_positions, parse_sources, pick_interfaces, timeout_from
+from ._rx_ifaces import InterfaceSet
+from ._rx_live import LiveMembership
 from ._sockbase import OpenCloseContext, apply_sockopt
 from ._sockbase import iface_ip as primary_ip
 from ._validate import (
@@ -35,7 +37,6 @@ from ._validate import (
     dedupe,
     normalize_ip_list,
     normalize_mcast_ip,
-    normalize_source_ip,
     validate_mcast_ip,
 )
 from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface_ip, get_interface_ips
@@ -43,7 +44,7 @@ from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface_ip,
 _MAX_BUF = 2**31
 
 
-class McastRxSocket(OpenCloseContext):
+class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
     """A socket that receives UDP multicast from a set of groups on a set of interfaces.
 
     Use it as a context manager (``with McastRxSocket(...) as rx:``) or call open() and close().
@@ -64,6 +65,12 @@ class McastRxSocket(OpenCloseContext):
         rcvbuf: SO_RCVBUF for every OS socket, in bytes; see :attr:`granted_rcvbuf`.
         enable_external_loopback: receive this host's own multicasts on non-loopback interfaces
             (matters on Windows; on Linux and macOS the sender decides).
+        follow_interfaces: on the default interface set, join every group on interfaces that
+            appear (or gain an address) while the socket is open, and drop those that go
+            (rtnetlink notifications on Linux, a rescan at most once a second elsewhere); applied
+            by whichever receive is waiting, or by the next one.
+        raise_fd_limit: raise the soft RLIMIT_NOFILE (up to the hard limit, with a warning) when
+            the sockets needed would not fit under it.
 
     Raises:
         MulticastExpertError: bad groups, sources or interfaces (with what would be valid),
@@ -87,6 +94,8 @@ class McastRxSocket(OpenCloseContext):
         timeout: float | None = UNSET,
         rcvbuf: int | None = None,
         enable_external_loopback: bool = False,
+        follow_interfaces: bool = False,
+        raise_fd_limit: bool = True,
     ) -> None:
         if (
             more_1_6_args
@@ -106,6 +115,17 @@ class McastRxSocket(OpenCloseContext):
         self.rcvbuf: int | None = None if rcvbuf is None else check_int_range(rcvbuf, "rcvbuf", 1, 2**31 - 1)
         self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
         self._engine: ReceiveEngine[Unit] = ReceiveEngine(timeout_from(blocking, timeout))
+        self._named = any(x is not None for x in (iface_ip, iface_ips, iface, ifaces))
+        self._follow = check_bool(follow_interfaces, "follow_interfaces")
+        if self._follow and self._named:
+            raise MulticastValueError(
+                "follow_interfaces applies to the default interface set; leave iface_ip/iface_ips/"
+                "iface/ifaces unset to follow interfaces as they come and go"
+            )
+        self._raise_fd_limit = check_bool(raise_fd_limit, "raise_fd_limit")
+        self._watch: socket.socket | None = None
+        #: Interfaces of the default set left out because they could not join: name -> reason.
+        self.skipped_interfaces: dict[str, str] = {}
         self._ifaces = pick_interfaces(family, iface_ip, iface_ips, iface, ifaces)
         self._spec = GroupSpec(
             family,
@@ -194,18 +214,19 @@ class McastRxSocket(OpenCloseContext):
             raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
         engine.open()
         try:
-            for group, sources in self._groups.items():
-                self._add_group(group, sources)
+            self._open_interfaces()
         except BaseException:
             self._close_all()
             raise
 
     def _add_group(self, group: str, sources: tuple[str, ...]) -> None:
+        self._make_fd_room(self._sockets_needed(len(self._ifaces), [sources]))
         units = open_units(self._spec, group, sources, sorted(self._blocked.get(group, ())))
         self._units[group] = units
         self._engine.add(units)
 
     def _close_all(self) -> None:
+        self._stop_watch()
         self._engine.close()
         self._units.clear()
 
@@ -283,98 +304,6 @@ class McastRxSocket(OpenCloseContext):
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
         """Set a socket option on every underlying OS socket."""
         apply_sockopt(self.sockets, level, opt, value)
-
-    # ---- live membership -------------------------------------------------------------------
-    def _need_open(self, what: str) -> None:
-        if self._engine.mode is Mode.CLOSED:
-            raise self._closed(what)
-
-    def join_group(
-        self, mcast_ip: MulticastAddress, source_ips: Iterable[MulticastAddress] | None = None
-    ) -> None:
-        """Start receiving another group (source-specific if ``source_ips``) on every interface.
-
-        A receive already waiting in another thread receives the new group too.
-
-        Raises:
-            MulticastExpertError: the socket is closed, the group is already joined or invalid,
-                or the join failed.
-        """
-        self._need_open("join_group()")
-        family = self.addr_family
-        group = normalize_mcast_ip(mcast_ip, family)
-        if group in self._groups:
-            raise MulticastValueError(f"Group {group} is already joined by this socket")
-        sources = parse_sources(source_ips, family)
-        self._add_group(group, sources)
-        self._groups[group] = sources
-
-    def leave_group(self, mcast_ip: MulticastAddress) -> None:
-        """Stop receiving a group on every interface (also for a receive already waiting).
-
-        Raises:
-            MulticastExpertError: the socket is closed, or the group is not joined by it.
-        """
-        self._need_open("leave_group()")
-        group = self._joined(mcast_ip)
-        self._engine.remove(self._units.pop(group, []))
-        del self._groups[group]
-        self._blocked.pop(group, None)
-
-    def _joined(self, mcast_ip: MulticastAddress) -> str:
-        group = normalize_mcast_ip(mcast_ip, self.addr_family)
-        if group not in self._groups:
-            raise MulticastValueError(
-                f"Group {group} is not joined by this socket; joined groups: {list(self._groups)}"
-            )
-        return group
-
-    def _any_source_group(self, mcast_ip: MulticastAddress, source_ip: MulticastAddress) -> tuple[str, str]:
-        group = self._joined(mcast_ip)
-        if self._groups[group]:
-            raise MulticastValueError(
-                f"Group {group} is source-specific; blocking applies to any-source groups only"
-            )
-        return group, normalize_source_ip(source_ip, self.addr_family)
-
-    def block_source(self, mcast_ip: MulticastAddress, source_ip: MulticastAddress) -> None:
-        """Stop receiving one sender on an any-source group (all interfaces).
-
-        Raises:
-            MulticastExpertError: closed, group not joined or source-specific, source already blocked.
-        """
-        self._need_open("block_source()")
-        group, source = self._any_source_group(mcast_ip, source_ip)
-        blocked = self._blocked.setdefault(group, set())
-        if source in blocked:
-            raise MulticastValueError(f"Source {source} is already blocked on {group}")
-        source_op(
-            self._units[group],
-            "block_source",
-            source,
-            self.addr_family,
-            f"Blocking source {source} on {group}",
-        )
-        blocked.add(source)
-
-    def unblock_source(self, mcast_ip: MulticastAddress, source_ip: MulticastAddress) -> None:
-        """Undo block_source().
-
-        Raises:
-            MulticastExpertError: closed, group not joined, or the source is not blocked.
-        """
-        self._need_open("unblock_source()")
-        group, source = self._any_source_group(mcast_ip, source_ip)
-        if source not in self._blocked.get(group, set()):
-            raise MulticastValueError(f"Source {source} is not blocked on {group}")
-        source_op(
-            self._units[group],
-            "unblock_source",
-            source,
-            self.addr_family,
-            f"Unblocking source {source} on {group}",
-        )
-        self._blocked[group].discard(source)
 
 
 __all__ = [

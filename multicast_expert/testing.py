@@ -144,6 +144,8 @@ class Peer:
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()  # the pipe that said "ready"
         with contextlib.suppress(NetnsError):
             ip("link", "del", self.host_if)
 

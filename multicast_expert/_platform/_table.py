@@ -135,6 +135,22 @@ class OsTable:
         entry = default.get(family) if isinstance(default, dict) else None
         return str(entry[1]) if isinstance(entry, tuple) and len(entry) > 1 else None
 
+    def interface_watch(self) -> socket.socket | None:
+        """A non-blocking socket readable whenever interfaces or addresses change, or None where the
+        OS has none (callers then rescan periodically). Its data only signals; drain and discard it."""
+        return None
+
+    def ensure_fd_room(self, needed: int) -> tuple[int, int] | None:
+        """Make room for ``needed`` more descriptors by raising the soft limit towards the hard one.
+
+        Returns ``(old, new)`` soft limits if it raised it, None if nothing was needed or possible.
+        """
+        return None
+
+    def fd_limits(self) -> tuple[int, int] | None:
+        """``(soft, hard)`` limits on open descriptors, or None where the OS has none."""
+        return None
+
     def iface_flags(self, name: str) -> dict[str, bool] | None:
         """``{"up", "running" (carrier), "multicast"}`` flags of an interface, or None where unknown."""
         return None
@@ -212,9 +228,12 @@ class OsTable:
         """A known OSError as an error that says what to do (keeping errno); None if not understood."""
         code = exc.errno
         if code == errno.EMFILE:
+            limits = self.fd_limits()
+            now = f" (soft limit {limits[0]}, hard limit {limits[1]})" if limits else ""
             why = (
-                f"this process has too many open files ({exc.strerror}). Each group on each interface "
-                "uses one socket; raise the limit (ulimit -n, RLIMIT_NOFILE)"
+                f"this process has too many open files ({exc.strerror}){now}. Each group on each "
+                "interface uses one socket; raise the hard limit (ulimit -Hn, or LimitNOFILE= for a "
+                "systemd service) and the soft one (ulimit -n, RLIMIT_NOFILE)"
             )
         elif code == errno.EADDRINUSE:
             why = "the address is in use by a socket that did not set SO_REUSEADDR"

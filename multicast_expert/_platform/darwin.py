@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from . import _structs as st
+from ._posix import fd_limits, posix_fd_room
 from ._table import V4, V6, Opt, OsTable, both, multicast_basics
 
 # bsd/sys/socket.h
@@ -55,3 +56,9 @@ class DarwinMulticast(OsTable):
 
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
         return iface_is_loopback or external_loopback
+
+    def ensure_fd_room(self, needed: int) -> tuple[int, int] | None:
+        return posix_fd_room(needed)  # macOS's default soft limit is only 256
+
+    def fd_limits(self) -> tuple[int, int] | None:
+        return fd_limits()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from . import _structs as st
+from ._posix import fd_limits, posix_fd_room
 from ._table import V4, V6, Opt, OsTable, both, multicast_basics
 
 # <asm-generic/socket.h>
@@ -40,6 +41,10 @@ IPV6_MULTICAST_HOPS = 18
 IPV6_MULTICAST_LOOP = 19
 IPV6_ADD_MEMBERSHIP = 20
 IPV6_MULTICAST_ALL = 29
+# <linux/rtnetlink.h>: multicast groups of NETLINK_ROUTE notifications
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
 # <linux/sockios.h>, <linux/if.h>
 SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
@@ -83,6 +88,21 @@ class LinuxMulticast(OsTable):
         ("join_source", V4): "net.ipv4.igmp_max_msf",
         ("join_source", V6): "net.ipv6.mld_max_msf",
     }
+
+    def interface_watch(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
+        try:
+            sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def ensure_fd_room(self, needed: int) -> tuple[int, int] | None:
+        return posix_fd_room(needed)
+
+    def fd_limits(self) -> tuple[int, int] | None:
+        return fd_limits()
 
     def iface_flags(self, name: str) -> dict[str, bool] | None:
         # SIOCGIFFLAGS asks the caller's own network namespace (/sys/class/net may show another).

@@ -44,7 +44,8 @@ def build_parser() -> Parser:
         "--iface",
         "-i",
         action="append",
-        help="interface name or IP (repeatable); default: every non-loopback one",
+        help="interface name or IP (repeatable); default: every non-loopback one, followed as "
+        "interfaces come and go",
     )
     s.add_argument("--source", "-s", action="append", help="only this sender's address (repeatable): SSM")
     s.add_argument("--count", "-n", type=int, help="stop after N datagrams (default: run until Ctrl-C)")

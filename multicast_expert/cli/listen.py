@@ -62,6 +62,7 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
             source_ips=args.source or None,
             timeout=0.2,
             rcvbuf=args.rcvbuf,
+            follow_interfaces=not args.iface,  # no --iface: follow interfaces as they come and go
         )
     except (MulticastExpertError, ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None

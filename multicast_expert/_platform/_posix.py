@@ -1,0 +1,43 @@
+"""Parts Linux and macOS share: the descriptor limit (RLIMIT_NOFILE, <sys/resource.h>)."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+#: Descriptors kept free for the program itself when the library raises the soft limit.
+HEADROOM = 16
+
+
+def fd_limits() -> tuple[int, int]:
+    """``(soft, hard)`` RLIMIT_NOFILE."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft, hard
+
+
+def _in_use() -> int | None:
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(folder))
+        except OSError:
+            continue
+    return None
+
+
+def posix_fd_room(needed: int) -> tuple[int, int] | None:
+    """Raise the soft RLIMIT_NOFILE (never past the hard one) so ``needed`` more descriptors fit.
+
+    Returns ``(old, new)`` if it raised it; None if there was room already or nothing could be done.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = _in_use()
+    if in_use is None or soft == resource.RLIM_INFINITY:
+        return None
+    want = in_use + needed + HEADROOM
+    if want <= soft:
+        return None
+    new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if new <= soft:
+        return None
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    return soft, new
