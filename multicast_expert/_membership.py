@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 from . import _platform
+from ._engine import ReceiveEngine
 from ._platform._structs import Target
 from ._sockbase import SOCK_NONBLOCK, os_errors, translate_oserror
 from .interfaces import IfaceInfo
@@ -33,6 +34,16 @@ class Unit:
         self.sources = sources
         self.target = target
         self.live = True
+
+
+class RxState:
+    """What a receiving socket holds, declared once for the mixins that make up McastRxSocket."""
+
+    addr_family: int
+    _engine: ReceiveEngine[Unit]
+    _groups: dict[str, tuple[str, ...]]  # group -> its sources (empty: any-source)
+    _blocked: dict[str, set[str]]  # group -> blocked senders
+    _units: dict[str, list[Unit]]  # group -> its OS sockets
 
 
 class GroupSpec:

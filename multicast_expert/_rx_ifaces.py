@@ -13,9 +13,9 @@ import warnings
 from collections.abc import Sequence
 
 from . import _platform
-from ._engine import Mode, ReceiveEngine
+from ._engine import Mode
 from ._errors import MulticastExpertError
-from ._membership import GroupSpec, Unit, caller_outside_package, open_units
+from ._membership import GroupSpec, RxState, Unit, caller_outside_package, open_units
 from ._sockbase import iface_ip as primary_ip
 from .interfaces import IfaceInfo, cached_interfaces, listenable_interfaces, rescan_interfaces
 
@@ -29,14 +29,9 @@ RESCAN_PERIOD = 1.0
 _warned_fd_limit = False
 
 
-class InterfaceSet:
+class InterfaceSet(RxState):
     """Mixin: what McastRxSocket does with its interfaces (see the module docstring)."""
 
-    addr_family: int
-    _engine: ReceiveEngine[Unit]
-    _groups: dict[str, tuple[str, ...]]
-    _blocked: dict[str, set[str]]
-    _units: dict[str, list[Unit]]
     _ifaces: list[IfaceInfo]
     _spec: GroupSpec
     _named: bool

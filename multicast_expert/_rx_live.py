@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ._engine import Mode, ReceiveEngine
+from ._engine import Mode
 from ._errors import MulticastExpertError, MulticastValueError
-from ._membership import Unit, source_op
+from ._membership import RxState, source_op
 from ._rx_args import parse_sources
 from ._validate import MulticastAddress, normalize_mcast_ip, normalize_source_ip
 
 
-class LiveMembership:
+class LiveMembership(RxState):
     """Mixin: join_group, leave_group, block_source, unblock_source."""
-
-    addr_family: int
-    _engine: ReceiveEngine[Unit]
-    _groups: dict[str, tuple[str, ...]]
-    _blocked: dict[str, set[str]]
-    _units: dict[str, list[Unit]]
 
     def _add_group(self, group: str, sources: tuple[str, ...]) -> None:
         raise NotImplementedError
