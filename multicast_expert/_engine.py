@@ -24,14 +24,14 @@ import collections
 import contextlib
 import enum
 import os
-import select
-import selectors
 import socket
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
+
+from ._poller import Poller
 
 _T = TypeVar("_T")
 
@@ -60,75 +60,6 @@ class EngineClosedError(Exception):
     """Raised inside the engine when a receive finds it closed; the socket class words the error."""
 
 
-class _Waker:
-    """A descriptor that becomes (and stays) readable when woken: eventfd, else a socket pair."""
-
-    def __init__(self) -> None:
-        self._pair: tuple[socket.socket, socket.socket] | None = None
-        if hasattr(os, "eventfd"):
-            self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        else:
-            a, b = socket.socketpair()
-            a.setblocking(False)
-            self._pair = (a, b)
-            self.fd = a.fileno()
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            if self._pair is None:
-                os.eventfd_write(self.fd, 1)
-            else:
-                self._pair[1].send(b"\0")
-
-    def close(self) -> None:
-        if self._pair is not None:
-            for s in self._pair:
-                s.close()
-            self._pair = None
-        elif self.fd >= 0:
-            os.close(self.fd)
-        self.fd = -1
-
-
-class _Poller:
-    """Readiness of many descriptors plus the waker. epoll where present (no 1,024 ceiling).
-
-    Closed when the last reference goes (a receiver woken by close() may still be returning
-    from ``poll``; closing the waker under it could swallow its wake-up).
-    """
-
-    def __init__(self, fds: Iterable[int]) -> None:
-        self.waker = _Waker()
-        if hasattr(select, "epoll"):
-            ep = select.epoll()
-            self.poll: Callable[[float | None], list[tuple[int, int]]] = ep.poll
-            self._register: Callable[[int], None] = lambda fd: ep.register(fd, select.EPOLLIN)
-            self.unregister: Callable[[int], None] = ep.unregister
-            self.fileno: Callable[[], int] = ep.fileno
-            self._close: Callable[[], None] = ep.close
-        else:
-            sel = selectors.DefaultSelector()
-            self.poll = lambda timeout: [(key.fd, 1) for key, _ in sel.select(timeout)]
-            self._register = lambda fd: sel.register(fd, selectors.EVENT_READ) and None
-            self.unregister = lambda fd: sel.unregister(fd) and None
-            self.fileno = lambda: int(getattr(sel, "fileno", lambda: -1)())
-            self._close = sel.close
-        self.register(self.waker.fd)
-        for fd in fds:
-            self.register(fd)
-
-    def register(self, fd: int) -> None:
-        self._register(fd)
-
-    def close(self) -> None:
-        self._close()
-        self.waker.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
-
 _engines: weakref.WeakSet[ReceiveEngine[Readable]] = weakref.WeakSet()
 
 
@@ -152,7 +83,7 @@ class ReceiveEngine(Generic[_U]):
         self.by_fd: dict[int, _U] = {}
         self._single: _U | None = None
         self._ready: collections.deque[_U] = collections.deque()
-        self._poller: _Poller | None = None
+        self._poller: Poller | None = None
         #: In SINGLE mode: read before waiting (a burst is queued) or wait first (ping-pong).
         self._eager = False
         self._lazy_reads = 0
@@ -235,7 +166,7 @@ class ReceiveEngine(Generic[_U]):
         if poller is not None:
             poller.close()  # closes this process's descriptors only; no EPOLL_CTL_DEL
 
-    def poller(self) -> _Poller:
+    def poller(self) -> Poller:
         """The poller over every socket, made on first need; raises EngineClosedError once closed."""
         poller = self._poller
         if poller is not None:
@@ -244,7 +175,7 @@ class ReceiveEngine(Generic[_U]):
             if self.mode is Mode.CLOSED:
                 raise EngineClosedError
             if self._poller is None:
-                self._poller = _Poller([*self.by_fd, *self._services])
+                self._poller = Poller([*self.by_fd, *self._services])
             return self._poller
 
     def fileno(self) -> int:
@@ -341,6 +272,66 @@ class ReceiveEngine(Generic[_U]):
             raise EngineClosedError
         return bool(events)
 
+    def receive_batch(
+        self, read_many: Callable[[_U, int], list[_T]], max_count: int, wait: bool = True
+    ) -> list[_T]:
+        """Up to ``max_count`` datagrams: waits by the timeout rules for the first, then takes what
+        is ready without waiting more. ``read_many(unit, n)`` returns up to n datagrams ([] when
+        none is queued). Fair: each ready socket gets an equal quota per round; a socket that
+        filled its quota is served again in a later round. [] on timeout."""
+        timeout = self.timeout if wait else 0.0
+        deadline = None if not timeout else time.monotonic() + timeout
+        out: list[_T] = []
+        waited = False
+        while True:
+            units = self._ready_now()
+            while units and len(out) < max_count:
+                quota = max(1, (max_count - len(out)) // len(units))
+                again: list[_U] = []
+                for i, unit in enumerate(units):
+                    room = max_count - len(out)
+                    if room <= 0:
+                        if self.mode is Mode.MULTI:
+                            self._ready.extendleft(reversed(units[i:]))  # serve them first next time
+                        break
+                    try:
+                        got = read_many(unit, min(quota, room))
+                    except OSError:
+                        if unit.live and self.mode is not Mode.CLOSED:
+                            raise
+                        continue
+                    out.extend(got)
+                    if len(got) == min(quota, room):
+                        again.append(unit)  # it may hold more
+                units = again
+            if out:
+                return out
+            if self.mode is Mode.CLOSED:
+                raise EngineClosedError
+            if timeout == 0:
+                if waited:
+                    return out
+                remaining: float | None = 0.0
+            elif deadline is None:
+                remaining = None
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return out
+            waited = self._wait(remaining) or timeout == 0
+
+    def _ready_now(self) -> list[_U]:
+        """The sockets to try now: the single one, or the ready queue (after a non-waiting poll)."""
+        if self.mode is Mode.SINGLE and self._single is not None:
+            return [self._single]
+        if self.mode is not Mode.MULTI:
+            return []
+        if not self._ready:
+            self._wait(0)
+        units = list(dict.fromkeys(self._ready))  # each socket once, in queue order
+        self._ready.clear()
+        return units
+
     def wait_ready(self, timeout: float | None) -> bool:
         """Block until some socket may be read (or the engine closed, or the timeout passed).
 
@@ -351,12 +342,3 @@ class ReceiveEngine(Generic[_U]):
             return self._wait(timeout)
         except EngineClosedError:
             return True  # the receive that follows reports the close
-
-    def ready_units(self) -> list[_U]:
-        """Every socket known ready now, queued ones first (for batch reads); may be empty."""
-        ready = self._ready
-        if self.mode is Mode.SINGLE and self._single is not None:
-            return [self._single]
-        out = list(ready)
-        ready.clear()
-        return out

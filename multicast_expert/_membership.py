@@ -56,12 +56,15 @@ class GroupSpec:
         ifaces: Sequence[tuple[IfaceInfo, str]],
         external_loopback: bool,
         rcvbuf: int | None,
+        meta: tuple[str, ...] = (),
     ) -> None:
         self.family = family
         self.port = port
         self.ifaces = ifaces
         self.external_loopback = external_loopback
         self.rcvbuf = rcvbuf
+        #: Per-datagram metadata to turn on ("recv_ttl", "recv_tos", "timestamps") where supported.
+        self.meta = meta
         self.granted_rcvbuf: int | None = None
 
 
@@ -101,6 +104,9 @@ def open_units(
                     ops.set(sock, "block_source", family, t._replace(source=src))
                 if spec.rcvbuf is not None:
                     _set_rcvbuf(spec, sock, spec.rcvbuf)
+                for concern in spec.meta:
+                    if ops.supports(concern, family):  # elsewhere the packet field stays None
+                        ops.set(sock, concern, family, t._replace(value=1))
     except BaseException as exc:
         for u in units:
             u.sock.close()

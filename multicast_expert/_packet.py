@@ -19,6 +19,12 @@ class McastPacket(NamedTuple):
     iface_index: int
     #: True if the datagram was longer than the buffer and was cut short.
     truncated: bool
+    #: IPv4 TTL / IPv6 hop limit it arrived with (``recv_ttl=True``; None otherwise or unsupported).
+    ttl: int | None = None
+    #: IPv4 TOS / IPv6 traffic class (``recv_tos=True``; None otherwise or unsupported).
+    tos: int | None = None
+    #: Kernel receive time, seconds since the epoch (``timestamps=True``; None otherwise).
+    timestamp: float | None = None
 
 
 #: 1.6.0: the receive size its asyncio socket used.

@@ -38,6 +38,16 @@ def parse_sources(source_ips: Iterable[MulticastAddress] | None, family: int) ->
     return tuple(dedupe(normalize_source_ip(s, family) for s in items))
 
 
+def normalize_iface_list(ifaces: Iterable[IfaceSpecifier] | IfaceSpecifier) -> list[IfaceSpecifier]:
+    """One interface specifier or an iterable of them, as a non-empty list."""
+    if isinstance(ifaces, (str, IfaceInfo, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return [ifaces]
+    specs = list(ifaces)
+    if not specs:
+        raise MulticastValueError("ifaces is empty; give at least one interface")
+    return specs
+
+
 def pick_interfaces(
     family: int,
     iface_ip: IfaceSpecifier | None,

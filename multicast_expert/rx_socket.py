@@ -10,7 +10,7 @@ watches them all and serves ready sockets round-robin, so no group starves anoth
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import _platform
 from ._engine import EngineClosedError, Mode, ReceiveEngine
@@ -71,6 +71,9 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
             by whichever receive is waiting, or by the next one.
         raise_fd_limit: raise the soft RLIMIT_NOFILE (up to the hard limit, with a warning) when
             the sockets needed would not fit under it.
+        recv_ttl, recv_tos, timestamps: fill McastPacket's ``ttl`` (TTL / hop limit), ``tos`` (TOS /
+            traffic class) and ``timestamp`` (kernel receive time) in recv_packet and recv_batch,
+            where the OS supports it (Linux); they stay None otherwise.
 
     Raises:
         MulticastExpertError: bad groups, sources or interfaces (with what would be valid),
@@ -96,6 +99,9 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         enable_external_loopback: bool = False,
         follow_interfaces: bool = False,
         raise_fd_limit: bool = True,
+        recv_ttl: bool = False,
+        recv_tos: bool = False,
+        timestamps: bool = False,
     ) -> None:
         if (
             more_1_6_args
@@ -133,6 +139,15 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
             [(i, primary_ip(i, family)) for i in self._ifaces],
             self.enable_external_loopback,
             self.rcvbuf,
+            tuple(
+                concern
+                for concern, wanted in (
+                    ("recv_ttl", recv_ttl),
+                    ("recv_tos", recv_tos),
+                    ("timestamps", timestamps),
+                )
+                if check_bool(wanted, concern)
+            ),
         )
         self._units: dict[str, list[Unit]] = {}
 
@@ -275,6 +290,8 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         """
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
+        if self._spec.meta:
+            return self._receive_with_meta(bufsize)
         recv_packet = _platform.OPS.recv_packet
 
         def read(u: Unit) -> McastPacket:
@@ -285,6 +302,64 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
             return self._engine.receive(read)
         except EngineClosedError:
             raise self._closed("recv_packet()") from None
+
+    def _receive_with_meta(self, bufsize: int) -> McastPacket | None:
+        ops, family = _platform.OPS, self.addr_family
+
+        def read(u: Unit) -> McastPacket:
+            data, src, truncated, (ttl, tos, stamp) = ops.recv_packet_meta(u.sock, bufsize, family)
+            return McastPacket(data, src, u.group, u.iface.index, truncated, ttl, tos, stamp)
+
+        try:
+            return self._engine.receive(read)
+        except EngineClosedError:
+            raise self._closed("recv_packet()") from None
+
+    def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
+        """Receive up to ``max_packets`` datagrams at once.
+
+        Waits by the timeout rules for the first datagram, then returns what is already queued, up
+        to ``max_packets``, without waiting more; an empty list on timeout. Fair across groups
+        (each ready socket gets an equal share per round); each group's datagrams come in arrival
+        order. On Linux one ``recvmmsg`` system call reads many datagrams of a socket.
+
+        Raises:
+            MulticastExpertError: the socket is closed.
+            ValueError, TypeError: ``max_packets`` outside 1..1024 or ``bufsize`` outside 1..2**31-1.
+        """
+        check_int_range(max_packets, "max_packets", 1, 1024)
+        check_bufsize(bufsize)
+        try:
+            return self._engine.receive_batch(self._batch_reader(bufsize), max_packets)
+        except EngineClosedError:
+            raise self._closed("recv_batch()") from None
+
+    def _batch_reader(self, bufsize: int) -> Callable[[Unit, int], list[McastPacket]]:
+        ops, family, meta = _platform.OPS, self.addr_family, bool(self._spec.meta)
+        size = min(bufsize, 65535)
+
+        def read_many(u: Unit, n: int) -> list[McastPacket]:
+            got = ops.recv_many(u.sock, n, size, meta)
+            group, index = u.group, u.iface.index
+            if got is not None:
+                if not meta:
+                    return [McastPacket(d, src, group, index, trunc) for d, src, trunc, _ in got]
+                decode = ops.decode_meta
+                return [McastPacket(d, src, group, index, t, *decode(anc, family)) for d, src, t, anc in got]
+            out: list[McastPacket] = []  # no recvmmsg here: one datagram at a time
+            for _ in range(n):
+                try:
+                    if meta:
+                        d, src, trunc, m = ops.recv_packet_meta(u.sock, bufsize, family)
+                        out.append(McastPacket(d, src, group, index, trunc, *m))
+                    else:
+                        d, src, trunc = ops.recv_packet(u.sock, bufsize)
+                        out.append(McastPacket(d, src, group, index, trunc))
+                except (BlockingIOError, InterruptedError):
+                    break
+            return out
+
+        return read_many
 
     def filenos(self) -> list[int]:
         """File descriptors of every OS socket (for select()); empty when closed."""

@@ -10,6 +10,7 @@ from . import _platform
 from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortError, MulticastValueError
 from ._platform import is_mac, is_windows
 from ._platform._structs import Target
+from ._rx_args import normalize_iface_list
 from ._sockbase import OpenCloseContext, apply_sockopt, os_errors, resolve_iface, translate_oserror
 from ._validate import (
     LOCALHOST_IPV4,
@@ -33,6 +34,8 @@ from .interfaces import (
     get_default_gateway_iface_ip,
     get_interface_ips,
 )
+
+_OsSocket = socket.socket  # (inside the class, ``socket`` is the 1.2.0 property)
 
 
 class McastTxSocket(OpenCloseContext):
@@ -67,6 +70,7 @@ class McastTxSocket(OpenCloseContext):
         enable_external_loopback: bool = False,
         *,
         iface: IfaceSpecifier | None = None,
+        ifaces: Iterable[IfaceSpecifier] | None = None,
         source_port: int = 0,
     ) -> None:
         self.addr_family: int = check_family(addr_family)
@@ -79,28 +83,50 @@ class McastTxSocket(OpenCloseContext):
         if iface is not None and iface_ip is not None:
             raise MulticastValueError("Both iface and iface_ip may not be specified; give one of them")
         spec = iface if iface is not None else iface_ip
-        if spec is None:
+        if ifaces is not None:
+            if spec is not None:
+                raise MulticastValueError("Give either iface/iface_ip (one interface) or ifaces (several)")
+            specs = normalize_iface_list(ifaces)
+        elif spec is None:
             default = get_default_gateway_iface(addr_family)
             if default is None:
                 raise MulticastExpertError(
                     "iface_ip not specified but unable to determine the default gateway on this "
                     "machine; pass iface_ip (an interface IP or name)"
                 )
-            spec = default
-        self._iface = resolve_iface(spec, addr_family)
-        #: The address datagrams leave from: the one given, if an address was given (an interface
-        #: may hold several), else the interface's primary address.
-        self.iface_ip: str = _given_address(spec, self._iface, addr_family) or _primary(
-            self._iface, addr_family
-        )
+            specs = [default]
+        else:
+            specs = [spec]
+        #: (interface, the address datagrams leave from: the one given, if an address was given,
+        #: since an interface may hold several; else the interface's primary address).
+        self._outs: list[tuple[IfaceInfo, str]] = []
+        for sp in specs:
+            info = resolve_iface(sp, addr_family)
+            if all(info.index != i.index for i, _ in self._outs):
+                self._outs.append(
+                    (info, _given_address(sp, info, addr_family) or _primary(info, addr_family))
+                )
+        self._iface = self._outs[0][0]
+        self.iface_ip: str = self._outs[0][1]
         self._allowed = frozenset(self.mcast_ips)
         self._sock: socket.socket | None = None
+        self._socks: list[socket.socket] = []
         self.is_opened: bool = False
 
     @property
     def network_interface(self) -> IfaceInfo:
-        """The interface this socket sends from."""
+        """The interface this socket sends from (the first one, when sending on several)."""
         return self._iface
+
+    @property
+    def network_interfaces(self) -> list[IfaceInfo]:
+        """Every interface this socket sends on (``ifaces=``), else the one."""
+        return [i for i, _ in self._outs]
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The OS sockets, one per interface, while open."""
+        return list(self._socks)
 
     @property
     def iface_info(self) -> IfaceInfo:
@@ -118,7 +144,7 @@ class McastTxSocket(OpenCloseContext):
         return self._sock
 
     def open(self) -> None:
-        """Create and configure the OS socket.
+        """Create and configure the OS socket (one per interface). All or nothing.
 
         Raises:
             MulticastExpertError: already open, or the OS refused a setting (with the reason).
@@ -127,38 +153,45 @@ class McastTxSocket(OpenCloseContext):
             raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
         family = self.addr_family
         ops = _platform.OPS
-        iface = self._iface
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        socks: list[socket.socket] = []
         try:
-            with os_errors(f"Opening a multicast send socket on {iface}", family):
-                ops.configure_tx(
-                    sock,
-                    family,
-                    Target(iface_ip=self.iface_ip, ifindex=iface.index, ifname=iface.machine_name),
-                    self.ttl,
-                    ops.tx_loopback(iface.is_localhost(), self.enable_external_loopback),
-                    self.source_port,
-                )
+            for iface, ip in self._outs:
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                socks.append(sock)
+                with os_errors(f"Opening a multicast send socket on {iface}", family):
+                    ops.configure_tx(
+                        sock,
+                        family,
+                        Target(iface_ip=ip, ifindex=iface.index, ifname=iface.machine_name),
+                        self.ttl,
+                        ops.tx_loopback(iface.is_localhost(), self.enable_external_loopback),
+                        self.source_port,
+                    )
         except BaseException:
-            sock.close()
+            for sock in socks:
+                sock.close()
             raise
-        self._sock = sock
+        self._socks = socks
+        self._sock = socks[0]
         self.is_opened = True
 
     def close(self) -> None:
-        """Close the OS socket. Raises MulticastExpertError if it is already closed."""
+        """Close the OS sockets. Raises MulticastExpertError if already closed."""
         if self._sock is None:
             raise MulticastExpertError("Attempt to close an McastTxSocket that is already closed!")
-        self._sock.close()
+        for sock in self._socks:
+            sock.close()
         self._sock = None
+        self._socks = []
         self.is_opened = False
 
-    def sendto(self, bytes: bytes, address: IPv4Or6Address) -> None:  # noqa: A002 (1.2.0 name)
-        """Send one datagram to ``address`` = ``(group, port)``.
+    def sendto(self, bytes: bytes, address: IPv4Or6Address, iface: IfaceSpecifier | None = None) -> None:  # noqa: A002
+        """Send one datagram to ``address`` = ``(group, port)``, on every interface of the socket
+        (or only on ``iface``, one of them).
 
         Raises:
             MulticastExpertError: the group "was not one of the addresses given" to this socket,
-                or the socket is closed.
+                ``iface`` is not one of its interfaces, or the socket is closed.
             OSError: the OS refused the send.
         """
         sock = self._sock
@@ -166,19 +199,75 @@ class McastTxSocket(OpenCloseContext):
             raise MulticastExpertError("sendto() on a closed McastTxSocket; open it first")
         if address[0] not in self._allowed:
             address = self._check_destination(address)
+        if iface is not None or len(self._socks) > 1:
+            for s in self._chosen(iface):
+                self._send(s, bytes, address)
+            return
+        self._send(sock, bytes, address)
+
+    def _send(self, sock: _OsSocket, data: bytes, address: IPv4Or6Address) -> None:
         try:
-            sock.sendto(bytes, address)
+            sock.sendto(data, address)
         except OverflowError:
             raise MulticastPortError(
                 f"port {address[1]!r} is out of range; valid ports are 0..65535"
             ) from None
         except OSError as exc:
-            better = translate_oserror(
-                exc, f"Sending to {address[0]} on {self._iface.machine_name}", self.addr_family
-            )
+            name = self._outs[self._socks.index(sock)][0].machine_name if sock in self._socks else "?"
+            better = translate_oserror(exc, f"Sending to {address[0]} on {name}", self.addr_family)
             if better is exc:
                 raise
             raise better from exc  # a MulticastOSError: still an OSError with the OS's errno
+
+    def _chosen(self, iface: IfaceSpecifier | None) -> list[_OsSocket]:
+        if iface is None:
+            return list(self._socks)
+        info = resolve_iface(iface, self.addr_family)
+        for (i, _), sock in zip(self._outs, self._socks, strict=True):
+            if i.index == info.index:
+                return [sock]
+        raise MulticastValueError(
+            f"Interface {info.machine_name} is not one this McastTxSocket sends on; "
+            f"it sends on {[i.machine_name for i, _ in self._outs]}"
+        )
+
+    def send_batch(self, datagrams: Iterable[tuple[bytes, IPv4Or6Address]]) -> int:
+        """Send ``(payload, (group, port))`` pairs, on every interface of the socket.
+
+        Each destination is checked as :meth:`sendto` checks it. On Linux one ``sendmmsg`` system
+        call sends many datagrams. Returns how many datagrams were sent (on every interface):
+        fewer than given only when a non-blocking socket's buffer filled.
+
+        Raises:
+            MulticastExpertError: a destination not given to this socket, or the socket is closed.
+            OSError: the OS refused the send.
+        """
+        if self._sock is None:
+            raise MulticastExpertError("send_batch() on a closed McastTxSocket; open it first")
+        allowed = self._allowed
+        checked = [
+            (data, addr if addr[0] in allowed else self._check_destination(addr)) for data, addr in datagrams
+        ]
+        ops, family = _platform.OPS, self.addr_family
+        sent = len(checked)
+        for sock in self._socks:
+            try:
+                with os_errors(
+                    f"Sending a batch on {self._outs[self._socks.index(sock)][0].machine_name}", family
+                ):
+                    n = ops.send_many(sock, family, checked)
+            except BlockingIOError:
+                n = 0
+            if n is None:  # no sendmmsg here: one at a time
+                n = 0
+                for data, addr in checked:
+                    try:
+                        self._send(sock, data, addr)
+                    except BlockingIOError:
+                        break
+                    n += 1
+            sent = min(sent, n)
+        return sent
 
     def _check_destination(self, address: object) -> IPv4Or6Address:
         if not isinstance(address, tuple) or len(address) not in (2, 4):
@@ -196,7 +285,7 @@ class McastTxSocket(OpenCloseContext):
         return (group, *address[1:])
 
     def fileno(self) -> int:
-        """The OS socket's file descriptor (-1 when closed)."""
+        """The OS socket's file descriptor (the first interface's; -1 when closed)."""
         return self._sock.fileno() if self._sock is not None else -1
 
     def getsockname(self) -> IPv4Or6Address:
@@ -208,8 +297,8 @@ class McastTxSocket(OpenCloseContext):
         return name
 
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
-        """Set an extra socket option on the underlying OS socket."""
-        apply_sockopt([self._sock] if self._sock is not None else [], level, opt, value)
+        """Set an extra socket option on every underlying OS socket."""
+        apply_sockopt(self._socks, level, opt, value)
 
 
 def _given_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str | None:

@@ -35,6 +35,12 @@ _CONCERN_NAMES = {
 }
 
 
+#: Per-datagram metadata: (TTL or hop limit, TOS or traffic class, receive time in epoch seconds).
+Meta = tuple[int | None, int | None, float | None]
+#: A socket address as the socket module gives it.
+Address = tuple[str, int] | tuple[str, int, int, int]
+
+
 class Opt(NamedTuple):
     """One socket option: ``setsockopt(level, name, shape(target))``."""
 
@@ -209,6 +215,30 @@ class OsTable:
         """Receive one datagram: (payload, sender, truncated)."""
         data, _anc, msg_flags, addr = sock.recvmsg(bufsize)
         return data, addr, bool(msg_flags & _MSG_TRUNC)
+
+    def recv_packet_meta(
+        self, sock: socket.socket, bufsize: int, family: int
+    ) -> tuple[bytes, Address, bool, Meta]:
+        """Receive one datagram with its metadata: (payload, sender, truncated, (ttl, tos, time))."""
+        data, anc, msg_flags, addr = sock.recvmsg(bufsize, 256)
+        return data, addr, bool(msg_flags & _MSG_TRUNC), self.decode_meta(anc, family)
+
+    def decode_meta(self, anc: list[tuple[int, int, bytes]], family: int) -> Meta:
+        """(ttl, tos, timestamp) from ancillary data; None for what is absent or unknown here."""
+        return (None, None, None)
+
+    def recv_many(
+        self, sock: socket.socket, count: int, size: int, meta: bool
+    ) -> list[tuple[bytes, Address, bool, list[tuple[int, int, bytes]]]] | None:
+        """Up to ``count`` queued datagrams in one system call, or None where the OS has no such
+        call (the caller then reads one at a time)."""
+        return None
+
+    def send_many(
+        self, sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]]
+    ) -> int | None:
+        """Send datagrams in as few system calls as possible; None where the OS has no such call."""
+        return None
 
     # ---- diagnostics (used by the CLI's doctor) ------------------------------------------------
     def read_setting(self, name: str) -> str | None:

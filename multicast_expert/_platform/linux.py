@@ -8,13 +8,15 @@ import ipaddress
 import os
 import socket
 import struct
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from . import _mmsg
 from . import _structs as st
 from ._posix import fd_limits, posix_fd_room
-from ._table import V4, V6, Opt, OsTable, both, multicast_basics
+from ._table import V4, V6, Meta, Opt, OsTable, both, multicast_basics
 
 # <asm-generic/socket.h>
 SOL_SOCKET = 1
@@ -41,6 +43,17 @@ IPV6_MULTICAST_HOPS = 18
 IPV6_MULTICAST_LOOP = 19
 IPV6_ADD_MEMBERSHIP = 20
 IPV6_MULTICAST_ALL = 29
+# Per-datagram metadata: options (<linux/in.h>, <linux/in6.h>, <asm-generic/socket.h>) and the
+# control messages they produce
+IP_TOS = 1
+IP_TTL = 2
+IP_RECVTTL = 12
+IP_RECVTOS = 13
+IPV6_RECVHOPLIMIT = 51
+IPV6_HOPLIMIT = 52
+IPV6_RECVTCLASS = 66
+IPV6_TCLASS = 67
+SO_TIMESTAMPNS = 35  # also the control message type (SCM_TIMESTAMPNS): struct timespec
 # <linux/rtnetlink.h>: multicast groups of NETLINK_ROUTE notifications
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -64,6 +77,11 @@ class LinuxMulticast(OsTable):
         # Without a device binding a socket also gets its group arriving on other interfaces
         # whenever another socket on the host joined it there (IPv6 even with IPV6_MULTICAST_ALL=0).
         **both("bind_device", Opt(SOL_SOCKET, SO_BINDTODEVICE, st.IFNAME)),
+        ("recv_ttl", V4): Opt(IPPROTO_IP, IP_RECVTTL, st.INT),
+        ("recv_ttl", V6): Opt(IPPROTO_IPV6, IPV6_RECVHOPLIMIT, st.INT),
+        ("recv_tos", V4): Opt(IPPROTO_IP, IP_RECVTOS, st.INT),
+        ("recv_tos", V6): Opt(IPPROTO_IPV6, IPV6_RECVTCLASS, st.INT),
+        **both("timestamps", Opt(SOL_SOCKET, SO_TIMESTAMPNS, st.INT)),
         ("multicast_all", V4): Opt(IPPROTO_IP, IP_MULTICAST_ALL, st.INT),
         ("multicast_all", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_ALL, st.INT),
         **multicast_basics(
@@ -88,6 +106,43 @@ class LinuxMulticast(OsTable):
         ("join_source", V4): "net.ipv4.igmp_max_msf",
         ("join_source", V6): "net.ipv6.mld_max_msf",
     }
+
+    def decode_meta(self, anc: list[tuple[int, int, bytes]], family: int) -> Meta:
+        ttl = tos = None
+        stamp = None
+        for level, kind, data in anc:
+            if level == IPPROTO_IP and kind == IP_TTL and len(data) >= 4:
+                ttl = int.from_bytes(data[:4], sys.byteorder)
+            elif level == IPPROTO_IP and kind == IP_TOS and data:
+                tos = data[0]
+            elif level == IPPROTO_IPV6 and kind == IPV6_HOPLIMIT and len(data) >= 4:
+                ttl = int.from_bytes(data[:4], sys.byteorder)
+            elif level == IPPROTO_IPV6 and kind == IPV6_TCLASS and len(data) >= 4:
+                tos = int.from_bytes(data[:4], sys.byteorder)
+            elif level == SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                sec, nsec = struct.unpack_from("=qq", data)
+                stamp = sec + nsec / 1e9
+        return ttl, tos, stamp
+
+    def recv_many(
+        self, sock: socket.socket, count: int, size: int, meta: bool
+    ) -> (
+        list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool, list[tuple[int, int, bytes]]]]
+        | None
+    ):
+        return _mmsg.recv_many(sock, count, size, meta)
+
+    def send_many(
+        self,
+        sock: socket.socket,
+        family: int,
+        datagrams: Sequence[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
+    ) -> int | None:
+        raw = [
+            (payload, _mmsg.sockaddr(family, addr[0], addr[1], addr[3] if len(addr) == 4 else 0))
+            for payload, addr in datagrams
+        ]
+        return _mmsg.send_many(sock, raw)
 
     def interface_watch(self) -> socket.socket | None:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
