@@ -160,6 +160,17 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
         """Wait for one datagram with its group and arrival interface."""
         return await self._receive(lambda: self._rx.recv_packet(bufsize))
 
+    async def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
+        """Wait (by the timeout rules) for the first datagram, then return up to ``max_packets``
+        that are ready (see McastRxSocket.recv_batch).
+
+        Raises:
+            TimeoutError: nothing arrived within the timeout.
+            MulticastExpertError: the socket is closed.
+        """
+        rx = self._rx
+        return await self._receive(lambda: rx.recv_batch(max_packets, bufsize) or None)
+
     def filenos(self) -> list[int]:
         """Descriptors of the underlying OS sockets."""
         return self._rx.filenos()

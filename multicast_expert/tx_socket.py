@@ -185,7 +185,7 @@ class McastTxSocket(OpenCloseContext):
         self._socks = []
         self.is_opened = False
 
-    def sendto(self, bytes: bytes, address: IPv4Or6Address, iface: IfaceSpecifier | None = None) -> None:  # noqa: A002
+    def sendto(self, bytes: bytes, address: IPv4Or6Address, *, iface: IfaceSpecifier | None = None) -> None:  # noqa: A002
         """Send one datagram to ``address`` = ``(group, port)``, on every interface of the socket
         (or only on ``iface``, one of them).
 

@@ -120,9 +120,9 @@ def parse_sockaddr(raw: bytes) -> Address:
 def _parse_control(raw: bytes) -> list[tuple[int, int, bytes]]:
     items = []
     offset = 0
-    header = struct.calcsize("=Nii")
+    header = struct.calcsize("@Nii")
     while offset + header <= len(raw):
-        length, level, kind = struct.unpack_from("=Nii", raw, offset)
+        length, level, kind = struct.unpack_from("@Nii", raw, offset)
         if length < header:
             break
         items.append((level, kind, raw[offset + header : offset + length]))
