@@ -124,6 +124,10 @@ class ReceiveEngine(Generic[_U]):
             self._ready = collections.deque(u for u in self._ready if u.live)
         self._set_mode()
 
+    def is_open(self) -> bool:
+        """Whether the engine is open (any mode but CLOSED)."""
+        return self.mode is not Mode.CLOSED
+
     def add_service(self, fd: int, callback: Callable[[], None]) -> None:
         """Watch ``fd`` too; when it is readable a waiting receive calls ``callback`` (no data)."""
         self._services[fd] = callback
@@ -193,6 +197,29 @@ class ReceiveEngine(Generic[_U]):
         (``wait=False``: not at all); None on timeout. Raises EngineClosedError once closed.
         """
         timeout = self.timeout if wait else 0.0
+        if timeout is None and self.mode is Mode.MULTI and not self._ready and self._periodic is None:
+            # Fast path (blocking, several sockets, nothing queued): one poll, and when exactly one
+            # socket is ready, read it at once. Anything else falls through to the general loop;
+            # readiness is level-triggered, so nothing seen here is lost.
+            poller = self._poller
+            if poller is not None:
+                try:
+                    events = poller.poll(None)
+                except (ValueError, OSError):
+                    events = []
+                if len(events) == 1:
+                    first = self.by_fd.get(events[0][0])
+                    if first is not None:
+                        try:
+                            return read(first)
+                        except (BlockingIOError, InterruptedError):
+                            pass
+                        except OSError:
+                            if first.live and self.is_open():
+                                raise
+                elif events and self.mode is Mode.MULTI:
+                    by_fd = self.by_fd
+                    self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
         deadline = None if not timeout else time.monotonic() + timeout
         waited = False
         while True:

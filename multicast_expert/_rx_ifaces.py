@@ -48,11 +48,12 @@ class InterfaceSet(RxState):
             total += -(-len(sources) // per) if sources and per else 1
         return total * ifaces
 
-    def _make_fd_room(self, needed: int) -> None:
+    def _make_fd_room(self, needed: int, *, force: bool = False) -> bool:
+        """Raise the soft descriptor limit if ``needed`` more would not fit; True if it did."""
         global _warned_fd_limit
         if not self._raise_fd_limit:
-            return
-        raised = _platform.OPS.ensure_fd_room(needed + 4)  # + poller, waker, interface watch
+            return False
+        raised = _platform.OPS.ensure_fd_room(needed + 4, force=force)  # + poller, waker, watch
         if raised is not None and not _warned_fd_limit:
             _warned_fd_limit = True
             warnings.warn(
@@ -62,6 +63,7 @@ class InterfaceSet(RxState):
                 RuntimeWarning,
                 stacklevel=caller_outside_package(),
             )
+        return raised is not None
 
     def _join_on(self, ifaces: Sequence[IfaceInfo], *, skip: bool) -> list[IfaceInfo]:
         """Open every group's sockets on ``ifaces``; returns the interfaces that worked.

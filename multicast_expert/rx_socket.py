@@ -9,8 +9,9 @@ watches them all and serves ready sockets round-robin, so no group starves anoth
 
 from __future__ import annotations
 
+import errno
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from . import _platform
 from ._engine import EngineClosedError, Mode, ReceiveEngine
@@ -19,6 +20,7 @@ from ._membership import GroupSpec, Unit, open_units
 from ._packet import DEFAULT_RX_BUFSIZE, McastPacket, PacketAndSenderAddress
 from ._platform import is_mac, is_windows
 from ._rx_args import UNSET, from_1_6_positions, parse_sources, pick_interfaces, timeout_from
+from ._rx_batch import batch_reader
 from ._rx_ifaces import InterfaceSet
 from ._rx_live import LiveMembership
 from ._sockbase import OpenCloseContext, apply_sockopt
@@ -229,7 +231,17 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
             raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
         engine.open()
         try:
-            self._open_interfaces()
+            try:
+                self._open_interfaces()
+            except OSError as exc:
+                # Out of descriptors although the request looked small: count, raise, retry once.
+                if exc.errno != errno.EMFILE or not self._make_fd_room(
+                    self._sockets_needed(len(self._ifaces)), force=True
+                ):
+                    raise
+                self._close_all()
+                engine.open()
+                self._open_interfaces()
         except BaseException:
             self._close_all()
             raise
@@ -293,10 +305,11 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         if self._spec.meta:
             return self._receive_with_meta(bufsize)
         recv_packet = _platform.OPS.recv_packet
+        new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
 
         def read(u: Unit) -> McastPacket:
             data, src, truncated = recv_packet(u.sock, bufsize)
-            return McastPacket(data, src, u.group, u.iface.index, truncated)
+            return new(McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None))
 
         try:
             return self._engine.receive(read)
@@ -330,36 +343,11 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         check_int_range(max_packets, "max_packets", 1, 1024)
         check_bufsize(bufsize)
         try:
-            return self._engine.receive_batch(self._batch_reader(bufsize), max_packets)
+            return self._engine.receive_batch(
+                batch_reader(self.addr_family, bool(self._spec.meta), bufsize), max_packets
+            )
         except EngineClosedError:
             raise self._closed("recv_batch()") from None
-
-    def _batch_reader(self, bufsize: int) -> Callable[[Unit, int], list[McastPacket]]:
-        ops, family, meta = _platform.OPS, self.addr_family, bool(self._spec.meta)
-        size = min(bufsize, 65535)
-
-        def read_many(u: Unit, n: int) -> list[McastPacket]:
-            got = ops.recv_many(u.sock, n, size, meta)
-            group, index = u.group, u.iface.index
-            if got is not None:
-                if not meta:
-                    return [McastPacket(d, src, group, index, trunc) for d, src, trunc, _ in got]
-                decode = ops.decode_meta
-                return [McastPacket(d, src, group, index, t, *decode(anc, family)) for d, src, t, anc in got]
-            out: list[McastPacket] = []  # no recvmmsg here: one datagram at a time
-            for _ in range(n):
-                try:
-                    if meta:
-                        d, src, trunc, m = ops.recv_packet_meta(u.sock, bufsize, family)
-                        out.append(McastPacket(d, src, group, index, trunc, *m))
-                    else:
-                        d, src, trunc = ops.recv_packet(u.sock, bufsize)
-                        out.append(McastPacket(d, src, group, index, trunc))
-                except (BlockingIOError, InterruptedError):
-                    break
-            return out
-
-        return read_many
 
     def filenos(self) -> list[int]:
         """File descriptors of every OS socket (for select()); empty when closed."""

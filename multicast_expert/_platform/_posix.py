@@ -24,12 +24,16 @@ def _in_use() -> int | None:
     return None
 
 
-def posix_fd_room(needed: int) -> tuple[int, int] | None:
+def posix_fd_room(needed: int, *, force: bool = False) -> tuple[int, int] | None:
     """Raise the soft RLIMIT_NOFILE (never past the hard one) so ``needed`` more descriptors fit.
+
+    A small request against a large limit is assumed to fit unless ``force`` (after an EMFILE).
 
     Returns ``(old, new)`` if it raised it; None if there was room already or nothing could be done.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if not force and soft != resource.RLIM_INFINITY and needed + HEADROOM <= soft // 4:
+        return None  # plenty of room for a small open: skip counting (an EMFILE later retries)
     in_use = _in_use()
     if in_use is None or soft == resource.RLIM_INFINITY:
         return None

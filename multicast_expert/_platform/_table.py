@@ -146,8 +146,9 @@ class OsTable:
         OS has none (callers then rescan periodically). Its data only signals; drain and discard it."""
         return None
 
-    def ensure_fd_room(self, needed: int) -> tuple[int, int] | None:
-        """Make room for ``needed`` more descriptors by raising the soft limit towards the hard one.
+    def ensure_fd_room(self, needed: int, *, force: bool = False) -> tuple[int, int] | None:
+        """Make room for ``needed`` more descriptors by raising the soft limit towards the hard one
+        (``force``: count even when the request looks small, as after an EMFILE).
 
         Returns ``(old, new)`` soft limits if it raised it, None if nothing was needed or possible.
         """

@@ -57,8 +57,8 @@ class DarwinMulticast(OsTable):
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
         return iface_is_loopback or external_loopback
 
-    def ensure_fd_room(self, needed: int) -> tuple[int, int] | None:
-        return posix_fd_room(needed)  # macOS's default soft limit is only 256
+    def ensure_fd_room(self, needed: int, *, force: bool = False) -> tuple[int, int] | None:
+        return posix_fd_room(needed, force=force)  # macOS's default soft limit is only 256
 
     def fd_limits(self) -> tuple[int, int] | None:
         return fd_limits()

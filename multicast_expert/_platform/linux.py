@@ -153,8 +153,8 @@ class LinuxMulticast(OsTable):
             raise
         return sock
 
-    def ensure_fd_room(self, needed: int) -> tuple[int, int] | None:
-        return posix_fd_room(needed)
+    def ensure_fd_room(self, needed: int, *, force: bool = False) -> tuple[int, int] | None:
+        return posix_fd_room(needed, force=force)
 
     def fd_limits(self) -> tuple[int, int] | None:
         return fd_limits()
