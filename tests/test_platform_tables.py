@@ -7,6 +7,7 @@ have no platform branches. Option numbers are each OS's own, from its headers.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import ipaddress
 import socket
@@ -20,7 +21,7 @@ from helpers import V4, V6
 
 import multicast_expert as me
 from multicast_expert import _platform
-from multicast_expert._platform import darwin, linux, windows
+from multicast_expert._platform import _mmsg, darwin, linux, windows
 
 IPPROTO_IP, IPPROTO_IPV6, SOL_SOCKET = socket.IPPROTO_IP, socket.IPPROTO_IPV6, socket.SOL_SOCKET
 
@@ -245,3 +246,13 @@ def test_linux_spreads_sources_over_sockets(record: Any) -> None:
     assert len(calls(log, "socket")) == 3
     assert len([c for c in log if c[0] == "setsockopt" and c[2] == 39]) == 25
     assert len(calls(log, "close")) == 3
+
+
+def test_mmsghdr_layout_matches_the_c_struct() -> None:
+    """recvmmsg/sendmmsg results are read with struct; its layout must equal ctypes' (glibc)."""
+    assert _mmsg._HDR.size == ctypes.sizeof(_mmsg._Mmsghdr) == 64
+    assert (_mmsg._OFF_NAMELEN, _mmsg._OFF_CONTROLLEN, _mmsg._OFF_FLAGS, _mmsg._OFF_LEN) == (8, 40, 48, 56)
+    v4 = _mmsg.sockaddr(socket.AF_INET, "239.1.2.3", 5000)
+    assert len(v4) == 16 and _mmsg.parse_sockaddr(v4) == ("239.1.2.3", 5000)
+    v6 = _mmsg.sockaddr(socket.AF_INET6, "ff02::1", 5000, 7)
+    assert len(v6) == 28 and _mmsg.parse_sockaddr(v6) == ("ff02::1", 5000, 0, 7)

@@ -58,8 +58,24 @@ Address = tuple[str, int] | tuple[str, int, int, int]
 Received = tuple[bytes, Address, bool, list[tuple[int, int, bytes]]]
 
 
+_MMSG = ctypes.sizeof(_Mmsghdr)
+_OFF_NAMELEN = _Msghdr.namelen.offset
+_OFF_CONTROLLEN = _Msghdr.controllen.offset
+_OFF_FLAGS = _Msghdr.flags.offset
+_OFF_LEN = _Mmsghdr.len.offset
+_UINT = struct.Struct("@I")
+#: One whole mmsghdr: name, namelen, iov, iovlen, control, controllen, flags, len (x86_64/aarch64).
+_HDR = struct.Struct("@PI4xPNPNi4xI4x")
+_SIZE_T = struct.Struct("@N")
+_INT = struct.Struct("@i")
+
+
 class _RecvBuffers:
-    """Buffers for up to ``count`` datagrams of ``size`` bytes (kept per thread and reused)."""
+    """Buffers for up to ``count`` datagrams of ``size`` bytes (kept per thread and reused).
+
+    Results are read back through memoryviews and ``struct`` rather than ctypes field access,
+    which costs microseconds per field.
+    """
 
     def __init__(self, count: int, size: int, control: bool) -> None:
         self.count, self.size = count, size
@@ -75,20 +91,25 @@ class _RecvBuffers:
             self.iovs[i].len = size
             h = self.msgs[i].hdr
             h.name = names + i * _NAME_SIZE
+            h.namelen = _NAME_SIZE
             h.iov = ctypes.pointer(self.iovs[i])
             h.iovlen = 1
             if self.control is not None:
                 h.control = ctypes.addressof(self.control) + i * _CONTROL_SIZE
-
-        self.dirty = count  # entries the kernel may have changed since the last reset
-        self.reset()
+                h.controllen = _CONTROL_SIZE
+        self.hdrs = memoryview(self.msgs).cast("B")
+        self.data_view = memoryview(self.data).cast("B")
+        self.name_view = memoryview(self.names).cast("B")
+        self.control_view = memoryview(self.control).cast("B") if self.control is not None else None
+        self.dirty = 0  # entries whose lengths the kernel changed since the last reset
 
     def reset(self) -> None:
-        controllen = _CONTROL_SIZE if self.control is not None else 0
-        for i in range(self.dirty):
-            h = self.msgs[i].hdr
-            h.namelen = _NAME_SIZE
-            h.controllen = controllen
+        # The kernel writes back namelen (always the family's size: still enough next time) and
+        # controllen (what it used: must be restored when ancillary data is wanted).
+        if self.control is not None:
+            pack, hdrs = _SIZE_T.pack_into, self.hdrs
+            for i in range(self.dirty):
+                pack(hdrs, i * _MMSG + _OFF_CONTROLLEN, _CONTROL_SIZE)
         self.dirty = 0
 
 
@@ -144,49 +165,100 @@ def recv_many(sock: socket.socket, count: int, size: int, control: bool) -> list
             return []
         raise OSError(err, os.strerror(err))
     bufs.dirty = n
-    string_at = ctypes.string_at
-    data = ctypes.addressof(bufs.data)
-    names = ctypes.addressof(bufs.names)
-    ctrl = ctypes.addressof(bufs.control) if bufs.control is not None else 0
+    data, names, ctrl = bufs.data_view, bufs.name_view, bufs.control_view
     known = _names
     out: list[Received] = []
-    for i in range(n):
-        m = bufs.msgs[i]
-        hdr = m.hdr
-        raw_name = string_at(names + i * _NAME_SIZE, hdr.namelen)
+    append = out.append
+    for i, (_, namelen, _, _, _, used, flags, length) in enumerate(_HDR.iter_unpack(bufs.hdrs[: n * _MMSG])):
+        raw_name = bytes(names[i * _NAME_SIZE : i * _NAME_SIZE + namelen])
         src = known.get(raw_name)
         if src is None:
             src = parse_sockaddr(raw_name)
             if len(known) < 4096:
                 known[raw_name] = src
-        anc = _parse_control(string_at(ctrl + i * _CONTROL_SIZE, hdr.controllen)) if ctrl else []
-        out.append((string_at(data + i * size, min(m.len, size)), src, bool(hdr.flags & MSG_TRUNC), anc))
+        start = i * size
+        payload = bytes(data[start : start + (length if length < size else size)])
+        anc = (
+            _parse_control(bytes(ctrl[i * _CONTROL_SIZE : i * _CONTROL_SIZE + used]))
+            if ctrl is not None
+            else []
+        )
+        append((payload, src, bool(flags & MSG_TRUNC), anc))
     return out
+
+
+class _SendBuffers:
+    """Preallocated sendmmsg arrays and a payload area (kept per thread, grown as needed)."""
+
+    def __init__(self, count: int, capacity: int) -> None:
+        self.count, self.capacity = count, capacity
+        self.iovs = (_Iovec * count)()
+        self.msgs = (_Mmsghdr * count)()
+        self.payload = ctypes.create_string_buffer(capacity)
+        self.payload_view = memoryview(self.payload).cast("B")
+        self.payload_base = ctypes.addressof(self.payload)
+        self.names = ctypes.create_string_buffer(_NAME_SIZE * 256)
+        self.names_view = memoryview(self.names).cast("B")
+        self.names_base = ctypes.addressof(self.names)
+        self.name_at: dict[bytes, int] = {}  # destination sockaddr -> its slot in ``names``
+        self.iov_view = memoryview(self.iovs).cast("B")
+        self.hdrs = memoryview(self.msgs).cast("B")
+        for i in range(count):
+            h = self.msgs[i].hdr
+            h.iov = ctypes.pointer(self.iovs[i])
+            h.iovlen = 1
+
+    def name_address(self, name: bytes) -> int:
+        at = self.name_at.get(name)
+        if at is None:
+            if len(self.name_at) >= 256:
+                self.name_at.clear()
+            at = len(self.name_at) * _NAME_SIZE
+            self.names_view[at : at + len(name)] = name
+            self.name_at[name] = at
+        return self.names_base + at
+
+
+_PTR = struct.Struct("@P")
+_IOV = struct.Struct("@PN")
+_OFF_NAME = _Msghdr.name.offset
+_CHUNK = 1024  # sendmmsg takes at most UIO_MAXIOV (1024) messages per call
+
+
+def _send_buffers(count: int, capacity: int) -> _SendBuffers:
+    bufs: _SendBuffers | None = getattr(_local, "send", None)
+    if bufs is None or bufs.count < count or bufs.capacity < capacity:
+        bufs = _local.send = _SendBuffers(max(count, 64), max(capacity, 1 << 16))
+    return bufs
 
 
 def send_many(sock: socket.socket, datagrams: Sequence[tuple[bytes, bytes]]) -> int:
     """Send ``(payload, raw sockaddr)`` pairs in as few calls as the kernel allows; returns how many
     were sent (fewer when the send buffer filled: the rest would block)."""
     count = len(datagrams)
-    if not count:
-        return 0
-    iovs = (_Iovec * count)()
-    msgs = (_Mmsghdr * count)()
-    keep = []
-    for i, (payload, name) in enumerate(datagrams):
-        pbuf = ctypes.create_string_buffer(payload, len(payload))
-        nbuf = ctypes.create_string_buffer(name, len(name))
-        keep.append((pbuf, nbuf))
-        iovs[i].base = ctypes.addressof(pbuf)
-        iovs[i].len = len(payload)
-        h = msgs[i].hdr
-        h.name = ctypes.addressof(nbuf)
-        h.namelen = len(name)
-        h.iov = ctypes.pointer(iovs[i])
-        h.iovlen = 1
     sent = 0
+    fd = sock.fileno()
+    iov_pack, ptr_pack, uint_pack = _IOV.pack_into, _PTR.pack_into, _UINT.pack_into
     while sent < count:
-        n = _sendmmsg(sock.fileno(), ctypes.byref(msgs[sent]), count - sent, 0)
+        chunk = datagrams[sent : sent + _CHUNK]
+        bufs = _send_buffers(len(chunk), sum(len(p) for p, _ in chunk))
+        iovs, hdrs, view, base, name_address = (
+            bufs.iov_view,
+            bufs.hdrs,
+            bufs.payload_view,
+            bufs.payload_base,
+            bufs.name_address,
+        )
+        offset = 0
+        for i, (payload, name) in enumerate(chunk):
+            size = len(payload)
+            view[offset : offset + size] = payload
+            iov_pack(iovs, i * 16, base + offset, size)
+            offset += size
+            at = i * _MMSG
+            ptr_pack(hdrs, at + _OFF_NAME, name_address(name))
+            uint_pack(hdrs, at + _OFF_NAMELEN, len(name))
+        n = _sendmmsg(fd, bufs.msgs, len(chunk), 0)
         if n < 0:
             err = ctypes.get_errno()
             if err == 4:  # EINTR
@@ -194,6 +266,8 @@ def send_many(sock: socket.socket, datagrams: Sequence[tuple[bytes, bytes]]) -> 
             if err == 11 and sent:  # EAGAIN after some went out
                 break
             raise OSError(err, os.strerror(err))
+        if n == 0:
+            break
         sent += n
     return sent
 

@@ -65,6 +65,10 @@ IFF_RUNNING = 0x40  # operationally up: carrier present (ip link shows NO-CARRIE
 IFF_MULTICAST = 0x1000
 
 
+#: Raw sockaddr of each destination sent to in batches (few groups, many datagrams).
+_sockaddrs: dict[tuple[int, tuple[str, int] | tuple[str, int, int, int]], bytes] = {}
+
+
 class LinuxMulticast(OsTable):
     """Linux: one socket per (group, interface), bound to the group and tied to the device."""
 
@@ -138,10 +142,15 @@ class LinuxMulticast(OsTable):
         family: int,
         datagrams: Sequence[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
     ) -> int | None:
-        raw = [
-            (payload, _mmsg.sockaddr(family, addr[0], addr[1], addr[3] if len(addr) == 4 else 0))
-            for payload, addr in datagrams
-        ]
+        cache = _sockaddrs
+        raw = []
+        for payload, addr in datagrams:
+            name = cache.get((family, addr))
+            if name is None:
+                name = _mmsg.sockaddr(family, addr[0], addr[1], addr[3] if len(addr) == 4 else 0)
+                if len(cache) < 4096:
+                    cache[(family, addr)] = name
+            raw.append((payload, name))
         return _mmsg.send_many(sock, raw)
 
     def interface_watch(self) -> socket.socket | None:
