@@ -14,6 +14,7 @@ import select
 import socket
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -235,6 +236,71 @@ def case_send_batch(n: int, reps: int) -> Result:
         return compare(lib, loop, n, reps)
 
 
+def _lib_drain(rx: me.McastRxSocket, done: threading.Event) -> int:
+    got = 0
+    while True:
+        b = rx.recv_batch(256)
+        if not b and done.is_set():
+            return got
+        got += len(b)
+
+
+def _bare_drain(ep: select.epoll, by_fd: dict[int, socket.socket], done: threading.Event) -> int:
+    got = 0
+    while True:
+        events = ep.poll(0.2)
+        if not events and done.is_set():
+            return got
+        for fd, _ in events:
+            sk = by_fd[fd]
+            while True:
+                try:
+                    sk.recvfrom(65535)
+                except BlockingIOError:
+                    break
+                got += 1
+
+
+def _flood_once(n: int, port: int, drain: Callable[[threading.Event], int]) -> tuple[float, float]:
+    groups = [f"239.83.0.{i + 1}" for i in range(16)]
+    with me.McastTxSocket(V4, groups, LO) as tx:
+        batch = [(b"x" * 64, (groups[i % 16], port)) for i in range(64)]
+        done = threading.Event()
+        result: list[int] = []
+        t = threading.Thread(target=lambda: result.append(drain(done)))
+        t.start()
+        t0 = time.perf_counter()
+        for _ in range(n // 64):
+            tx.send_batch(batch)
+        done.set()
+        t.join()
+        took = time.perf_counter() - t0
+    sent = n // 64 * 64
+    return result[0] / took, 100.0 * (1 - result[0] / sent)
+
+
+def flood(n: int) -> dict[str, tuple[float, float]]:
+    """A sender that outruns Python (sendmmsg batches) floods 16 groups with n datagrams while one
+    receiver drains: the library with recv_batch, or bare sockets with an epoll + recvfrom loop.
+    Returns {name: (datagrams received per second, loss %)} at the default receive buffer."""
+    groups = [f"239.83.0.{i + 1}" for i in range(16)]
+    with me.McastRxSocket(V4, groups, PORT + 900, iface_ip=LO, timeout=0.2) as rx:
+        lib = _flood_once(n, PORT + 900, lambda done: _lib_drain(rx, done))
+    socks = [bare_rx(g, PORT + 901, LO) for g in groups]
+    ep = select.epoll()
+    try:
+        for sk in socks:
+            sk.setblocking(False)
+            ep.register(sk.fileno(), select.EPOLLIN)
+        by_fd = {sk.fileno(): sk for sk in socks}
+        bare = _flood_once(n, PORT + 901, lambda done: _bare_drain(ep, by_fd, done))
+    finally:
+        ep.close()
+        for sk in socks:
+            sk.close()
+    return {"library recv_batch": lib, "bare epoll + recvfrom": bare}
+
+
 def case_sendto(n: int, reps: int) -> Result:
     with me.McastTxSocket(V4, ["239.78.0.1"], LO) as tx, bare_tx(LO) as btx:
         addr = ("239.78.0.1", PORT)
@@ -309,6 +375,10 @@ def main() -> int:
             floor_text = f"{floor:.2f}x" if floor is not None else "-"
             row = f"{name:<32} {lib_us:>9.2f} {bare_us:>10.2f} {ratio:>5.2f}x {target:>5.2f}x"
             print(f"{row} {floor_text:>11}  {verdict}")
+        for name, (rate, loss) in flood(200_000 // scale).items():
+            print(
+                f"flood, 16 groups, {name:<24} {rate / 1000:>7.0f}k datagrams/s received, {loss:5.1f}% lost"
+            )
     print(f"median of {reps} interleaved repetitions per case; ratio = library time / bare-socket time;")
     print("epoll floor = bare sockets that must also ask epoll which socket is ready, / bare time")
     print("recv_batch drain: time to read 3,200 queued datagrams on 16 groups / a bare epoll + recvfrom")
