@@ -19,6 +19,7 @@ from .demo import cmd_demo
 from .doctor import cmd_doctor
 from .ifaces import cmd_ifaces
 from .listen import cmd_listen
+from .ping import cmd_ping
 from .send import cmd_send
 
 
@@ -38,7 +39,9 @@ def build_parser() -> Parser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
     s = sub.add_parser("listen", help="print multicast datagrams as they arrive", formatter_class=fmt)
-    s.add_argument("groups", nargs="+", metavar="GROUP", help=group_help + "; several of one family")
+    s.add_argument(
+        "groups", nargs="+", metavar="GROUP", help=group_help + "; several of one family; GROUP+N is N groups"
+    )
     s.add_argument("--port", "-p", type=port, required=True, help="UDP port the senders send to (1..65535)")
     s.add_argument(
         "--iface",
@@ -60,7 +63,7 @@ def build_parser() -> Parser:
     )
 
     s = sub.add_parser("send", help="send multicast datagrams", formatter_class=fmt)
-    s.add_argument("group", metavar="GROUP", help=group_help)
+    s.add_argument("group", metavar="GROUP", help=group_help + "; GROUP+N sends to N groups in turn")
     s.add_argument(
         "message", nargs="?", metavar="MESSAGE", help="text to send, or - for one datagram per line of stdin"
     )
@@ -71,6 +74,42 @@ def build_parser() -> Parser:
     s.add_argument("--interval", type=positive(float), default=0.0, help="seconds between datagrams")
     s.add_argument("--seq", action="store_true", help="prefix 'seq=N ' for gap detection by listen --stats")
     s.add_argument("--loopback", action="store_true", help="also deliver to listeners on this host")
+    s.add_argument("--size", type=int, help="pad or cut each payload to B bytes")
+    s.add_argument(
+        "--rate", type=positive(float), default=0.0, help="datagrams per second (0: as fast as possible)"
+    )
+
+    s = sub.add_parser(
+        "ping",
+        help="loss and round-trip time between hosts, by multicast and unicast",
+        description="Run on two or more hosts with the same GROUP and --port. Each host multicasts "
+        "numbered probes and answers the others' probes by multicast and by unicast; each reports, per "
+        "peer and path, loss, duplicates, reorders and round-trip times. Exit 0 when every peer was "
+        "heard by multicast.",
+        formatter_class=fmt,
+    )
+    s.add_argument("group", metavar="GROUP", help=group_help)
+    s.add_argument("--port", "-p", type=port, required=True, help="UDP port every host uses (1..65535)")
+    s.add_argument("--iface", "-i", help="interface name or IP (default: the default route's)")
+    s.add_argument("--count", "-n", type=int, default=10, help="probes to send")
+    s.add_argument("--interval", type=positive(float), default=1.0, help="seconds between probes")
+    s.add_argument("--size", type=int, default=64, help="probe size in bytes")
+    s.add_argument("--ttl", type=int, default=1, help="TTL / hop limit, 0..255")
+    s.add_argument(
+        "--timeout",
+        type=positive(float),
+        default=2.0,
+        help="seconds to wait for answers after the last probe",
+    )
+    s.add_argument("--duration", type=positive(float), help="probe for this many seconds instead of --count")
+    s.add_argument(
+        "--soak",
+        action="store_true",
+        help="one probe a second for 10 minutes (or --duration): catches streams that stop after a few "
+        "minutes, the sign of IGMP snooping without a querier",
+    )
+    s.add_argument("--json", action="store_true", help="one JSON object per line; the last is the summary")
+    s.add_argument("--quiet", "-q", action="store_true", help="print only a peer's first answer per path")
 
     s = sub.add_parser(
         "doctor",
@@ -101,6 +140,7 @@ COMMANDS = {
     "listen": cmd_listen,
     "send": cmd_send,
     "doctor": cmd_doctor,
+    "ping": cmd_ping,
     "demo": cmd_demo,
 }
 

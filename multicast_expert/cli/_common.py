@@ -91,3 +91,41 @@ def iface_name(index: int, cache: dict[int, str]) -> str:
 def plural(n: int, word: str) -> str:
     """``1 datagram``, ``2 datagrams``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+#: Most groups one range (``GROUP+N``) may name.
+MAX_RANGE = 65536
+
+
+def expand_groups(texts: Sequence[str]) -> list[str]:
+    """Groups as given, with ranges expanded: ``239.1.1.1+16`` is 16 consecutive groups from
+    239.1.1.1 (IPv4 or IPv6). Each must be multicast; repeats are dropped, order kept."""
+    out: dict[str, None] = {}
+    for text in texts:
+        base, plus, count_text = text.partition("+")
+        count = 1
+        if plus:
+            try:
+                count = int(count_text)
+            except ValueError:
+                raise UsageError(
+                    f"{text!r}: the count after '+' must be a number, e.g. 239.1.1.1+16"
+                ) from None
+            if not 1 <= count <= MAX_RANGE:
+                raise UsageError(f"{text!r}: a range holds 1..{MAX_RANGE} groups")
+        family_of([base])
+        first = ipaddress.ip_address(base)
+        for i in range(count):
+            ip = first + i
+            if not ip.is_multicast:
+                raise UsageError(f"{text!r} runs past the multicast range at {ip}")
+            out[str(ip)] = None
+    return list(out)
+
+
+def one_group(text: str, command: str) -> str:
+    """A single group argument (a range is refused with a clear message)."""
+    groups = expand_groups([text])
+    if len(groups) != 1:
+        raise UsageError(f"{command} takes one group, not the range {text!r}")
+    return groups[0]

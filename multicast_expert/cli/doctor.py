@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 from typing import TextIO
 
 from .. import _platform
@@ -207,6 +209,65 @@ def _doctor_firewall(r: _Report) -> None:
         r.ok("no firewall rule or chain policy drops multicast")
 
 
+def environment_hints(
+    platform: str = sys.platform,
+    osrelease: str | None = None,
+    cgroup: str | None = None,
+    dockerenv: bool | None = None,
+) -> list[str]:
+    """Plain-words hints about the system multicast runs on (containers, WSL, macOS, Windows)."""
+    hints = []
+    if platform.startswith("linux"):
+        if osrelease is None:
+            osrelease = _read("/proc/sys/kernel/osrelease")
+        if cgroup is None:
+            cgroup = _read("/proc/1/cgroup")
+        if dockerenv is None:
+            dockerenv = os.path.exists("/.dockerenv")
+        if "microsoft" in osrelease.lower() or "wsl" in osrelease.lower():
+            hints.append(
+                "this is WSL: WSL2's default NAT network does not pass multicast between Windows' LAN and "
+                "Linux; use mirrored networking (networkingMode=mirrored in .wslconfig)"
+            )
+        if dockerenv or re.search(r"docker|kubepods|containerd|libpod", cgroup):
+            hints.append(
+                "this looks like a container: multicast from outside reaches its network only if the bridge "
+                "forwards it (Docker's default bridge does not); use host networking or macvlan"
+            )
+    elif platform == "darwin":
+        hints.append(
+            "macOS 15+: the program (Terminal, python) needs Local Network access (System Settings > "
+            "Privacy & Security > Local Network); without it sends fail with Errno 65 (EHOSTUNREACH)"
+        )
+    elif platform == "win32":
+        hints.append(
+            "Windows: allow the UDP port and IGMP inbound in Windows Defender Firewall for this program, "
+            "or nothing arrives from other hosts"
+        )
+    return hints
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _doctor_environment(r: _Report, ifaces: list[IfaceInfo]) -> None:
+    r.out.write("Environment\n")
+    for hint in environment_hints():
+        r.warn(hint)
+    with_v4 = [i for i in rescan_interfaces() if not i.is_localhost() and i.ip4_addrs]
+    if len(with_v4) > 1 and _sysctl("net.ipv4.conf.all.accept_local") == "0":
+        r.warn(
+            f"{len(with_v4)} interfaces with IPv4 addresses on this host: a datagram this host sends on one "
+            "and receives on another is dropped as martian unless accept_local is on "
+            "(sysctl -w net.ipv4.conf.all.accept_local=1)"
+        )
+
+
 def _doctor_memberships(r: _Report) -> None:
     r.out.write("Current memberships\n")
     found = _platform.OPS.memberships()
@@ -265,6 +326,7 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     _doctor_route(r, groups, chosen[0] if chosen else None)
     _doctor_limits(r)
     _doctor_firewall(r)
+    _doctor_environment(r, ifaces)
     _doctor_memberships(r)
     target = (
         chosen[0] if chosen else get_default_gateway_iface(socket.AF_INET) or (ifaces[0] if ifaces else None)

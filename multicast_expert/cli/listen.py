@@ -14,7 +14,17 @@ from typing import TextIO
 from .. import _platform
 from .._errors import MulticastExpertError
 from ..rx_socket import McastPacket, McastRxSocket
-from ._common import EXIT_OK, EXIT_PROBLEM, UsageError, endpoint, family_of, iface_name, ifaces_of, plural
+from ._common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    UsageError,
+    endpoint,
+    expand_groups,
+    family_of,
+    iface_name,
+    ifaces_of,
+    plural,
+)
 
 SEQ_RE = re.compile(rb"^seq=(\d+) ")
 
@@ -31,9 +41,12 @@ class _Stats:
         self.packets = self.bytes = self.gaps = self.reorders = 0
         self.window_packets = self.window_bytes = 0
         self.last_seq: dict[tuple[object, str], int] = {}
+        self.gaps_by_group: dict[str, int] = {}
+        self.groups_seen: set[str] = set()
 
     def add(self, p: McastPacket) -> None:
         self.packets += 1
+        self.groups_seen.add(p.group)
         self.bytes += len(p.payload)
         self.window_packets += 1
         self.window_bytes += len(p.payload)
@@ -47,16 +60,18 @@ class _Stats:
                     self.reorders += 1
                 elif seq > last + 1:
                     self.gaps += seq - last - 1
+                    self.gaps_by_group[p.group] = self.gaps_by_group.get(p.group, 0) + seq - last - 1
             if last is None or seq > last:
                 self.last_seq[key] = seq
 
 
 def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
-    family = family_of(args.groups)
+    groups = expand_groups(args.groups)
+    family = family_of(groups)
     try:
         rx = McastRxSocket(
             family,
-            args.groups,
+            groups,
             args.port,
             ifaces=ifaces_of(args.iface),
             source_ips=args.source or None,
@@ -77,7 +92,7 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM ends it as Ctrl-C does, with the summary
     try:
         sys.stderr.write(
-            f"listening on {', '.join(args.groups)} port {args.port} via "
+            f"listening on {_describe(groups)} port {args.port} via "
             f"{', '.join(i.machine_name for i in rx.network_interfaces)}\n"
         )
         sys.stderr.flush()
@@ -96,12 +111,24 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         f"received {plural(stats.packets, 'packet')}, {plural(stats.bytes, 'byte')} in {took:.1f} s"
         f" (gaps {stats.gaps}, reorders {stats.reorders}{dropped})\n"
     )
+    gappy = {g: n for g, n in stats.gaps_by_group.items() if n}
+    if len(groups) > 1 and stats.gaps:
+        sys.stderr.write("gaps by group: " + ", ".join(f"{g} {n}" for g, n in sorted(gappy.items())) + "\n")
     if drops:
         sys.stderr.write(
             f"the kernel dropped {plural(drops, 'datagram')} because the socket buffer was full; "
             "raise --rcvbuf (and net.core.rmem_max)\n"
         )
     return EXIT_OK if stats.packets or args.timeout is None else EXIT_PROBLEM
+
+
+def _describe(groups: list[str]) -> str:
+    return ", ".join(groups) if len(groups) <= 4 else f"{groups[0]} .. {groups[-1]} ({len(groups)} groups)"
+
+
+def _group_gaps(stats: _Stats) -> str:
+    gappy = [f"{g}={n}" for g, n in sorted(stats.gaps_by_group.items()) if n]
+    return f" gaps_by_group[{' '.join(gappy)}]" if gappy and len(stats.groups_seen) > 1 else ""
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -121,6 +148,7 @@ def _receive(args: argparse.Namespace, rx: McastRxSocket, stats: _Stats, out: Te
                 f"{stats.window_packets / span:.0f} pkt/s {stats.window_bytes / span:.0f} B/s "
                 f"total={stats.packets} gaps={stats.gaps} reorders={stats.reorders}"
                 + ("" if drops is None else f" drops={drops}")
+                + _group_gaps(stats)
                 + "\n"
             )
             out.flush()
@@ -138,7 +166,7 @@ def _receive(args: argparse.Namespace, rx: McastRxSocket, stats: _Stats, out: Te
 
 def _print_packet(args: argparse.Namespace, p: McastPacket, iface: str, out: TextIO) -> None:
     if args.json:
-        rec = {
+        rec: dict[str, object] = {
             "time": time.time(),
             "src": p.src[0],
             "src_port": p.src[1],
@@ -148,6 +176,8 @@ def _print_packet(args: argparse.Namespace, p: McastPacket, iface: str, out: Tex
             "truncated": p.truncated,
             "payload_hex": p.payload.hex(),
         }
+        with contextlib.suppress(UnicodeDecodeError):
+            rec["payload"] = p.payload.decode("utf-8")  # when the payload is text
         out.write(json.dumps(rec) + "\n")
     else:
         stamp = time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"

@@ -1,4 +1,4 @@
-"""``multicast-expert send``: send datagrams to a group."""
+"""``multicast-expert send``: send datagrams to a group (or a range of groups, in turn)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ from typing import TextIO
 
 from .._errors import MulticastExpertError
 from ..tx_socket import McastTxSocket
-from ._common import EXIT_OK, UsageError, family_of, plural
+from ._common import EXIT_OK, UsageError, expand_groups, family_of, plural
 
 
 def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
-    family = family_of([args.group])
+    groups = expand_groups([args.group])
+    family = family_of(groups)
+    if args.interval and args.rate:
+        raise UsageError("give --interval or --rate, not both")
+    interval = 1.0 / args.rate if args.rate else args.interval
     try:
         tx = McastTxSocket(
-            family,
-            [args.group],
-            iface=args.iface,
-            ttl=args.ttl,
-            enable_external_loopback=args.loopback,
+            family, groups, iface=args.iface, ttl=args.ttl, enable_external_loopback=args.loopback
         )
     except (MulticastExpertError, ValueError, TypeError) as exc:
         if args.iface is None and "default gateway" in str(exc):
@@ -35,18 +35,29 @@ def cmd_send(args: argparse.Namespace, out: TextIO) -> int:
         text = (args.message if args.message is not None else "hello from multicast-expert").encode()
         messages = (text for _ in range(args.count))
     sent = 0
+    seqs = dict.fromkeys(groups, 0)  # --seq numbers count per group, so listen finds gaps per group
+    start = time.monotonic()
     with tx:
         try:
             for msg in messages:
-                if sent and args.interval:
-                    time.sleep(args.interval)
-                payload = f"seq={sent} ".encode() + msg if args.seq else msg
-                tx.sendto(payload, (args.group, args.port))
+                if interval:  # an absolute schedule: the rate holds even when a send is slow
+                    delay = start + sent * interval - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                group = groups[sent % len(groups)]
+                payload = f"seq={seqs[group]} ".encode() + msg if args.seq else msg
+                seqs[group] += 1
+                if args.size is not None:
+                    payload = payload[: args.size].ljust(args.size, b".")
+                tx.sendto(payload, (group, args.port))
                 sent += 1
         except KeyboardInterrupt:
             pass
+    took = time.monotonic() - start
+    where = args.group if len(groups) == 1 else f"{len(groups)} groups from {groups[0]}"
+    rate = f" ({sent / took:.0f}/s)" if took > 0 and sent > 1 else ""
     sys.stderr.write(
-        f"sent {plural(sent, 'datagram')} to {args.group}:{args.port} "
+        f"sent {plural(sent, 'datagram')}{rate} to {where} port {args.port} "
         f"via {tx.network_interface.machine_name}\n"
     )
     return EXIT_OK
