@@ -108,11 +108,11 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             self._loop = loop
             fd = self._rx.fileno()
             try:
-                self._watching = [fd] if fd >= 0 else self._rx.filenos()
-                for w in self._watching:
+                for w in [fd] if fd >= 0 else self._rx.filenos():
                     loop.add_reader(w, self._on_readable)
-            except NotImplementedError:  # e.g. ProactorEventLoop
-                self._watching = []
+                    self._watching.append(w)
+            except (NotImplementedError, ValueError):  # ProactorEventLoop; select()'s 512 cap
+                self._unwatch()
                 self._no_reader = True
         if self._no_reader:
             await loop.run_in_executor(None, self._rx._engine.wait_ready, THREAD_WAIT_SLICE)

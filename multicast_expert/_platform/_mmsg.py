@@ -18,7 +18,6 @@ import struct
 import threading
 from collections.abc import Sequence
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 MSG_DONTWAIT = 0x40  # <bits/socket.h>
 MSG_TRUNC = 0x20
 _NAME_SIZE = 128  # sockaddr_storage
@@ -46,12 +45,34 @@ class _Mmsghdr(ctypes.Structure):
     _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
 
 
-_recvmmsg = _libc.recvmmsg
-_recvmmsg.argtypes = [ctypes.c_int, ctypes.POINTER(_Mmsghdr), ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
-_recvmmsg.restype = ctypes.c_int
-_sendmmsg = _libc.sendmmsg
-_sendmmsg.argtypes = [ctypes.c_int, ctypes.POINTER(_Mmsghdr), ctypes.c_uint, ctypes.c_int]
-_sendmmsg.restype = ctypes.c_int
+class _Calls:
+    """recvmmsg and sendmmsg from the C library, bound on first use (only Linux has them)."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self.recvmmsg = libc.recvmmsg
+        self.recvmmsg.argtypes = [
+            ctypes.c_int,
+            ctypes.POINTER(_Mmsghdr),
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_void_p,
+        ]
+        self.recvmmsg.restype = ctypes.c_int
+        self.sendmmsg = libc.sendmmsg
+        self.sendmmsg.argtypes = [ctypes.c_int, ctypes.POINTER(_Mmsghdr), ctypes.c_uint, ctypes.c_int]
+        self.sendmmsg.restype = ctypes.c_int
+
+
+_calls: _Calls | None = None
+
+
+def _c() -> _Calls:
+    global _calls
+    if _calls is None:
+        _calls = _Calls()
+    return _calls
+
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 #: One received datagram: payload, sender, truncated, ancillary items [(level, type, data)].
@@ -158,7 +179,7 @@ def recv_many(sock: socket.socket, count: int, size: int, control: bool) -> list
     """Up to ``count`` queued datagrams from ``sock`` without waiting; [] if none is queued."""
     bufs = _buffers(count, size, control)
     bufs.reset()
-    n = _recvmmsg(sock.fileno(), bufs.msgs, count, MSG_DONTWAIT, None)
+    n = _c().recvmmsg(sock.fileno(), bufs.msgs, count, MSG_DONTWAIT, None)
     if n < 0:
         err = ctypes.get_errno()
         if err in (11, 4):  # EAGAIN / EINTR
@@ -258,7 +279,7 @@ def send_many(sock: socket.socket, datagrams: Sequence[tuple[bytes, bytes]]) -> 
             at = i * _MMSG
             ptr_pack(hdrs, at + _OFF_NAME, name_address(name))
             uint_pack(hdrs, at + _OFF_NAMELEN, len(name))
-        n = _sendmmsg(fd, bufs.msgs, len(chunk), 0)
+        n = _c().sendmmsg(fd, bufs.msgs, len(chunk), 0)
         if n < 0:
             err = ctypes.get_errno()
             if err == 4:  # EINTR

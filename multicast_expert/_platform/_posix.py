@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
-import resource
+import sys
+
+if sys.platform != "win32":  # (this module is imported everywhere, used only on POSIX systems)
+    import resource
 
 #: Descriptors kept free for the program itself when the library raises the soft limit.
 HEADROOM = 16
 
 
-def fd_limits() -> tuple[int, int]:
-    """``(soft, hard)`` RLIMIT_NOFILE."""
+def fd_limits() -> tuple[int, int] | None:
+    """``(soft, hard)`` RLIMIT_NOFILE (None on Windows, which has no such limit)."""
+    if sys.platform == "win32":
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return soft, hard
 

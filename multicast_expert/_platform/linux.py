@@ -3,7 +3,6 @@ measured on Linux 6.x (see shared/linux-multicast-facts.md)."""
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import os
 import socket
@@ -17,6 +16,9 @@ from . import _mmsg
 from . import _structs as st
 from ._posix import fd_limits, posix_fd_room
 from ._table import V4, V6, Meta, Opt, OsTable, both, multicast_basics
+
+if sys.platform != "win32":  # (every OS imports this module; only Linux uses it)
+    import fcntl
 
 # <asm-generic/socket.h>
 SOL_SOCKET = 1
