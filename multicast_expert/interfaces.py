@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import cast
 
@@ -157,12 +158,25 @@ def _prefix(netmask: str | None, default: int) -> int:
         return default
 
 
+_unindexed: set[str] = set()
+
+
 def _read_interface(name: str) -> IfaceInfo | None:
     try:
         addrs: dict[int, list[dict[str, str]]] = netifaces.ifaddresses(name)
-        index = iface_name_to_index(name)
     except (ValueError, OSError):
         return None  # the interface vanished between listing and reading it
+    try:
+        index = iface_name_to_index(name)
+    except (ValueError, OSError) as exc:
+        if name in netifaces.interfaces() and name not in _unindexed:  # still there: say why
+            _unindexed.add(name)
+            warnings.warn(
+                f"interface {name} left out: its index could not be read ({exc})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return None
     ip4 = [
         ipaddress.IPv4Interface(f"{a['addr']}/{_prefix(a.get('netmask'), 32)}")
         for a in addrs.get(netifaces.AF_INET, [])

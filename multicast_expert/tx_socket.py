@@ -213,7 +213,10 @@ class McastTxSocket(OpenCloseContext):
                 f"port {address[1]!r} is out of range; valid ports are 0..65535"
             ) from None
         except OSError as exc:
-            name = self._outs[self._socks.index(sock)][0].machine_name if sock in self._socks else "?"
+            iface = self._outs[self._socks.index(sock)][0] if sock in self._socks else self._iface
+            if _platform.OPS.harmless_send_error(exc, iface.is_localhost()):
+                return
+            name = iface.machine_name
             better = translate_oserror(exc, f"Sending to {address[0]} on {name}", self.addr_family)
             if better is exc:
                 raise

@@ -8,6 +8,7 @@ have no platform branches. Option numbers are each OS's own, from its headers.
 from __future__ import annotations
 
 import ctypes
+import errno
 import importlib
 import ipaddress
 import socket
@@ -120,11 +121,56 @@ def test_windows_ssm_ipv4_struct_order_and_option(record: Any) -> None:
     assert ssm == [("setsockopt", IPPROTO_IP, 15, bytes([232, 1, 1, 1, 198, 18, 7, 9, 198, 18, 7, 1]))]
 
 
-def test_windows_and_macos_reject_ipv6_ssm_naming_the_platform(record: Any) -> None:
-    for ops, name in ((windows.WindowsMulticast(), "Windows"), (darwin.DarwinMulticast(), "macOS")):
-        record(ops)
-        with pytest.raises(me.MulticastExpertError, match=name):
-            me.McastRxSocket(V6, ["ff35::1"], 5000, iface=ETH, source_ips=["2001:db8::9"])
+def _v6(ip: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6, ip)
+
+
+def test_windows_ipv6_source_specific_and_blocking(record: Any) -> None:
+    """GROUP_SOURCE_REQ on Windows x64 (ws2ipdef.h): ULONG interface + 4 pad, then two 128-byte
+    SOCKADDR_STORAGE holding SOCKADDR_IN6 with family 23 (little endian); 264 bytes."""
+    log = record(windows.WindowsMulticast())
+    with me.McastRxSocket(V6, ["ff35::1"], 5000, iface=ETH, source_ips=["2001:db8:7::9"]):
+        pass
+    with me.McastRxSocket(V6, ["ff15::2"], 5000, iface=ETH) as rx:
+        rx.block_source("ff15::2", "2001:db8:7::8")
+        rx.unblock_source("ff15::2", "2001:db8:7::8")
+    sets = calls(log, "setsockopt")
+    joins = [c for c in sets if c[1] == IPPROTO_IPV6 and c[2] == 45]  # MCAST_JOIN_SOURCE_GROUP
+    blocks = [c for c in sets if c[1] == IPPROTO_IPV6 and c[2] == 43]  # MCAST_BLOCK_SOURCE
+    unblocks = [c for c in sets if c[1] == IPPROTO_IPV6 and c[2] == 44]  # MCAST_UNBLOCK_SOURCE
+    assert len(joins) == len(blocks) == len(unblocks) == 1
+    raw = joins[0][3]
+    assert len(raw) == 264
+    assert raw[:8] == struct.pack("<I", 7) + bytes(4)
+    assert raw[8:36] == struct.pack("<HHI", 23, 0, 0) + _v6("ff35::1") + struct.pack("<I", 0)
+    assert raw[36:136] == bytes(100)
+    assert raw[136:164] == struct.pack("<HHI", 23, 0, 0) + _v6("2001:db8:7::9") + bytes(4)
+    assert raw[164:] == bytes(100)
+    assert blocks[0][3][136:164] == struct.pack("<HHI", 23, 0, 0) + _v6("2001:db8:7::8") + bytes(4)
+
+
+def test_macos_ipv6_source_specific_and_blocking(record: Any) -> None:
+    """struct group_source_req on macOS (#pragma pack(4)): u32 interface, group at 4, source at
+    132; BSD sockaddr_in6 starts with its length (28) and family (30); 260 bytes."""
+    log = record(darwin.DarwinMulticast())
+    with me.McastRxSocket(V6, ["ff35::1"], 5000, iface=ETH, source_ips=["2001:db8:7::9"]):
+        pass
+    with me.McastRxSocket(V6, ["ff15::2"], 5000, iface=ETH) as rx:
+        rx.block_source("ff15::2", "2001:db8:7::8")
+        rx.unblock_source("ff15::2", "2001:db8:7::8")
+    sets = calls(log, "setsockopt")
+    joins = [c for c in sets if c[1] == IPPROTO_IPV6 and c[2] == 82]  # MCAST_JOIN_SOURCE_GROUP
+    blocks = [c for c in sets if c[1] == IPPROTO_IPV6 and c[2] == 84]  # MCAST_BLOCK_SOURCE
+    unblocks = [c for c in sets if c[1] == IPPROTO_IPV6 and c[2] == 85]  # MCAST_UNBLOCK_SOURCE
+    assert len(joins) == len(blocks) == len(unblocks) == 1
+    raw = joins[0][3]
+    assert len(raw) == 260
+    assert raw[:4] == struct.pack("=I", 7)
+    assert raw[4:32] == bytes([28, 30, 0, 0, 0, 0, 0, 0]) + _v6("ff35::1") + bytes(4)
+    assert raw[32:132] == bytes(100)
+    assert raw[132:160] == bytes([28, 30, 0, 0, 0, 0, 0, 0]) + _v6("2001:db8:7::9") + bytes(4)
+    assert raw[160:] == bytes(100)
+    assert blocks[0][3][132:160] == bytes([28, 30, 0, 0, 0, 0, 0, 0]) + _v6("2001:db8:7::8") + bytes(4)
 
 
 def test_windows_tx_ipv4_and_ipv6(record: Any) -> None:
@@ -256,3 +302,31 @@ def test_mmsghdr_layout_matches_the_c_struct() -> None:
     assert len(v4) == 16 and _mmsg.parse_sockaddr(v4) == ("239.1.2.3", 5000)
     v6 = _mmsg.sockaddr(socket.AF_INET6, "ff02::1", 5000, 7)
     assert len(v6) == 28 and _mmsg.parse_sockaddr(v6) == ("ff02::1", 5000, 0, 7)
+
+
+def _winerror(code: int, errno_value: int) -> OSError:
+    exc = OSError(errno_value, f"WinError {code}")
+    exc.winerror = code  # type: ignore[attr-defined]  # what Windows Python sets
+    return exc
+
+
+def test_windows_send_errors(record: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    record(windows.WindowsMulticast())
+    failure: list[OSError] = []
+
+    def sendto(self: Recorder, data: bytes, address: Any) -> int:
+        raise failure[0]
+
+    monkeypatch.setattr(Recorder, "sendto", sendto, raising=False)
+    lo = me.IfaceInfo("{lo}", 1, None, (ipaddress.IPv4Interface("127.0.0.1/8"),), ())
+    failure.append(_winerror(10051, errno.ENETUNREACH))
+    with me.McastTxSocket(V4, ["239.1.1.1"], lo) as tx:
+        tx.sendto(b"x", ("239.1.1.1", 5000))  # nobody listening on loopback: harmless on Windows
+    with me.McastTxSocket(V4, ["239.1.1.1"], ETH) as tx, pytest.raises(OSError, match="no route"):
+        tx.sendto(b"x", ("239.1.1.1", 5000))  # the same error elsewhere is real
+    failure[0] = _winerror(10013, errno.EACCES)
+    with (
+        me.McastTxSocket(V4, ["239.1.1.1"], ETH) as tx,
+        pytest.raises(me.MulticastOSError, match="SO_EXCLUSIVEADDRUSE"),
+    ):
+        tx.sendto(b"x", ("239.1.1.1", 5000))

@@ -141,3 +141,28 @@ def IPV6_MREQ(t: Target) -> bytes:  # noqa: N802
 def GROUP_SOURCE_REQ6(t: Target) -> bytes:  # noqa: N802
     """RFC 3678 ``group_source_req`` for IPv6 (Linux/Windows layout)."""
     return group_source_req(socket.AF_INET6, t.ifindex, t.group, t.source)
+
+
+# ---- RFC 3678 group_source_req in the other systems' layouts ----------------------------------
+def _sockaddr_in6_windows(ip: str) -> bytes:
+    """Windows ``SOCKADDR_IN6`` (ws2ipdef.h): u16 family AF_INET6=23, port, flowinfo, address,
+    scope id, zero-padded to a 128-byte SOCKADDR_STORAGE."""
+    return struct.pack("<HHI16sI", 23, 0, 0, in6_addr(ip), 0).ljust(SOCKADDR_STORAGE_SIZE, b"\0")
+
+
+def _sockaddr_in6_bsd(ip: str) -> bytes:
+    """BSD ``struct sockaddr_in6`` (xnu bsd/netinet6/in6.h): u8 length 28, u8 family AF_INET6=30,
+    port, flowinfo, address, scope id, zero-padded to a 128-byte sockaddr_storage."""
+    return struct.pack("=BBHI16sI", 28, 30, 0, 0, in6_addr(ip), 0).ljust(SOCKADDR_STORAGE_SIZE, b"\0")
+
+
+def GROUP_SOURCE_REQ6_WINDOWS(t: Target) -> bytes:  # noqa: N802
+    """Windows x64 ``GROUP_SOURCE_REQ`` (ws2ipdef.h): ULONG interface, 4 pad bytes, group at 8,
+    source at 136; 264 bytes."""
+    return struct.pack("<I4x", t.ifindex) + _sockaddr_in6_windows(t.group) + _sockaddr_in6_windows(t.source)
+
+
+def GROUP_SOURCE_REQ6_DARWIN(t: Target) -> bytes:  # noqa: N802
+    """macOS ``struct group_source_req`` (xnu bsd/netinet/in.h, #pragma pack(4)): u32 interface,
+    group at 4, source at 132; 260 bytes."""
+    return struct.pack("=I", t.ifindex) + _sockaddr_in6_bsd(t.group) + _sockaddr_in6_bsd(t.source)

@@ -137,7 +137,10 @@ class OsTable:
 
     def default_route_iface_name(self, family: int) -> str | None:
         """Name of the interface holding the default route of ``family``, or None."""
-        default = netifaces.gateways().get("default")
+        try:
+            default = netifaces.gateways().get("default")
+        except OSError:  # no routing table readable: no default gateway
+            return None
         entry = default.get(family) if isinstance(default, dict) else None
         return str(entry[1]) if isinstance(entry, tuple) and len(entry) > 1 else None
 
@@ -171,6 +174,10 @@ class OsTable:
         return (ip.split("%", 1)[0], port, 0, ifindex)
 
     # ---- transmit -----------------------------------------------------------------------------
+    def harmless_send_error(self, exc: OSError, iface_is_loopback: bool) -> bool:
+        """Whether a send error means nothing went wrong (the datagram is simply not looped back)."""
+        return False
+
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
         """IP_MULTICAST_LOOP for a sending socket."""
         return external_loopback

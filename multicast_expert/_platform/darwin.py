@@ -31,6 +31,10 @@ IPV6_MULTICAST_HOPS = 10
 IPV6_MULTICAST_LOOP = 11
 IPV6_JOIN_GROUP = 12
 IPV6_BOUND_IF = 125
+# bsd/netinet/in.h, RFC 3678 options (used at level IPPROTO_IPV6 for IPv6 groups)
+MCAST_JOIN_SOURCE_GROUP = 82
+MCAST_BLOCK_SOURCE = 84
+MCAST_UNBLOCK_SOURCE = 85
 
 
 class DarwinMulticast(OsTable):
@@ -52,6 +56,9 @@ class DarwinMulticast(OsTable):
         ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
         ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
         ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
+        ("join_source", V6): Opt(IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, st.GROUP_SOURCE_REQ6_DARWIN),
+        ("block_source", V6): Opt(IPPROTO_IPV6, MCAST_BLOCK_SOURCE, st.GROUP_SOURCE_REQ6_DARWIN),
+        ("unblock_source", V6): Opt(IPPROTO_IPV6, MCAST_UNBLOCK_SOURCE, st.GROUP_SOURCE_REQ6_DARWIN),
     }
 
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:

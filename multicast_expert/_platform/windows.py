@@ -6,10 +6,12 @@ from __future__ import annotations
 import ctypes
 import socket
 import sys
+import uuid
 from typing import ClassVar
 
+from .._errors import MulticastOSError
 from . import _structs as st
-from ._table import V4, Opt, OsTable, both, multicast_basics
+from ._table import V4, V6, Opt, OsTable, both, multicast_basics
 
 # winsock2.h
 SOL_SOCKET = 0xFFFF
@@ -29,8 +31,14 @@ IPV6_MULTICAST_IF = 9
 IPV6_MULTICAST_HOPS = 10
 IPV6_MULTICAST_LOOP = 11
 IPV6_ADD_MEMBERSHIP = 12
+# ws2ipdef.h, RFC 3678 options at level IPPROTO_IPV6
+MCAST_BLOCK_SOURCE = 43
+MCAST_UNBLOCK_SOURCE = 44
+MCAST_JOIN_SOURCE_GROUP = 45
 # winerror.h
+WSAEACCES = 10013
 WSAEMSGSIZE = 10040
+WSAENETUNREACH = 10051
 
 
 class WindowsMulticast(OsTable):
@@ -49,24 +57,48 @@ class WindowsMulticast(OsTable):
         ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
         ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
         ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
+        ("join_source", V6): Opt(IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, st.GROUP_SOURCE_REQ6_WINDOWS),
+        ("block_source", V6): Opt(IPPROTO_IPV6, MCAST_BLOCK_SOURCE, st.GROUP_SOURCE_REQ6_WINDOWS),
+        ("unblock_source", V6): Opt(IPPROTO_IPV6, MCAST_UNBLOCK_SOURCE, st.GROUP_SOURCE_REQ6_WINDOWS),
     }
     RX_BIND_GROUP = False
     LOOP_ON_RECEIVER = True
 
-    @property
-    def link_family(self) -> int:
-        return -1000  # netifaces' AF_LINK on Windows
-
     def iface_index(self, name: str) -> int:
-        # netifaces names adapters by GUID; GetAdapterIndex wants the \DEVICE\TCPIP_ prefix.
+        # netifaces names adapters by GUID: GUID -> LUID -> index (netioapi.h) works for IPv6-only
+        # adapters too; GetAdapterIndex (IPv4 only) is the fallback.
         if sys.platform != "win32":
-            raise OSError(f"GetAdapterIndex({name!r}) exists only on Windows")
-        get_adapter_index = ctypes.WinDLL("iphlpapi").GetAdapterIndex
+            raise OSError(f"interface index lookups by GUID exist only on Windows ({name!r})")
+        iphlpapi = ctypes.WinDLL("iphlpapi")
         index = ctypes.c_ulong()
-        ret = get_adapter_index(ctypes.c_wchar_p("\\DEVICE\\TCPIP_" + name), ctypes.byref(index))
+        try:
+            guid = (ctypes.c_ubyte * 16).from_buffer_copy(uuid.UUID(name).bytes_le)
+        except ValueError:
+            guid = None
+        if guid is not None:
+            luid = ctypes.c_uint64()
+            if iphlpapi.ConvertInterfaceGuidToLuid(ctypes.byref(guid), ctypes.byref(luid)) == 0 and (
+                iphlpapi.ConvertInterfaceLuidToIndex(ctypes.byref(luid), ctypes.byref(index)) == 0
+            ):
+                return int(index.value)
+        ret = iphlpapi.GetAdapterIndex(ctypes.c_wchar_p("\\DEVICE\\TCPIP_" + name), ctypes.byref(index))
         if ret != 0:
-            raise OSError(ret, f"GetAdapterIndex({name!r}) failed")
+            raise OSError(ret, f"no interface index for {name!r} (GetAdapterIndex error {ret})")
         return int(index.value)
+
+    def harmless_send_error(self, exc: OSError, iface_is_loopback: bool) -> bool:
+        # WSAENETUNREACH on the loopback interface when no socket listens there: nothing is wrong.
+        return iface_is_loopback and getattr(exc, "winerror", None) == WSAENETUNREACH
+
+    def explain_oserror(self, exc: OSError, action: str, family: int) -> MulticastOSError | None:
+        if getattr(exc, "winerror", None) == WSAEACCES:
+            return MulticastOSError(
+                exc.errno,
+                f"{action} failed: access denied (WinError 10013): another program holds this port "
+                "with SO_EXCLUSIVEADDRUSE, or a security policy forbids it; pick another port or stop "
+                "that program",
+            )
+        return super().explain_oserror(exc, action, family)
 
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
         return True  # the receiving socket decides on Windows
