@@ -33,7 +33,7 @@ def batch_reader(family: int, meta: bool, bufsize: int) -> Callable[[Unit, int],
                     d, src, trunc, m = ops.recv_packet_meta(u.sock, bufsize, family)
                     out.append(McastPacket(d, src, group, index, trunc, *m))
                 else:
-                    d, src, trunc = ops.recv_packet(u.sock, bufsize)
+                    d, src, trunc = ops.recv_packet(u.sock, bufsize, group)
                     out.append(McastPacket(d, src, group, index, trunc))
             except (BlockingIOError, InterruptedError):
                 break

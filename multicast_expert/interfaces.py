@@ -20,7 +20,7 @@ import netifaces
 
 from . import _platform
 from ._errors import MulticastExpertError, MulticastValueError
-from ._validate import LOCALHOST_IPV4, LOCALHOST_IPV6, check_family
+from ._validate import LOCALHOST_IPV4, LOCALHOST_IPV6, AddrList, check_family
 
 
 class UnknownFamilyError(MulticastValueError, KeyError):
@@ -28,24 +28,6 @@ class UnknownFamilyError(MulticastValueError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-class AddrList(tuple):  # type: ignore[type-arg]
-    """An immutable address sequence that also compares equal to a list of the same addresses
-    (1.6.0 code compares ``ip4_addrs`` with lists), and stays hashable."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, list):
-            return list(self) == other
-        return tuple.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
 
 
 @dataclasses.dataclass(frozen=True)

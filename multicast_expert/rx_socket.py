@@ -283,8 +283,21 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         """
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
+        ops = _platform.OPS
+        if ops.FILTER_BY_DESTINATION:  # Windows: only datagrams sent to the socket's group
+
+            def read(u: Unit) -> tuple[bytes, IPv4Or6Address]:
+                data, src, _ = ops.recv_packet(u.sock, bufsize, u.group)
+                return data, src
+
+        else:
+
+            def read(u: Unit) -> tuple[bytes, IPv4Or6Address]:
+                got: tuple[bytes, IPv4Or6Address] = u.sock.recvfrom(bufsize, flags)
+                return got
+
         try:
-            return self._engine.receive(lambda u: u.sock.recvfrom(bufsize, flags))
+            return self._engine.receive(read)
         except EngineClosedError:
             raise self._closed("recvfrom()") from None
 
@@ -308,7 +321,7 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
 
         def read(u: Unit) -> McastPacket:
-            data, src, truncated = recv_packet(u.sock, bufsize)
+            data, src, truncated = recv_packet(u.sock, bufsize, u.group)
             return new(McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None))
 
         try:

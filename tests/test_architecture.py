@@ -136,9 +136,9 @@ def test_missing_table_entry_names_the_os() -> None:
     ops = _platform.select_os("darwin")
     with (
         socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s,
-        pytest.raises(me.MulticastExpertError, match="IPv6 source blocking is not supported on macOS"),
+        pytest.raises(me.MulticastExpertError, match="IPv6 IP_MULTICAST_ALL is not supported on macOS"),
     ):
-        ops.set(s, "block_source", socket.AF_INET6, Target())
+        ops.set(s, "multicast_all", socket.AF_INET6, Target())
 
 
 def test_translated_errors_keep_the_errno() -> None:

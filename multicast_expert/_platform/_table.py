@@ -94,6 +94,9 @@ class OsTable:
     RX_BIND_GROUP: ClassVar[bool] = True
     #: IP_MULTICAST_LOOP is honoured by the receiving socket (Windows) rather than the sender.
     LOOP_ON_RECEIVER: ClassVar[bool] = False
+    #: Receive sockets read each datagram's destination and drop what was not sent to their group
+    #: (Windows, where a socket bound to the interface address also gets unicast to its port).
+    FILTER_BY_DESTINATION: ClassVar[bool] = False
     #: Sources per group one OS socket may hold, by family; missing: no known limit.
     SOURCES_PER_SOCKET: ClassVar[Mapping[int, int]] = {}
     #: Sysctl (or setting) to name when a per-socket limit is hit, by (concern, family).
@@ -215,12 +218,15 @@ class OsTable:
             self.set(sock, "multicast_all", family, t._replace(value=0))
         if self.LOOP_ON_RECEIVER:
             self.set(sock, "multicast_loop", family, t._replace(value=int(loop)))
+        if self.FILTER_BY_DESTINATION:
+            self.set(sock, "pktinfo", family, t._replace(value=1))
         sock.bind(self.sockaddr(family, t.group if self.RX_BIND_GROUP else t.iface_ip, port, t.ifindex))
 
     def recv_packet(
-        self, sock: socket.socket, bufsize: int
+        self, sock: socket.socket, bufsize: int, group: str | None = None
     ) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
-        """Receive one datagram: (payload, sender, truncated)."""
+        """Receive one datagram: (payload, sender, truncated). Where FILTER_BY_DESTINATION, one not
+        sent to ``group`` is dropped (BlockingIOError, as if nothing had been queued)."""
         data, _anc, msg_flags, addr = sock.recvmsg(bufsize)
         return data, addr, bool(msg_flags & _MSG_TRUNC)
 

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from .._errors import MulticastOSError
 from . import _structs as st
+from . import _winmsg
 from ._table import V4, V6, Opt, OsTable, both, multicast_basics
 
 # winsock2.h
@@ -57,12 +58,15 @@ class WindowsMulticast(OsTable):
         ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
         ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
         ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
+        ("pktinfo", V4): Opt(IPPROTO_IP, _winmsg.IP_PKTINFO, st.INT),
+        ("pktinfo", V6): Opt(IPPROTO_IPV6, _winmsg.IPV6_PKTINFO, st.INT),
         ("join_source", V6): Opt(IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, st.GROUP_SOURCE_REQ6_WINDOWS),
         ("block_source", V6): Opt(IPPROTO_IPV6, MCAST_BLOCK_SOURCE, st.GROUP_SOURCE_REQ6_WINDOWS),
         ("unblock_source", V6): Opt(IPPROTO_IPV6, MCAST_UNBLOCK_SOURCE, st.GROUP_SOURCE_REQ6_WINDOWS),
     }
     RX_BIND_GROUP = False
     LOOP_ON_RECEIVER = True
+    FILTER_BY_DESTINATION = True
 
     def iface_index(self, name: str) -> int:
         # netifaces names adapters by GUID: GUID -> LUID -> index (netioapi.h) works for IPv6-only
@@ -104,13 +108,13 @@ class WindowsMulticast(OsTable):
         return True  # the receiving socket decides on Windows
 
     def recv_packet(
-        self, sock: socket.socket, bufsize: int
+        self, sock: socket.socket, bufsize: int, group: str | None = None
     ) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
-        # Winsock has no recvmsg() in Python; a too-small buffer fails with WSAEMSGSIZE.
-        try:
-            data, addr = sock.recvfrom(bufsize)
-        except OSError as exc:
-            if getattr(exc, "winerror", None) != WSAEMSGSIZE:
-                raise
-            return b"", ("", 0), True
-        return data, addr, False
+        # WSARecvMsg with IP_PKTINFO: the destination tells the group from unicast sent to the
+        # interface address and port (which Windows also delivers to a socket bound there); a
+        # datagram not sent to ``group`` is dropped here. A too-long one keeps sender and payload.
+        family = socket.AF_INET6 if sock.family == socket.AF_INET6 else socket.AF_INET
+        data, src, truncated, dst = _winmsg.recv_with_destination(sock, bufsize, family)
+        if group is not None and dst is not None and dst != group.split("%")[0]:
+            raise BlockingIOError(_winmsg.WSAEWOULDBLOCK, f"datagram to {dst}, not {group}: dropped")
+        return data, src, truncated
