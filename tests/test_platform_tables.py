@@ -110,6 +110,7 @@ def test_windows_rx_ipv4_binds_interface_and_uses_ip_mreq(record: Any) -> None:
     assert ("setsockopt", IPPROTO_IP, 11, 0) in sets  # IP_MULTICAST_LOOP: receiver-side loop
     join = [c for c in sets if c[2] == 12]  # IP_ADD_MEMBERSHIP
     assert join == [("setsockopt", IPPROTO_IP, 12, bytes([239, 1, 2, 3, 198, 18, 7, 1]))]
+    assert ("setsockopt", IPPROTO_IP, 19, 1) in sets  # IP_PKTINFO: each datagram's destination
 
 
 def test_windows_ssm_ipv4_struct_order_and_option(record: Any) -> None:
@@ -197,6 +198,7 @@ def test_windows_rx_ipv6(record: Any) -> None:
     assert calls(log, "bind") == [("bind", ("2001:db8:7::1", 5001, 0, 7))]
     sets = calls(log, "setsockopt")
     assert ("setsockopt", IPPROTO_IPV6, 11, 1) in sets  # IPV6_MULTICAST_LOOP
+    assert ("setsockopt", IPPROTO_IPV6, 19, 1) in sets  # IPV6_PKTINFO
     mreq = socket.inet_pton(V6, "ff15::5") + struct.pack("<I", 7)
     assert ("setsockopt", IPPROTO_IPV6, 12, mreq) in sets  # IPV6_ADD_MEMBERSHIP
 
@@ -330,3 +332,22 @@ def test_windows_send_errors(record: Any, monkeypatch: pytest.MonkeyPatch) -> No
         pytest.raises(me.MulticastOSError, match="SO_EXCLUSIVEADDRUSE"),
     ):
         tx.sendto(b"x", ("239.1.1.1", 5000))
+
+
+def test_macos_ipv6_rx_and_tx(record: Any) -> None:
+    """bsd/netinet6/in6.h: IPV6_BOUND_IF 125, IPV6_JOIN_GROUP 12, IPV6_MULTICAST_IF 9, _HOPS 10, _LOOP 11."""
+    log = record(darwin.DarwinMulticast())
+    with me.McastRxSocket(V6, ["ff15::9"], 6001, iface=ETH):
+        pass
+    assert calls(log, "bind") == [("bind", ("ff15::9", 6001, 0, 7))]
+    sets = calls(log, "setsockopt")
+    assert ("setsockopt", IPPROTO_IPV6, 125, 7) in sets
+    assert ("setsockopt", IPPROTO_IPV6, 12, _v6("ff15::9") + struct.pack("=I", 7)) in sets
+    log.clear()
+    with me.McastTxSocket(V6, ["ff15::9"], ETH, ttl=3):
+        pass
+    assert calls(log, "setsockopt") == [
+        ("setsockopt", IPPROTO_IPV6, 9, 7),
+        ("setsockopt", IPPROTO_IPV6, 10, 3),
+        ("setsockopt", IPPROTO_IPV6, 11, 0),
+    ]
