@@ -21,7 +21,7 @@ class _Waker:
 
     def __init__(self) -> None:
         self._pair: tuple[socket.socket, socket.socket] | None = None
-        if hasattr(os, "eventfd"):
+        if sys.platform == "linux":
             self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         else:
             a, b = socket.socketpair()
@@ -31,10 +31,10 @@ class _Waker:
 
     def wake(self) -> None:
         with contextlib.suppress(OSError):
-            if self._pair is None:
-                os.eventfd_write(self.fd, 1)
-            else:
+            if self._pair is not None:
                 self._pair[1].send(b"\0")
+            elif sys.platform == "linux":
+                os.eventfd_write(self.fd, 1)
 
     def close(self) -> None:
         if self._pair is not None:
@@ -102,15 +102,21 @@ class Poller:
     from ``poll``; closing the waker under it could swallow its wake-up).
     """
 
+    poll: Callable[[float | None], list[tuple[int, int]]]
+    unregister: Callable[[int], None]
+    fileno: Callable[[], int]
+    _register: Callable[[int], None]
+    _close: Callable[[], None]
+
     def __init__(self, fds: Iterable[int]) -> None:
         self.waker = _Waker()
-        if hasattr(select, "epoll"):
+        if sys.platform == "linux":
             ep = select.epoll()
-            self.poll: Callable[[float | None], list[tuple[int, int]]] = ep.poll
-            self._register: Callable[[int], None] = lambda fd: ep.register(fd, select.EPOLLIN)
-            self.unregister: Callable[[int], None] = ep.unregister
-            self.fileno: Callable[[], int] = ep.fileno
-            self._close: Callable[[], None] = ep.close
+            self.poll = ep.poll
+            self._register = lambda fd: ep.register(fd, select.EPOLLIN)
+            self.unregister = ep.unregister
+            self.fileno = ep.fileno
+            self._close = ep.close
         elif sys.platform == "win32":  # WSAPoll: select()'s 512-socket cap does not apply
             wsa = _WsaPoll()
             self.poll = wsa.poll

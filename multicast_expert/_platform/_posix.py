@@ -14,10 +14,10 @@ HEADROOM = 16
 
 def fd_limits() -> tuple[int, int] | None:
     """``(soft, hard)`` RLIMIT_NOFILE (None on Windows, which has no such limit)."""
-    if sys.platform == "win32":
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return soft, hard
+    if sys.platform != "win32":
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return soft, hard
+    return None
 
 
 def _in_use() -> int | None:
@@ -36,17 +36,19 @@ def posix_fd_room(needed: int, *, force: bool = False) -> tuple[int, int] | None
 
     Returns ``(old, new)`` if it raised it; None if there was room already or nothing could be done.
     """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if not force and soft != resource.RLIM_INFINITY and needed + HEADROOM <= soft // 4:
-        return None  # plenty of room for a small open: skip counting (an EMFILE later retries)
-    in_use = _in_use()
-    if in_use is None or soft == resource.RLIM_INFINITY:
-        return None
-    want = in_use + needed + HEADROOM
-    if want <= soft:
-        return None
-    new = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if new <= soft:
-        return None
-    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-    return soft, new
+    if sys.platform != "win32":
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if not force and soft != resource.RLIM_INFINITY and needed + HEADROOM <= soft // 4:
+            return None  # plenty of room for a small open: skip counting (an EMFILE later retries)
+        in_use = _in_use()
+        if in_use is None or soft == resource.RLIM_INFINITY:
+            return None
+        want = in_use + needed + HEADROOM
+        if want <= soft:
+            return None
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if new <= soft:
+            return None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        return soft, new
+    return None

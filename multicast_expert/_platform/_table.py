@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 from collections.abc import Mapping, Sequence
 from typing import ClassVar, NamedTuple
 
@@ -227,6 +228,8 @@ class OsTable:
     ) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
         """Receive one datagram: (payload, sender, truncated). Where FILTER_BY_DESTINATION, one not
         sent to ``group`` is dropped (BlockingIOError, as if nothing had been queued)."""
+        if sys.platform == "win32":  # Python has no recvmsg there; the Windows table overrides this
+            raise OSError("recvmsg does not exist on Windows")
         data, _anc, msg_flags, addr = sock.recvmsg(bufsize)
         return data, addr, bool(msg_flags & _MSG_TRUNC)
 
@@ -234,6 +237,8 @@ class OsTable:
         self, sock: socket.socket, bufsize: int, family: int
     ) -> tuple[bytes, Address, bool, Meta]:
         """Receive one datagram with its metadata: (payload, sender, truncated, (ttl, tos, time))."""
+        if sys.platform == "win32":
+            raise OSError("recvmsg does not exist on Windows")
         data, anc, msg_flags, addr = sock.recvmsg(bufsize, 256)
         return data, addr, bool(msg_flags & _MSG_TRUNC), self.decode_meta(anc, family)
 

@@ -77,7 +77,7 @@ def _function(sock: socket.socket) -> object:
         ctypes.c_void_p,
         use_last_error=True,
     )
-    fn = prototype(pointer.value)
+    fn = prototype(pointer.value or 0)
     _recvmsg[0] = fn
     return fn
 

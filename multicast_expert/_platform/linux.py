@@ -156,6 +156,8 @@ class LinuxMulticast(OsTable):
         return _mmsg.send_many(sock, raw)
 
     def interface_watch(self) -> socket.socket | None:
+        if sys.platform != "linux":
+            return None
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
         try:
             sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
@@ -172,9 +174,11 @@ class LinuxMulticast(OsTable):
 
     def iface_flags(self, name: str) -> dict[str, bool] | None:
         # SIOCGIFFLAGS asks the caller's own network namespace (/sys/class/net may show another).
+        ifreq = struct.pack("16sH14x", name.encode()[:15], 0)
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                ifreq = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH14x", name.encode()[:15], 0))
+                if sys.platform != "win32":  # (fcntl: POSIX only)
+                    ifreq = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq)
         except OSError:
             return None
         flags = struct.unpack_from("16sH", ifreq)[1]
