@@ -74,6 +74,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_EXPIRED = -1.0  # (identity-compared) the wait is over
+
+
+def _remaining(timeout: float | None, deadline: float | None, polled_once: bool) -> float | None:
+    """How long the next poll may wait: None forever, or seconds; ``_EXPIRED`` when the wait is
+    over (the deadline passed, or a zero timeout already had its one non-waiting poll)."""
+    if timeout == 0:
+        return _EXPIRED if polled_once else 0.0
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    return _EXPIRED if left <= 0 else left
+
+
 class ReceiveEngine(Generic[_U]):
     """Owns the socket map, the poller and the ready queue of one receiving socket."""
 
@@ -254,16 +268,10 @@ class ReceiveEngine(Generic[_U]):
                                 self._eager, self._lazy_reads = True, 0
                     return got
             # Nothing to hand: wait for readiness (once, without waiting, when the timeout is 0).
-            if timeout == 0:
-                if waited or (mode is Mode.SINGLE and not self._services and self._periodic is None):
-                    return None
-                remaining: float | None = 0.0
-            elif deadline is None:
-                remaining = None
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
+            single_only = mode is Mode.SINGLE and not self._services and self._periodic is None
+            remaining = _remaining(timeout, deadline, waited or single_only)
+            if remaining is _EXPIRED:
+                return None
             waited = self._wait(remaining) or timeout == 0
 
     def _wait(self, timeout: float | None) -> bool:
@@ -335,16 +343,9 @@ class ReceiveEngine(Generic[_U]):
                 return out
             if self.mode is Mode.CLOSED:
                 raise EngineClosedError
-            if timeout == 0:
-                if waited:
-                    return out
-                remaining: float | None = 0.0
-            elif deadline is None:
-                remaining = None
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return out
+            remaining = _remaining(timeout, deadline, waited)
+            if remaining is _EXPIRED:
+                return out
             waited = self._wait(remaining) or timeout == 0
 
     def _ready_now(self) -> list[_U]:
