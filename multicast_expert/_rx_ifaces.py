@@ -32,7 +32,6 @@ _warned_fd_limit = False
 class InterfaceSet(RxState):
     """Mixin: what McastRxSocket does with its interfaces (see the module docstring)."""
 
-    _ifaces: list[IfaceInfo]
     _spec: GroupSpec
     _named: bool
     _follow: bool
@@ -129,8 +128,12 @@ class InterfaceSet(RxState):
         if self._follow:
             self._start_watch()
 
+    @property
+    def _ifaces(self) -> list[IfaceInfo]:
+        """The interfaces listened on (the group spec holds them, with their addresses)."""
+        return [i for i, _ in self._spec.ifaces]
+
     def _set_ifaces(self, ifaces: list[IfaceInfo]) -> None:
-        self._ifaces = ifaces
         self._spec.ifaces = [(i, primary_ip(i, self.addr_family)) for i in ifaces]
 
     # ---- following --------------------------------------------------------------------------

@@ -118,7 +118,7 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         groups = dedupe(normalize_mcast_ip(ip, family) for ip in items)
         sources = parse_sources(source_ips, family)
         self._groups: dict[str, tuple[str, ...]] = dict.fromkeys(groups, sources)
-        self._source_ips = sources or None if source_ips is not None else None
+        self._source_ips = sources or None
         self._blocked: dict[str, set[str]] = {}
         self.rcvbuf: int | None = None if rcvbuf is None else check_int_range(rcvbuf, "rcvbuf", 1, 2**31 - 1)
         self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
@@ -134,11 +134,10 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         self._watch: socket.socket | None = None
         #: Interfaces of the default set left out because they could not join: name -> reason.
         self.skipped_interfaces: dict[str, str] = {}
-        self._ifaces = pick_interfaces(family, iface_ip, iface_ips, iface, ifaces)
         self._spec = GroupSpec(
             family,
             self.port,
-            [(i, primary_ip(i, family)) for i in self._ifaces],
+            [(i, primary_ip(i, family)) for i in pick_interfaces(family, iface_ip, iface_ips, iface, ifaces)],
             self.enable_external_loopback,
             self.rcvbuf,
             tuple(

@@ -11,7 +11,14 @@ from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortEr
 from ._platform import is_mac, is_windows
 from ._platform._structs import Target
 from ._rx_args import normalize_iface_list
-from ._sockbase import OpenCloseContext, apply_sockopt, os_errors, resolve_iface, translate_oserror
+from ._sockbase import (
+    OpenCloseContext,
+    apply_sockopt,
+    os_errors,
+    resolve_iface,
+    translate_oserror,
+)
+from ._sockbase import iface_ip as primary_ip
 from ._validate import (
     LOCALHOST_IPV4,
     LOCALHOST_IPV6,
@@ -104,7 +111,7 @@ class McastTxSocket(OpenCloseContext):
             info = resolve_iface(sp, addr_family)
             if all(info.index != i.index for i, _ in self._outs):
                 self._outs.append(
-                    (info, _given_address(sp, info, addr_family) or _primary(info, addr_family))
+                    (info, _given_address(sp, info, addr_family) or primary_ip(info, addr_family))
                 )
         self._iface = self._outs[0][0]
         self.iface_ip: str = self._outs[0][1]
@@ -203,24 +210,30 @@ class McastTxSocket(OpenCloseContext):
             for s in self._chosen(iface):
                 self._send(s, bytes, address)
             return
-        self._send(sock, bytes, address)
+        try:  # the common case inline: one socket, no extra call on the hot path
+            sock.sendto(bytes, address)
+        except (OverflowError, OSError) as exc:
+            self._send_failed(exc, sock, address)
 
     def _send(self, sock: _OsSocket, data: bytes, address: IPv4Or6Address) -> None:
         try:
             sock.sendto(data, address)
-        except OverflowError:
+        except (OverflowError, OSError) as exc:
+            self._send_failed(exc, sock, address)
+
+    def _send_failed(self, exc: OverflowError | OSError, sock: _OsSocket, address: IPv4Or6Address) -> None:
+        """Raise what a failed send means (nothing where the OS says it is harmless)."""
+        if isinstance(exc, OverflowError):
             raise MulticastPortError(
                 f"port {address[1]!r} is out of range; valid ports are 0..65535"
             ) from None
-        except OSError as exc:
-            iface = self._outs[self._socks.index(sock)][0] if sock in self._socks else self._iface
-            if _platform.OPS.harmless_send_error(exc, iface.is_localhost()):
-                return
-            name = iface.machine_name
-            better = translate_oserror(exc, f"Sending to {address[0]} on {name}", self.addr_family)
-            if better is exc:
-                raise
-            raise better from exc  # a MulticastOSError: still an OSError with the OS's errno
+        iface = self._outs[self._socks.index(sock)][0] if sock in self._socks else self._iface
+        if _platform.OPS.harmless_send_error(exc, iface.is_localhost()):
+            return
+        better = translate_oserror(exc, f"Sending to {address[0]} on {iface.machine_name}", self.addr_family)
+        if better is exc:
+            raise exc
+        raise better from exc  # a MulticastOSError: still an OSError with the OS's errno
 
     def _chosen(self, iface: IfaceSpecifier | None) -> list[_OsSocket]:
         if iface is None:
@@ -323,13 +336,6 @@ def _given_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str |
     if ip.version == 6 and ip.is_link_local and "%" not in str(ip):
         return f"{ip}%{iface.machine_name}"
     return str(ip)
-
-
-def _primary(iface: IfaceInfo, family: int) -> str:
-    ip = iface.primary_ip(family)
-    if ip is None:  # resolve_iface rules this out
-        raise MulticastExpertError(f"Interface {iface} has no address of this family")
-    return ip
 
 
 __all__ = [  # the socket class, and what 1.2.0 also exported from this module

@@ -77,6 +77,19 @@ def multicast_basics(
     return table
 
 
+def source_options(
+    ip: tuple[int, int, int, int], ipv6: tuple[int, int, int, int], *, shape4: Shape, shape6: Shape
+) -> dict[tuple[str, int], Opt]:
+    """The per-source options of both families from their numbers, each given as
+    ``(level, join-source, block-source, unblock-source)``, with each family's struct shape."""
+    table: dict[tuple[str, int], Opt] = {}
+    for family, (level, join, block, unblock), shape in ((V4, ip, shape4), (V6, ipv6, shape6)):
+        table[("join_source", family)] = Opt(level, join, shape)
+        table[("block_source", family)] = Opt(level, block, shape)
+        table[("unblock_source", family)] = Opt(level, unblock, shape)
+    return table
+
+
 def family_label(family: int) -> str:
     """``'IPv4'`` or ``'IPv6'``."""
     return "IPv4" if family == V4 else "IPv6"

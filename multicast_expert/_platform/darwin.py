@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from . import _structs as st
 from ._posix import fd_limits, posix_fd_room
-from ._table import V4, V6, Opt, OsTable, both, multicast_basics
+from ._table import V4, V6, Opt, OsTable, both, multicast_basics, source_options
 
 # bsd/sys/socket.h
 SOL_SOCKET = 0xFFFF
@@ -53,12 +53,12 @@ class DarwinMulticast(OsTable):
             if4=st.IN_ADDR_IFACE,
             join4=st.IP_MREQ,
         ),
-        ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
-        ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
-        ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
-        ("join_source", V6): Opt(IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, st.GROUP_SOURCE_REQ6_DARWIN),
-        ("block_source", V6): Opt(IPPROTO_IPV6, MCAST_BLOCK_SOURCE, st.GROUP_SOURCE_REQ6_DARWIN),
-        ("unblock_source", V6): Opt(IPPROTO_IPV6, MCAST_UNBLOCK_SOURCE, st.GROUP_SOURCE_REQ6_DARWIN),
+        **source_options(
+            (IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE, IP_UNBLOCK_SOURCE),
+            (IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, MCAST_BLOCK_SOURCE, MCAST_UNBLOCK_SOURCE),
+            shape4=st.IP_MREQ_SOURCE_GSI,
+            shape6=st.GROUP_SOURCE_REQ6_DARWIN,
+        ),
     }
 
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from . import _mmsg
 from . import _structs as st
 from ._posix import fd_limits, posix_fd_room
-from ._table import V4, V6, Meta, Opt, OsTable, both, multicast_basics
+from ._table import V4, V6, Meta, Opt, OsTable, both, multicast_basics, source_options
 
 if sys.platform != "win32":  # (every OS imports this module; only Linux uses it)
     import fcntl
@@ -97,12 +97,12 @@ class LinuxMulticast(OsTable):
             if4=st.IP_MREQN_IFACE,
             join4=st.IP_MREQN,
         ),
-        ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GIS),
-        ("join_source", V6): Opt(IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, st.GROUP_SOURCE_REQ6),
-        ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GIS),
-        ("block_source", V6): Opt(IPPROTO_IPV6, MCAST_BLOCK_SOURCE, st.GROUP_SOURCE_REQ6),
-        ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GIS),
-        ("unblock_source", V6): Opt(IPPROTO_IPV6, MCAST_UNBLOCK_SOURCE, st.GROUP_SOURCE_REQ6),
+        **source_options(
+            (IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE, IP_UNBLOCK_SOURCE),
+            (IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, MCAST_BLOCK_SOURCE, MCAST_UNBLOCK_SOURCE),
+            shape4=st.IP_MREQ_SOURCE_GIS,
+            shape6=st.GROUP_SOURCE_REQ6,
+        ),
     }
     #: Defaults of net.ipv4.igmp_max_msf and net.ipv6.mld_max_msf.
     SOURCES_PER_SOCKET: ClassVar[dict[int, int]] = {V4: 10, V6: 64}

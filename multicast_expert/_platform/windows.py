@@ -12,7 +12,7 @@ from typing import ClassVar
 from .._errors import MulticastOSError
 from . import _structs as st
 from . import _winmsg
-from ._table import V4, V6, Opt, OsTable, both, multicast_basics
+from ._table import V4, V6, Opt, OsTable, both, multicast_basics, source_options
 
 # winsock2.h
 SOL_SOCKET = 0xFFFF
@@ -55,14 +55,14 @@ class WindowsMulticast(OsTable):
             if4=st.IN_ADDR_IFACE,
             join4=st.IP_MREQ,
         ),
-        ("join_source", V4): Opt(IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, st.IP_MREQ_SOURCE_GSI),
-        ("block_source", V4): Opt(IPPROTO_IP, IP_BLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
-        ("unblock_source", V4): Opt(IPPROTO_IP, IP_UNBLOCK_SOURCE, st.IP_MREQ_SOURCE_GSI),
+        **source_options(
+            (IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE, IP_UNBLOCK_SOURCE),
+            (IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, MCAST_BLOCK_SOURCE, MCAST_UNBLOCK_SOURCE),
+            shape4=st.IP_MREQ_SOURCE_GSI,
+            shape6=st.GROUP_SOURCE_REQ6_WINDOWS,
+        ),
         ("pktinfo", V4): Opt(IPPROTO_IP, _winmsg.IP_PKTINFO, st.INT),
         ("pktinfo", V6): Opt(IPPROTO_IPV6, _winmsg.IPV6_PKTINFO, st.INT),
-        ("join_source", V6): Opt(IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, st.GROUP_SOURCE_REQ6_WINDOWS),
-        ("block_source", V6): Opt(IPPROTO_IPV6, MCAST_BLOCK_SOURCE, st.GROUP_SOURCE_REQ6_WINDOWS),
-        ("unblock_source", V6): Opt(IPPROTO_IPV6, MCAST_UNBLOCK_SOURCE, st.GROUP_SOURCE_REQ6_WINDOWS),
     }
     RX_BIND_GROUP = False
     LOOP_ON_RECEIVER = True

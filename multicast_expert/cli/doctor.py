@@ -20,7 +20,7 @@ from typing import TextIO
 from .. import _platform
 from .._errors import MulticastExpertError
 from .._validate import normalize_mcast_ip
-from ..interfaces import IfaceInfo, get_default_gateway_iface, rescan_interfaces
+from ..interfaces import IfaceInfo, cached_interfaces, get_default_gateway_iface, rescan_interfaces
 from ..rx_socket import McastRxSocket
 from ..tx_socket import McastTxSocket
 from . import _firewall
@@ -255,11 +255,11 @@ def _read(path: str) -> str:
         return ""
 
 
-def _doctor_environment(r: _Report, ifaces: list[IfaceInfo]) -> None:
+def _doctor_environment(r: _Report) -> None:
     r.out.write("Environment\n")
     for hint in environment_hints():
         r.warn(hint)
-    with_v4 = [i for i in rescan_interfaces() if not i.is_localhost() and i.ip4_addrs]
+    with_v4 = [i for i in cached_interfaces() if not i.is_localhost() and i.ip4_addrs]  # scanned above
     if len(with_v4) > 1 and _sysctl("net.ipv4.conf.all.accept_local") == "0":
         r.warn(
             f"{len(with_v4)} interfaces with IPv4 addresses on this host: a datagram this host sends on one "
@@ -326,7 +326,7 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     _doctor_route(r, groups, chosen[0] if chosen else None)
     _doctor_limits(r)
     _doctor_firewall(r)
-    _doctor_environment(r, ifaces)
+    _doctor_environment(r)
     _doctor_memberships(r)
     target = (
         chosen[0] if chosen else get_default_gateway_iface(socket.AF_INET) or (ifaces[0] if ifaces else None)

@@ -127,7 +127,7 @@ def cmd_ping(args: argparse.Namespace, out: TextIO) -> int:
         rx = McastRxSocket(family, [group], args.port, iface=iface, timeout=0)
         tx = McastTxSocket(family, [group], iface=iface, ttl=args.ttl)
         with rx, tx:
-            peers = _run(args, out, group, rx, tx, ucast, my_id, interval, count, duration)
+            peers = _run(_Session(args, out, group, rx, tx, ucast, my_id), interval, count, duration)
     except (MulticastExpertError, OSError) as exc:
         sys.stderr.write(f"multicast-expert: ping: {exc}\n")
         return EXIT_PROBLEM
@@ -141,22 +141,82 @@ def _emit(args: argparse.Namespace, out: TextIO, record: dict[str, object], text
     out.flush()
 
 
-def _run(
-    args: argparse.Namespace,
-    out: TextIO,
-    group: str,
-    rx: McastRxSocket,
-    tx: McastTxSocket,
-    ucast: socket.socket,
-    my_id: str,
-    interval: float,
-    count: int | None,
-    duration: float | None,
-) -> dict[str, Peer]:
-    peers: dict[str, Peer] = {}
-    names: dict[str, str] = {}  # answerer id -> its address
+@dataclass
+class _Session:
+    """One ping run: its sockets and what it has heard, per peer (keyed by the peer's random id)."""
+
+    args: argparse.Namespace
+    out: TextIO
+    group: str
+    rx: McastRxSocket
+    tx: McastTxSocket
+    ucast: socket.socket
+    my_id: str
+    peers: dict[str, Peer] = field(default_factory=dict)
+
+    def drain(self) -> None:
+        """Handle everything queued on the multicast and the unicast socket."""
+        while True:
+            p = self.rx.recvfrom(65535)
+            if p is None:
+                break
+            self.handle(p[0], p[1][0], "multicast")
+        while True:
+            try:
+                data, addr = self.ucast.recvfrom(65535)
+            except BlockingIOError:
+                break
+            self.handle(data, addr[0], "unicast")
+
+    def handle(self, data: bytes, src_ip: str, via: str) -> None:
+        f = data.split(b" ")
+        if len(f) < 6 or f[0] != MAGIC:
+            return
+        kind, mine = f[1], self.my_id.encode()
+        if kind == b"P":  # another host's probe: answer it by multicast and by unicast
+            prober, seq, stamp, uport = f[2], f[3], f[4], int(f[5])
+            if prober == mine:
+                return
+            tx = self.tx
+            dest = (src_ip, uport) if ":" not in src_ip else (src_ip, uport, 0, tx.network_interface.index)
+            answer = b"%s A %s %s %s %s " % (MAGIC, mine, prober, seq, stamp)
+            _send_quietly(functools.partial(tx.sendto, answer, (self.group, self.args.port)))
+            _send_quietly(functools.partial(self.ucast.sendto, answer.replace(b" A ", b" U ", 1), dest))
+            return
+        if kind not in (b"A", b"U") or f[3] != mine:
+            return
+        answerer, seq_n, stamp_ns = f[2].decode(), int(f[4]), int(f[5])
+        rtt = (time.monotonic_ns() - stamp_ns) / 1e6
+        peer = self.peers.setdefault(answerer, Peer(src_ip))
+        path = peer.multicast if kind == b"A" else peer.unicast
+        fresh = not path.seen
+        path.add(seq_n, rtt, time.monotonic())
+        if fresh or not self.args.quiet:
+            record = {"peer": peer.ip, "path": via, "seq": seq_n, "rtt_ms": round(rtt, 3)}
+            _emit(self.args, self.out, record, f"{peer.ip} {via:<9} seq={seq_n} rtt={rtt:.3f} ms")
+
+    def check_stopped(self, interval: float) -> None:
+        """Report, once, a peer whose multicast answers stopped."""
+        now = time.monotonic()
+        for peer in self.peers.values():
+            path = peer.multicast
+            silent = now - path.last_time
+            if path.received and path.stopped_at is None and silent > max(STOP_AFTER, 3 * interval):
+                path.stopped_at = now
+                _emit(
+                    self.args,
+                    self.out,
+                    {"peer": peer.ip, "event": "multicast stopped", "after_s": round(silent, 1)},
+                    f"{peer.ip}: multicast from this peer stopped ({silent:.0f} s without an answer) while "
+                    "unicast may still work; a switch snooping IGMP/MLD without a querier on the network "
+                    "is the usual cause (memberships time out after a few minutes)",
+                )
+
+
+def _run(session: _Session, interval: float, count: int | None, duration: float | None) -> dict[str, Peer]:
+    args, group, tx, my_id = session.args, session.group, session.tx, session.my_id
     port = args.port
-    uport = ucast.getsockname()[1]
+    uport = session.ucast.getsockname()[1]
     start = time.monotonic()
     sent = 0
     next_probe = start
@@ -176,22 +236,26 @@ def _run(
             if finished and now - last_probe_time >= args.timeout:
                 break
             wait = max(0.0, min(next_probe - now, 0.2))
-            readable, _, _ = select.select([rx.fileno(), ucast.fileno()], [], [], wait)
-            if not readable:
-                _check_stopped(args, out, peers, names, interval)
-                continue
-            _drain(args, out, rx, tx, ucast, my_id, group, port, peers, names)
-            _check_stopped(args, out, peers, names, interval)
+            readable, _, _ = select.select([session.rx.fileno(), session.ucast.fileno()], [], [], wait)
+            if readable:
+                session.drain()
+            session.check_stopped(interval)
     except KeyboardInterrupt:
         pass
+    _summarize(session, sent)
+    return session.peers
+
+
+def _summarize(session: _Session, sent: int) -> None:
+    out, peers = session.out, session.peers
     summary = [
         {"peer": p.ip, "multicast": p.multicast.summary(sent), "unicast": p.unicast.summary(sent)}
         for p in peers.values()
     ]
-    if args.json:
+    if session.args.json:
         out.write(json.dumps({"summary": summary}) + "\n")
     else:
-        out.write(f"--- {group} ping statistics: {sent} probes sent ---\n")
+        out.write(f"--- {session.group} ping statistics: {sent} probes sent ---\n")
         for s in summary:
             for path in ("multicast", "unicast"):
                 d = s[path]
@@ -206,80 +270,6 @@ def _run(
         if not peers:
             out.write("no peer answered: run ping on another host with the same group and port\n")
     out.flush()
-    return peers
-
-
-def _drain(
-    args: argparse.Namespace,
-    out: TextIO,
-    rx: McastRxSocket,
-    tx: McastTxSocket,
-    ucast: socket.socket,
-    my_id: str,
-    group: str,
-    port: int,
-    peers: dict[str, Peer],
-    names: dict[str, str],
-) -> None:
-    while True:
-        p = rx.recvfrom(65535)
-        if p is None:
-            break
-        _handle(args, out, p[0], p[1][0], "multicast", tx, ucast, my_id, group, port, peers, names)
-    while True:
-        try:
-            data, addr = ucast.recvfrom(65535)
-        except BlockingIOError:
-            break
-        _handle(args, out, data, addr[0], "unicast", tx, ucast, my_id, group, port, peers, names)
-
-
-def _handle(
-    args: argparse.Namespace,
-    out: TextIO,
-    data: bytes,
-    src_ip: str,
-    via: str,
-    tx: McastTxSocket,
-    ucast: socket.socket,
-    my_id: str,
-    group: str,
-    port: int,
-    peers: dict[str, Peer],
-    names: dict[str, str],
-) -> None:
-    f = data.split(b" ")
-    if len(f) < 6 or f[0] != MAGIC:
-        return
-    kind = f[1]
-    if kind == b"P":  # another host's probe: answer it by multicast and by unicast
-        prober, seq, stamp, uport = f[2].decode(), f[3], f[4], int(f[5])
-        if prober == my_id:
-            return
-        mine = my_id.encode()
-        dest = (src_ip, uport) if ":" not in src_ip else (src_ip, uport, 0, tx.network_interface.index)
-        _send_quietly(
-            lambda: tx.sendto(
-                b"%s A %s %s %s %s " % (MAGIC, mine, prober.encode(), seq, stamp), (group, port)
-            )
-        )
-        _send_quietly(
-            lambda: ucast.sendto(b"%s U %s %s %s %s " % (MAGIC, mine, prober.encode(), seq, stamp), dest)
-        )
-        return
-    if kind not in (b"A", b"U") or f[3].decode() != my_id:
-        return
-    answerer, seq_n, stamp_ns = f[2].decode(), int(f[4]), int(f[5])
-    now = time.monotonic()
-    rtt = (time.monotonic_ns() - stamp_ns) / 1e6
-    names.setdefault(answerer, src_ip)
-    peer = peers.setdefault(answerer, Peer(src_ip))
-    path = peer.multicast if kind == b"A" else peer.unicast
-    fresh = not path.seen
-    path.add(seq_n, rtt, now)
-    record = {"peer": peer.ip, "path": via, "seq": seq_n, "rtt_ms": round(rtt, 3)}
-    if fresh or not args.quiet:
-        _emit(args, out, record, f"{peer.ip} {via:<9} seq={seq_n} rtt={rtt:.3f} ms")
 
 
 _send_errors: set[str] = set()
@@ -295,22 +285,3 @@ def _send_quietly(send: Callable[[], object]) -> None:
         if text not in _send_errors:
             _send_errors.add(text)
             sys.stderr.write(f"multicast-expert: ping: a send failed (continuing): {text}\n")
-
-
-def _check_stopped(
-    args: argparse.Namespace, out: TextIO, peers: dict[str, Peer], names: dict[str, str], interval: float
-) -> None:
-    now = time.monotonic()
-    for peer in peers.values():
-        path = peer.multicast
-        silent = now - path.last_time
-        if path.received and path.stopped_at is None and silent > max(STOP_AFTER, 3 * interval):
-            path.stopped_at = now
-            _emit(
-                args,
-                out,
-                {"peer": peer.ip, "event": "multicast stopped", "after_s": round(silent, 1)},
-                f"{peer.ip}: multicast from this peer stopped ({silent:.0f} s without an answer) while "
-                "unicast may still work; a switch snooping IGMP/MLD without a querier on the network "
-                "is the usual cause (memberships time out after a few minutes)",
-            )
