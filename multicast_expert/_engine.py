@@ -1,8 +1,8 @@
-"""The receive engine: many non-blocking OS sockets behind one wait, with a wake-up descriptor.
+"""The receive engine: many OS sockets behind one wait, with a wake-up descriptor.
 
-Layering rule: knows sockets and readiness only (no groups, interfaces or OS options); the socket
-classes own what each socket means. Sync and asyncio faces share it: both *try* a read, and on
-"would block" wait for readiness, then retry.
+Layering rule: knows sockets and readiness only (no groups, interfaces or OS options). It learns of
+sockets only through the membership's :class:`~._membership.Change` values (:meth:`apply`); the
+poller and wake-up descriptor come from the per-OS I/O layer.
 
 State (one explicit value, :class:`Mode`):
 
@@ -12,10 +12,13 @@ State (one explicit value, :class:`Mode`):
   round-robin from that queue, so no group starves another.
 - ``EMPTY``: open with no socket (every group left); receives wait for a join or a close.
 
-Waiting is always done on the poller (epoll where the OS has it), which also watches a wake-up
-descriptor: close() from any thread makes it readable, so every blocked receiver wakes at once,
-whatever its timeout, with no polling slices. Joins and leaves change the poller's set in place,
-so a receive already waiting sees a new group and never sees a group that was left.
+Every receive has one shape (as trio's non-blocking helper): *try* a read, classify the result
+(data; nothing queued: ``BlockingIOError``; taken but not ours: ``DROPPED``; the socket died under
+us: an OSError on a socket no longer live), *wait* on the poller, retry. The poller also watches the
+wake-up descriptor: close() from any thread makes it readable, so every blocked receiver wakes at
+once, whatever its timeout. Joins and leaves change the poller's set in place (under the engine's
+lock, which also guards the poller's creation), so a receive already waiting sees a new group and
+never sees one that was left.
 """
 
 from __future__ import annotations
@@ -28,20 +31,33 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Final, Generic, Protocol, TypeVar
 
-from ._poller import Poller
+from . import _platform
+from ._errors import EngineClosedError
+from ._platform import DROPPED, Dropped
+from ._platform._poller import Poller
 
 _T = TypeVar("_T")
 
 
 class Readable(Protocol):
-    """What the engine needs of a unit: its OS socket and that socket's descriptor."""
+    """What the engine needs of a unit: its OS socket, that socket's descriptor, and liveness."""
 
     sock: socket.socket
     fd: int
     live: bool
+
+
+class Changes(Protocol[_T]):
+    """A membership change: the units added and removed."""
+
+    @property
+    def added(self) -> list[_T]: ...
+
+    @property
+    def removed(self) -> list[_T]: ...
 
 
 _U = TypeVar("_U", bound=Readable)
@@ -56,9 +72,19 @@ class Mode(enum.Enum):
     MULTI = "multi"
 
 
-class EngineClosedError(Exception):
-    """Raised inside the engine when a receive finds it closed; the socket class words the error."""
+# Module-level names for the hot path: a global load instead of an enum attribute lookup each time.
+_CLOSED: Final = Mode.CLOSED
+_EMPTY: Final = Mode.EMPTY
+_SINGLE: Final = Mode.SINGLE
+_MULTI: Final = Mode.MULTI
 
+
+class _Expired(enum.Enum):
+    EXPIRED = "expired"
+
+
+#: The wait is over (the deadline passed, or a zero timeout had its one non-waiting poll).
+EXPIRED: Final = _Expired.EXPIRED
 
 _engines: weakref.WeakSet[ReceiveEngine[Readable]] = weakref.WeakSet()
 
@@ -74,109 +100,137 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_EXPIRED = -1.0  # (identity-compared) the wait is over
-
-
-def _remaining(timeout: float | None, deadline: float | None, polled_once: bool) -> float | None:
-    """How long the next poll may wait: None forever, or seconds; ``_EXPIRED`` when the wait is
-    over (the deadline passed, or a zero timeout already had its one non-waiting poll)."""
+def remaining(timeout: float | None, deadline: float | None, polled_once: bool) -> float | _Expired | None:
+    """How long the next poll may wait: None forever, or seconds; ``EXPIRED`` when the wait is over."""
     if timeout == 0:
-        return _EXPIRED if polled_once else 0.0
+        return EXPIRED if polled_once else 0.0
     if deadline is None:
         return None
     left = deadline - time.monotonic()
-    return _EXPIRED if left <= 0 else left
+    return EXPIRED if left <= 0 else left
+
+
+class ReadFirstPolicy:
+    """SINGLE mode's order of operations. *Read first* when a burst is likely queued (the last read
+    found data without waiting), else *wait first* (ping-pong traffic, where a read before the wait
+    would only cost a failing system call). Every 8th waited-for read it tries reading first again."""
+
+    __slots__ = ("_waited_reads", "read_first")
+
+    def __init__(self) -> None:
+        self.read_first = False
+        self._waited_reads = 0
+
+    def found(self, waited: bool) -> None:
+        """A read returned data (after waiting or not)."""
+        if not waited:
+            self.read_first = True
+        else:
+            self._waited_reads += 1
+            if self._waited_reads >= 8:
+                self.read_first, self._waited_reads = True, 0
+
+    def missed(self) -> None:
+        """A read found nothing queued."""
+        self.read_first = False
 
 
 class ReceiveEngine(Generic[_U]):
-    """Owns the socket map, the poller and the ready queue of one receiving socket."""
+    """Owns the readiness map, the poller and the ready queue of one receiving socket."""
 
-    def __init__(self, timeout: float | None) -> None:
-        self.timeout = timeout
-        self.mode = Mode.CLOSED
+    def __init__(self) -> None:
+        self.mode = _CLOSED
         self.by_fd: dict[int, _U] = {}
         self._single: _U | None = None
         self._ready: collections.deque[_U] = collections.deque()
         self._poller: Poller | None = None
-        #: In SINGLE mode: read before waiting (a burst is queued) or wait first (ping-pong).
-        self._eager = False
-        self._lazy_reads = 0
+        self.policy = ReadFirstPolicy()
         self._lock = threading.Lock()
         #: Descriptors the engine serves itself (e.g. interface-change notifications): fd -> callback.
         self._services: dict[int, Callable[[], None]] = {}
         #: (period, callback): called at least that often while a receive waits (no watch fd).
         self._periodic: tuple[float, Callable[[], None]] | None = None
         self._periodic_due = 0.0
+        #: Neither services nor a periodic callback: the fast paths may poll directly.
+        self._plain = True
+        #: Rotates which ready socket a batch serves first, so leftovers are shared out fairly.
+        self._turn = 0
         _engines.add(self)  # type: ignore[arg-type]
 
-    # ---- membership of the set -------------------------------------------------------------
+    # ---- the socket set ------------------------------------------------------------------------
     def open(self) -> None:
-        self.mode = Mode.EMPTY
+        self.mode = _EMPTY
 
-    def add(self, units: Iterable[_U]) -> None:
-        """Start watching units' sockets (which must be non-blocking)."""
-        poller = self._poller
-        for u in units:
-            self.by_fd[u.fd] = u
-            if poller is not None:
-                poller.register(u.fd)
-        self._set_mode()
-
-    def remove(self, units: Iterable[_U]) -> None:
-        """Stop watching units and close their sockets; a receive already waiting never sees them."""
-        poller = self._poller
-        dead = []
-        for u in units:
-            u.live = False
-            dead.append(u)
-            self.by_fd.pop(u.fd, None)
-            if poller is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    poller.unregister(u.fd)
-            u.sock.close()
-        if self._ready:
-            self._ready = collections.deque(u for u in self._ready if u.live)
-        self._set_mode()
+    def apply(self, change: Changes[_U]) -> None:
+        """Watch the added units' sockets; stop watching and close the removed ones (a receive
+        already waiting never sees them again)."""
+        with self._lock:
+            poller = self._poller
+            for u in change.removed:
+                u.live = False
+                if self.by_fd.get(u.fd) is u:
+                    del self.by_fd[u.fd]
+                    if poller is not None:
+                        with contextlib.suppress(OSError, ValueError, KeyError):
+                            poller.unregister(u.fd)
+                u.sock.close()
+            for u in change.added:
+                self.by_fd[u.fd] = u
+                if poller is not None:
+                    poller.register(u.fd)
+            if change.removed and self._ready:
+                self._ready = collections.deque(u for u in self._ready if u.live)
+            self._set_mode()
 
     def is_open(self) -> bool:
         """Whether the engine is open (any mode but CLOSED)."""
-        return self.mode is not Mode.CLOSED
+        return self.mode is not _CLOSED
 
     def add_service(self, fd: int, callback: Callable[[], None]) -> None:
         """Watch ``fd`` too; when it is readable a waiting receive calls ``callback`` (no data)."""
-        self._services[fd] = callback
-        if self._poller is not None:
-            self._poller.register(fd)
+        with self._lock:
+            self._services[fd] = callback
+            self._plain = False
+            if self._poller is not None:
+                self._poller.register(fd)
 
     def remove_service(self, fd: int) -> None:
         """Stop watching a service descriptor (the caller closes it)."""
-        if self._services.pop(fd, None) is not None and self._poller is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self._poller.unregister(fd)
+        with self._lock:
+            if self._services.pop(fd, None) is not None and self._poller is not None:
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    self._poller.unregister(fd)
+            self._plain = not self._services and self._periodic is None
 
     def set_periodic(self, period: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` at least every ``period`` seconds while a receive waits."""
         self._periodic = (period, callback)
         self._periodic_due = time.monotonic() + period
+        self._plain = False
 
     def _set_mode(self) -> None:
-        if self.mode is Mode.CLOSED:
+        if self.mode is _CLOSED:
             return
         n = len(self.by_fd)
         self._single = next(iter(self.by_fd.values())) if n == 1 else None
-        self.mode = Mode.SINGLE if n == 1 else Mode.MULTI if n else Mode.EMPTY
+        self.mode = _SINGLE if n == 1 else _MULTI if n else _EMPTY
 
-    def close(self) -> None:
-        """Close every socket and wake every receiver (they raise EngineClosedError)."""
+    def close(self, units: list[_U]) -> None:
+        """Enter CLOSED, wake every receiver (they raise EngineClosedError), close ``units``."""
         with self._lock:
-            self.mode = Mode.CLOSED
+            self.mode = _CLOSED
             poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.waker.wake()  # the poller itself closes once no receiver holds it
-        self.remove(list(self.by_fd.values()))
-        self._single = None
-        self._services.clear()
-        self._periodic = None
+            if poller is not None:
+                poller.waker.wake()  # the poller itself closes once no receiver holds it
+            for u in units:
+                u.live = False
+                u.sock.close()
+            self.by_fd = {}
+            self._ready.clear()
+            self._single = None
+            self._services.clear()
+            self._periodic = None
+            self._plain = True
 
     def forget_poller(self) -> None:
         """After fork(), in the child: let go of the poller shared with the parent."""
@@ -190,89 +244,106 @@ class ReceiveEngine(Generic[_U]):
         if poller is not None:
             return poller
         with self._lock:  # never make a poller after close() took the last one to wake
-            if self.mode is Mode.CLOSED:
+            if self.mode is _CLOSED:
                 raise EngineClosedError
             if self._poller is None:
-                self._poller = Poller([*self.by_fd, *self._services])
+                self._poller = _platform.IO.poller([*self.by_fd, *self._services])
             return self._poller
 
     def fileno(self) -> int:
-        """A descriptor readable whenever any socket has data (the poller's), or -1 when closed."""
+        """A descriptor readable whenever any socket has data: the poller's; where the OS poller
+        has none (Windows), the only socket's. -1 when closed, or when no descriptor can tell."""
         try:
-            return self.poller().fileno()
+            fd = self.poller().fileno()
         except EngineClosedError:
             return -1
+        single = self._single
+        if fd < 0 and single is not None:
+            return single.fd
+        return fd
 
     # ---- receiving ---------------------------------------------------------------------------
-    def receive(self, read: Callable[[_U], _T], wait: bool = True) -> _T | None:
-        """Read one datagram with ``read`` from whichever socket has one.
+    def receive(
+        self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool = False
+    ) -> _T | None:
+        """Read one datagram with ``read`` from whichever socket has one; None on timeout.
 
-        ``read`` raises BlockingIOError when its socket has nothing. Waits by the timeout rules
-        (``wait=False``: not at all); None on timeout. Raises EngineClosedError once closed.
+        ``read`` returns the datagram, ``DROPPED`` (taken, not ours: read again) or raises
+        BlockingIOError (nothing queued). ``peek``: the read left the datagram queued, so the next
+        receive starts at the same socket. Raises EngineClosedError once closed.
         """
-        timeout = self.timeout if wait else 0.0
-        if timeout is None and self.mode is Mode.MULTI and not self._ready and self._periodic is None:
-            # Fast path (blocking, several sockets, nothing queued): one poll, and when exactly one
-            # socket is ready, read it at once. Anything else falls through to the general loop;
-            # readiness is level-triggered, so nothing seen here is lost.
+        if self.mode is _MULTI and not self._ready and self._plain and timeout != 0:
+            # Fast path (several sockets, nothing queued): one poll, and when exactly one socket is
+            # ready, read it at once. Anything else falls through to the general loop; readiness is
+            # level-triggered, so nothing seen here is lost.
             poller = self._poller
             if poller is not None:
                 try:
-                    events = poller.poll(None)
+                    events = poller.poll(timeout)
                 except (ValueError, OSError):
                     events = []
+                else:
+                    if not events:  # (a close would have woken the poll)
+                        return None
                 if len(events) == 1:
                     first = self.by_fd.get(events[0][0])
                     if first is not None:
                         try:
-                            return read(first)
+                            got = read(first)
                         except (BlockingIOError, InterruptedError):
                             pass
                         except OSError:
                             if first.live and self.is_open():
                                 raise
-                elif events and self.mode is Mode.MULTI:
+                        else:
+                            if got is not DROPPED:
+                                if peek:
+                                    self._ready.appendleft(first)
+                                return got
+                elif events:
                     by_fd = self.by_fd
                     self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
         deadline = None if not timeout else time.monotonic() + timeout
         waited = False
+        policy = self.policy
         while True:
             mode = self.mode
             unit: _U | None = None
-            if mode is Mode.SINGLE:
-                if waited or self._eager or timeout == 0:
+            if mode is _SINGLE:
+                if waited or policy.read_first or timeout == 0:
                     unit = self._single
             elif self._ready:
                 unit = self._ready.popleft()
-            elif mode is Mode.CLOSED:
+            elif mode is _CLOSED:
                 raise EngineClosedError
             if unit is not None:
                 try:
                     got = read(unit)
                 except (BlockingIOError, InterruptedError):
-                    if mode is Mode.SINGLE:
-                        self._eager = waited = False
-                    else:
+                    if mode is not _SINGLE:
                         continue  # another thread took it first; try the next ready socket
+                    policy.missed()
+                    waited = False
                 except OSError:
-                    if unit.live and self.mode is not Mode.CLOSED:
+                    if unit.live and self.mode is not _CLOSED:
                         raise
                     continue  # closed or left under us: look at the new state
                 else:
-                    if mode is Mode.SINGLE:
-                        if not waited:
-                            self._eager = True
-                        else:
-                            self._lazy_reads += 1
-                            if self._lazy_reads >= 8:  # now and then read first: a burst may be queued
-                                self._eager, self._lazy_reads = True, 0
+                    if got is DROPPED:
+                        if mode is not _SINGLE:
+                            self._ready.appendleft(unit)  # it may hold more
+                        continue
+                    if mode is _SINGLE:
+                        policy.found(waited)
+                    elif peek:
+                        self._ready.appendleft(unit)
                     return got
             # Nothing to hand: wait for readiness (once, without waiting, when the timeout is 0).
-            single_only = mode is Mode.SINGLE and not self._services and self._periodic is None
-            remaining = _remaining(timeout, deadline, waited or single_only)
-            if remaining is _EXPIRED:
+            single_only = mode is _SINGLE and self._plain
+            left = remaining(timeout, deadline, waited or single_only)
+            if left is EXPIRED:
                 return None
-            waited = self._wait(remaining) or timeout == 0
+            waited = self._wait(left) or timeout == 0
 
     def _wait(self, timeout: float | None) -> bool:
         """One poll round; queues ready sockets (MULTI). False if no socket became ready."""
@@ -288,7 +359,7 @@ class ReceiveEngine(Generic[_U]):
         try:
             events = poller.poll(timeout)
         except (ValueError, OSError):
-            if self.mode is Mode.CLOSED:
+            if self.mode is _CLOSED:
                 raise EngineClosedError from None
             raise
         if not events:
@@ -300,63 +371,79 @@ class ReceiveEngine(Generic[_U]):
                 for callback in fired:
                     callback()
                 events = [e for e in events if e[0] not in services]
-        by_fd = self.by_fd
-        if self.mode is Mode.MULTI:
+        if self.mode is _MULTI:
+            by_fd = self.by_fd
             self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
-        if self.mode is Mode.CLOSED:
+        if self.mode is _CLOSED:
             raise EngineClosedError
         return bool(events)
 
     def receive_batch(
-        self, read_many: Callable[[_U, int], list[_T]], max_count: int, wait: bool = True
+        self, read_many: Callable[[_U, int], list[_T]], max_count: int, timeout: float | None
     ) -> list[_T]:
-        """Up to ``max_count`` datagrams: waits by the timeout rules for the first, then takes what
-        is ready without waiting more. ``read_many(unit, n)`` returns up to n datagrams ([] when
-        none is queued). Fair: each ready socket gets an equal quota per round; a socket that
-        filled its quota is served again in a later round. [] on timeout."""
-        timeout = self.timeout if wait else 0.0
+        """Up to ``max_count`` datagrams: waits by ``timeout`` for the first, then takes every one
+        already queued, up to ``max_count``, without waiting more; [] on timeout.
+
+        ``read_many(unit, n)`` returns up to n datagrams ([] when none is queued). Fair: the ready
+        sockets share ``max_count`` equally; the remainder goes to a different socket each call.
+        """
         deadline = None if not timeout else time.monotonic() + timeout
         out: list[_T] = []
         waited = False
         while True:
             units = self._ready_now()
-            while units and len(out) < max_count:
-                quota = max(1, (max_count - len(out)) // len(units))
-                again: list[_U] = []
-                for i, unit in enumerate(units):
-                    room = max_count - len(out)
-                    if room <= 0:
-                        if self.mode is Mode.MULTI:
-                            self._ready.extendleft(reversed(units[i:]))  # serve them first next time
-                        break
-                    try:
-                        got = read_many(unit, min(quota, room))
-                    except OSError:
-                        if unit.live and self.mode is not Mode.CLOSED:
-                            raise
-                        continue
-                    out.extend(got)
-                    if len(got) == min(quota, room):
-                        again.append(unit)  # it may hold more
-                units = again
-            if out:
-                return out
-            if self.mode is Mode.CLOSED:
+            if units:
+                self._share(units, read_many, max_count, out)
+                if out:
+                    return out
+            if self.mode is _CLOSED:
                 raise EngineClosedError
-            remaining = _remaining(timeout, deadline, waited)
-            if remaining is _EXPIRED:
+            left = remaining(timeout, deadline, waited)
+            if left is EXPIRED:
                 return out
-            waited = self._wait(remaining) or timeout == 0
+            waited = self._wait(left) or timeout == 0
+
+    def _share(
+        self, units: list[_U], read_many: Callable[[_U, int], list[_T]], room: int, out: list[_T]
+    ) -> None:
+        """Read from ``units`` into ``out``, ``room`` datagrams at most, in equal shares."""
+        n = len(units)
+        start = self._turn % n
+        active = units[start:] + units[:start] if start else units
+        first_round = True
+        while active and room > 0:
+            base, extra = divmod(room, len(active))
+            if first_round:
+                self._turn += extra  # the ones given one more now come last next call
+                first_round = False
+            more: list[_U] = []
+            for i, unit in enumerate(active):
+                quota = base + (i < extra)
+                if not quota:
+                    continue
+                try:
+                    got = read_many(unit, quota)
+                except OSError:
+                    if unit.live and self.mode is not _CLOSED:
+                        raise
+                    continue
+                out += got
+                room -= len(got)
+                if len(got) == quota:
+                    more.append(unit)  # it may hold more
+            active = more  # each round spends the room or drops the sockets that ran dry
 
     def _ready_now(self) -> list[_U]:
-        """The sockets to try now: the single one, or the ready queue (after a non-waiting poll)."""
-        if self.mode is Mode.SINGLE and self._single is not None:
-            return [self._single]
-        if self.mode is not Mode.MULTI:
+        """The sockets to try now: the single one, or every ready socket (the queue and a
+        non-waiting poll), each once, in a stable order."""
+        mode = self.mode
+        if mode is _SINGLE:
+            single = self._single
+            return [single] if single is not None else []
+        if mode is not _MULTI:
             return []
-        if not self._ready:
-            self._wait(0)
-        units = list(dict.fromkeys(self._ready))  # each socket once, in queue order
+        self._wait(0)
+        units = sorted({u.fd: u for u in self._ready if u.live}.values(), key=_by_fd)
         self._ready.clear()
         return units
 
@@ -370,3 +457,7 @@ class ReceiveEngine(Generic[_U]):
             return self._wait(timeout)
         except EngineClosedError:
             return True  # the receive that follows reports the close
+
+
+def _by_fd(u: Readable) -> int:
+    return u.fd

@@ -42,10 +42,36 @@ class MulticastOSError(MulticastExpertError, OSError):
         return str(self.strerror)
 
 
+class OSTTLError(MulticastValueError, OSError):
+    """A TTL / hop limit out of range (an OSError too: 1.2.0 let setsockopt reject it)."""
+
+
+class UnknownFamilyError(MulticastValueError, KeyError):
+    """An address family other than AF_INET / AF_INET6: a ValueError, and a KeyError as in 1.6.0."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownInterfaceError(MulticastExpertError, KeyError):
+    """No interface holds the given IP (a KeyError too, as 1.2.0 raised)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class EngineClosedError(Exception):
+    """Inside the receive engine: a receive found the socket closed (the socket class words the
+    error the user sees)."""
+
+
 __all__ = [
     "MulticastExpertError",
     "MulticastFamilyError",
     "MulticastOSError",
     "MulticastPortError",
     "MulticastValueError",
+    "OSTTLError",
+    "UnknownFamilyError",
+    "UnknownInterfaceError",
 ]

@@ -1,22 +1,32 @@
-"""Group membership on OS sockets: open the sockets that receive one group on every interface, and
-apply per-source operations to them. All or nothing: a failure closes what was opened.
+"""A receiving socket's membership: the one owner of its groups and their sources, blocked
+senders, OS sockets, and chosen and skipped interfaces.
 
-Layering rule: uses the per-OS layer for every option; knows nothing of receiving.
+Every operation (open, join, leave, block, unblock, refresh, close) is a transaction: it runs under
+one lock, is all or nothing (one ``ExitStack`` undoes what it did when a step fails), and reports
+the OS sockets it added and removed as a :class:`Change`. Handing that change to ``apply`` (the
+receive engine's) is the only way the engine learns of sockets.
+
+Layering rule: uses the per-OS layer for every option and ``interfaces`` for the machine's
+interfaces; knows nothing of reading or waiting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import socket
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple, TypeVar
 
 from . import _platform
-from ._engine import ReceiveEngine
+from ._errors import MulticastExpertError, MulticastValueError
+from ._platform import Action, Concern
 from ._platform._structs import Target
-from ._sockbase import SOCK_NONBLOCK, os_errors, translate_oserror
-from .interfaces import IfaceInfo
+from .interfaces import IfaceInfo, cached_interfaces, iface_ip, listenable_interfaces, rescan_interfaces
 
 
 class Unit:
@@ -36,86 +46,22 @@ class Unit:
         self.live = True
 
 
-class RxState:
-    """What a receiving socket holds, declared once for the mixins that make up McastRxSocket."""
+class Change(NamedTuple):
+    """What one transaction did to the set of OS sockets."""
 
-    addr_family: int
-    _engine: ReceiveEngine[Unit]
-    _groups: dict[str, tuple[str, ...]]  # group -> its sources (empty: any-source)
-    _blocked: dict[str, set[str]]  # group -> blocked senders
-    _units: dict[str, list[Unit]]  # group -> its OS sockets
+    added: list[Unit]
+    removed: list[Unit]
 
 
-class GroupSpec:
-    """What a receiving socket asks of one group: where, which port, loopback, buffer size."""
+class RxSettings(NamedTuple):
+    """What every OS socket of one receiving socket is opened with."""
 
-    def __init__(
-        self,
-        family: int,
-        port: int,
-        ifaces: Sequence[tuple[IfaceInfo, str]],
-        external_loopback: bool,
-        rcvbuf: int | None,
-        meta: tuple[str, ...] = (),
-    ) -> None:
-        self.family = family
-        self.port = port
-        self.ifaces = ifaces
-        self.external_loopback = external_loopback
-        self.rcvbuf = rcvbuf
-        #: Per-datagram metadata to turn on ("recv_ttl", "recv_tos", "timestamps") where supported.
-        self.meta = meta
-        self.granted_rcvbuf: int | None = None
-
-
-def open_units(
-    spec: GroupSpec,
-    group: str,
-    sources: tuple[str, ...],
-    blocked: Sequence[str],
-    ifaces: Sequence[tuple[IfaceInfo, str]] | None = None,
-) -> list[Unit]:
-    """Open the OS sockets for one group on every interface; all or nothing.
-
-    More than one socket per interface when the group has more sources than one socket may hold.
-    """
-    ops = _platform.OPS
-    family = spec.family
-    per = ops.sources_per_socket(family) if sources else None
-    chunks = [sources[i : i + per] for i in range(0, len(sources), per)] if per else [sources]
-    units: list[Unit] = []
-    where = ""
-    try:
-        for iface, ip in spec.ifaces if ifaces is None else ifaces:
-            loop = spec.external_loopback or iface.is_localhost()
-            t = Target(group=group, iface_ip=ip, ifindex=iface.index, ifname=iface.machine_name)
-            for chunk in chunks:
-                where = f"Joining {group} on {iface.machine_name}" + (" with sources" if chunk else "")
-                sock = socket.socket(family, socket.SOCK_DGRAM | SOCK_NONBLOCK)
-                units.append(Unit(sock, group, iface, chunk, t))
-                if not SOCK_NONBLOCK:
-                    sock.setblocking(False)
-                ops.configure_rx(sock, family, t, spec.port, loop)
-                for src in chunk:
-                    ops.set(sock, "join_source", family, t._replace(source=src))
-                if not chunk:
-                    ops.set(sock, "join", family, t)
-                for src in blocked:
-                    ops.set(sock, "block_source", family, t._replace(source=src))
-                if spec.rcvbuf is not None:
-                    _set_rcvbuf(spec, sock, spec.rcvbuf)
-                for concern in spec.meta:
-                    if ops.supports(concern, family):  # elsewhere the packet field stays None
-                        ops.set(sock, concern, family, t._replace(value=1))
-    except BaseException as exc:
-        for u in units:
-            u.sock.close()
-        if isinstance(exc, OSError):
-            better = translate_oserror(exc, where, family)
-            if better is not exc:
-                raise better from exc
-        raise
-    return units
+    family: int
+    port: int
+    external_loopback: bool
+    rcvbuf: int | None
+    #: Per-datagram metadata to turn on, where the OS has it (elsewhere the packet field stays None).
+    meta: tuple[Concern, ...]
 
 
 def caller_outside_package() -> int:
@@ -127,24 +73,373 @@ def caller_outside_package() -> int:
     return level
 
 
-def _set_rcvbuf(spec: GroupSpec, sock: socket.socket, size: int) -> None:
-    ops = _platform.OPS
-    ops.set(sock, "rcvbuf", spec.family, Target(value=size))
-    opt = ops.OPTIONS[("rcvbuf", spec.family)]
-    granted = sock.getsockopt(opt.level, opt.name)
-    if spec.granted_rcvbuf is None and granted < size:
+def _identity(iface: IfaceInfo) -> tuple[int, str, str | None]:
+    """What must stay the same for an interface to be "the same one" (an index can come back)."""
+    return (iface.index, iface.machine_name, iface.link_layer_address)
+
+
+_warned_fd_limit = False
+_R = TypeVar("_R")
+
+
+class Membership:
+    """See the module docstring. ``apply`` receives every :class:`Change`, under the lock."""
+
+    def __init__(
+        self,
+        settings: RxSettings,
+        groups: dict[str, tuple[str, ...]],
+        ifaces: list[IfaceInfo],
+        *,
+        named: bool,
+        raise_fd_limit: bool,
+        apply: Callable[[Change], None],
+    ) -> None:
+        self.settings = settings
+        self.lock = threading.RLock()
+        #: group -> its sources (empty: any-source), in join order.
+        self.groups = groups
+        #: group -> blocked senders.
+        self.blocked: dict[str, set[str]] = {}
+        #: group -> its OS sockets (empty while closed).
+        self.units: dict[str, list[Unit]] = {}
+        #: The interfaces listened on, and the identity each had when joined.
+        self.ifaces = list(ifaces)
+        self._joined_as: dict[int, tuple[int, str, str | None]] = {}
+        #: Interfaces of the default set left out because they could not join: name -> reason.
+        self.skipped: dict[str, str] = {}
+        self.granted_rcvbuf: int | None = None
+        self.named = named
+        self.raise_fd_limit = raise_fd_limit
+        self._apply = apply
+
+    # ---- queries -----------------------------------------------------------------------------
+    def all_units(self) -> list[Unit]:
+        with self.lock:
+            return [u for units in self.units.values() for u in units]
+
+    def iface_ips(self) -> list[str]:
+        family = self.settings.family
+        return [iface_ip(i, family) for i in self.ifaces]
+
+    # ---- transactions --------------------------------------------------------------------------
+    def open(self) -> None:
+        """Join every group on every interface (skipping, on the default set, interfaces that
+        can't join). Out of descriptors although the request looked small: count, raise, retry."""
+        with self.lock:
+            try:
+                self._open()
+            except OSError as exc:
+                if exc.errno != errno.EMFILE or not self._make_fd_room(
+                    self._sockets_needed(len(self.ifaces)), force=True
+                ):
+                    raise
+                self._open()
+
+    def _open(self) -> None:
+        self.skipped = {}
+        self._make_fd_room(self._sockets_needed(len(self.ifaces)))
+        skip = not self.named and bool(self.groups)
+        with contextlib.ExitStack() as undo:
+            joined, units = self._open_ifaces(self.ifaces, skip=skip, undo=undo)
+            if skip and not joined:
+                raise MulticastExpertError(
+                    "No interface could join: "
+                    + "; ".join(f"{name}: {why}" for name, why in self.skipped.items())
+                )
+            undo.pop_all()
+        if skip:
+            self.ifaces = joined
+        self._commit(units, [])
+
+    def close(self) -> None:
+        """Leave everything: every OS socket is removed (the engine closes them)."""
+        with self.lock:
+            removed = [u for units in self.units.values() for u in units]
+            self.units = {}
+            self._apply(Change([], removed))
+
+    def join(self, group: str, sources: tuple[str, ...]) -> None:
+        """Join one more group on every interface; all or nothing."""
+        with self.lock:
+            if group in self.groups:
+                raise MulticastValueError(f"Group {group} is already joined by this socket")
+            self._make_fd_room(self._sockets_needed(len(self.ifaces), [sources]))
+            units = self._retry_if_vanished(lambda: self._open_group_everywhere(group, sources))
+            self.groups[group] = sources
+            self._commit(units, [])
+
+    def _open_group_everywhere(self, group: str, sources: tuple[str, ...]) -> list[Unit]:
+        with contextlib.ExitStack() as undo:
+            units: list[Unit] = []
+            for iface in self.ifaces:
+                units += self._open_group(group, sources, (), iface, undo)
+            undo.pop_all()
+        return units
+
+    def leave(self, group: str) -> None:
+        """Leave one group on every interface."""
+        with self.lock:
+            self._need_group(group)
+            removed = self.units.pop(group, [])
+            del self.groups[group]
+            self.blocked.pop(group, None)
+            self._apply(Change([], removed))
+
+    def block(self, group: str, source: str) -> None:
+        """Stop receiving ``source`` on an any-source group, on every interface; all or nothing."""
+        with self.lock:
+            self._need_any_source(group)
+            if source in self.blocked.get(group, ()):
+                raise MulticastValueError(f"Source {source} is already blocked on {group}")
+            self._retry_if_vanished(
+                lambda: self._source_op(
+                    group, source, Concern.BLOCK_SOURCE, Concern.UNBLOCK_SOURCE, "Blocking"
+                )
+            )
+            self.blocked.setdefault(group, set()).add(source)
+
+    def unblock(self, group: str, source: str) -> None:
+        """Undo :meth:`block`; all or nothing."""
+        with self.lock:
+            self._need_any_source(group)
+            if source not in self.blocked.get(group, ()):
+                raise MulticastValueError(f"Source {source} is not blocked on {group}")
+            self._retry_if_vanished(
+                lambda: self._source_op(
+                    group, source, Concern.UNBLOCK_SOURCE, Concern.BLOCK_SOURCE, "Unblocking"
+                )
+            )
+            self.blocked[group].discard(source)
+
+    def refresh(self, lost: Iterable[int] = ()) -> None:
+        """Rescan the machine's interfaces and apply the result (see McastRxSocket.refresh_interfaces).
+
+        ``lost``: indexes of interfaces known to have gone away meanwhile (they may be back under the
+        same index); their memberships are made again.
+        """
+        with self.lock:
+            rescan_interfaces()
+            family = self.settings.family
+            current = {i.index: i for i in self.ifaces}
+            if self.named:
+                fresh = {i.index: i for i in cached_interfaces()}
+                wanted = {idx: fresh.get(idx, i) for idx, i in current.items()}
+            else:
+                wanted = {i.index: i for i in listenable_interfaces(family)}
+            stale = set(lost) | self._kernel_lost()
+            stale |= {
+                idx
+                for idx, i in wanted.items()
+                if idx in current and self._joined_as.get(idx) != _identity(i)
+            }
+            stale &= set(current)
+            gone = [idx for idx in current if idx not in wanted or idx in stale]
+            removed = []
+            if gone:
+                for group, units in self.units.items():
+                    keep = [u for u in units if u.iface.index not in gone]
+                    if len(keep) != len(units):
+                        removed += [u for u in units if u.iface.index in gone]
+                        self.units[group] = keep
+                for idx in gone:
+                    self._joined_as.pop(idx, None)
+                self._apply(Change([], removed))
+            kept = [wanted[idx] for idx in current if idx in wanted and idx not in gone]
+            added = [i for idx, i in wanted.items() if idx not in current or idx in gone]
+            self.ifaces = kept
+            for i in kept:
+                self._joined_as[i.index] = _identity(i)
+            if not added:
+                return
+            for iface in added:
+                self.skipped.pop(iface.machine_name, None)
+            self._make_fd_room(self._sockets_needed(len(added)))
+            with contextlib.ExitStack() as undo:
+                joined, units = self._open_ifaces(added, skip=not self.named, undo=undo)
+                undo.pop_all()
+            self.ifaces = kept + joined
+            self._commit(units, [])
+
+    # ---- steps ---------------------------------------------------------------------------------
+    def _commit(self, added: list[Unit], removed: list[Unit]) -> None:
+        for u in added:
+            self.units.setdefault(u.group, []).append(u)
+        for i in self.ifaces:
+            self._joined_as.setdefault(i.index, _identity(i))
+        self._apply(Change(added, removed))
+
+    def _need_group(self, group: str) -> None:
+        if group not in self.groups:
+            raise MulticastValueError(
+                f"Group {group} is not joined by this socket; joined groups: {list(self.groups)}"
+            )
+
+    def _need_any_source(self, group: str) -> None:
+        self._need_group(group)
+        if self.groups[group]:
+            raise MulticastValueError(
+                f"Group {group} is source-specific; blocking applies to any-source groups only"
+            )
+
+    def _retry_if_vanished(self, step: Callable[[], _R]) -> _R:
+        """Run ``step``; on the default set, an interface that vanished under it is dropped (as a
+        rescan would) and the step runs once more on the interfaces that are left."""
+        try:
+            return step()
+        except OSError as exc:
+            if self.named or not _platform.OPS.interface_cannot_join(exc):
+                raise
+            before = {i.index for i in self.ifaces}
+            self.refresh()
+            if {i.index for i in self.ifaces} >= before:
+                raise  # nothing vanished: the error stands
+            return step()
+
+    def _source_op(self, group: str, source: str, concern: Concern, undo_concern: Concern, verb: str) -> None:
+        ops, family = _platform.OPS, self.settings.family
+        action = Action.BLOCK_SOURCE if concern is Concern.BLOCK_SOURCE else Action.UNBLOCK_SOURCE
+        with contextlib.ExitStack() as undo:
+            for u in self.units.get(group, []):
+                target = u.target._replace(source=source)
+                where = f"{verb} source {source} on {group} ({u.iface.machine_name})"
+                with _platform.os_errors(action, family, where):
+                    ops.set(u.sock, concern, family, target)
+                undo.callback(_quietly, ops.set, u.sock, undo_concern, family, target)
+            undo.pop_all()
+
+    def _open_ifaces(
+        self, ifaces: Sequence[IfaceInfo], *, skip: bool, undo: contextlib.ExitStack
+    ) -> tuple[list[IfaceInfo], list[Unit]]:
+        """Every group's sockets on each of ``ifaces``. With ``skip``, an interface that can't
+        join is left out (with a warning and an entry in ``skipped``)."""
+        joined: list[IfaceInfo] = []
+        units: list[Unit] = []
+        for iface in ifaces:
+            with contextlib.ExitStack() as mine:
+                try:
+                    got: list[Unit] = []
+                    for group, sources in self.groups.items():
+                        got += self._open_group(
+                            group, sources, sorted(self.blocked.get(group, ())), iface, mine
+                        )
+                except OSError as exc:
+                    if not skip or not _platform.OPS.interface_cannot_join(exc):
+                        raise
+                    self._skip(iface, exc)
+                    continue
+                undo.push(mine.pop_all())
+            units += got
+            joined.append(iface)
+        return joined, units
+
+    def _open_group(
+        self,
+        group: str,
+        sources: tuple[str, ...],
+        blocked: Sequence[str],
+        iface: IfaceInfo,
+        undo: contextlib.ExitStack,
+    ) -> list[Unit]:
+        """The OS sockets for one group on one interface: more than one when the group has more
+        sources than one socket may hold. Each socket's close is pushed onto ``undo``."""
+        ops, io, st = _platform.OPS, _platform.IO, self.settings
+        family = st.family
+        per = ops.sources_per_socket(family) if sources else None
+        chunks = [sources[i : i + per] for i in range(0, len(sources), per)] if per else [sources]
+        loop = st.external_loopback or iface.is_localhost()
+        t = Target(
+            group=group, iface_ip=iface_ip(iface, family), ifindex=iface.index, ifname=iface.machine_name
+        )
+        units: list[Unit] = []
+        for chunk in chunks:
+            action = Action.JOIN_SOURCE if chunk else Action.OPEN_RX
+            where = f"Joining {group} on {iface.machine_name}" + (" with sources" if chunk else "")
+            with _platform.os_errors(action, family, where):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                undo.callback(sock.close)
+                io.prepare_rx(sock)
+                ops.configure_rx(sock, family, t, st.port, loop)
+                for src in chunk:
+                    ops.set(sock, Concern.JOIN_SOURCE, family, t._replace(source=src))
+                if not chunk:
+                    ops.set(sock, Concern.JOIN, family, t)
+                for src in blocked:
+                    ops.set(sock, Concern.BLOCK_SOURCE, family, t._replace(source=src))
+                if st.rcvbuf is not None:
+                    self._set_rcvbuf(sock, st.rcvbuf)
+                for concern in st.meta:
+                    if ops.supports(concern, family):
+                        ops.set(sock, concern, family, t._replace(value=1))
+            units.append(Unit(sock, group, iface, chunk, t))
+        return units
+
+    def _set_rcvbuf(self, sock: socket.socket, size: int) -> None:
+        ops, family = _platform.OPS, self.settings.family
+        ops.set(sock, Concern.RCVBUF, family, Target(value=size))
+        opt = ops.OPTIONS[(Concern.RCVBUF, family)]
+        granted = sock.getsockopt(opt.level, opt.name)
+        if self.granted_rcvbuf is None and granted < size:
+            warnings.warn(
+                f"rcvbuf: asked for {size} bytes, the OS granted {granted} (raise the sysctl "
+                "net.core.rmem_max to allow more)",
+                RuntimeWarning,
+                stacklevel=caller_outside_package(),
+            )
+        self.granted_rcvbuf = granted
+
+    def _skip(self, iface: IfaceInfo, exc: OSError) -> None:
+        reason = str(exc)
+        self.skipped[iface.machine_name] = reason
         warnings.warn(
-            f"rcvbuf: asked for {size} bytes, the OS granted {granted} (raise the sysctl "
-            "net.core.rmem_max to allow more)",
+            f"skipping interface {iface.machine_name}: it could not join ({reason})",
             RuntimeWarning,
             stacklevel=caller_outside_package(),
         )
-    spec.granted_rcvbuf = granted
+
+    def _kernel_lost(self) -> set[int]:
+        """Interfaces where the kernel no longer lists a group this socket joined (the interface
+        went away and came back under the same index, say). Empty where the OS can't tell."""
+        if not self.units:
+            return set()
+        held = _platform.HOST.memberships()
+        if held is None:
+            return set()
+        listed = set(held)
+        lost = set()
+        for group, units in self.units.items():
+            for u in units:
+                if (u.iface.machine_name, group.split("%")[0]) not in listed:
+                    lost.add(u.iface.index)
+        return lost
+
+    # ---- descriptors ---------------------------------------------------------------------------
+    def _sockets_needed(self, ifaces: int, groups: Sequence[tuple[str, ...]] | None = None) -> int:
+        per = _platform.OPS.sources_per_socket(self.settings.family)
+        total = 0
+        for sources in self.groups.values() if groups is None else groups:
+            total += -(-len(sources) // per) if sources and per else 1
+        return total * ifaces
+
+    def _make_fd_room(self, needed: int, *, force: bool = False) -> bool:
+        """Raise the soft descriptor limit if ``needed`` more would not fit; True if it did."""
+        global _warned_fd_limit
+        if not self.raise_fd_limit:
+            return False
+        raised = _platform.HOST.ensure_fd_room(needed + 4, force=force)  # + poller, waker, watch
+        if raised is not None and not _warned_fd_limit:
+            _warned_fd_limit = True
+            warnings.warn(
+                f"raised this process's soft RLIMIT_NOFILE from {raised[0]} to {raised[1]} to hold "
+                f"{needed} multicast sockets (one per group and interface); pass raise_fd_limit=False "
+                "to McastRxSocket to prevent this",
+                RuntimeWarning,
+                stacklevel=caller_outside_package(),
+            )
+        return raised is not None
 
 
-def source_op(units: Sequence[Unit], concern: str, source: str, family: int, action: str) -> None:
-    """Apply ``block_source`` / ``unblock_source`` for one sender on every unit of a group."""
-    ops = _platform.OPS
-    for u in units:
-        with os_errors(action, family):
-            ops.set(u.sock, concern, family, u.target._replace(source=source))
+def _quietly(fn: Callable[..., object], *args: object) -> None:
+    """An undo step: best effort (the socket may be gone with its interface)."""
+    with contextlib.suppress(OSError):
+        fn(*args)

@@ -30,28 +30,6 @@ _FAMILY_NAMES: dict[int, str] = {int(socket.AF_INET): "AF_INET", int(socket.AF_I
 _IP_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 
-class AddrList(tuple):  # type: ignore[type-arg]
-    """An immutable address sequence that also compares equal to a list of the same addresses
-    (1.6.0 code compares ``ip4_addrs`` with lists), and stays hashable."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, list):
-            return list(self) == other
-        return tuple.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
-
-
-class OSTTLError(MulticastValueError, OSError):
-    """A TTL / hop limit out of range (an OSError too: 1.2.0 let setsockopt reject it)."""
-
-
 def check_family(addr_family: object) -> int:
     """Return ``addr_family`` if it is AF_INET or AF_INET6, else raise naming it."""
     if isinstance(addr_family, bool) or not isinstance(addr_family, int):

@@ -19,15 +19,9 @@ from typing import cast
 import netifaces
 
 from . import _platform
-from ._errors import MulticastExpertError, MulticastValueError
-from ._validate import LOCALHOST_IPV4, LOCALHOST_IPV6, AddrList, check_family
-
-
-class UnknownFamilyError(MulticastValueError, KeyError):
-    """An address family other than AF_INET / AF_INET6: a ValueError, and a KeyError as in 1.6.0."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+from ._compat.values import AddrList
+from ._errors import MulticastExpertError, MulticastValueError, UnknownFamilyError
+from ._validate import LOCALHOST_IPV4, LOCALHOST_IPV6, check_family, family_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +108,7 @@ def iface_name_to_index(iface_name: str) -> int:
 
     Scanning looks indexes up through this module-level name, so code that patches it sees the effect.
     """
-    return _platform.OPS.iface_index(iface_name)
+    return _platform.HOST.iface_index(iface_name)
 
 
 def ip_interface_to_ip_string(ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str:
@@ -172,7 +166,7 @@ def _read_interface(name: str) -> IfaceInfo | None:
         if "%" not in ip and ipaddress.IPv6Address(ip).is_link_local:
             ip = f"{ip}%{name}"
         ip6.append(ipaddress.IPv6Interface(f"{ip}/{_prefix(a.get('netmask'), 128)}"))
-    link = addrs.get(_platform.OPS.link_family, [{}])
+    link = addrs.get(_platform.HOST.link_family, [{}])
     mac = link[0].get("addr") if link else None
     return IfaceInfo(name, index, mac or None, tuple(ip4), tuple(ip6))
 
@@ -312,7 +306,7 @@ def get_default_gateway_iface(
     addr_family: int, *, ifaces: Sequence[IfaceInfo] | None = None
 ) -> IfaceInfo | None:
     """The interface holding the default route for ``addr_family``, or None if there is none."""
-    name = _platform.OPS.default_route_iface_name(check_family(addr_family))
+    name = _platform.HOST.default_route_iface_name(check_family(addr_family))
     if name is None:
         return None
     try:
@@ -383,3 +377,22 @@ __all__ = [
     "ip_interface_to_ip_string",
     "scan_interfaces",
 ]
+
+
+def resolve_iface(spec: IfaceSpecifier, family: int) -> IfaceInfo:
+    """Look up one interface and check it has an address of ``family``."""
+    iface = find_interface(spec)
+    if not iface.ip_addrs(family):
+        raise MulticastValueError(
+            f"Interface {iface} has no {family_name(family)} address, so it cannot carry "
+            f"{family_name(family)} multicast; pick an interface that does"
+        )
+    return iface
+
+
+def iface_ip(iface: IfaceInfo, family: int) -> str:
+    """The address a socket on ``iface`` binds to (the interface's primary address)."""
+    ip = iface.primary_ip(family)
+    if ip is None:  # resolve_iface rules this out
+        raise MulticastExpertError(f"Interface {iface} has no {family_name(family)} address")
+    return ip

@@ -12,18 +12,11 @@ import ipaddress
 import socket
 
 from . import _platform
-from ._errors import MulticastExpertError
-from ._platform import _structs, is_mac, is_windows
+from ._errors import MulticastExpertError, UnknownInterfaceError
+from ._platform import Concern, _structs, is_mac, is_windows
 from ._platform._structs import Target
 from ._validate import MulticastAddress, normalize_mcast_ip, normalize_source_ip
 from .interfaces import find_interface, iface_name_to_index
-
-
-class UnknownInterfaceError(MulticastExpertError, KeyError):
-    """No interface holds the given IP (a KeyError too, as 1.2.0 raised)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclasses.dataclass
@@ -70,7 +63,7 @@ def set_multicast_if(
     mcast_socket: socket.socket, mcast_ips: list[str], iface_info: IfaceInfo, addr_family: int
 ) -> None:
     """Set IP_MULTICAST_IF / IPV6_MULTICAST_IF so multicast leaves by ``iface_info``."""
-    _platform.OPS.set(mcast_socket, "multicast_if", addr_family, _target(iface_info))
+    _platform.OPS.set(mcast_socket, Concern.MULTICAST_IF, addr_family, _target(iface_info))
 
 
 def add_memberships(
@@ -79,7 +72,7 @@ def add_memberships(
     """Join each group (any source) on the interface."""
     for ip in mcast_ips:
         group = normalize_mcast_ip(ip, addr_family)
-        _platform.OPS.set(mcast_socket, "join", addr_family, _target(iface_info, group))
+        _platform.OPS.set(mcast_socket, Concern.JOIN, addr_family, _target(iface_info, group))
 
 
 def add_source_specific_memberships(
@@ -91,12 +84,14 @@ def add_source_specific_memberships(
     """Join each (group, source) pair on the interface (the family follows the interface IP)."""
     family = socket.AF_INET6 if ":" in iface_info.iface_ip else socket.AF_INET
     ops = _platform.OPS
-    ops.check_ssm(family)
+    ops.require(Concern.JOIN_SOURCE, family)
     for ip in mcast_ips:
         group = normalize_mcast_ip(ip, family)
         for src in source_ips:
             source = normalize_source_ip(src, family)
-            ops.set(mcast_socket, "join_source", family, _target(iface_info, group)._replace(source=source))
+            ops.set(
+                mcast_socket, Concern.JOIN_SOURCE, family, _target(iface_info, group)._replace(source=source)
+            )
 
 
 def _target(iface_info: IfaceInfo, group: str = "") -> Target:

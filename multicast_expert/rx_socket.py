@@ -3,31 +3,42 @@
 Design: one OS socket per (group, interface) (more when a group has more sources than the OS lets
 one socket hold). Each is bound to its group's address and tied to its interface, so the kernel
 itself keeps out unicast, other groups and other interfaces, and the group and arrival interface
-of every datagram are known from the socket it came in on. The receive engine (``_engine``)
-watches them all and serves ready sockets round-robin, so no group starves another.
+of every datagram are known from the socket it came in on.
+
+Composition: the socket class holds one :class:`~._membership.Membership` (the only owner of
+groups, sources, blocked senders, OS sockets and interfaces; its operations are transactions) and
+one :class:`~._engine.ReceiveEngine` (waiting and reading, told of sockets only by the
+membership's changes). This module validates arguments, words errors, and builds the read
+functions from the per-OS I/O layer.
 """
 
 from __future__ import annotations
 
-import errno
 import socket
-from collections.abc import Iterable
+import threading
+import warnings
+from collections.abc import Callable, Iterable
 
 from . import _platform
-from ._engine import EngineClosedError, Mode, ReceiveEngine
-from ._errors import MulticastExpertError, MulticastValueError
-from ._membership import GroupSpec, Unit, open_units
-from ._packet import DEFAULT_RX_BUFSIZE, McastPacket, PacketAndSenderAddress
-from ._platform import is_mac, is_windows
-from ._rx_args import UNSET, from_1_6_positions, parse_sources, pick_interfaces, timeout_from
-from ._rx_batch import batch_reader
-from ._rx_ifaces import InterfaceSet
-from ._rx_live import LiveMembership
-from ._sockbase import OpenCloseContext, apply_sockopt
-from ._sockbase import iface_ip as primary_ip
-from ._validate import (
+from ._compat import rx as _compat
+from ._compat.names import (  # 1.2.0 exported these from this module
     LOCALHOST_IPV4,
     LOCALHOST_IPV6,
+    PacketAndSenderAddress,
+    get_default_gateway_iface_ip,
+    get_interface_ips,
+    is_mac,
+    is_windows,
+    validate_mcast_ip,
+)
+from ._engine import Mode, ReceiveEngine
+from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError
+from ._lifecycle import OpenCloseContext, apply_sockopt
+from ._membership import Membership, RxSettings, Unit, caller_outside_package
+from ._packet import DEFAULT_RX_BUFSIZE, McastPacket
+from ._platform import DROPPED, METADATA, Concern, Dropped
+from ._rx_args import parse_sources, pick_interfaces
+from ._validate import (
     IPv4Or6Address,
     MulticastAddress,
     check_bool,
@@ -39,14 +50,19 @@ from ._validate import (
     dedupe,
     normalize_ip_list,
     normalize_mcast_ip,
-    validate_mcast_ip,
+    normalize_source_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface_ip, get_interface_ips
+from .interfaces import IfaceInfo, IfaceSpecifier
 
 _MAX_BUF = 2**31
+#: Seconds between rescans where the OS gives no change notifications.
+RESCAN_PERIOD = 1.0
+#: Largest buffer a batch receive reads each datagram into (a UDP payload is at most 65,535 bytes).
+_BATCH_BUFSIZE = 65535
+_new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
 
 
-class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
+class McastRxSocket(OpenCloseContext):
     """A socket that receives UDP multicast from a set of groups on a set of interfaces.
 
     Use it as a context manager (``with McastRxSocket(...) as rx:``) or call open() and close().
@@ -96,7 +112,7 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         *more_1_6_args: object,
         iface: IfaceSpecifier | None = None,
         ifaces: Iterable[IfaceSpecifier] | None = None,
-        timeout: float | None = UNSET,
+        timeout: float | _compat.Unset | None = _compat.UNSET,
         rcvbuf: int | None = None,
         enable_external_loopback: bool = False,
         follow_interfaces: bool = False,
@@ -108,7 +124,7 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         if (
             more_1_6_args
         ):  # 1.6.0's order: ..., timeout, blocking, enable_external_loopback, iface_ip, iface_ips
-            blocking, timeout, enable_external_loopback, iface, ifaces = from_1_6_positions(
+            blocking, timeout, enable_external_loopback, iface, ifaces = _compat.from_1_6_positions(
                 blocking, timeout, more_1_6_args, enable_external_loopback, iface, ifaces
             )
         family = check_family(addr_family)
@@ -117,56 +133,57 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         items = normalize_ip_list(mcast_ips, "mcast_ips", allow_empty=True)
         groups = dedupe(normalize_mcast_ip(ip, family) for ip in items)
         sources = parse_sources(source_ips, family)
-        self._groups: dict[str, tuple[str, ...]] = dict.fromkeys(groups, sources)
         self._source_ips = sources or None
-        self._blocked: dict[str, set[str]] = {}
         self.rcvbuf: int | None = None if rcvbuf is None else check_int_range(rcvbuf, "rcvbuf", 1, 2**31 - 1)
         self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
-        self._engine: ReceiveEngine[Unit] = ReceiveEngine(timeout_from(blocking, timeout))
-        self._named = any(x is not None for x in (iface_ip, iface_ips, iface, ifaces))
+        self._timeout = _compat.timeout_from(blocking, timeout)
+        named = any(x is not None for x in (iface_ip, iface_ips, iface, ifaces))
         self._follow = check_bool(follow_interfaces, "follow_interfaces")
-        if self._follow and self._named:
+        if self._follow and named:
             raise MulticastValueError(
                 "follow_interfaces applies to the default interface set; leave iface_ip/iface_ips/"
                 "iface/ifaces unset to follow interfaces as they come and go"
             )
-        self._raise_fd_limit = check_bool(raise_fd_limit, "raise_fd_limit")
-        self._watch: socket.socket | None = None
-        #: Interfaces of the default set left out because they could not join: name -> reason.
-        self.skipped_interfaces: dict[str, str] = {}
-        self._spec = GroupSpec(
-            family,
-            self.port,
-            [(i, primary_ip(i, family)) for i in pick_interfaces(family, iface_ip, iface_ips, iface, ifaces)],
-            self.enable_external_loopback,
-            self.rcvbuf,
-            tuple(
-                concern
-                for concern, wanted in (
-                    ("recv_ttl", recv_ttl),
-                    ("recv_tos", recv_tos),
-                    ("timestamps", timestamps),
-                )
-                if check_bool(wanted, concern)
-            ),
+        wanted = (("recv_ttl", recv_ttl), ("recv_tos", recv_tos), ("timestamps", timestamps))
+        meta = tuple(c for c, (name, on) in zip(METADATA, wanted, strict=True) if check_bool(on, name))
+        self._meta = bool(meta)
+        self._engine: ReceiveEngine[Unit] = ReceiveEngine()
+        self._members = Membership(
+            RxSettings(family, self.port, self.enable_external_loopback, self.rcvbuf, meta),
+            dict.fromkeys(groups, sources),
+            pick_interfaces(family, iface_ip, iface_ips, iface, ifaces),
+            named=named,
+            raise_fd_limit=check_bool(raise_fd_limit, "raise_fd_limit"),
+            apply=self._engine.apply,
         )
-        self._units: dict[str, list[Unit]] = {}
+        self._watch: socket.socket | None = None
+        self._open_lock = threading.Lock()
 
     # ---- properties ----------------------------------------------------------------------------
     @property
     def network_interfaces(self) -> list[IfaceInfo]:
         """The interfaces this socket listens on."""
-        return list(self._ifaces)
+        return list(self._members.ifaces)
 
     @property
     def iface_infos(self) -> list[IfaceInfo]:
         """1.6.0's name for :attr:`network_interfaces`."""
-        return list(self._ifaces)
+        return list(self._members.ifaces)
+
+    @property
+    def iface_ips(self) -> list[str]:
+        """Address of each interface listened on."""
+        return self._members.iface_ips()
+
+    @property
+    def skipped_interfaces(self) -> dict[str, str]:
+        """Interfaces of the default set left out because they could not join: name -> reason."""
+        return dict(self._members.skipped)
 
     @property
     def mcast_ips(self) -> list[str]:
         """The groups currently joined."""
-        return list(self._groups)
+        return list(self._members.groups)
 
     @property
     def source_ips(self) -> list[str] | None:
@@ -181,41 +198,40 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
     @property
     def sources_by_group(self) -> dict[str, list[str]]:
         """Sources of each source-specific group now joined (live joins included)."""
-        return {g: list(s) for g, s in self._groups.items() if s}
-
-    @property
-    def iface_ips(self) -> list[str]:
-        """Address of each interface listened on."""
-        return [ip for _, ip in self._spec.ifaces]
+        return {g: list(s) for g, s in self._members.groups.items() if s}
 
     @property
     def granted_rcvbuf(self) -> int | None:
         """The SO_RCVBUF the OS granted when ``rcvbuf`` was given (None otherwise)."""
-        return self._spec.granted_rcvbuf
+        return self._members.granted_rcvbuf
 
     @property
     def is_opened(self) -> bool:
         """Whether the socket is open."""
         return self._engine.mode is not Mode.CLOSED
 
+    def _is_open(self) -> bool:
+        return self._engine.mode is not Mode.CLOSED
+
     @property
     def sockets(self) -> list[socket.socket]:
-        """The underlying OS sockets (non-blocking; waiting is the engine's job)."""
-        return [u.sock for u in self._engine.by_fd.values()]
+        """The underlying OS sockets. On Linux and macOS they are blocking, as in 1.2.0 (the library
+        reads them with MSG_DONTWAIT); on Windows, which has no such flag, they are non-blocking."""
+        return [u.sock for u in self._members.all_units()]
 
     @property
     def timeout(self) -> float | None:
         """The current timeout (None: blocking; 0: non-blocking). Assignable, as in 1.2.0 and 1.6.0."""
-        return self._engine.timeout
+        return self._timeout
 
     @timeout.setter
     def timeout(self, timeout: float | None) -> None:
-        self._engine.timeout = check_timeout(timeout)
+        self._timeout = check_timeout(timeout)
 
     @property
     def blocking(self) -> bool:
         """False when the timeout is 0."""
-        return self._engine.timeout != 0
+        return self._timeout != 0
 
     # ---- open / close ------------------------------------------------------------------------
     def open(self) -> None:
@@ -225,36 +241,26 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
             MulticastExpertError: already open, or a join failed (the message names the limit or
                 setting at fault). Nothing stays open after a failure.
         """
-        engine = self._engine
-        if engine.mode is not Mode.CLOSED:
-            raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
-        engine.open()
-        try:
+        with self._open_lock:
+            engine = self._engine
+            if engine.mode is not Mode.CLOSED:
+                raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
+            engine.open()
             try:
-                self._open_interfaces()
-            except OSError as exc:
-                # Out of descriptors although the request looked small: count, raise, retry once.
-                if exc.errno != errno.EMFILE or not self._make_fd_room(
-                    self._sockets_needed(len(self._ifaces)), force=True
-                ):
-                    raise
+                self._members.open()
+                if self._follow:
+                    self._start_watch()
+            except BaseException:
                 self._close_all()
-                engine.open()
-                self._open_interfaces()
-        except BaseException:
-            self._close_all()
-            raise
-
-    def _add_group(self, group: str, sources: tuple[str, ...]) -> None:
-        self._make_fd_room(self._sockets_needed(len(self._ifaces), [sources]))
-        units = open_units(self._spec, group, sources, sorted(self._blocked.get(group, ())))
-        self._units[group] = units
-        self._engine.add(units)
+                raise
 
     def _close_all(self) -> None:
         self._stop_watch()
-        self._engine.close()
-        self._units.clear()
+        members = self._members
+        with members.lock:
+            units = members.all_units()
+            members.units = {}
+            self._engine.close(units)
 
     def close(self) -> None:
         """Close every OS socket (leaving every group) and wake every receive waiting in any thread.
@@ -262,47 +268,141 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
         Raises:
             MulticastExpertError: already closed.
         """
+        with self._open_lock:
+            if self._engine.mode is Mode.CLOSED:
+                raise MulticastExpertError("Attempt to close an McastRxSocket that is already closed!")
+            self._close_all()
+
+    # ---- live membership ---------------------------------------------------------------------
+    def _need_open(self, what: str) -> None:
         if self._engine.mode is Mode.CLOSED:
-            raise MulticastExpertError("Attempt to close an McastRxSocket that is already closed!")
-        self._close_all()
+            raise _closed(what)
+
+    def join_group(
+        self, mcast_ip: MulticastAddress, source_ips: Iterable[MulticastAddress] | None = None
+    ) -> None:
+        """Start receiving another group (source-specific if ``source_ips``) on every interface.
+
+        A receive already waiting in another thread receives the new group too. All or nothing; on
+        the default interface set, an interface that vanished meanwhile is dropped, not an error.
+
+        Raises:
+            MulticastExpertError: the socket is closed, the group is already joined or invalid,
+                or the join failed.
+        """
+        self._need_open("join_group()")
+        family = self.addr_family
+        self._members.join(normalize_mcast_ip(mcast_ip, family), parse_sources(source_ips, family))
+
+    def leave_group(self, mcast_ip: MulticastAddress) -> None:
+        """Stop receiving a group on every interface (also for a receive already waiting).
+
+        Raises:
+            MulticastExpertError: the socket is closed, or the group is not joined by it.
+        """
+        self._need_open("leave_group()")
+        self._members.leave(normalize_mcast_ip(mcast_ip, self.addr_family))
+
+    def block_source(self, mcast_ip: MulticastAddress, source_ip: MulticastAddress) -> None:
+        """Stop receiving one sender on an any-source group (all interfaces; all or nothing).
+
+        Raises:
+            MulticastExpertError: closed, group not joined or source-specific, source already
+                blocked, or the OS refused (then nothing was blocked anywhere).
+        """
+        self._need_open("block_source()")
+        _platform.OPS.require(Concern.BLOCK_SOURCE, self.addr_family)
+        family = self.addr_family
+        self._members.block(normalize_mcast_ip(mcast_ip, family), normalize_source_ip(source_ip, family))
+
+    def unblock_source(self, mcast_ip: MulticastAddress, source_ip: MulticastAddress) -> None:
+        """Undo block_source() (all or nothing).
+
+        Raises:
+            MulticastExpertError: closed, group not joined, or the source is not blocked.
+        """
+        self._need_open("unblock_source()")
+        family = self.addr_family
+        self._members.unblock(normalize_mcast_ip(mcast_ip, family), normalize_source_ip(source_ip, family))
+
+    # ---- following interfaces ----------------------------------------------------------------
+    def refresh_interfaces(self) -> None:
+        """Rescan the machine's interfaces now and apply the result.
+
+        On the default interface set, every group is joined on interfaces that appeared (or gained
+        an address of the family) and left on interfaces that are gone. Named interfaces stay the
+        same ones; only their details (addresses) are refreshed. Either way, an interface whose
+        memberships the OS lost (it went away and came back under the same index) is joined again.
+
+        Raises:
+            MulticastExpertError: the socket is closed.
+        """
+        self._need_open("refresh_interfaces()")
+        self._members.refresh()
+
+    def _refresh_quietly(self, lost: Iterable[int] = ()) -> None:
+        try:
+            self._members.refresh(lost)
+        except Exception as exc:  # a receive must not fail because an interface changed
+            warnings.warn(f"following interfaces: {exc}", RuntimeWarning, stacklevel=caller_outside_package())
+
+    def _start_watch(self) -> None:
+        watch = _platform.HOST.interface_watch()
+        if watch is None:
+            self._engine.set_periodic(RESCAN_PERIOD, self._refresh_quietly)
+            return
+        self._watch = watch
+        self._engine.add_service(watch.fileno(), self._on_interface_change)
+
+    def _on_interface_change(self) -> None:
+        watch = self._watch
+        if watch is None:
+            return
+        with self._members.lock:  # one thread drains and applies; the others then find nothing to do
+            lost = _platform.HOST.drain_watch(watch)
+            self._refresh_quietly(lost or ())
+
+    def _stop_watch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            self._engine.remove_service(watch.fileno())
+            watch.close()
 
     # ---- receiving --------------------------------------------------------------------------
-    def _closed(self, what: str) -> MulticastExpertError:
-        return MulticastExpertError(f"{what} on a closed McastRxSocket; open it first")
-
     def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address] | None:
         """Receive one datagram: ``(payload, sender address)``, or None on timeout.
 
-        IPv4 addresses are ``(ip, port)``, IPv6 ``(ip, port, flowinfo, scope_id)``.
+        IPv4 addresses are ``(ip, port)``, IPv6 ``(ip, port, flowinfo, scope_id)``. ``flags`` are
+        recvfrom(2)'s; with ``socket.MSG_PEEK`` the datagram stays queued and the next receive
+        returns it again.
 
         Raises:
             MulticastExpertError: the socket is closed (also when closed by another thread while
                 this call waits).
             ValueError, TypeError: a bufsize outside 1..2**31-1.
         """
+        return self._recvfrom(bufsize, flags, self._timeout)
+
+    def _recvfrom(
+        self, bufsize: int, flags: int, timeout: float | None
+    ) -> tuple[bytes, IPv4Or6Address] | None:
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
-        ops = _platform.OPS
-        if ops.FILTER_BY_DESTINATION:  # Windows: only datagrams sent to the socket's group
+        if type(flags) is not int:
+            raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
+        recvfrom = _platform.IO.recvfrom
 
-            def read(u: Unit) -> tuple[bytes, IPv4Or6Address]:
-                data, src, _ = ops.recv_packet(u.sock, bufsize, u.group)
-                return data, src
-
-        else:
-
-            def read(u: Unit) -> tuple[bytes, IPv4Or6Address]:
-                got: tuple[bytes, IPv4Or6Address] = u.sock.recvfrom(bufsize, flags)
-                return got
+        def read(u: Unit) -> tuple[bytes, IPv4Or6Address] | Dropped:
+            return recvfrom(u.sock, bufsize, flags, u.group)
 
         try:
-            return self._engine.receive(read)
+            return self._engine.receive(read, timeout, bool(flags & _MSG_PEEK))
         except EngineClosedError:
-            raise self._closed("recvfrom()") from None
+            raise _closed("recvfrom()") from None
 
     def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes | None:
         """Receive one datagram's payload, or None on timeout (see :meth:`recvfrom`)."""
-        got = self.recvfrom(bufsize, flags)
+        got = self._recvfrom(bufsize, flags, self._timeout)
         return None if got is None else got[0]
 
     def recv_packet(self, bufsize: int = 65535) -> McastPacket | None:
@@ -312,63 +412,92 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
             MulticastExpertError: the socket is closed.
             ValueError, TypeError: a bufsize outside 1..2**31-1.
         """
+        return self._recv_packet(bufsize, self._timeout)
+
+    def _recv_packet(self, bufsize: int, timeout: float | None) -> McastPacket | None:
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
-        if self._spec.meta:
-            return self._receive_with_meta(bufsize)
-        recv_packet = _platform.OPS.recv_packet
-        new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
-
-        def read(u: Unit) -> McastPacket:
-            data, src, truncated = recv_packet(u.sock, bufsize, u.group)
-            return new(McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None))
-
+        read = self._meta_reader(bufsize) if self._meta else _plain_reader(bufsize)
         try:
-            return self._engine.receive(read)
+            return self._engine.receive(read, timeout)
         except EngineClosedError:
-            raise self._closed("recv_packet()") from None
+            raise _closed("recv_packet()") from None
 
-    def _receive_with_meta(self, bufsize: int) -> McastPacket | None:
-        ops, family = _platform.OPS, self.addr_family
+    def _meta_reader(self, bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
+        recv_meta, family = _platform.IO.recv_packet_meta, self.addr_family
 
-        def read(u: Unit) -> McastPacket:
-            data, src, truncated, (ttl, tos, stamp) = ops.recv_packet_meta(u.sock, bufsize, family)
+        def read(u: Unit) -> McastPacket | Dropped:
+            got = recv_meta(u.sock, bufsize, family, u.group)
+            if got is DROPPED:
+                return got
+            data, src, truncated, (ttl, tos, stamp) = got
             return McastPacket(data, src, u.group, u.iface.index, truncated, ttl, tos, stamp)
 
-        try:
-            return self._engine.receive(read)
-        except EngineClosedError:
-            raise self._closed("recv_packet()") from None
+        return read
 
     def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
         """Receive up to ``max_packets`` datagrams at once.
 
-        Waits by the timeout rules for the first datagram, then returns what is already queued, up
-        to ``max_packets``, without waiting more; an empty list on timeout. Fair across groups
-        (each ready socket gets an equal share per round); each group's datagrams come in arrival
-        order. On Linux one ``recvmmsg`` system call reads many datagrams of a socket.
+        Waits by the timeout rules for the first datagram, then returns every datagram already
+        queued, up to ``max_packets``, without waiting more; an empty list on timeout. Fair across
+        groups: the ready sockets share ``max_packets`` equally, and the remainder goes to a
+        different group each call. Each group's datagrams come in arrival order. On Linux one
+        ``recvmmsg`` system call reads many datagrams of a socket, into per-thread buffers of at
+        most 2 MiB whatever ``max_packets`` is.
 
         Raises:
             MulticastExpertError: the socket is closed.
             ValueError, TypeError: ``max_packets`` outside 1..1024 or ``bufsize`` outside 1..2**31-1.
         """
+        return self._recv_batch(max_packets, bufsize, self._timeout)
+
+    def _recv_batch(self, max_packets: int, bufsize: int, timeout: float | None) -> list[McastPacket]:
         check_int_range(max_packets, "max_packets", 1, 1024)
         check_bufsize(bufsize)
         try:
-            return self._engine.receive_batch(
-                batch_reader(self.addr_family, bool(self._spec.meta), bufsize), max_packets
-            )
+            return self._engine.receive_batch(self._batch_reader(bufsize), max_packets, timeout)
         except EngineClosedError:
-            raise self._closed("recv_batch()") from None
+            raise _closed("recv_batch()") from None
 
+    def _batch_reader(self, bufsize: int) -> Callable[[Unit, int], list[McastPacket]]:
+        """``read_many(unit, n)``: recvmmsg where the OS has it, else one datagram at a time."""
+        io, family, meta = _platform.IO, self.addr_family, self._meta
+        size = min(bufsize, _BATCH_BUFSIZE)
+        one = self._meta_reader(bufsize) if meta else _plain_reader(bufsize)
+
+        def read_many(u: Unit, n: int) -> list[McastPacket]:
+            got = io.recv_many(u.sock, n, size, meta)
+            group, index = u.group, u.iface.index
+            if got is not None:
+                if not meta:
+                    return [
+                        _new(McastPacket, (d, src, group, index, t, None, None, None)) for d, src, t, _ in got
+                    ]
+                decode = io.decode_meta
+                return [McastPacket(d, src, group, index, t, *decode(anc, family)) for d, src, t, anc in got]
+            out: list[McastPacket] = []
+            while len(out) < n:
+                try:
+                    packet = one(u)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if packet is not DROPPED:
+                    out.append(packet)
+            return out
+
+        return read_many
+
+    # ---- descriptors and options ---------------------------------------------------------------
     def filenos(self) -> list[int]:
         """File descriptors of every OS socket (for select()); empty when closed."""
-        return list(self._engine.by_fd)
+        return [u.fd for u in self._members.all_units()]
 
     def fileno(self) -> int:
-        """One descriptor that is readable whenever any group has data (the poller's); -1 if closed.
+        """One descriptor that is readable whenever any group has data; -1 if closed.
 
-        Usable with select() and event loops even when the socket spans thousands of groups.
+        On Linux and macOS it is the poller's (epoll / kqueue), usable with select() and event loops
+        even when the socket spans thousands of groups. Windows has no such descriptor: there it is
+        the OS socket's when the socket has exactly one, else -1; use :meth:`filenos` there.
         """
         return self._engine.fileno()
 
@@ -379,6 +508,29 @@ class McastRxSocket(LiveMembership, InterfaceSet, OpenCloseContext):
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
         """Set a socket option on every underlying OS socket."""
         apply_sockopt(self.sockets, level, opt, value)
+
+
+_MSG_PEEK = int(socket.MSG_PEEK)
+
+
+def _closed(what: str) -> MulticastExpertError:
+    return MulticastExpertError(f"{what} on a closed McastRxSocket; open it first")
+
+
+def _plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
+    recv_packet = _platform.IO.recv_packet
+
+    def read(u: Unit) -> McastPacket | Dropped:
+        got = recv_packet(u.sock, bufsize, u.group)
+        if got is DROPPED:
+            return got
+        data, src, truncated = got
+        packet: McastPacket = _new(
+            McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
+        )
+        return packet
+
+    return read
 
 
 __all__ = [

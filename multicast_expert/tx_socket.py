@@ -7,24 +7,29 @@ import socket
 from collections.abc import Iterable
 
 from . import _platform
-from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortError, MulticastValueError
-from ._platform import is_mac, is_windows
-from ._platform._structs import Target
-from ._rx_args import normalize_iface_list
-from ._sockbase import (
-    OpenCloseContext,
-    apply_sockopt,
-    os_errors,
-    resolve_iface,
-    translate_oserror,
-)
-from ._sockbase import iface_ip as primary_ip
-from ._validate import (
+from ._compat.names import (  # 1.2.0 exported these from this module
     LOCALHOST_IPV4,
     LOCALHOST_IPV6,
+    get_default_gateway_iface_ip,
+    get_interface_ips,
+    is_mac,
+    is_windows,
+    validate_mcast_ip,
+)
+from ._errors import (
+    MulticastExpertError,
+    MulticastFamilyError,
+    MulticastPortError,
+    MulticastValueError,
+    OSTTLError,
+)
+from ._lifecycle import OpenCloseContext, apply_sockopt
+from ._platform import Action, os_errors, translate_oserror
+from ._platform._structs import Target
+from ._rx_args import normalize_iface_list
+from ._validate import (
     IPv4Or6Address,
     MulticastAddress,
-    OSTTLError,
     check_bool,
     check_family,
     check_int_range,
@@ -32,15 +37,14 @@ from ._validate import (
     family_name,
     normalize_ip_list,
     normalize_mcast_ip,
-    validate_mcast_ip,
 )
 from .interfaces import (
     IfaceInfo,
     IfaceSpecifier,
     get_default_gateway_iface,
-    get_default_gateway_iface_ip,
-    get_interface_ips,
+    resolve_iface,
 )
+from .interfaces import iface_ip as primary_ip
 
 _OsSocket = socket.socket  # (inside the class, ``socket`` is the 1.2.0 property)
 
@@ -120,6 +124,9 @@ class McastTxSocket(OpenCloseContext):
         self._socks: list[socket.socket] = []
         self.is_opened: bool = False
 
+    def _is_open(self) -> bool:
+        return self._sock is not None
+
     @property
     def network_interface(self) -> IfaceInfo:
         """The interface this socket sends from (the first one, when sending on several)."""
@@ -165,7 +172,7 @@ class McastTxSocket(OpenCloseContext):
             for iface, ip in self._outs:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 socks.append(sock)
-                with os_errors(f"Opening a multicast send socket on {iface}", family):
+                with os_errors(Action.OPEN_TX, family, f"Opening a multicast send socket on {iface}"):
                     ops.configure_tx(
                         sock,
                         family,
@@ -230,7 +237,9 @@ class McastTxSocket(OpenCloseContext):
         iface = self._outs[self._socks.index(sock)][0] if sock in self._socks else self._iface
         if _platform.OPS.harmless_send_error(exc, iface.is_localhost()):
             return
-        better = translate_oserror(exc, f"Sending to {address[0]} on {iface.machine_name}", self.addr_family)
+        better = translate_oserror(
+            exc, Action.SEND, self.addr_family, f"Sending to {address[0]} on {iface.machine_name}"
+        )
         if better is exc:
             raise exc
         raise better from exc  # a MulticastOSError: still an OSError with the OS's errno
@@ -264,14 +273,16 @@ class McastTxSocket(OpenCloseContext):
         checked = [
             (data, addr if addr[0] in allowed else self._check_destination(addr)) for data, addr in datagrams
         ]
-        ops, family = _platform.OPS, self.addr_family
+        family = self.addr_family
         sent = len(checked)
         for sock in self._socks:
             try:
                 with os_errors(
-                    f"Sending a batch on {self._outs[self._socks.index(sock)][0].machine_name}", family
+                    Action.SEND,
+                    family,
+                    f"Sending a batch on {self._outs[self._socks.index(sock)][0].machine_name}",
                 ):
-                    n = ops.send_many(sock, family, checked)
+                    n = _platform.IO.send_many(sock, family, checked)
             except BlockingIOError:
                 n = 0
             if n is None:  # no sendmmsg here: one at a time

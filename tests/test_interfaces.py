@@ -70,11 +70,11 @@ def test_find_interfaces_errors() -> None:
 
 
 def test_default_gateway_with_given_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_platform.OPS, "default_route_iface_name", lambda family: "eth0")
+    monkeypatch.setattr(_platform.HOST, "default_route_iface_name", lambda family: "eth0")
     assert me.get_default_gateway_iface(V4, ifaces=FAKE) == FAKE[1]
     assert me.get_default_gateway_iface_ip_v4(ifaces=FAKE) == "198.18.50.1"
     assert me.get_default_gateway_iface_ip_v6(ifaces=FAKE) == "2001:db8:50::1"  # global before link-local
-    monkeypatch.setattr(_platform.OPS, "default_route_iface_name", lambda family: None)
+    monkeypatch.setattr(_platform.HOST, "default_route_iface_name", lambda family: None)
     assert me.get_default_gateway_iface(V6, ifaces=FAKE) is None
 
 

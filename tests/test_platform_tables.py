@@ -261,8 +261,15 @@ def test_linux_ipv4_structs(record: Any) -> None:
     log.clear()
     with me.McastRxSocket(V4, ["232.0.0.9"], 7000, iface=ETH, source_ips=["198.18.7.2"]):
         pass
-    # Linux ip_mreq_source: group, interface, source; IP_ADD_SOURCE_MEMBERSHIP = 39
-    assert ("setsockopt", IPPROTO_IP, 39, bytes([232, 0, 0, 9, 198, 18, 7, 1, 198, 18, 7, 2])) in log
+
+    # <linux/in.h> MCAST_JOIN_SOURCE_GROUP = 46 with RFC 3678 group_source_req: the interface by
+    # index (so a shared address can't pick the wrong one), 4 pad bytes, then two sockaddr_storage.
+    def sin(a: bytes) -> bytes:
+        return (struct.pack("=H", socket.AF_INET) + bytes(2) + a).ljust(128, b"\0")
+
+    req = struct.pack("=I4x", 7) + sin(bytes([232, 0, 0, 9])) + sin(bytes([198, 18, 7, 2]))
+    assert len(req) == 264
+    assert ("setsockopt", IPPROTO_IP, 46, req) in log
     assert not [c for c in log if c[0] == "setsockopt" and c[2] == 49]  # device-bound: not needed
 
 
@@ -292,7 +299,7 @@ def test_linux_spreads_sources_over_sockets(record: Any) -> None:
     with me.McastRxSocket(V4, ["232.0.0.10"], 7000, iface=ETH, source_ips=sources) as rx:
         assert len(rx.filenos()) == 3
     assert len(calls(log, "socket")) == 3
-    assert len([c for c in log if c[0] == "setsockopt" and c[2] == 39]) == 25
+    assert len([c for c in log if c[0] == "setsockopt" and c[1] == IPPROTO_IP and c[2] == 46]) == 25
     assert len(calls(log, "close")) == 3
 
 

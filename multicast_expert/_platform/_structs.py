@@ -138,6 +138,12 @@ def IPV6_MREQ(t: Target) -> bytes:  # noqa: N802
     return ipv6_mreq(t.group, t.ifindex)
 
 
+def GROUP_SOURCE_REQ4(t: Target) -> bytes:  # noqa: N802
+    """RFC 3678 ``group_source_req`` for IPv4 (Linux layout): the interface by index, so an
+    address shared by two interfaces still picks the right one."""
+    return group_source_req(socket.AF_INET, t.ifindex, t.group, t.source)
+
+
 def GROUP_SOURCE_REQ6(t: Target) -> bytes:  # noqa: N802
     """RFC 3678 ``group_source_req`` for IPv6 (Linux/Windows layout)."""
     return group_source_req(socket.AF_INET6, t.ifindex, t.group, t.source)

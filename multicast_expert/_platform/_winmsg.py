@@ -110,17 +110,18 @@ def destination(control: bytes, family: int) -> str | None:
 
 
 def recv_with_destination(
-    sock: socket.socket, bufsize: int, family: int
+    sock: socket.socket, bufsize: int, family: int, flags: int = 0
 ) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool, str | None]:
     """One datagram: (payload, sender, truncated, destination address). Raises BlockingIOError when
-    nothing is queued. A too-long datagram keeps its sender and its first ``bufsize`` bytes."""
+    nothing is queued. A too-long datagram keeps its sender and its first ``bufsize`` bytes.
+    ``flags`` go in as WSAMSG.dwFlags (MSG_PEEK 0x2 is accepted there, per WSARecvMsg's docs)."""
     fn = _function(sock)
     data = ctypes.create_string_buffer(bufsize)
     name = ctypes.create_string_buffer(128)
     control = ctypes.create_string_buffer(256)
     buf = _WsaBuf(bufsize, ctypes.addressof(data))
     msg = _WsaMsg(
-        ctypes.addressof(name), 128, ctypes.pointer(buf), 1, _WsaBuf(256, ctypes.addressof(control)), 0
+        ctypes.addressof(name), 128, ctypes.pointer(buf), 1, _WsaBuf(256, ctypes.addressof(control)), flags
     )
     got = ctypes.c_ulong()
     if fn(ctypes.c_size_t(sock.fileno()), ctypes.byref(msg), ctypes.byref(got), None, None) != 0:  # type: ignore[operator]

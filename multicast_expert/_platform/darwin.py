@@ -1,13 +1,16 @@
 """macOS: option numbers from the xnu sources, bsd/netinet/in.h, bsd/netinet6/in6.h and
-bsd/sys/socket.h (checked against golang.org/x/net's zsys_darwin.go)."""
+bsd/sys/socket.h (checked against golang.org/x/net's zsys_darwin.go). Options, I/O and host classes."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from . import _structs as st
+from ._host import Host
+from ._io import DatagramIO
+from ._kinds import Concern
+from ._options import V4, V6, Opt, OsOptions, Table, both, multicast_basics, source_options
 from ._posix import fd_limits, posix_fd_room
-from ._table import V4, V6, Opt, OsTable, both, multicast_basics, source_options
 
 # bsd/sys/socket.h
 SOL_SOCKET = 0xFFFF
@@ -37,16 +40,16 @@ MCAST_BLOCK_SOURCE = 84
 MCAST_UNBLOCK_SOURCE = 85
 
 
-class DarwinMulticast(OsTable):
+class DarwinMulticast(OsOptions):
     """macOS: shared ports need SO_REUSEPORT; loopback on only for the loopback interface."""
 
     name = "macOS"
-    OPTIONS: ClassVar[dict[tuple[str, int], Opt]] = {
-        **both("reuseaddr", Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
-        **both("reuseport", Opt(SOL_SOCKET, SO_REUSEPORT, st.INT)),
-        **both("rcvbuf", Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
-        ("bind_device", V4): Opt(IPPROTO_IP, IP_BOUND_IF, st.IFINDEX),
-        ("bind_device", V6): Opt(IPPROTO_IPV6, IPV6_BOUND_IF, st.IFINDEX),
+    OPTIONS: ClassVar[Table] = {
+        **both(Concern.REUSEADDR, Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
+        **both(Concern.REUSEPORT, Opt(SOL_SOCKET, SO_REUSEPORT, st.INT)),
+        **both(Concern.RCVBUF, Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
+        (Concern.BIND_DEVICE, V4): Opt(IPPROTO_IP, IP_BOUND_IF, st.IFINDEX),
+        (Concern.BIND_DEVICE, V6): Opt(IPPROTO_IPV6, IPV6_BOUND_IF, st.IFINDEX),
         **multicast_basics(
             (IPPROTO_IP, IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP),
             (IPPROTO_IPV6, IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_JOIN_GROUP),
@@ -63,6 +66,19 @@ class DarwinMulticast(OsTable):
 
     def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
         return iface_is_loopback or external_loopback
+
+    def fd_limits(self) -> tuple[int, int] | None:
+        return fd_limits()
+
+
+class DarwinIO(DatagramIO):
+    """macOS I/O: recvmsg with MSG_DONTWAIT; selectors (kqueue) with a socket-pair waker."""
+
+    DONTWAIT = 0x80  # MSG_DONTWAIT, bsd/sys/socket.h
+
+
+class DarwinHost(Host):
+    """macOS host details: netifaces plus RLIMIT_NOFILE."""
 
     def ensure_fd_room(self, needed: int, *, force: bool = False) -> tuple[int, int] | None:
         return posix_fd_room(needed, force=force)  # macOS's default soft limit is only 256

@@ -1,5 +1,6 @@
-"""Linux: option numbers from <linux/in.h>, <linux/in6.h>, <asm-generic/socket.h>; policies
-measured on Linux 6.x (see shared/linux-multicast-facts.md)."""
+"""Linux: option numbers from the kernel's UAPI headers <linux/in.h>, <linux/in6.h>,
+<asm-generic/socket.h>, <linux/rtnetlink.h>, <linux/sockios.h>, <linux/if.h>; policies measured on
+Linux 6.x (the project's measured kernel notes). Three classes, one per job: options, I/O, host."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from . import _mmsg
 from . import _structs as st
+from ._host import Host
+from ._io import DatagramIO, Raw
+from ._kinds import Action, Concern
+from ._options import V4, V6, Address, Meta, Opt, OsOptions, Table, both, multicast_basics, source_options
+from ._poller import EpollPoller, EventfdWaker, Poller
 from ._posix import fd_limits, posix_fd_room
-from ._table import V4, V6, Meta, Opt, OsTable, both, multicast_basics, source_options
 
 if sys.platform != "win32":  # (every OS imports this module; only Linux uses it)
     import fcntl
@@ -60,6 +65,7 @@ SO_TIMESTAMPNS = 35  # also the control message type (SCM_TIMESTAMPNS): struct t
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
+RTM_DELLINK = 17  # message type: a link went away
 # <linux/sockios.h>, <linux/if.h>
 SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
@@ -71,25 +77,25 @@ IFF_MULTICAST = 0x1000
 _sockaddrs: dict[tuple[int, tuple[str, int] | tuple[str, int, int, int]], bytes] = {}
 
 
-class LinuxMulticast(OsTable):
+class LinuxMulticast(OsOptions):
     """Linux: one socket per (group, interface), bound to the group and tied to the device."""
 
     name = "Linux"
-    OPTIONS: ClassVar[dict[tuple[str, int], Opt]] = {
-        **both("reuseaddr", Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
+    OPTIONS: ClassVar[Table] = {
+        **both(Concern.REUSEADDR, Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
         # No SO_REUSEPORT: Linux would spread a group's datagrams over the sockets sharing a port
         # instead of giving each socket a copy (SO_REUSEADDR does the latter).
-        **both("rcvbuf", Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
+        **both(Concern.RCVBUF, Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
         # Without a device binding a socket also gets its group arriving on other interfaces
         # whenever another socket on the host joined it there (IPv6 even with IPV6_MULTICAST_ALL=0).
-        **both("bind_device", Opt(SOL_SOCKET, SO_BINDTODEVICE, st.IFNAME)),
-        ("recv_ttl", V4): Opt(IPPROTO_IP, IP_RECVTTL, st.INT),
-        ("recv_ttl", V6): Opt(IPPROTO_IPV6, IPV6_RECVHOPLIMIT, st.INT),
-        ("recv_tos", V4): Opt(IPPROTO_IP, IP_RECVTOS, st.INT),
-        ("recv_tos", V6): Opt(IPPROTO_IPV6, IPV6_RECVTCLASS, st.INT),
-        **both("timestamps", Opt(SOL_SOCKET, SO_TIMESTAMPNS, st.INT)),
-        ("multicast_all", V4): Opt(IPPROTO_IP, IP_MULTICAST_ALL, st.INT),
-        ("multicast_all", V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_ALL, st.INT),
+        **both(Concern.BIND_DEVICE, Opt(SOL_SOCKET, SO_BINDTODEVICE, st.IFNAME)),
+        (Concern.RECV_TTL, V4): Opt(IPPROTO_IP, IP_RECVTTL, st.INT),
+        (Concern.RECV_TTL, V6): Opt(IPPROTO_IPV6, IPV6_RECVHOPLIMIT, st.INT),
+        (Concern.RECV_TOS, V4): Opt(IPPROTO_IP, IP_RECVTOS, st.INT),
+        (Concern.RECV_TOS, V6): Opt(IPPROTO_IPV6, IPV6_RECVTCLASS, st.INT),
+        **both(Concern.TIMESTAMPS, Opt(SOL_SOCKET, SO_TIMESTAMPNS, st.INT)),
+        (Concern.MULTICAST_ALL, V4): Opt(IPPROTO_IP, IP_MULTICAST_ALL, st.INT),
+        (Concern.MULTICAST_ALL, V6): Opt(IPPROTO_IPV6, IPV6_MULTICAST_ALL, st.INT),
         **multicast_basics(
             (IPPROTO_IP, IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP),
             (IPPROTO_IPV6, IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_ADD_MEMBERSHIP),
@@ -97,21 +103,35 @@ class LinuxMulticast(OsTable):
             if4=st.IP_MREQN_IFACE,
             join4=st.IP_MREQN,
         ),
+        # RFC 3678's MCAST_* options name the interface by index for IPv4 too: IP_ADD_SOURCE_MEMBERSHIP
+        # names it by address, which picks the wrong one when two interfaces share an address.
         **source_options(
-            (IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE, IP_UNBLOCK_SOURCE),
+            (IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, MCAST_BLOCK_SOURCE, MCAST_UNBLOCK_SOURCE),
             (IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, MCAST_BLOCK_SOURCE, MCAST_UNBLOCK_SOURCE),
-            shape4=st.IP_MREQ_SOURCE_GIS,
+            shape4=st.GROUP_SOURCE_REQ4,
             shape6=st.GROUP_SOURCE_REQ6,
         ),
     }
     #: Defaults of net.ipv4.igmp_max_msf and net.ipv6.mld_max_msf.
     SOURCES_PER_SOCKET: ClassVar[dict[int, int]] = {V4: 10, V6: 64}
-    LIMIT_HINTS: ClassVar[dict[tuple[str, int], str]] = {
-        ("join", V4): "net.ipv4.igmp_max_memberships",
-        ("join", V6): "net.core.optmem_max",
-        ("join_source", V4): "net.ipv4.igmp_max_msf",
-        ("join_source", V6): "net.ipv6.mld_max_msf",
+    LIMIT_HINTS: ClassVar[dict[tuple[Action, int], str]] = {
+        (Action.OPEN_RX, V4): "net.ipv4.igmp_max_memberships",
+        (Action.OPEN_RX, V6): "net.core.optmem_max",
+        **{(a, V4): "net.ipv4.igmp_max_msf" for a in (Action.JOIN_SOURCE, Action.BLOCK_SOURCE)},
+        **{(a, V6): "net.ipv6.mld_max_msf" for a in (Action.JOIN_SOURCE, Action.BLOCK_SOURCE)},
     }
+
+    def fd_limits(self) -> tuple[int, int] | None:
+        return fd_limits()
+
+
+class LinuxIO(DatagramIO):
+    """Linux I/O: recvmmsg/sendmmsg (ctypes), metadata control messages, epoll with an eventfd."""
+
+    DONTWAIT = 0x40  # MSG_DONTWAIT, <bits/socket.h>
+
+    def poller(self, fds: Iterable[int]) -> Poller:
+        return EpollPoller(fds, EventfdWaker())
 
     def decode_meta(self, anc: list[tuple[int, int, bytes]], family: int) -> Meta:
         ttl = tos = None
@@ -130,19 +150,14 @@ class LinuxMulticast(OsTable):
                 stamp = sec + nsec / 1e9
         return ttl, tos, stamp
 
-    def recv_many(
-        self, sock: socket.socket, count: int, size: int, meta: bool
-    ) -> (
-        list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool, list[tuple[int, int, bytes]]]]
-        | None
-    ):
+    def recv_many(self, sock: socket.socket, count: int, size: int, meta: bool) -> list[Raw] | None:
         return _mmsg.recv_many(sock, count, size, meta)
 
     def send_many(
         self,
         sock: socket.socket,
         family: int,
-        datagrams: Sequence[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
+        datagrams: Sequence[tuple[bytes, Address]],
     ) -> int | None:
         cache = _sockaddrs
         raw = []
@@ -155,6 +170,10 @@ class LinuxMulticast(OsTable):
             raw.append((payload, name))
         return _mmsg.send_many(sock, raw)
 
+
+class LinuxHost(Host):
+    """Linux host details: rtnetlink notifications, /proc and /sys, SIOCGIFFLAGS, RLIMIT_NOFILE."""
+
     def interface_watch(self) -> socket.socket | None:
         if sys.platform != "linux":
             return None
@@ -165,6 +184,29 @@ class LinuxMulticast(OsTable):
             sock.close()
             raise
         return sock
+
+    def drain_watch(self, watch: socket.socket) -> set[int] | None:
+        # struct nlmsghdr {u32 len; u16 type; u16 flags; u32 seq; u32 pid} (<linux/netlink.h>), then
+        # for link messages struct ifinfomsg {u8 family; u8 pad; u16 type; i32 index; ...}
+        # (<linux/rtnetlink.h>); messages are 4-byte aligned (NLMSG_ALIGNTO).
+        gone: set[int] = set()
+        while True:
+            try:
+                data = watch.recv(65536)
+            except BlockingIOError:
+                return gone
+            except OSError:  # ENOBUFS: notifications overflowed and were lost
+                return None
+            if not data:
+                return gone
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if length < 16:
+                    break
+                if kind == RTM_DELLINK and offset + 24 <= len(data):
+                    gone.add(struct.unpack_from("=i", data, offset + 20)[0])
+                offset += (length + 3) & ~3
 
     def ensure_fd_room(self, needed: int, *, force: bool = False) -> tuple[int, int] | None:
         return posix_fd_room(needed, force=force)
@@ -235,8 +277,8 @@ class LinuxMulticast(OsTable):
     def memberships(self) -> list[tuple[str, str]] | None:
         found: list[tuple[str, str]] = []
         try:
-            igmp = Path("/proc/net/igmp").read_text().splitlines()[1:]
-            igmp6 = Path("/proc/net/igmp6").read_text().splitlines()
+            igmp = Path("/proc/thread-self/net/igmp").read_text().splitlines()[1:]
+            igmp6 = Path("/proc/thread-self/net/igmp6").read_text().splitlines()
         except OSError:
             return None
         dev = ""

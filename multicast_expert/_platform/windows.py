@@ -7,12 +7,17 @@ import ctypes
 import socket
 import sys
 import uuid
+from collections.abc import Iterable
 from typing import ClassVar
 
 from .._errors import MulticastOSError
 from . import _structs as st
 from . import _winmsg
-from ._table import V4, V6, Opt, OsTable, both, multicast_basics, source_options
+from ._host import Host
+from ._io import DROPPED, DatagramIO, Dropped
+from ._kinds import Action, Concern
+from ._options import V4, V6, Address, Meta, Opt, OsOptions, Table, both, multicast_basics, source_options
+from ._poller import Poller, Waker, WsaPoller
 
 # winsock2.h
 SOL_SOCKET = 0xFFFF
@@ -38,17 +43,18 @@ MCAST_UNBLOCK_SOURCE = 44
 MCAST_JOIN_SOURCE_GROUP = 45
 # winerror.h
 WSAEACCES = 10013
+WSAEINVAL = 10022
 WSAEMSGSIZE = 10040
 WSAENETUNREACH = 10051
 
 
-class WindowsMulticast(OsTable):
+class WindowsMulticast(OsOptions):
     """Windows: receive sockets bind to the interface address; loopback acts on the receiver."""
 
     name = "Windows"
-    OPTIONS: ClassVar[dict[tuple[str, int], Opt]] = {
-        **both("reuseaddr", Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
-        **both("rcvbuf", Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
+    OPTIONS: ClassVar[Table] = {
+        **both(Concern.REUSEADDR, Opt(SOL_SOCKET, SO_REUSEADDR, st.INT)),
+        **both(Concern.RCVBUF, Opt(SOL_SOCKET, SO_RCVBUF, st.INT)),
         **multicast_basics(
             (IPPROTO_IP, IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP),
             (IPPROTO_IPV6, IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_ADD_MEMBERSHIP),
@@ -61,12 +67,80 @@ class WindowsMulticast(OsTable):
             shape4=st.IP_MREQ_SOURCE_GSI,
             shape6=st.GROUP_SOURCE_REQ6_WINDOWS,
         ),
-        ("pktinfo", V4): Opt(IPPROTO_IP, _winmsg.IP_PKTINFO, st.INT),
-        ("pktinfo", V6): Opt(IPPROTO_IPV6, _winmsg.IPV6_PKTINFO, st.INT),
+        (Concern.PKTINFO, V4): Opt(IPPROTO_IP, _winmsg.IP_PKTINFO, st.INT),
+        (Concern.PKTINFO, V6): Opt(IPPROTO_IPV6, _winmsg.IPV6_PKTINFO, st.INT),
     }
     RX_BIND_GROUP = False
     LOOP_ON_RECEIVER = True
     FILTER_BY_DESTINATION = True
+    #: WSAEINVAL (winerror.h): what a disconnected adapter answers a join with.
+    SKIPPABLE_EXTRA = frozenset({WSAEINVAL})
+
+    def harmless_send_error(self, exc: OSError, iface_is_loopback: bool) -> bool:
+        # WSAENETUNREACH on the loopback interface when no socket listens there: nothing is wrong.
+        return iface_is_loopback and getattr(exc, "winerror", None) == WSAENETUNREACH
+
+    def explain_oserror(
+        self, exc: OSError, action: Action, family: int, where: str
+    ) -> MulticastOSError | None:
+        if getattr(exc, "winerror", None) == WSAEACCES:
+            return MulticastOSError(
+                exc.errno,
+                f"{where} failed: access denied (WinError 10013): another program holds this port "
+                "with SO_EXCLUSIVEADDRUSE, or a security policy forbids it; pick another port or stop "
+                "that program",
+            )
+        return super().explain_oserror(exc, action, family, where)
+
+    def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
+        return True  # the receiving socket decides on Windows
+
+
+class WindowsIO(DatagramIO):
+    """Windows I/O: WSARecvMsg with IP_PKTINFO (the destination tells a group's datagrams from
+    unicast to the interface address and port, which Windows also delivers to a socket bound
+    there); non-blocking sockets (Winsock has no MSG_DONTWAIT); WSAPoll."""
+
+    DONTWAIT = 0
+
+    def _read(
+        self, sock: socket.socket, bufsize: int, flags: int, group: str
+    ) -> tuple[bytes, Address, bool] | Dropped:
+        family = socket.AF_INET6 if sock.family == socket.AF_INET6 else socket.AF_INET
+        data, src, truncated, dst = _winmsg.recv_with_destination(sock, bufsize, family, flags)
+        if dst is not None and dst != group.split("%", maxsplit=1)[0]:
+            return DROPPED  # sent to another address (unicast to the port): never delivered
+        return data, src, truncated
+
+    def recvfrom(
+        self, sock: socket.socket, bufsize: int, flags: int, group: str
+    ) -> tuple[bytes, Address] | Dropped:
+        got = self._read(sock, bufsize, flags, group)
+        if isinstance(got, Dropped):
+            if flags:  # a peek left the foreign datagram queued: take it off
+                self._read(sock, bufsize, 0, group)
+            return got
+        return got[0], got[1]
+
+    def recv_packet(
+        self, sock: socket.socket, bufsize: int, group: str
+    ) -> tuple[bytes, Address, bool] | Dropped:
+        return self._read(sock, bufsize, 0, group)
+
+    def recv_packet_meta(
+        self, sock: socket.socket, bufsize: int, family: int, group: str
+    ) -> tuple[bytes, Address, bool, Meta] | Dropped:
+        got = self._read(sock, bufsize, 0, group)
+        if isinstance(got, Dropped):
+            return got
+        return got[0], got[1], got[2], (None, None, None)  # Windows has no TTL/TOS/time messages here
+
+    def poller(self, fds: Iterable[int]) -> Poller:
+        return WsaPoller(fds, Waker())
+
+
+class WindowsHost(Host):
+    """Windows host details: adapter GUIDs to indexes (iphlpapi)."""
 
     def iface_index(self, name: str) -> int:
         # netifaces names adapters by GUID: GUID -> LUID -> index (netioapi.h) works for IPv6-only
@@ -89,32 +163,3 @@ class WindowsMulticast(OsTable):
         if ret != 0:
             raise OSError(ret, f"no interface index for {name!r} (GetAdapterIndex error {ret})")
         return int(index.value)
-
-    def harmless_send_error(self, exc: OSError, iface_is_loopback: bool) -> bool:
-        # WSAENETUNREACH on the loopback interface when no socket listens there: nothing is wrong.
-        return iface_is_loopback and getattr(exc, "winerror", None) == WSAENETUNREACH
-
-    def explain_oserror(self, exc: OSError, action: str, family: int) -> MulticastOSError | None:
-        if getattr(exc, "winerror", None) == WSAEACCES:
-            return MulticastOSError(
-                exc.errno,
-                f"{action} failed: access denied (WinError 10013): another program holds this port "
-                "with SO_EXCLUSIVEADDRUSE, or a security policy forbids it; pick another port or stop "
-                "that program",
-            )
-        return super().explain_oserror(exc, action, family)
-
-    def tx_loopback(self, iface_is_loopback: bool, external_loopback: bool) -> bool:
-        return True  # the receiving socket decides on Windows
-
-    def recv_packet(
-        self, sock: socket.socket, bufsize: int, group: str | None = None
-    ) -> tuple[bytes, tuple[str, int] | tuple[str, int, int, int], bool]:
-        # WSARecvMsg with IP_PKTINFO: the destination tells the group from unicast sent to the
-        # interface address and port (which Windows also delivers to a socket bound there); a
-        # datagram not sent to ``group`` is dropped here. A too-long one keeps sender and payload.
-        family = socket.AF_INET6 if sock.family == socket.AF_INET6 else socket.AF_INET
-        data, src, truncated, dst = _winmsg.recv_with_destination(sock, bufsize, family)
-        if group is not None and dst is not None and dst != group.split("%")[0]:
-            raise BlockingIOError(_winmsg.WSAEWOULDBLOCK, f"datagram to {dst}, not {group}: dropped")
-        return data, src, truncated

@@ -49,7 +49,7 @@ class _Report:
 
 
 def _sysctl(name: str) -> str | None:
-    return _platform.OPS.read_setting(name)
+    return _platform.HOST.read_setting(name)
 
 
 def _run(cmd: list[str]) -> str | None:
@@ -66,7 +66,7 @@ def _doctor_interfaces(r: _Report, ifaces: list[IfaceInfo]) -> None:
     r.out.write("Interfaces\n")
     for i in ifaces:
         name = i.machine_name
-        flags = _platform.OPS.iface_flags(name)
+        flags = _platform.HOST.iface_flags(name)
         if flags is None:
             r.info(f"{i}: flags unknown on this OS")
         elif not flags["up"]:
@@ -270,7 +270,7 @@ def _doctor_environment(r: _Report) -> None:
 
 def _doctor_memberships(r: _Report) -> None:
     r.out.write("Current memberships\n")
-    found = _platform.OPS.memberships()
+    found = _platform.HOST.memberships()
     if found is None:
         r.info("memberships not readable on this OS")
         return

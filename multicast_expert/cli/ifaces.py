@@ -19,7 +19,7 @@ def cmd_ifaces(args: argparse.Namespace, out: TextIO) -> int:
     rows: list[dict[str, object]] = []
     lines = [f"{'NAME':<16} {'IDX':>4} {'UP':<4} {'MCAST':<6} {'DEFAULT':<10} ADDRESSES"]
     for i in ifaces:
-        flags = _platform.OPS.iface_flags(i.machine_name) or {}
+        flags = _platform.HOST.iface_flags(i.machine_name) or {}
         default = [v for v, d in (("IPv4", d4), ("IPv6", d6)) if d is not None and d.index == i.index]
         ip4 = [str(a) for a in i.ip4_addrs]
         ip6 = [str(a) for a in i.ip6_addrs]

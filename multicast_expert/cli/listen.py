@@ -100,7 +100,7 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
             try:
                 _receive(args, rx, stats, out)
             finally:
-                drops = _platform.OPS.socket_drops(rx.sockets)
+                drops = _platform.HOST.socket_drops(rx.sockets)
     except KeyboardInterrupt:
         pass
     finally:
@@ -143,7 +143,7 @@ def _receive(args: argparse.Namespace, rx: McastRxSocket, stats: _Stats, out: Te
         now = time.monotonic()
         if args.stats and now - last_report >= 1.0:
             span = now - last_report
-            drops = _platform.OPS.socket_drops(rx.sockets)
+            drops = _platform.HOST.socket_drops(rx.sockets)
             out.write(
                 f"{stats.window_packets / span:.0f} pkt/s {stats.window_bytes / span:.0f} B/s "
                 f"total={stats.packets} gaps={stats.gaps} reorders={stats.reorders}"

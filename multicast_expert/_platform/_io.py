@@ -1,0 +1,94 @@
+"""The per-OS layer's datagram I/O: reading without waiting, reading with metadata, batch receive
+and send, and the poller with its wake-up descriptor.
+
+Layering rule: part of ``_platform``; imports only its siblings. Nothing above it knows which
+system call reads a datagram.
+
+Results are classified for the receive engine: a read returns its datagram, raises
+``BlockingIOError`` when nothing is queued, or returns :data:`DROPPED` when it took a datagram
+that the socket must not deliver (Windows' destination filter), so the engine reads again.
+"""
+
+from __future__ import annotations
+
+import enum
+import socket
+import sys
+from collections.abc import Iterable, Sequence
+from typing import ClassVar, Final
+
+from ._options import Address, Meta
+from ._poller import Poller, Waker
+
+
+class Dropped(enum.Enum):
+    """The type of :data:`DROPPED`."""
+
+    DROPPED = "dropped"
+
+
+#: A read took a datagram that was not for this socket; read again.
+DROPPED: Final = Dropped.DROPPED
+
+_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))  # a plain int: IntFlag's & costs ~0.7 us
+
+#: One datagram with its ancillary data, as batch reads return it.
+Raw = tuple[bytes, Address, bool, list[tuple[int, int, bytes]]]
+
+
+class DatagramIO:
+    """One OS's datagram I/O; this base is the POSIX one (recvmsg, selectors, socket-pair waker)."""
+
+    #: The flag that makes one read never wait on a blocking socket (MSG_DONTWAIT). 0 where the OS
+    #: has none (Windows): receive sockets are then made non-blocking instead (see :meth:`prepare_rx`).
+    DONTWAIT: ClassVar[int] = int(getattr(socket, "MSG_DONTWAIT", 0))
+
+    def prepare_rx(self, sock: socket.socket) -> None:
+        """Make a new receive socket readable without waiting. With MSG_DONTWAIT the socket stays
+        blocking (as multicast_expert 1.2.0's were, for programs that read ``rx.sockets``)."""
+        if not self.DONTWAIT:
+            sock.setblocking(False)
+
+    def recvfrom(
+        self, sock: socket.socket, bufsize: int, flags: int, group: str
+    ) -> tuple[bytes, Address] | Dropped:
+        """One datagram without waiting: ``(payload, sender)``."""
+        got: tuple[bytes, Address] = sock.recvfrom(bufsize, flags | self.DONTWAIT)
+        return got
+
+    def recv_packet(
+        self, sock: socket.socket, bufsize: int, group: str
+    ) -> tuple[bytes, Address, bool] | Dropped:
+        """One datagram without waiting: ``(payload, sender, truncated)``."""
+        if sys.platform == "win32":  # (type checkers: Windows' class overrides this)
+            raise NotImplementedError
+        data, _anc, msg_flags, addr = sock.recvmsg(bufsize, 0, self.DONTWAIT)
+        return data, addr, bool(msg_flags & _MSG_TRUNC)
+
+    def recv_packet_meta(
+        self, sock: socket.socket, bufsize: int, family: int, group: str
+    ) -> tuple[bytes, Address, bool, Meta] | Dropped:
+        """One datagram with its metadata: ``(payload, sender, truncated, (ttl, tos, time))``."""
+        if sys.platform == "win32":
+            raise NotImplementedError
+        data, anc, msg_flags, addr = sock.recvmsg(bufsize, 256, self.DONTWAIT)
+        return data, addr, bool(msg_flags & _MSG_TRUNC), self.decode_meta(anc, family)
+
+    def decode_meta(self, anc: list[tuple[int, int, bytes]], family: int) -> Meta:
+        """(ttl, tos, timestamp) from ancillary data; None for what is absent or unknown here."""
+        return (None, None, None)
+
+    def recv_many(self, sock: socket.socket, count: int, size: int, meta: bool) -> list[Raw] | None:
+        """Up to ``count`` queued datagrams in one system call, or None where the OS has no such
+        call (the caller then reads one at a time)."""
+        return None
+
+    def send_many(
+        self, sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]]
+    ) -> int | None:
+        """Send datagrams in as few system calls as possible; None where the OS has no such call."""
+        return None
+
+    def poller(self, fds: Iterable[int]) -> Poller:
+        """A poller over ``fds`` plus a fresh wake-up descriptor."""
+        return Poller(fds, Waker())
