@@ -443,7 +443,7 @@ class McastRxSocket(OpenCloseContext):
         groups: the ready sockets share ``max_packets`` equally, and the remainder goes to a
         different group each call. Each group's datagrams come in arrival order. On Linux one
         ``recvmmsg`` system call reads many datagrams of a socket, into per-thread buffers of at
-        most 2 MiB whatever ``max_packets`` is.
+        most 4 MiB whatever ``max_packets`` is.
 
         Raises:
             MulticastExpertError: the socket is closed.

@@ -91,8 +91,16 @@ _SIZE_T = struct.Struct("@N")
 _INT = struct.Struct("@i")
 
 
+#: Most bytes of datagram buffer one thread keeps for batch receives, whatever the batch size:
+#: a batch of more datagrams than fit is read with several recvmmsg calls into the same buffers.
+RECV_BUDGET = 4 << 20
+#: Most datagrams one recvmmsg call reads (the kernel caps a call at UIO_MAXIOV, 1024).
+_MAX_SLOTS = 1024
+
+
 class _RecvBuffers:
-    """Buffers for up to ``count`` datagrams of ``size`` bytes (kept per thread and reused).
+    """Buffers for up to ``count`` datagrams of ``size`` bytes (kept per thread and reused; the
+    memory is zero-filled once, when made, never per call).
 
     Results are read back through memoryviews and ``struct`` rather than ctypes field access,
     which costs microseconds per field.
@@ -137,14 +145,13 @@ class _RecvBuffers:
 _local = threading.local()
 
 
-def _buffers(count: int, size: int, control: bool) -> _RecvBuffers:
-    cache: dict[tuple[int, int, bool], _RecvBuffers] = getattr(_local, "cache", None) or {}
-    _local.cache = cache
-    bufs = cache.get((count, size, control))
-    if bufs is None:
-        if len(cache) > 4:
-            cache.clear()
-        bufs = cache[(count, size, control)] = _RecvBuffers(count, size, control)
+def _buffers(size: int, control: bool) -> _RecvBuffers:
+    """This thread's buffers for datagrams of ``size`` bytes: as many slots as RECV_BUDGET allows.
+    One set per thread (a new size replaces it), so memory stays bounded whatever callers ask."""
+    bufs: _RecvBuffers | None = getattr(_local, "recv", None)
+    if bufs is None or bufs.size != size or (bufs.control is not None) != control:
+        slots = max(1, min(_MAX_SLOTS, RECV_BUDGET // size))
+        bufs = _local.recv = _RecvBuffers(slots, size, control)
     return bufs
 
 
@@ -176,19 +183,33 @@ _names: dict[bytes, Address] = {}
 
 
 def recv_many(sock: socket.socket, count: int, size: int, control: bool) -> list[Received]:
-    """Up to ``count`` queued datagrams from ``sock`` without waiting; [] if none is queued."""
-    bufs = _buffers(count, size, control)
+    """Up to ``count`` queued datagrams from ``sock`` without waiting; [] if none is queued.
+
+    Reads with as many recvmmsg calls as the thread's buffers need (one, unless ``count`` datagrams
+    of ``size`` bytes exceed RECV_BUDGET); stops at the first call that finds fewer than it asked.
+    """
+    bufs = _buffers(size, control)
+    fd = sock.fileno()
+    out: list[Received] = []
+    while len(out) < count:
+        want = min(count - len(out), bufs.count)
+        got = _recv_into(bufs, fd, want, size, out)
+        if got < want:
+            break
+    return out
+
+
+def _recv_into(bufs: _RecvBuffers, fd: int, want: int, size: int, out: list[Received]) -> int:
     bufs.reset()
-    n = _c().recvmmsg(sock.fileno(), bufs.msgs, count, MSG_DONTWAIT, None)
+    n = _c().recvmmsg(fd, bufs.msgs, want, MSG_DONTWAIT, None)
     if n < 0:
         err = ctypes.get_errno()
         if err in (11, 4):  # EAGAIN / EINTR
-            return []
+            return 0
         raise OSError(err, os.strerror(err))
     bufs.dirty = n
     data, names, ctrl = bufs.data_view, bufs.name_view, bufs.control_view
     known = _names
-    out: list[Received] = []
     append = out.append
     for i, (_, namelen, _, _, _, used, flags, length) in enumerate(_HDR.iter_unpack(bufs.hdrs[: n * _MMSG])):
         raw_name = bytes(names[i * _NAME_SIZE : i * _NAME_SIZE + namelen])
@@ -205,7 +226,7 @@ def recv_many(sock: socket.socket, count: int, size: int, control: bool) -> list
             else []
         )
         append((payload, src, bool(flags & MSG_TRUNC), anc))
-    return out
+    return int(n)
 
 
 class _SendBuffers:

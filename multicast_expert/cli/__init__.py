@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from .. import __version__, _netns
+from .. import __version__
+from ..testing import _netns
 from ._common import EXIT_OK, EXIT_USAGE, Parser, UsageError, port, positive
 from .demo import cmd_demo
 from .doctor import cmd_doctor

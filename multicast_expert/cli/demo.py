@@ -6,10 +6,10 @@ import argparse
 import socket
 from typing import TextIO
 
-from .. import _netns
 from .._errors import MulticastExpertError
 from ..interfaces import rescan_interfaces
 from ..rx_socket import McastRxSocket
+from ..testing import _netns
 from ..tx_socket import McastTxSocket
 from ._common import EXIT_OK, EXIT_PROBLEM
 

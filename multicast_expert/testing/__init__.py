@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ..interfaces import rescan_interfaces
 from ._netns import (
     CLONE_NEWNET,
     MARKER_ENV,
@@ -44,7 +45,6 @@ from ._netns import (
     setup_host_namespace,
     sysctl,
 )
-from .interfaces import rescan_interfaces
 
 _T = TypeVar("_T")
 
