@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import time
 import warnings
 from collections.abc import Iterator
 
 import pytest
-from helpers import V4, V6, Net, send_from_peer
+from helpers import V4, V6, Net
+from wire import arrives, dropped_from
 
 import multicast_expert as me
 from multicast_expert import testing
@@ -27,63 +27,12 @@ def groups_for(family: int, n: int) -> list[str]:
     return [f"239.200.{n}.{i}" for i in (1, 2)] if family == V4 else [f"ff15::200:{n}:{i}" for i in (1, 2)]
 
 
-def own_ip(peer: testing.Peer, family: int) -> str:
-    return peer.peer_ip4 if family == V4 else peer.peer_ip6
-
-
 @contextlib.contextmanager
 def quiet_skips() -> Iterator[None]:
     """Opening or following on the default set warns about interfaces it skips; not the point here."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-
-
-def received(rx: me.McastRxSocket) -> list[me.McastPacket]:
-    """Whatever a receive hands out now (the socket's own timeout applies to the first)."""
-    got = []
-    while (p := rx.recv_packet()) is not None:
-        got.append(p)
-    return got
-
-
-def arrives(
-    rx: me.McastRxSocket,
-    peer: testing.Peer,
-    family: int,
-    group: str,
-    port: int,
-    src_ip: str | None = None,
-    limit: float = 3.0,
-) -> bool:
-    """Whether a datagram sent from ``peer`` (from ``src_ip``) to ``group`` reaches ``rx``: sends
-    again every round until it does or ``limit`` passes (a join may take a moment)."""
-    deadline = time.monotonic() + limit
-    n = 0
-    while time.monotonic() < deadline:
-        payload = b"probe %s %d" % (group.encode(), n)
-        n += 1
-        with contextlib.suppress(OSError):  # a link coming back may not route yet
-            send_from_peer(peer, family, group, port, [payload], src_ip=src_ip)
-        if any(p.payload == payload for p in received(rx)):
-            return True
-    return False
-
-
-def dropped_from(
-    rx: me.McastRxSocket, peer: testing.Peer, family: int, group: str, port: int, stranger: str
-) -> bool:
-    """Whether datagrams from ``stranger`` are dropped while ``peer``'s own address still gets
-    through: each stranger datagram is followed by a marker from the peer's address on the same
-    link, so once the marker is in, the stranger's would be too."""
-    for n in range(20):
-        from_stranger, marker = b"stranger %d" % n, b"marker %d" % n
-        send_from_peer(peer, family, group, port, [from_stranger], src_ip=stranger)
-        send_from_peer(peer, family, group, port, [marker])
-        payloads = {p.payload for p in received(rx)}
-        if marker in payloads:
-            return not any(p.startswith(b"stranger") for p in payloads)
-    raise AssertionError(f"no datagram from {own_ip(peer, family)} arrived on {group}")
 
 
 # ---- item 9: a failed block_source changes nothing ---------------------------------------------
