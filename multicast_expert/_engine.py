@@ -49,6 +49,8 @@ class Readable(Protocol):
     fd: int
     live: bool
 
+    def close(self) -> None: ...
+
 
 class Changes(Protocol[_T]):
     """A membership change: the units added and removed."""
@@ -173,7 +175,7 @@ class ReceiveEngine(Generic[_U]):
                     if poller is not None:
                         with contextlib.suppress(OSError, ValueError, KeyError):
                             poller.unregister(u.fd)
-                u.sock.close()
+                u.close()
             for u in change.added:
                 self.by_fd[u.fd] = u
                 if poller is not None:
@@ -223,8 +225,7 @@ class ReceiveEngine(Generic[_U]):
             if poller is not None:
                 poller.waker.wake()  # the poller itself closes once no receiver holds it
             for u in units:
-                u.live = False
-                u.sock.close()
+                u.close()
             self.by_fd = {}
             self._ready.clear()
             self._single = None

@@ -32,18 +32,32 @@ from .interfaces import IfaceInfo, cached_interfaces, iface_ip, listenable_inter
 class Unit:
     """One OS socket: a group (with some of its sources) on one interface."""
 
-    __slots__ = ("fd", "group", "iface", "live", "sock", "sources", "target")
+    __slots__ = ("fd", "group", "iface", "live", "reader", "sock", "sources", "target")
 
     def __init__(
-        self, sock: socket.socket, group: str, iface: IfaceInfo, sources: tuple[str, ...], target: Target
+        self,
+        sock: socket.socket,
+        reader: socket.socket,
+        group: str,
+        iface: IfaceInfo,
+        sources: tuple[str, ...],
+        target: Target,
     ) -> None:
+        #: The OS socket, as the socket class exposes it.
         self.sock = sock
+        #: What the library reads it through (see DatagramIO.reader).
+        self.reader = reader
         self.fd = sock.fileno()
         self.group = group
         self.iface = iface
         self.sources = sources
         self.target = target
         self.live = True
+
+    def close(self) -> None:
+        """Close the OS socket (leaving its group on its interface)."""
+        self.live = False
+        _platform.IO.release(self.reader, self.sock)
 
 
 class Change(NamedTuple):
@@ -358,7 +372,9 @@ class Membership:
             with _platform.os_errors(action, family, where):
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 undo.callback(sock.close)
-                io.prepare_rx(sock)
+                reader = io.reader(sock)
+                if reader is not sock:
+                    undo.callback(reader.detach)  # (runs first: the stack unwinds in reverse)
                 ops.configure_rx(sock, family, t, st.port, loop)
                 for src in chunk:
                     ops.set(sock, Concern.JOIN_SOURCE, family, t._replace(source=src))
@@ -371,7 +387,7 @@ class Membership:
                 for concern in st.meta:
                     if ops.supports(concern, family):
                         ops.set(sock, concern, family, t._replace(value=1))
-            units.append(Unit(sock, group, iface, chunk, t))
+            units.append(Unit(sock, reader, group, iface, chunk, t))
         return units
 
     def _set_rcvbuf(self, sock: socket.socket, size: int) -> None:

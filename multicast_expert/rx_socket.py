@@ -388,12 +388,14 @@ class McastRxSocket(OpenCloseContext):
     ) -> tuple[bytes, IPv4Or6Address] | None:
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
-        if type(flags) is not int:
-            raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
+        if flags.__class__ is not int:
+            if not isinstance(flags, int) or isinstance(flags, bool):
+                raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
+            flags = int(flags)
         recvfrom = _platform.IO.recvfrom
 
         def read(u: Unit) -> tuple[bytes, IPv4Or6Address] | Dropped:
-            return recvfrom(u.sock, bufsize, flags, u.group)
+            return recvfrom(u.reader, bufsize, flags, u.group)
 
         try:
             return self._engine.receive(read, timeout, bool(flags & _MSG_PEEK))
@@ -427,7 +429,7 @@ class McastRxSocket(OpenCloseContext):
         recv_meta, family = _platform.IO.recv_packet_meta, self.addr_family
 
         def read(u: Unit) -> McastPacket | Dropped:
-            got = recv_meta(u.sock, bufsize, family, u.group)
+            got = recv_meta(u.reader, bufsize, family, u.group)
             if got is DROPPED:
                 return got
             data, src, truncated, (ttl, tos, stamp) = got
@@ -466,7 +468,7 @@ class McastRxSocket(OpenCloseContext):
         one = self._meta_reader(bufsize) if meta else _plain_reader(bufsize)
 
         def read_many(u: Unit, n: int) -> list[McastPacket]:
-            got = io.recv_many(u.sock, n, size, meta)
+            got = io.recv_many(u.reader, n, size, meta)
             group, index = u.group, u.iface.index
             if got is not None:
                 if not meta:
@@ -521,7 +523,7 @@ def _plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
     recv_packet = _platform.IO.recv_packet
 
     def read(u: Unit) -> McastPacket | Dropped:
-        got = recv_packet(u.sock, bufsize, u.group)
+        got = recv_packet(u.reader, bufsize, u.group)
         if got is DROPPED:
             return got
         data, src, truncated = got

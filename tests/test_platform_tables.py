@@ -33,10 +33,20 @@ class Recorder:
     log: ClassVar[list[tuple[Any, ...]]] = []
     _next_fd = 1000
 
-    def __init__(self, family: int, kind: int) -> None:
+    def __init__(self, family: int, kind: int, proto: int = 0, fileno: int | None = None) -> None:
+        self.family, self.type, self.proto = family, kind, proto
+        if fileno is not None:  # the library's reader object on an existing descriptor
+            self._fd = fileno
+            return
         Recorder._next_fd += 1
         self._fd = Recorder._next_fd
         self.log.append(("socket", family, kind))
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def detach(self) -> int:
+        return self._fd
 
     def setsockopt(self, level: int, opt: int, value: Any) -> None:
         self.log.append(("setsockopt", level, opt, value))

@@ -43,11 +43,29 @@ class DatagramIO:
     #: has none (Windows): receive sockets are then made non-blocking instead (see :meth:`prepare_rx`).
     DONTWAIT: ClassVar[int] = int(getattr(socket, "MSG_DONTWAIT", 0))
 
-    def prepare_rx(self, sock: socket.socket) -> None:
-        """Make a new receive socket readable without waiting. With MSG_DONTWAIT the socket stays
-        blocking (as multicast_expert 1.2.0's were, for programs that read ``rx.sockets``)."""
+    def reader(self, sock: socket.socket) -> socket.socket:
+        """The object the library reads a new receive socket through, made so reads never wait.
+
+        With MSG_DONTWAIT the socket itself stays blocking (as multicast_expert 1.2.0's were, for
+        programs that read ``rx.sockets``), and the library reads through a second socket object on
+        the same descriptor whose timeout is always None: a timeout a program sets on the exposed
+        socket (which makes CPython poll before every read) never slows the library's reads. Where
+        there is no such flag (Windows) the socket is made non-blocking and read directly.
+        """
         if not self.DONTWAIT:
             sock.setblocking(False)
+            return sock
+        shadow = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+        if shadow.gettimeout() is not None:  # socket.setdefaulttimeout() was called
+            shadow.settimeout(None)
+        return shadow
+
+    @staticmethod
+    def release(reader: socket.socket, sock: socket.socket) -> None:
+        """Close a receive socket and let go of its reader (which never closes the descriptor)."""
+        if reader is not sock:
+            reader.detach()
+        sock.close()
 
     def recvfrom(
         self, sock: socket.socket, bufsize: int, flags: int, group: str
