@@ -4,13 +4,15 @@ the IPv6 source address, the 1.6.0 positional form and the per-interface send re
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 
-from helpers import V4, V6, Net, drain
+import pytest
+from helpers import V4, V6, Net, drain, open_fds
 
 import multicast_expert as me
-from multicast_expert import testing
+from multicast_expert import _platform, testing
 
 
 def listen_in(peer: testing.Peer, family: int, group: str, port: int) -> socket.socket:
@@ -87,3 +89,106 @@ def test_small_batches_over_600_rotating_groups_stay_on_their_groups(net: Net, p
         t.join()
     assert wrong == []
     assert counts == [110] * 6
+
+
+# ---- 2. several interfaces, one of them down ----------------------------------------------------
+@pytest.mark.parametrize("family", [V4, V6])
+def test_redundant_sending_goes_out_on_the_healthy_interface(
+    net: Net, own_peer: testing.Peer, port: int, family: int
+) -> None:
+    group = "239.172.0.1" if family == V4 else "ff15::172"
+    down, up = own_peer.host_if, net.b.host_if
+    rx = listen_in(net.b, family, group, port)
+    with rx, me.McastTxSocket(family, [group], ifaces=[down, up]) as tx:
+        testing.ip("link", "set", down, "down")
+        with pytest.raises(me.MulticastSendError) as caught:
+            tx.sendto(b"one", (group, port))
+        err = caught.value
+        assert isinstance(err, OSError) and isinstance(err, me.MulticastExpertError)
+        assert err.errno == errno.ENETUNREACH
+        assert set(err.failures) == {down} and err.failures[down].errno == errno.ENETUNREACH
+        assert err.sent_on == [up] and err.sent_by_iface == {down: 0, up: 1} and err.sent == 0
+        assert down in str(err) and up in str(err)
+        with pytest.raises(me.MulticastSendError) as caught:
+            tx.send_batch([(b"two", (group, port)), (b"three", (group, port))])
+        assert caught.value.sent_by_iface == {down: 0, up: 2} and caught.value.sent_on == [up]
+        assert [d for d, _ in received(rx)] == [b"one", b"two", b"three"]
+
+
+# ---- 3. a batch that fails midway says how far it got -------------------------------------------
+@pytest.mark.parametrize("sendmmsg", [True, False])
+def test_batch_failing_midway_reports_how_many_went_out(
+    net: Net, port: int, sendmmsg: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not sendmmsg:  # the one-at-a-time path other systems take
+        monkeypatch.setattr(_platform.OPS, "send_many", lambda *_: None)
+    group = "239.173.0.1"
+    batch = [
+        (b"a", (group, port)),
+        (b"b", (group, port)),
+        (bytes(70000), (group, port)),
+        (b"d", (group, port)),
+    ]
+    with (
+        me.McastRxSocket(V4, [group], port, iface="lo", timeout=0.3) as rx,
+        me.McastTxSocket(V4, [group], iface="lo") as tx,
+    ):
+        with pytest.raises(me.MulticastSendError) as caught:
+            tx.send_batch(batch)
+        assert caught.value.errno == errno.EMSGSIZE
+        assert caught.value.sent == 2 and caught.value.sent_by_iface == {"lo": 2}
+        assert "lo" in str(caught.value)
+        assert [p.payload for p in drain(rx)] == [b"a", b"b"]
+
+
+def test_batch_failing_midway_on_several_interfaces_counts_each(net: Net, port: int) -> None:
+    group = "239.173.0.2"
+    a, b = net.a.host_if, net.b.host_if
+    batch = [(b"a", (group, port)), (bytes(70000), (group, port))]
+    with me.McastTxSocket(V4, [group], ifaces=[a, b]) as tx, pytest.raises(me.MulticastSendError) as caught:
+        tx.send_batch(batch)
+    assert caught.value.sent_by_iface == {a: 1, b: 1} and set(caught.value.failures) == {a, b}
+    assert caught.value.sent == 1 and caught.value.sent_on == []
+
+
+# ---- 4. bad ports in a batch: the same error as sendto, nothing sent ---------------------------
+@pytest.mark.parametrize("bad", [70000, -1])
+def test_batch_bad_port_is_a_port_error_and_sends_nothing(net: Net, port: int, bad: int) -> None:
+    group = "239.174.0.1"
+    with (
+        me.McastRxSocket(V4, [group], port, iface="lo", timeout=0.2) as rx,
+        me.McastTxSocket(V4, [group], iface="lo") as tx,
+    ):
+        with pytest.raises(OverflowError, match=f"{bad}.*0..65535") as by_sendto:
+            tx.sendto(b"x", (group, bad))
+        with pytest.raises(OverflowError, match=f"{bad}.*0..65535") as by_batch:
+            tx.send_batch([(b"first", (group, port)), (b"x", (group, bad))])
+        assert type(by_batch.value) is type(by_sendto.value)  # MulticastPortError
+        assert isinstance(by_batch.value, me.MulticastValueError)
+        with pytest.raises(TypeError, match="bytes"):
+            tx.send_batch([(b"first", (group, port)), ("text", (group, port))])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match=r"\(group, port\)"):
+            tx.send_batch([(b"first", (group, port)), (b"x", [group, port])])  # type: ignore[list-item]
+        assert drain(rx) == []
+
+
+# ---- 8. one record per interface ----------------------------------------------------------------
+def test_per_interface_records_and_public_blocking_switch(net: Net) -> None:
+    a, b = net.a, net.b
+    before = open_fds()
+    tx = me.McastTxSocket(V4, ["239.178.0.1"], ifaces=[a.host_if, b.host_if, a.host_if])
+    assert [i.machine_name for i in tx.network_interfaces] == [a.host_if, b.host_if]
+    assert not hasattr(tx, "_socks")
+    with tx:
+        assert [s.getsockname()[0] for s in tx.sockets] == [a.host_ip4, b.host_ip4]
+        assert tx.socket is tx.sockets[0]
+        tx.setblocking(False)
+        assert [s.getblocking() for s in tx.sockets] == [False, False]
+        tx.setblocking(True)
+        assert [s.getblocking() for s in tx.sockets] == [True, True]
+    assert tx.sockets == [] and tx.socket is None
+    with pytest.raises(me.MulticastExpertError, match="open"):
+        tx.setblocking(False)
+    with pytest.raises(me.MulticastExpertError, match="nosuch0"):
+        me.McastTxSocket(V4, ["239.178.0.1"], ifaces=[a.host_if, "nosuch0"])
+    assert open_fds() == before
