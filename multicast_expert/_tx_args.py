@@ -11,6 +11,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 
+from ._compat.tx import BOTH_IFACES
 from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortError, MulticastValueError
 from ._rx_args import normalize_iface_list
 from ._sockbase import iface_ip as primary_ip
@@ -19,7 +20,6 @@ from ._validate import IPv4Or6Address, check_int_range, check_port, family_name,
 from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface
 
 MAX_PORT = 65535
-BOTH_IFACES = "Both iface and iface_ip may not be specified; give one of them"
 _MAX_U32 = 2**32 - 1  # IPv6 flowinfo and scope id: uint32_t in sockaddr_in6 (RFC 3493)
 Batch = list[tuple[bytes, IPv4Or6Address]]
 

@@ -6,6 +6,7 @@ import socket
 from collections.abc import Iterable
 
 from . import _platform
+from ._compat.tx import legacy_tx_iface
 from ._errors import MulticastExpertError, MulticastSendError, MulticastValueError
 from ._platform import is_mac, is_windows
 from ._platform._structs import Target
@@ -43,6 +44,7 @@ class McastTxSocket(OpenCloseContext):
         ttl: IPv4 TTL / IPv6 hop limit, 0..255. The default of 1 keeps traffic on the local link.
         enable_external_loopback: also deliver to receivers on this host on a non-loopback
             interface (they must set it too on Windows). Fifth positionally, as in 1.6.0.
+        *legacy: 1.6.0's sixth positional argument, ``iface_ip`` (its third was ``iface``).
         iface: same as ``iface_ip`` (the newer spelling); give one or the other.
         ifaces: several interfaces to send every datagram on (instead of ``iface``).
         source_port: send from this UDP port instead of an ephemeral one.
@@ -61,7 +63,7 @@ class McastTxSocket(OpenCloseContext):
         iface_ip: IfaceSpecifier | None = None,
         ttl: int = 1,
         enable_external_loopback: bool = False,
-        *,
+        *legacy: IfaceSpecifier | None,
         iface: IfaceSpecifier | None = None,
         ifaces: Iterable[IfaceSpecifier] | None = None,
         source_port: int = 0,
@@ -73,7 +75,7 @@ class McastTxSocket(OpenCloseContext):
         self.ttl: int = check_int_range(ttl, "ttl", 0, 255, OSTTLError)
         self.source_port: int = check_port(source_port, "source_port")
         self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
-        specs = interface_specs(addr_family, iface_ip, iface, ifaces)
+        specs = interface_specs(addr_family, legacy_tx_iface(iface_ip, legacy), iface, ifaces)
         #: One record per interface, in the order given (each interface once).
         self._outs: list[Out] = records(specs, addr_family)
         self._many = len(self._outs) > 1

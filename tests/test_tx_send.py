@@ -172,6 +172,23 @@ def test_batch_bad_port_is_a_port_error_and_sends_nothing(net: Net, port: int, b
         assert drain(rx) == []
 
 
+# ---- 7. the 1.6.0 and 1.2.0 positional forms ----------------------------------------------------
+def test_1_6_0_positional_form(net: Net) -> None:
+    g = ["239.177.0.1"]
+    tx = me.McastTxSocket(V4, g, None, 3, True, "lo")  # 1.6.0: (family, ips, iface, ttl, loopback, iface_ip)
+    assert (tx.network_interface.machine_name, tx.ttl, tx.enable_external_loopback) == ("lo", 3, True)
+    tx = me.McastTxSocket(V4, g, "lo", 2, False, None)
+    assert (tx.network_interface.machine_name, tx.ttl) == ("lo", 2)
+    with pytest.raises(me.MulticastExpertError, match="iface and iface_ip may not both be specified"):
+        me.McastTxSocket(V4, g, "lo", 1, False, "lo")
+    with pytest.raises(TypeError, match="at most 6 positional"):
+        me.McastTxSocket(V4, g, "lo", 1, False, None, 7)  # type: ignore[arg-type]
+    tx = me.McastTxSocket(V4, g, "127.0.0.1", 4)  # 1.2.0: (family, ips, iface_ip, ttl)
+    assert (tx.iface_ip, tx.ttl) == ("127.0.0.1", 4)
+    with tx:
+        assert tx.getsockname()[0] == "127.0.0.1"
+
+
 # ---- 8. one record per interface ----------------------------------------------------------------
 def test_per_interface_records_and_public_blocking_switch(net: Net) -> None:
     a, b = net.a, net.b
