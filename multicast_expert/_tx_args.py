@@ -11,6 +11,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 
+from . import _platform
 from ._compat.tx import BOTH_IFACES
 from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortError, MulticastValueError
 from ._rx_args import normalize_iface_list
@@ -79,10 +80,14 @@ def records(specs: list[IfaceSpecifier], family: int) -> list[Out]:
 
 def source_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str:
     """The address datagrams leave from: the one given, if an address was given (an interface may
-    hold several); else the interface's primary address."""
+    hold several); else the one the OS would pick (never a deprecated or tentative one); else the
+    interface's primary address."""
     given = _given_address(spec, iface, family)
     if given is not None:
         return given
+    chosen = _platform.OPS.preferred_source(family, iface.index, iface.machine_name)
+    if chosen is not None and iface.has_ip(ipaddress.ip_address(chosen)):
+        return _scoped(ipaddress.ip_address(chosen), iface)
     return primary_ip(iface, family)
 
 

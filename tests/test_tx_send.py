@@ -12,7 +12,7 @@ import pytest
 from helpers import V4, V6, Net, drain, open_fds
 
 import multicast_expert as me
-from multicast_expert import _platform, testing
+from multicast_expert import _platform, interfaces, testing
 
 
 def listen_in(peer: testing.Peer, family: int, group: str, port: int) -> socket.socket:
@@ -170,6 +170,53 @@ def test_batch_bad_port_is_a_port_error_and_sends_nothing(net: Net, port: int, b
         with pytest.raises(TypeError, match=r"\(group, port\)"):
             tx.send_batch([(b"first", (group, port)), (b"x", [group, port])])  # type: ignore[list-item]
         assert drain(rx) == []
+
+
+# ---- 6. the IPv6 source address ----------------------------------------------------------------
+def newer_address(peer: testing.Peer, suffix: str, *flags: str) -> str:
+    """Add a newer IPv6 address to ``peer``'s host end (listed first by the kernel)."""
+    addr = peer.host_ip6.replace("::1", f"::{suffix}")
+    testing.ip("-6", "addr", "add", f"{addr}/64", "dev", peer.host_if, *flags)
+    interfaces.rescan_interfaces()
+    assert str(interfaces.find_interface(peer.host_if).ip6_addrs[0].ip) == addr  # what used to be picked
+    return addr
+
+
+@pytest.mark.parametrize("kind", ["deprecated", "tentative"])
+def test_ipv6_source_is_never_deprecated_or_tentative(
+    net: Net, own_peer: testing.Peer, port: int, kind: str
+) -> None:
+    if kind == "deprecated":
+        bad = newer_address(own_peer, "9", "preferred_lft", "0", "nodad")
+    else:  # duplicate address detection keeps it tentative for 60 s
+        testing.sysctl(f"net.ipv6.conf.{own_peer.host_if}.accept_dad", "1")
+        testing.sysctl(f"net.ipv6.conf.{own_peer.host_if}.dad_transmits", "60")
+        bad = newer_address(own_peer, "7")
+        assert "tentative" in testing.ip("-6", "addr", "show", "dev", own_peer.host_if)
+    group = "ff15::176"
+    rx = listen_in(own_peer, V6, group, port)
+    with rx, me.McastTxSocket(V6, [group], iface=own_peer.host_if) as tx:
+        assert tx.iface_ip == own_peer.host_ip6 != bad
+        assert tx.getsockname()[0] == own_peer.host_ip6
+        tx.sendto(b"from a good address", (group, port))
+        assert received(rx) == [(b"from a good address", own_peer.host_ip6)]
+    tx = me.McastTxSocket(V6, [group], iface=bad)  # an address named outright is used as given
+    assert tx.iface_ip == bad
+    if kind == "deprecated":
+        with tx:
+            assert tx.getsockname()[0] == bad
+    else:  # the kernel will not bind to it before duplicate address detection ends
+        with pytest.raises(me.MulticastOSError, match="Cannot assign requested address"), tx:
+            pass
+
+
+def test_preferred_source_is_the_kernels_choice(net: Net) -> None:
+    ops = _platform.OPS
+    a = net.a
+    index = socket.if_nametoindex(a.host_if)
+    assert ops.preferred_source(V6, index, a.host_if) == a.host_ip6
+    assert ops.preferred_source(V4, index, a.host_if) is None  # IPv4: the interface's first address
+    assert _platform.OsTable().preferred_source(V6, index, a.host_if) is None
 
 
 # ---- 7. the 1.6.0 and 1.2.0 positional forms ----------------------------------------------------

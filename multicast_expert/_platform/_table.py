@@ -327,5 +327,11 @@ class OsTable:
             return None
         return MulticastOSError(code, f"{action} failed: {why}")
 
+    # ---- transmit source address --------------------------------------------------------------
+    def preferred_source(self, family: int, ifindex: int, ifname: str) -> str | None:
+        """The address the OS would send ``family`` multicast from on an interface (never a
+        deprecated or tentative one), or None where unknown: the caller uses the primary address."""
+        return None
+
 
 _MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))  # a plain int: IntFlag's & costs ~0.7 us
