@@ -4,9 +4,12 @@ the IPv6 source address, the 1.6.0 positional form and the per-interface send re
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
+import subprocess
 import threading
+import time
 
 import pytest
 from helpers import V4, V6, Net, drain, open_fds
@@ -170,6 +173,86 @@ def test_batch_bad_port_is_a_port_error_and_sends_nothing(net: Net, port: int, b
         with pytest.raises(TypeError, match=r"\(group, port\)"):
             tx.send_batch([(b"first", (group, port)), (b"x", [group, port])])  # type: ignore[list-item]
         assert drain(rx) == []
+
+
+# ---- 5. asyncio on several interfaces -----------------------------------------------------------
+def slow_link(peer: testing.Peer) -> None:
+    """Rate-limit the host end of ``peer``'s veth (tbf), so a small send buffer fills."""
+    subprocess.run(
+        [
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            peer.host_if,
+            "root",
+            "tbf",
+            "rate",
+            "200kbit",
+            "burst",
+            "1600",
+            "limit",
+            "200000",
+        ],
+        check=True,
+    )
+
+
+async def ticking(stop: asyncio.Event, gaps: list[float]) -> None:
+    """Record how long the loop takes to come back to this task."""
+    while not stop.is_set():
+        t = time.monotonic()
+        await asyncio.sleep(0.002)
+        gaps.append(time.monotonic() - t)
+
+
+@pytest.mark.parametrize("how", ["sendto", "send_batch"])
+def test_async_several_interfaces_never_block_the_loop_nor_send_twice(
+    net: Net, own_peer: testing.Peer, port: int, how: str
+) -> None:
+    group = "239.175.0.1"
+    fast, slow = net.b, own_peer
+    slow_link(slow)
+    rx_fast, rx_slow = listen_in(fast, V4, group, port), listen_in(slow, V4, group, port)
+    payloads = [b"%03d" % i + bytes(300) for i in range(40)]
+
+    async def main() -> float:
+        stop, gaps = asyncio.Event(), list[float]()
+        ticker = asyncio.create_task(ticking(stop, gaps))
+        async with me.AsyncMcastTxSocket(V4, [group], ifaces=[fast.host_if, slow.host_if]) as tx:
+            assert [s.getblocking() for s in tx.sync_socket.sockets] == [False, False]
+            for s in tx.sync_socket.sockets:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum
+            start = time.monotonic()
+            if how == "sendto":
+                for p in payloads:
+                    await tx.sendto(p, (group, port))
+            else:
+                assert await tx.send_batch([(p, (group, port)) for p in payloads]) == len(payloads)
+            took = time.monotonic() - start
+            await asyncio.sleep(0.5)  # the slow link drains
+        stop.set()
+        await ticker
+        assert max(gaps) < 0.2, f"the event loop stalled for {max(gaps):.2f} s"
+        return took
+
+    with rx_fast, rx_slow:
+        took = asyncio.run(main())
+        assert took > 0.1  # the slow link really made it wait
+        assert [d for d, _ in received(rx_fast)] == payloads
+        assert [d for d, _ in received(rx_slow)] == payloads
+
+
+def test_async_send_batch_on_one_interface(net: Net, port: int) -> None:
+    group = "239.175.0.2"
+
+    async def main() -> list[bytes]:
+        with me.McastRxSocket(V4, [group], port, iface="lo", timeout=0.3) as rx:
+            async with me.AsyncMcastTxSocket(V4, [group], iface="lo") as tx:
+                assert await tx.send_batch([(b"%d" % i, (group, port)) for i in range(5)]) == 5
+            return [p.payload for p in drain(rx)]
+
+    assert asyncio.run(main()) == [b"0", b"1", b"2", b"3", b"4"]
 
 
 # ---- 6. the IPv6 source address ----------------------------------------------------------------
