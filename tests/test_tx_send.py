@@ -214,7 +214,7 @@ def test_async_several_interfaces_never_block_the_loop_nor_send_twice(
     fast, slow = net.b, own_peer
     slow_link(slow)
     rx_fast, rx_slow = listen_in(fast, V4, group, port), listen_in(slow, V4, group, port)
-    payloads = [b"%03d" % i + bytes(300) for i in range(40)]
+    payloads = [b"%03d" % i + bytes(300) for i in range(80)]
 
     async def main() -> float:
         stop, gaps = asyncio.Event(), list[float]()
@@ -233,7 +233,7 @@ def test_async_several_interfaces_never_block_the_loop_nor_send_twice(
             await asyncio.sleep(0.5)  # the slow link drains
         stop.set()
         await ticker
-        assert max(gaps) < 0.2, f"the event loop stalled for {max(gaps):.2f} s"
+        assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.2f} s"
         return took
 
     with rx_fast, rx_slow:
