@@ -14,6 +14,7 @@ from . import tx_socket as tx_socket
 from . import utils as utils
 from ._errors import MulticastExpertError as MulticastExpertError
 from ._errors import MulticastOSError as MulticastOSError
+from ._errors import MulticastSendError as MulticastSendError
 from ._errors import MulticastValueError as MulticastValueError
 from ._validate import LOCALHOST_IPV4 as LOCALHOST_IPV4
 from ._validate import LOCALHOST_IPV6 as LOCALHOST_IPV6
@@ -51,6 +52,7 @@ __all__ = [
     "MulticastAddress",
     "MulticastExpertError",
     "MulticastOSError",
+    "MulticastSendError",
     "MulticastValueError",
     "find_interfaces",
     "get_default_gateway_iface",

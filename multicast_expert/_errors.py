@@ -11,6 +11,7 @@ type too, so ``except ValueError``, ``except OSError`` and ``except OverflowErro
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 
 
 class MulticastExpertError(RuntimeError):
@@ -65,11 +66,41 @@ class EngineClosedError(Exception):
     error the user sees)."""
 
 
+class MulticastSendError(MulticastOSError):
+    """A send failed on at least one interface; every other interface was still sent on.
+
+    Raised by ``send_batch`` whenever the OS refuses a datagram, and by ``sendto`` when a socket
+    sends on several interfaces (``ifaces=``). An OSError whose ``errno`` is the first failure's.
+
+    Attributes:
+        failures: interface name -> the error it gave (each with its own errno and advice).
+        sent_by_iface: interface name -> how many datagrams went out there (in order: the first
+            ``n`` of those given), for every interface the send was for.
+        sent: how many went out on every one of them (the smallest of ``sent_by_iface``).
+        sent_on: the interfaces that sent everything, in the socket's order.
+    """
+
+    def __init__(self, what: str, failures: Mapping[str, OSError], sent_by_iface: Mapping[str, int]) -> None:
+        self.failures: dict[str, OSError] = dict(failures)
+        self.sent_by_iface: dict[str, int] = dict(sent_by_iface)
+        self.sent: int = min(self.sent_by_iface.values(), default=0)
+        self.sent_on: list[str] = [name for name in self.sent_by_iface if name not in self.failures]
+        first = next(iter(self.failures.values()), None)
+        reasons = "; ".join(f"on {name}: {err}" for name, err in self.failures.items())
+        counts = ", ".join(f"{n} on {name}" for name, n in self.sent_by_iface.items())
+        ok = ", ".join(self.sent_on) or "none"
+        super().__init__(
+            first.errno if first is not None else None,
+            f"{what} failed {reasons}. Sent {counts}; interfaces that sent everything: {ok}",
+        )
+
+
 __all__ = [
     "MulticastExpertError",
     "MulticastFamilyError",
     "MulticastOSError",
     "MulticastPortError",
+    "MulticastSendError",
     "MulticastValueError",
     "OSTTLError",
     "UnknownFamilyError",

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from ._errors import MulticastExpertError
+from ._errors import MulticastExpertError, MulticastSendError
 from ._lifecycle import AsyncOpenCloseContext
+from ._tx_args import check_batch
 from ._validate import IPv4Or6Address, check_timeout
+from .interfaces import IfaceInfo
 from .rx_socket import McastPacket, McastRxSocket
 from .tx_socket import McastTxSocket
 
@@ -44,7 +46,8 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._rx = McastRxSocket(*args, **kwargs)
-        self._timeout = self._rx.timeout  # the async wait limit; every OS-side read passes timeout 0
+        self._timeout = self._rx.timeout  # the async wait limit; the OS side never blocks
+        self._rx.settimeout(0)
         self._waiters: list[asyncio.Future[None]] = []
         self._watching: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -72,9 +75,6 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
     @property
     def is_opened(self) -> bool:
         """Whether the socket is open."""
-        return self._rx.is_opened
-
-    def _is_open(self) -> bool:
         return self._rx.is_opened
 
     def open(self) -> None:
@@ -152,7 +152,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             TimeoutError: nothing arrived within the timeout.
             MulticastExpertError: the socket is closed (also while waiting).
         """
-        return await self._receive(lambda: self._rx._recvfrom(bufsize, flags, 0.0))
+        return await self._receive(lambda: self._rx.recvfrom(bufsize, flags))
 
     async def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes:
         """Wait for one datagram's payload."""
@@ -160,7 +160,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
 
     async def recv_packet(self, bufsize: int = 65535) -> McastPacket:
         """Wait for one datagram with its group and arrival interface."""
-        return await self._receive(lambda: self._rx._recv_packet(bufsize, 0.0))
+        return await self._receive(lambda: self._rx.recv_packet(bufsize))
 
     async def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
         """Wait (by the timeout rules) for the first datagram, then return up to ``max_packets``
@@ -171,7 +171,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             MulticastExpertError: the socket is closed.
         """
         rx = self._rx
-        return await self._receive(lambda: rx._recv_batch(max_packets, bufsize, 0.0) or None)
+        return await self._receive(lambda: rx.recv_batch(max_packets, bufsize) or None)
 
     def filenos(self) -> list[int]:
         """Descriptors of the underlying OS sockets."""
@@ -179,58 +179,154 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
 
 
 class AsyncMcastTxSocket(AsyncOpenCloseContext):
-    """McastTxSocket for asyncio: same constructor arguments; ``sendto`` is a coroutine."""
+    """McastTxSocket for asyncio: same constructor arguments; ``sendto`` and ``send_batch`` are
+    coroutines.
+
+    Every OS socket (one per interface) is non-blocking, so a send never blocks the event loop:
+    an interface whose send buffer is full is waited for (by ``add_writer``, or a worker thread
+    on loops without it) while the others go ahead, and a datagram goes out at most once on each
+    interface. On several interfaces a failure on one still sends on the others, then raises
+    :class:`MulticastSendError` (as the synchronous class does).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._tx = McastTxSocket(*args, **kwargs)
         self._streak = 0
+        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def sync_socket(self) -> McastTxSocket:
         """The underlying McastTxSocket."""
         return self._tx
 
-    def _is_open(self) -> bool:
-        return self._tx.is_opened
-
     def open(self) -> None:
-        """Open the underlying socket, in non-blocking mode."""
+        """Open the underlying socket, every OS socket non-blocking."""
         self._tx.open()
-        self._os_socket().setblocking(False)
+        self._tx.setblocking(False)
 
     def close(self) -> None:
-        """Close the underlying socket."""
+        """Close the underlying socket; sends waiting on it get MulticastExpertError."""
         self._tx.close()
+        for w in self._waiters:
+            if not w.done():
+                w.set_exception(MulticastExpertError("The AsyncMcastTxSocket was closed while sending"))
+        self._waiters.clear()
 
-    def _os_socket(self) -> socket.socket:
-        sock = self._tx._sock
-        if sock is None:
-            raise MulticastExpertError("sendto() on a closed AsyncMcastTxSocket; open it first")
-        return sock
-
-    async def sendto(self, data: bytes, address: IPv4Or6Address) -> None:
-        """Send one datagram, waiting (without blocking the loop) if the send buffer is full."""
+    async def _pace(self) -> None:
+        """Let other tasks run now and then during a long run of sends."""
         self._streak += 1
-        if self._streak >= YIELD_EVERY:  # many sends in a row: let other tasks run
+        if self._streak >= YIELD_EVERY:
             self._streak = 0
             await asyncio.sleep(0)
-        while True:
+
+    async def sendto(self, data: bytes, address: IPv4Or6Address) -> None:
+        """Send one datagram on every interface, waiting (without blocking the loop) for any
+        whose send buffer is full.
+
+        Raises:
+            MulticastSendError: on several interfaces, the OS refused the send on some (the
+                others were sent on); on one, the OS's error as McastTxSocket.sendto raises it.
+            MulticastExpertError: the socket is closed (also while waiting).
+        """
+        await self._pace()
+        tx = self._tx
+        if len(tx.network_interfaces) == 1:
+            while True:
+                try:
+                    tx.sendto(data, address)
+                    return
+                except BlockingIOError:
+                    await self._writable(self._os_sockets([0]))
+
+        def attempt(iface: IfaceInfo, done: int) -> tuple[int, OSError | None]:
+            del done  # (one datagram: none sent yet on an interface this is called for)
             try:
-                self._tx.sendto(data, address)
-                return
+                tx.sendto(data, address, iface=iface)
             except BlockingIOError:
-                loop = asyncio.get_running_loop()
-                sock = self._os_socket()
-                fut: asyncio.Future[None] = loop.create_future()
-                try:
-                    loop.add_writer(sock.fileno(), _wake, fut)
-                except NotImplementedError:  # e.g. ProactorEventLoop: wait in a worker thread
-                    await loop.run_in_executor(None, select.select, [], [sock], [], THREAD_WAIT_SLICE)
+                return 0, None
+            except OSError as exc:
+                return 0, exc
+            return 1, None
+
+        await self._on_each(f"Sending to {address[0]}", 1, attempt)
+
+    async def send_batch(self, datagrams: Iterable[tuple[bytes, IPv4Or6Address]]) -> int:
+        """Send ``(payload, (group, port))`` pairs on every interface, waiting (without blocking
+        the loop) wherever a send buffer is full; returns how many were sent (all of them).
+
+        Every pair is checked first, as McastTxSocket.send_batch checks it (nothing is sent if
+        one is wrong). Cancelled midway, the datagrams sent so far stay sent.
+
+        Raises:
+            MulticastSendError: the OS refused a datagram on some interface; ``sent_by_iface``
+                says how many went out on each (the other interfaces were still sent on).
+            MulticastExpertError: the socket is closed (also while waiting).
+        """
+        await self._pace()
+        tx = self._tx
+        batch = check_batch(datagrams, tx.addr_family, tx.mcast_ips_set)
+
+        def attempt(iface: IfaceInfo, done: int) -> tuple[int, OSError | None]:
+            try:
+                return tx.send_batch(batch[done:], iface=iface), None
+            except MulticastSendError as exc:  # (raised for this one interface)
+                return exc.sent, exc.failures[iface.machine_name]
+
+        await self._on_each(f"Sending a batch of {len(batch)}", len(batch), attempt)
+        return len(batch)
+
+    async def _on_each(
+        self, what: str, total: int, attempt: Callable[[IfaceInfo, int], tuple[int, OSError | None]]
+    ) -> None:
+        """Call ``attempt(interface, sent there so far)`` -> (how many more went out, error) on
+        each interface until all ``total`` went out there or it failed, waiting while every
+        interface left has a full send buffer; then raise for the failures."""
+        ifaces = self._tx.network_interfaces
+        done = [0] * len(ifaces)
+        failures: dict[str, OSError] = {}
+        while True:
+            full = []
+            for k, iface in enumerate(ifaces):
+                if done[k] == total or iface.machine_name in failures:
                     continue
-                try:
-                    await fut
-                finally:
-                    loop.remove_writer(sock.fileno())
+                n, error = attempt(iface, done[k])
+                done[k] += n
+                if error is not None:
+                    failures[iface.machine_name] = error
+                elif done[k] < total:
+                    full.append(k)
+            if not full:
+                break
+            await self._writable(self._os_sockets(full))
+        if failures:
+            sent = {i.machine_name: n for i, n in zip(ifaces, done, strict=True)}
+            raise MulticastSendError(what, failures, sent)
+
+    def _os_sockets(self, which: list[int]) -> list[socket.socket]:
+        socks = self._tx.sockets
+        if not socks:
+            raise MulticastExpertError("sendto() on a closed AsyncMcastTxSocket; open it first")
+        return [socks[k] for k in which]
+
+    async def _writable(self, socks: list[socket.socket]) -> None:
+        """Wait until one of ``socks`` may take a datagram (or the socket was closed)."""
+        loop = asyncio.get_running_loop()
+        fds = [s.fileno() for s in socks]
+        fut: asyncio.Future[None] = loop.create_future()
+        try:
+            for fd in fds:
+                loop.add_writer(fd, _wake, fut)
+        except NotImplementedError:  # e.g. ProactorEventLoop: wait in a worker thread
+            await loop.run_in_executor(None, select.select, [], socks, [], THREAD_WAIT_SLICE)
+            return
+        self._waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+            for fd in fds:
+                loop.remove_writer(fd)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

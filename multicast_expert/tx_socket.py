@@ -1,8 +1,7 @@
-"""McastTxSocket: sends multicast from one chosen interface."""
+"""McastTxSocket: sends multicast from one chosen interface, or several."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Iterable
 
@@ -16,17 +15,12 @@ from ._compat.names import (  # 1.2.0 exported these from this module
     is_windows,
     validate_mcast_ip,
 )
-from ._errors import (
-    MulticastExpertError,
-    MulticastFamilyError,
-    MulticastPortError,
-    MulticastValueError,
-    OSTTLError,
-)
+from ._compat.tx import legacy_tx_iface
+from ._errors import MulticastExpertError, MulticastSendError, MulticastValueError, OSTTLError
 from ._lifecycle import OpenCloseContext, apply_sockopt
 from ._platform import Action, os_errors, translate_oserror
 from ._platform._structs import Target
-from ._rx_args import normalize_iface_list
+from ._tx_args import Batch, Out, check_batch, check_destination, interface_specs, port_error, records
 from ._validate import (
     IPv4Or6Address,
     MulticastAddress,
@@ -34,23 +28,16 @@ from ._validate import (
     check_family,
     check_int_range,
     check_port,
-    family_name,
     normalize_ip_list,
     normalize_mcast_ip,
 )
-from .interfaces import (
-    IfaceInfo,
-    IfaceSpecifier,
-    get_default_gateway_iface,
-    resolve_iface,
-)
-from .interfaces import iface_ip as primary_ip
+from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface
 
 _OsSocket = socket.socket  # (inside the class, ``socket`` is the 1.2.0 property)
 
 
 class McastTxSocket(OpenCloseContext):
-    """A socket that sends UDP multicast to a fixed set of groups from one interface.
+    """A socket that sends UDP multicast to a fixed set of groups from one interface (or several).
 
     Use it as a context manager (``with McastTxSocket(...) as tx:``) or call open() and close().
 
@@ -60,9 +47,11 @@ class McastTxSocket(OpenCloseContext):
         iface_ip: the interface to send from (an IP, a name or an IfaceInfo). None: the interface
             of the default route of ``addr_family``.
         ttl: IPv4 TTL / IPv6 hop limit, 0..255. The default of 1 keeps traffic on the local link.
-        iface: same as ``iface_ip`` (the newer spelling); give one or the other.
         enable_external_loopback: also deliver to receivers on this host on a non-loopback
             interface (they must set it too on Windows). Fifth positionally, as in 1.6.0.
+        *legacy: 1.6.0's sixth positional argument, ``iface_ip`` (its third was ``iface``).
+        iface: same as ``iface_ip`` (the newer spelling); give one or the other.
+        ifaces: several interfaces to send every datagram on (instead of ``iface``).
         source_port: send from this UDP port instead of an ephemeral one.
 
     Raises:
@@ -79,7 +68,7 @@ class McastTxSocket(OpenCloseContext):
         iface_ip: IfaceSpecifier | None = None,
         ttl: int = 1,
         enable_external_loopback: bool = False,
-        *,
+        *legacy: IfaceSpecifier | None,
         iface: IfaceSpecifier | None = None,
         ifaces: Iterable[IfaceSpecifier] | None = None,
         source_port: int = 0,
@@ -91,41 +80,18 @@ class McastTxSocket(OpenCloseContext):
         self.ttl: int = check_int_range(ttl, "ttl", 0, 255, OSTTLError)
         self.source_port: int = check_port(source_port, "source_port")
         self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
-        if iface is not None and iface_ip is not None:
-            raise MulticastValueError("Both iface and iface_ip may not be specified; give one of them")
-        spec = iface if iface is not None else iface_ip
-        if ifaces is not None:
-            if spec is not None:
-                raise MulticastValueError("Give either iface/iface_ip (one interface) or ifaces (several)")
-            specs = normalize_iface_list(ifaces)
-        elif spec is None:
-            default = get_default_gateway_iface(addr_family)
-            if default is None:
-                raise MulticastExpertError(
-                    "iface_ip not specified but unable to determine the default gateway on this "
-                    "machine; pass iface_ip (an interface IP or name)"
-                )
-            specs = [default]
-        else:
-            specs = [spec]
-        #: (interface, the address datagrams leave from: the one given, if an address was given,
-        #: since an interface may hold several; else the interface's primary address).
-        self._outs: list[tuple[IfaceInfo, str]] = []
-        for sp in specs:
-            info = resolve_iface(sp, addr_family)
-            if all(info.index != i.index for i, _ in self._outs):
-                self._outs.append(
-                    (info, _given_address(sp, info, addr_family) or primary_ip(info, addr_family))
-                )
-        self._iface = self._outs[0][0]
-        self.iface_ip: str = self._outs[0][1]
+        specs = interface_specs(addr_family, legacy_tx_iface(iface_ip, legacy), iface, ifaces)
+        #: One record per interface, in the order given (each interface once).
+        self._outs: list[Out] = records(specs, addr_family)
+        self._many = len(self._outs) > 1
+        self._iface = self._outs[0].iface
+        self.iface_ip: str = self._outs[0].ip
         self._allowed = frozenset(self.mcast_ips)
-        self._sock: socket.socket | None = None
-        self._socks: list[socket.socket] = []
+        self._sock: socket.socket | None = None  # the first interface's, for the one-interface path
         self.is_opened: bool = False
 
     def _is_open(self) -> bool:
-        return self._sock is not None
+        return self.is_opened
 
     @property
     def network_interface(self) -> IfaceInfo:
@@ -135,12 +101,12 @@ class McastTxSocket(OpenCloseContext):
     @property
     def network_interfaces(self) -> list[IfaceInfo]:
         """Every interface this socket sends on (``ifaces=``), else the one."""
-        return [i for i, _ in self._outs]
+        return [o.iface for o in self._outs]
 
     @property
     def sockets(self) -> list[socket.socket]:
-        """The OS sockets, one per interface, while open."""
-        return list(self._socks)
+        """The OS sockets, one per interface in the order of :attr:`network_interfaces`, while open."""
+        return [o.sock for o in self._outs if o.sock is not None]
 
     @property
     def iface_info(self) -> IfaceInfo:
@@ -165,39 +131,60 @@ class McastTxSocket(OpenCloseContext):
         """
         if self._sock is not None:
             raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
-        family = self.addr_family
-        ops = _platform.OPS
-        socks: list[socket.socket] = []
         try:
-            for iface, ip in self._outs:
-                sock = socket.socket(family, socket.SOCK_DGRAM)
-                socks.append(sock)
-                with os_errors(Action.OPEN_TX, family, f"Opening a multicast send socket on {iface}"):
-                    ops.configure_tx(
-                        sock,
-                        family,
-                        Target(iface_ip=ip, ifindex=iface.index, ifname=iface.machine_name),
-                        self.ttl,
-                        ops.tx_loopback(iface.is_localhost(), self.enable_external_loopback),
-                        self.source_port,
-                    )
+            for out in self._outs:
+                out.sock = self._open_one(out)
         except BaseException:
-            for sock in socks:
-                sock.close()
+            self._close_all()
             raise
-        self._socks = socks
-        self._sock = socks[0]
+        self._sock = self._outs[0].sock
         self.is_opened = True
+
+    def _open_one(self, out: Out) -> _OsSocket:
+        """One configured OS socket sending from ``out``'s interface and address."""
+        family, ops, iface = self.addr_family, _platform.OPS, out.iface
+        sock = socket.socket(family, socket.SOCK_DGRAM)  # (looked up now: tests swap it)
+        try:
+            with os_errors(Action.OPEN_TX, family, f"Opening a multicast send socket on {iface}"):
+                ops.configure_tx(
+                    sock,
+                    family,
+                    Target(iface_ip=out.ip, ifindex=iface.index, ifname=iface.machine_name),
+                    self.ttl,
+                    ops.tx_loopback(iface.is_localhost(), self.enable_external_loopback),
+                    self.source_port,
+                )
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _close_all(self) -> None:
+        for out in self._outs:
+            if out.sock is not None:
+                out.sock.close()
+                out.sock = None
 
     def close(self) -> None:
         """Close the OS sockets. Raises MulticastExpertError if already closed."""
         if self._sock is None:
             raise MulticastExpertError("Attempt to close an McastTxSocket that is already closed!")
-        for sock in self._socks:
-            sock.close()
+        self._close_all()
         self._sock = None
-        self._socks = []
         self.is_opened = False
+
+    def setblocking(self, flag: bool) -> None:
+        """Make every OS socket blocking (True, as opened) or non-blocking (False).
+
+        Non-blocking, a send that finds a send buffer full raises BlockingIOError (on several
+        interfaces: in :class:`MulticastSendError` ``failures``), and ``send_batch`` returns how
+        many went out.
+        """
+        if self._sock is None:
+            raise MulticastExpertError("setblocking() on a closed McastTxSocket; open it first")
+        check_bool(flag, "flag")
+        for sock in self.sockets:
+            sock.setblocking(flag)
 
     def sendto(self, bytes: bytes, address: IPv4Or6Address, *, iface: IfaceSpecifier | None = None) -> None:  # noqa: A002
         """Send one datagram to ``address`` = ``(group, port)``, on every interface of the socket
@@ -206,110 +193,137 @@ class McastTxSocket(OpenCloseContext):
         Raises:
             MulticastExpertError: the group "was not one of the addresses given" to this socket,
                 ``iface`` is not one of its interfaces, or the socket is closed.
-            OSError: the OS refused the send.
+            MulticastPortError: the port is outside 0..65535 (nothing was sent).
+            MulticastSendError: sending on several interfaces, one or more refused (every other
+                interface was still sent on).
+            OSError: the OS refused the send on the one interface.
         """
         sock = self._sock
         if sock is None:
             raise MulticastExpertError("sendto() on a closed McastTxSocket; open it first")
         if address[0] not in self._allowed:
-            address = self._check_destination(address)
-        if iface is not None or len(self._socks) > 1:
-            for s in self._chosen(iface):
-                self._send(s, bytes, address)
+            address = check_destination(address, self.addr_family, self._allowed)
+        if iface is not None or self._many:
+            self._send_on(self._chosen(iface), bytes, address)
             return
         try:  # the common case inline: one socket, no extra call on the hot path
             sock.sendto(bytes, address)
         except (OverflowError, OSError) as exc:
-            self._send_failed(exc, sock, address)
+            self._send_failed(exc, self._outs[0], address)
 
-    def _send(self, sock: _OsSocket, data: bytes, address: IPv4Or6Address) -> None:
-        try:
-            sock.sendto(data, address)
-        except (OverflowError, OSError) as exc:
-            self._send_failed(exc, sock, address)
-
-    def _send_failed(self, exc: OverflowError | OSError, sock: _OsSocket, address: IPv4Or6Address) -> None:
-        """Raise what a failed send means (nothing where the OS says it is harmless)."""
-        if isinstance(exc, OverflowError):
-            raise MulticastPortError(
-                f"port {address[1]!r} is out of range; valid ports are 0..65535"
-            ) from None
-        iface = self._outs[self._socks.index(sock)][0] if sock in self._socks else self._iface
-        if _platform.OPS.harmless_send_error(exc, iface.is_localhost()):
+    def _send_on(self, outs: list[Out], data: bytes, address: IPv4Or6Address) -> None:
+        """Send one datagram on each of ``outs`` whatever the others do, then raise for failures."""
+        if len(outs) == 1:
+            out = outs[0]
+            try:
+                out.sock.sendto(data, address)  # type: ignore[union-attr]  # (open: checked)
+            except (OverflowError, OSError) as exc:
+                self._send_failed(exc, out, address)
             return
-        better = translate_oserror(
-            exc, Action.SEND, self.addr_family, f"Sending to {address[0]} on {iface.machine_name}"
-        )
+        failures: dict[str, OSError] = {}
+        for out in outs:
+            try:
+                out.sock.sendto(data, address)  # type: ignore[union-attr]
+            except OverflowError:  # the first socket refuses the port: nothing went out
+                raise port_error(address[1]) from None
+            except OSError as exc:
+                if not _platform.OPS.harmless_send_error(exc, out.iface.is_localhost()):
+                    failures[out.name] = self._explain(exc, f"Sending to {address[0]}", out)
+        if failures:
+            sent = {o.name: int(o.name not in failures) for o in outs}
+            raise MulticastSendError(f"Sending to {address[0]}", failures, sent)
+
+    def _send_failed(self, exc: OverflowError | OSError, out: Out, address: IPv4Or6Address) -> None:
+        """Raise what a failed send on one interface means (nothing where the OS says it is harmless)."""
+        if isinstance(exc, OverflowError):
+            raise port_error(address[1]) from None
+        if _platform.OPS.harmless_send_error(exc, out.iface.is_localhost()):
+            return
+        better = self._explain(exc, f"Sending to {address[0]}", out)
         if better is exc:
             raise exc
         raise better from exc  # a MulticastOSError: still an OSError with the OS's errno
 
-    def _chosen(self, iface: IfaceSpecifier | None) -> list[_OsSocket]:
+    def _explain(self, exc: OSError, action: str, out: Out) -> OSError:
+        """The error to report for ``exc`` on one interface (see translate_oserror)."""
+        return translate_oserror(exc, Action.SEND, self.addr_family, f"{action} on {out.name}")
+
+    def _chosen(self, iface: IfaceSpecifier | None) -> list[Out]:
+        """The records to send on: all of them, or the one of ``iface``."""
         if iface is None:
-            return list(self._socks)
-        info = resolve_iface(iface, self.addr_family)
-        for (i, _), sock in zip(self._outs, self._socks, strict=True):
-            if i.index == info.index:
-                return [sock]
+            return self._outs
+        info = iface if isinstance(iface, IfaceInfo) else resolve_iface(iface, self.addr_family)
+        for out in self._outs:
+            if out.iface.index == info.index:
+                return [out]
         raise MulticastValueError(
             f"Interface {info.machine_name} is not one this McastTxSocket sends on; "
-            f"it sends on {[i.machine_name for i, _ in self._outs]}"
+            f"it sends on {[o.name for o in self._outs]}"
         )
 
-    def send_batch(self, datagrams: Iterable[tuple[bytes, IPv4Or6Address]]) -> int:
-        """Send ``(payload, (group, port))`` pairs, on every interface of the socket.
+    def send_batch(
+        self, datagrams: Iterable[tuple[bytes, IPv4Or6Address]], *, iface: IfaceSpecifier | None = None
+    ) -> int:
+        """Send ``(payload, (group, port))`` pairs, on every interface of the socket (or only on
+        ``iface``, one of them).
 
-        Each destination is checked as :meth:`sendto` checks it. On Linux one ``sendmmsg`` system
-        call sends many datagrams. Returns how many datagrams were sent (on every interface):
-        fewer than given only when a non-blocking socket's buffer filled.
+        Every pair is checked as :meth:`sendto` checks it before anything is sent. On Linux one
+        ``sendmmsg`` system call sends many datagrams. Returns how many were sent (on every
+        interface): fewer than given only when a non-blocking socket's buffer filled.
 
         Raises:
             MulticastExpertError: a destination not given to this socket, or the socket is closed.
-            OSError: the OS refused the send.
+            MulticastPortError: a port outside 0..65535 (nothing was sent).
+            TypeError: a pair that is not ``(bytes-like, (group, port))`` (nothing was sent).
+            MulticastSendError: the OS refused a datagram; its ``sent`` / ``sent_by_iface`` say
+                how many went out before (every other interface was still sent on).
         """
         if self._sock is None:
             raise MulticastExpertError("send_batch() on a closed McastTxSocket; open it first")
-        allowed = self._allowed
-        checked = [
-            (data, addr if addr[0] in allowed else self._check_destination(addr)) for data, addr in datagrams
-        ]
-        family = self.addr_family
-        sent = len(checked)
-        for sock in self._socks:
-            try:
-                with os_errors(
-                    Action.SEND,
-                    family,
-                    f"Sending a batch on {self._outs[self._socks.index(sock)][0].machine_name}",
-                ):
-                    n = _platform.IO.send_many(sock, family, checked)
-            except BlockingIOError:
-                n = 0
-            if n is None:  # no sendmmsg here: one at a time
-                n = 0
-                for data, addr in checked:
-                    try:
-                        self._send(sock, data, addr)
-                    except BlockingIOError:
-                        break
-                    n += 1
-            sent = min(sent, n)
-        return sent
+        checked = check_batch(datagrams, self.addr_family, self._allowed)
+        sent: dict[str, int] = {}
+        failures: dict[str, OSError] = {}
+        for out in self._chosen(iface):
+            sent[out.name], exc = self._batch_on(out, checked)
+            if exc is not None:
+                failures[out.name] = self._explain(exc, "Sending a batch", out)
+        if failures:
+            raise MulticastSendError(f"Sending a batch of {len(checked)}", failures, sent)
+        return min(sent.values())
 
-    def _check_destination(self, address: object) -> IPv4Or6Address:
-        if not isinstance(address, tuple) or len(address) not in (2, 4):
-            raise TypeError(f"address must be a (group, port) tuple, not {address!r}")
-        try:
-            group = normalize_mcast_ip(address[0], self.addr_family)
-        except (MulticastExpertError, TypeError):
-            group = str(address[0])
-        if group not in self._allowed:
-            raise MulticastExpertError(
-                f"The given destination address ({address[0]}) was not one of the addresses given "
-                f"for this McastTxSocket to transmit to! Allowed: {sorted(self._allowed)}"
-            )
-        check_port(address[1])
-        return (group, *address[1:])
+    def _batch_on(self, out: Out, checked: Batch) -> tuple[int, OSError | None]:
+        """Send ``checked`` on one interface: (how many went out, the error that stopped it, if any).
+        A full send buffer only stops it."""
+        io, sock, done = _platform.IO, out.sock, 0
+        assert sock is not None  # (open: checked by the caller)
+        while done < len(checked):
+            try:
+                n = io.send_many(sock, self.addr_family, checked[done:] if done else checked)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                return done, exc
+            if n is None:  # no sendmmsg here: one at a time
+                return self._one_by_one(out, checked, done)
+            if not n:
+                break
+            done += n  # (fewer than all: the next call finds out why)
+        return done, None
+
+    def _one_by_one(self, out: Out, checked: Batch, done: int) -> tuple[int, OSError | None]:
+        """:meth:`_batch_on` by one ``sendto`` per datagram, from ``checked[done]`` on."""
+        sock, harmless, loopback = out.sock, _platform.OPS.harmless_send_error, out.iface.is_localhost()
+        assert sock is not None
+        for data, addr in checked[done:]:
+            try:
+                sock.sendto(data, addr)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if not harmless(exc, loopback):
+                    return done, exc
+            done += 1
+        return done, None
 
     def fileno(self) -> int:
         """The OS socket's file descriptor (the first interface's; -1 when closed)."""
@@ -325,28 +339,7 @@ class McastTxSocket(OpenCloseContext):
 
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
         """Set an extra socket option on every underlying OS socket."""
-        apply_sockopt(self._socks, level, opt, value)
-
-
-def _given_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str | None:
-    """The address ``spec`` names, if it is an address (not a name or an IfaceInfo)."""
-    if isinstance(spec, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = spec
-    elif isinstance(spec, str) and spec != iface.machine_name:
-        try:
-            ip = ipaddress.ip_address(spec)
-        except ValueError:
-            return None
-    else:
-        return None
-    if (ip.version == 4) != (family == socket.AF_INET):
-        raise MulticastFamilyError(
-            f"iface_ip {ip} is IPv{ip.version} but this is an {family_name(family)} socket! "
-            f"Give an IPv{6 if ip.version == 4 else 4} address of {iface.machine_name}, or its name"
-        )
-    if ip.version == 6 and ip.is_link_local and "%" not in str(ip):
-        return f"{ip}%{iface.machine_name}"
-    return str(ip)
+        apply_sockopt(self.sockets, level, opt, value)
 
 
 __all__ = [  # the socket class, and what 1.2.0 also exported from this module

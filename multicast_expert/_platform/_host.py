@@ -80,3 +80,9 @@ class Host:
     def memberships(self) -> list[tuple[str, str]] | None:
         """``(interface, group)`` for every group joined on this host, or None where unknown."""
         return None
+
+    # ---- sending -------------------------------------------------------------------------------
+    def preferred_source(self, family: int, ifindex: int, ifname: str) -> str | None:
+        """The address the OS would send ``family`` multicast from on an interface (never a
+        deprecated or tentative one), or None where unknown: the caller uses the primary address."""
+        return None

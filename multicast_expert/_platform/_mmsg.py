@@ -230,7 +230,13 @@ def _recv_into(bufs: _RecvBuffers, fd: int, want: int, size: int, out: list[Rece
 
 
 class _SendBuffers:
-    """Preallocated sendmmsg arrays and a payload area (kept per thread, grown as needed)."""
+    """Preallocated sendmmsg arrays, a payload area and a destination area for up to ``count``
+    datagrams (kept per thread, grown as needed).
+
+    The destination area has one slot per message, so a call never reuses a slot that another
+    message of the same call still points to; within a call, datagrams to one destination share
+    its slot (:meth:`name_address`), and :meth:`start` forgets the slots of the previous call.
+    """
 
     def __init__(self, count: int, capacity: int) -> None:
         self.count, self.capacity = count, capacity
@@ -239,10 +245,10 @@ class _SendBuffers:
         self.payload = ctypes.create_string_buffer(capacity)
         self.payload_view = memoryview(self.payload).cast("B")
         self.payload_base = ctypes.addressof(self.payload)
-        self.names = ctypes.create_string_buffer(_NAME_SIZE * 256)
+        self.names = ctypes.create_string_buffer(_NAME_SIZE * count)
         self.names_view = memoryview(self.names).cast("B")
         self.names_base = ctypes.addressof(self.names)
-        self.name_at: dict[bytes, int] = {}  # destination sockaddr -> its slot in ``names``
+        self.name_at: dict[bytes, int] = {}  # destination sockaddr -> its slot, this call only
         self.iov_view = memoryview(self.iovs).cast("B")
         self.hdrs = memoryview(self.msgs).cast("B")
         for i in range(count):
@@ -250,11 +256,14 @@ class _SendBuffers:
             h.iov = ctypes.pointer(self.iovs[i])
             h.iovlen = 1
 
+    def start(self) -> None:
+        """Begin a call: no slot is in use."""
+        self.name_at.clear()
+
     def name_address(self, name: bytes) -> int:
+        """The address of a slot holding ``name`` (a new slot for a destination new to this call)."""
         at = self.name_at.get(name)
-        if at is None:
-            if len(self.name_at) >= 256:
-                self.name_at.clear()
+        if at is None:  # at most one new slot per message: never more than ``count``
             at = len(self.name_at) * _NAME_SIZE
             self.names_view[at : at + len(name)] = name
             self.name_at[name] = at
@@ -265,52 +274,63 @@ _PTR = struct.Struct("@P")
 _IOV = struct.Struct("@PN")
 _OFF_NAME = _Msghdr.name.offset
 _CHUNK = 1024  # sendmmsg takes at most UIO_MAXIOV (1024) messages per call
+_EINTR, _EAGAIN = 4, 11  # <asm-generic/errno-base.h>
 
 
 def _send_buffers(count: int, capacity: int) -> _SendBuffers:
     bufs: _SendBuffers | None = getattr(_local, "send", None)
     if bufs is None or bufs.count < count or bufs.capacity < capacity:
         bufs = _local.send = _SendBuffers(max(count, 64), max(capacity, 1 << 16))
+    bufs.start()
     return bufs
 
 
+def _fill(bufs: _SendBuffers, chunk: Sequence[tuple[bytes, bytes]]) -> None:
+    """Point the first ``len(chunk)`` messages at copies of the chunk's payloads and destinations."""
+    iovs, hdrs, view, base, name_address = (
+        bufs.iov_view,
+        bufs.hdrs,
+        bufs.payload_view,
+        bufs.payload_base,
+        bufs.name_address,
+    )
+    iov_pack, ptr_pack, uint_pack = _IOV.pack_into, _PTR.pack_into, _UINT.pack_into
+    offset = 0
+    for i, (payload, name) in enumerate(chunk):
+        size = len(payload)
+        view[offset : offset + size] = payload
+        iov_pack(iovs, i * 16, base + offset, size)
+        offset += size
+        at = i * _MMSG
+        ptr_pack(hdrs, at + _OFF_NAME, name_address(name))
+        uint_pack(hdrs, at + _OFF_NAMELEN, len(name))
+
+
 def send_many(sock: socket.socket, datagrams: Sequence[tuple[bytes, bytes]]) -> int:
-    """Send ``(payload, raw sockaddr)`` pairs in as few calls as the kernel allows; returns how many
-    were sent (fewer when the send buffer filled: the rest would block)."""
+    """Send ``(payload, raw sockaddr)`` pairs in as few calls as the kernel allows.
+
+    Returns how many were sent, in order. Like sendmmsg(2) itself it stops early, returning the
+    count, when a datagram after the first fails or would block; the caller learns why by sending
+    the rest. Raises OSError (BlockingIOError for EAGAIN) only when the first datagram fails.
+    """
     count = len(datagrams)
     sent = 0
     fd = sock.fileno()
-    iov_pack, ptr_pack, uint_pack = _IOV.pack_into, _PTR.pack_into, _UINT.pack_into
     while sent < count:
         chunk = datagrams[sent : sent + _CHUNK]
         bufs = _send_buffers(len(chunk), sum(len(p) for p, _ in chunk))
-        iovs, hdrs, view, base, name_address = (
-            bufs.iov_view,
-            bufs.hdrs,
-            bufs.payload_view,
-            bufs.payload_base,
-            bufs.name_address,
-        )
-        offset = 0
-        for i, (payload, name) in enumerate(chunk):
-            size = len(payload)
-            view[offset : offset + size] = payload
-            iov_pack(iovs, i * 16, base + offset, size)
-            offset += size
-            at = i * _MMSG
-            ptr_pack(hdrs, at + _OFF_NAME, name_address(name))
-            uint_pack(hdrs, at + _OFF_NAMELEN, len(name))
+        _fill(bufs, chunk)
         n = _c().sendmmsg(fd, bufs.msgs, len(chunk), 0)
         if n < 0:
             err = ctypes.get_errno()
-            if err == 4:  # EINTR
+            if err == _EINTR:
                 continue
-            if err == 11 and sent:  # EAGAIN after some went out
+            if sent:  # report what went out; the caller's next call meets the error itself
                 break
             raise OSError(err, os.strerror(err))
-        if n == 0:
-            break
         sent += n
+        if n < len(chunk):  # the kernel stopped at a datagram it could not send (yet)
+            break
     return sent
 
 

@@ -71,6 +71,14 @@ SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
 IFF_RUNNING = 0x40  # operationally up: carrier present (ip link shows NO-CARRIER without it)
 IFF_MULTICAST = 0x1000
+# <linux/if_addr.h>: IPv6 address flags, as /proc/net/if_inet6 prints them (fifth column, hex)
+IFA_F_DADFAILED = 0x08
+IFA_F_DEPRECATED = 0x20
+IFA_F_TENTATIVE = 0x40
+_UNUSABLE_SOURCE = IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE
+#: A global-scope group (RFC 4291 "ff0e::", scope 14) to ask the kernel's source choice for: the
+#: widest scope, so it answers with a global address where the interface has a usable one.
+_PROBE_GROUP = "ff0e::1"
 
 
 #: Raw sockaddr of each destination sent to in batches (few groups, many datagrams).
@@ -173,6 +181,18 @@ class LinuxIO(DatagramIO):
 
 class LinuxHost(Host):
     """Linux host details: rtnetlink notifications, /proc and /sys, SIOCGIFFLAGS, RLIMIT_NOFILE."""
+
+    def preferred_source(self, family: int, ifindex: int, ifname: str) -> str | None:
+        # IPv4 has no deprecated or tentative addresses: the interface's first address is right.
+        if family != V6 or sys.platform != "linux":
+            return None
+        usable = _usable_ipv6(ifindex)
+        if not usable:
+            return None
+        chosen = _kernel_source(ifindex)  # RFC 6724 selection, as the kernel does it
+        if chosen is not None and chosen in usable:
+            return chosen
+        return usable[0]
 
     def interface_watch(self) -> socket.socket | None:
         if sys.platform != "linux":
@@ -293,3 +313,31 @@ class LinuxHost(Host):
             if len(f) >= 3:
                 found.append((f[1], str(ipaddress.IPv6Address(bytes.fromhex(f[2])))))
         return found
+
+
+def _kernel_source(ifindex: int) -> str | None:
+    """The source the kernel picks for a global-scope group sent out of ``ifindex`` (a connected
+    UDP socket's own address; connect() sends nothing), without any ``%scope``."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        try:
+            s.setsockopt(IPPROTO_IPV6, IPV6_MULTICAST_IF, ifindex)
+            s.connect((_PROBE_GROUP, 9, 0, ifindex))
+        except OSError:
+            return None
+        return str(s.getsockname()[0]).split("%", 1)[0]
+
+
+def _usable_ipv6(ifindex: int) -> list[str]:
+    """The interface's IPv6 addresses that may be a source, global ones first (/proc/net/if_inet6:
+    address, ifindex, prefix length, scope, flags, name; all hex but the name)."""
+    try:
+        lines = Path("/proc/thread-self/net/if_inet6").read_text().splitlines()
+    except OSError:
+        return []
+    found: list[tuple[bool, str]] = []
+    for line in lines:
+        f = line.split()
+        if len(f) >= 6 and int(f[1], 16) == ifindex and not int(f[4], 16) & _UNUSABLE_SOURCE:
+            addr = ipaddress.IPv6Address(bytes.fromhex(f[0]))
+            found.append((addr.is_link_local, str(addr)))
+    return [a for _, a in sorted(found, key=lambda x: x[0])]

@@ -1,0 +1,184 @@
+"""What McastTxSocket is given, checked and resolved: the interfaces to send on (one record each,
+with the address datagrams leave from) and the destinations and payloads of a batch.
+
+Layering: imports ``_errors``, ``_validate``, ``_platform`` and ``interfaces``; only
+``tx_socket`` imports it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+
+from . import _platform
+from ._compat.tx import BOTH_IFACES
+from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortError, MulticastValueError
+from ._rx_args import normalize_iface_list
+from ._validate import IPv4Or6Address, check_int_range, check_port, family_name, normalize_mcast_ip
+from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface, resolve_iface
+from .interfaces import iface_ip as primary_ip
+
+MAX_PORT = 65535
+_MAX_U32 = 2**32 - 1  # IPv6 flowinfo and scope id: uint32_t in sockaddr_in6 (RFC 3493)
+Batch = list[tuple[bytes, IPv4Or6Address]]
+
+
+class Out:
+    """One interface a socket sends on: the interface, the address datagrams leave from, and the
+    OS socket (while open)."""
+
+    __slots__ = ("iface", "ip", "sock")
+
+    def __init__(self, iface: IfaceInfo, ip: str) -> None:
+        self.iface = iface
+        self.ip = ip
+        self.sock: socket.socket | None = None
+
+    @property
+    def name(self) -> str:
+        """The interface's OS name."""
+        return self.iface.machine_name
+
+
+# ---- interfaces ---------------------------------------------------------------------------------
+def interface_specs(
+    family: int,
+    spec: IfaceSpecifier | None,
+    iface: IfaceSpecifier | None,
+    ifaces: Iterable[IfaceSpecifier] | None,
+) -> list[IfaceSpecifier]:
+    """The interfaces a constructor call names: ``iface_ip``/``iface``, ``ifaces``, or the default."""
+    if iface is not None and spec is not None:
+        raise MulticastValueError(BOTH_IFACES)
+    spec = iface if iface is not None else spec
+    if ifaces is not None:
+        if spec is not None:
+            raise MulticastValueError("Give either iface/iface_ip (one interface) or ifaces (several)")
+        return normalize_iface_list(ifaces)
+    if spec is not None:
+        return [spec]
+    default = get_default_gateway_iface(family)
+    if default is None:
+        raise MulticastExpertError(
+            "iface_ip not specified but unable to determine the default gateway on this "
+            "machine; pass iface_ip (an interface IP or name)"
+        )
+    return [default]
+
+
+def records(specs: list[IfaceSpecifier], family: int) -> list[Out]:
+    """One record per distinct interface, in the order given, with the address it sends from."""
+    outs: list[Out] = []
+    for spec in specs:
+        info = resolve_iface(spec, family)
+        if all(info.index != o.iface.index for o in outs):
+            outs.append(Out(info, source_address(spec, info, family)))
+    return outs
+
+
+def source_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str:
+    """The address datagrams leave from: the one given, if an address was given (an interface may
+    hold several); else the one the OS would pick (never a deprecated or tentative one); else the
+    interface's primary address."""
+    given = _given_address(spec, iface, family)
+    if given is not None:
+        return given
+    chosen = _platform.HOST.preferred_source(family, iface.index, iface.machine_name)
+    if chosen is not None and iface.has_ip(ipaddress.ip_address(chosen)):
+        return _scoped(ipaddress.ip_address(chosen), iface)
+    return primary_ip(iface, family)
+
+
+def _scoped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, iface: IfaceInfo) -> str:
+    """An address as a socket binds to it: an IPv6 link-local one with its ``%interface``."""
+    if ip.version == 6 and ip.is_link_local and "%" not in str(ip):
+        return f"{ip}%{iface.machine_name}"
+    return str(ip)
+
+
+def _given_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str | None:
+    """The address ``spec`` names, if it is an address (not a name or an IfaceInfo)."""
+    if isinstance(spec, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = spec
+    elif isinstance(spec, str) and spec != iface.machine_name:
+        try:
+            ip = ipaddress.ip_address(spec)
+        except ValueError:
+            return None
+    else:
+        return None
+    if (ip.version == 4) != (family == socket.AF_INET):
+        raise MulticastFamilyError(
+            f"iface_ip {ip} is IPv{ip.version} but this is an {family_name(family)} socket! "
+            f"Give an IPv{6 if ip.version == 4 else 4} address of {iface.machine_name}, or its name"
+        )
+    return _scoped(ip, iface)
+
+
+# ---- destinations and payloads ------------------------------------------------------------------
+def port_error(port: object) -> MulticastPortError:
+    """The error for a port the OS refused as out of range (as sendto's OverflowError)."""
+    return MulticastPortError(f"port {port!r} is out of range; valid ports are 0..{MAX_PORT}")
+
+
+def check_batch(
+    datagrams: Iterable[tuple[bytes, IPv4Or6Address]], family: int, allowed: frozenset[str]
+) -> Batch:
+    """Every ``(payload, address)`` pair checked as sendto checks it, before anything is sent."""
+    items = datagrams if type(datagrams) is list else list(datagrams)
+    try:  # the common case first, in one tight pass: bytes to an allowed (group, port)
+        for data, addr in items:
+            if not (
+                type(data) is bytes
+                and type(addr) is tuple
+                and len(addr) == 2
+                and addr[0] in allowed
+                and type(addr[1]) is int
+                and 0 <= addr[1] <= MAX_PORT
+            ):
+                break
+        else:
+            return items
+    except (TypeError, ValueError):  # an item that is not a pair: reported below
+        pass
+    return [_checked_pair(item, family, allowed) for item in items]
+
+
+def _checked_pair(item: object, family: int, allowed: frozenset[str]) -> tuple[bytes, IPv4Or6Address]:
+    """One ``(payload, address)`` pair checked in full, or the error naming what is wrong."""
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise TypeError(f"send_batch takes (payload, (group, port)) pairs, not {item!r:.80}")
+    data, addr = item
+    return (data if type(data) is bytes else _payload(data), check_destination(addr, family, allowed))
+
+
+def check_destination(address: object, family: int, allowed: frozenset[str]) -> IPv4Or6Address:
+    """A destination checked in full: its shape, group and port (and IPv6 flowinfo, scope id)."""
+    v6 = family == socket.AF_INET6
+    if not isinstance(address, tuple) or len(address) not in ((2, 4) if v6 else (2,)):
+        shapes = "(group, port) or (group, port, flowinfo, scope_id)" if v6 else "(group, port)"
+        raise TypeError(f"address must be a {shapes} tuple, not {address!r}")
+    try:
+        group = normalize_mcast_ip(address[0], family)
+    except (MulticastExpertError, TypeError):
+        group = str(address[0])
+    if group not in allowed:
+        raise MulticastExpertError(
+            f"The given destination address ({address[0]}) was not one of the addresses given "
+            f"for this McastTxSocket to transmit to! Allowed: {sorted(allowed)}"
+        )
+    check_port(address[1])
+    for what, value in zip(("flowinfo", "scope_id"), address[2:], strict=False):
+        check_int_range(value, what, 0, _MAX_U32)
+    return (group, *address[1:])
+
+
+def _payload(data: object) -> bytes:
+    """A bytes-like payload as bytes, or TypeError naming what was given."""
+    try:
+        return memoryview(data).tobytes()  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"a payload must be bytes-like (bytes, bytearray, memoryview), not {data!r:.60}"
+        ) from None
