@@ -46,7 +46,7 @@ def second_source(peer: testing.Peer) -> str:
 def twins(own_peer: testing.Peer) -> Iterator[tuple[testing.Peer, testing.Peer]]:
     """Two peers whose links hold the same IPv4 address here (their only one); each peer has a
     second sender address (:func:`second_source`)."""
-    other = testing.Peer(71)
+    other = testing.Peer(245)  # (far above the numbers own_peer hands out)
     try:
         for p in (own_peer, other):
             testing.ip("addr", "del", f"{p.host_ip4}/24", "dev", p.host_if)
