@@ -46,8 +46,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._rx = McastRxSocket(*args, **kwargs)
-        self._timeout = self._rx.timeout  # the async wait limit; the OS side never blocks
-        self._rx.settimeout(0)
+        self._timeout = self._rx.timeout  # the async wait limit; every OS-side read passes timeout 0
         self._waiters: list[asyncio.Future[None]] = []
         self._watching: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,6 +74,9 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
     @property
     def is_opened(self) -> bool:
         """Whether the socket is open."""
+        return self._rx.is_opened
+
+    def _is_open(self) -> bool:
         return self._rx.is_opened
 
     def open(self) -> None:
@@ -152,7 +154,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             TimeoutError: nothing arrived within the timeout.
             MulticastExpertError: the socket is closed (also while waiting).
         """
-        return await self._receive(lambda: self._rx.recvfrom(bufsize, flags))
+        return await self._receive(lambda: self._rx._recvfrom(bufsize, flags, 0.0))
 
     async def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes:
         """Wait for one datagram's payload."""
@@ -160,7 +162,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
 
     async def recv_packet(self, bufsize: int = 65535) -> McastPacket:
         """Wait for one datagram with its group and arrival interface."""
-        return await self._receive(lambda: self._rx.recv_packet(bufsize))
+        return await self._receive(lambda: self._rx._recv_packet(bufsize, 0.0))
 
     async def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
         """Wait (by the timeout rules) for the first datagram, then return up to ``max_packets``
@@ -171,7 +173,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             MulticastExpertError: the socket is closed.
         """
         rx = self._rx
-        return await self._receive(lambda: rx.recv_batch(max_packets, bufsize) or None)
+        return await self._receive(lambda: rx._recv_batch(max_packets, bufsize, 0.0) or None)
 
     def filenos(self) -> list[int]:
         """Descriptors of the underlying OS sockets."""
@@ -198,6 +200,9 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
     def sync_socket(self) -> McastTxSocket:
         """The underlying McastTxSocket."""
         return self._tx
+
+    def _is_open(self) -> bool:
+        return self._tx.is_opened
 
     def open(self) -> None:
         """Open the underlying socket, every OS socket non-blocking."""
