@@ -124,7 +124,7 @@ def test_batch_failing_midway_reports_how_many_went_out(
     net: Net, port: int, sendmmsg: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not sendmmsg:  # the one-at-a-time path other systems take
-        monkeypatch.setattr(_platform.OPS, "send_many", lambda *_: None)
+        monkeypatch.setattr(_platform.IO, "send_many", lambda *_: None)
     group = "239.173.0.1"
     batch = [
         (b"a", (group, port)),
