@@ -35,6 +35,9 @@ except ImportError as exc:  # pragma: no cover - depends on the build
     pytest.skip(f"the C accelerator is not built here: {exc}", allow_module_level=True)
 
 LOOP: dict[int, str] = {V4: "127.0.0.1", V6: "::1"}
+# scripts/check-accel runs this file with AddressSanitizer preloaded: its quarantine keeps freed
+# memory resident, so the resident-size checks are skipped there (ASan checks the accesses).
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 FAMILIES = pytest.mark.parametrize("family", [V4, V6], ids=["v4", "v6"])
 
 
@@ -473,7 +476,7 @@ def test_recv_batch_large_count_with_few_datagrams_stays_cheap(net: Net) -> None
             got = sp.recv_batch(fd, 1024, 65535, "g", 1, McastPacket)
             assert [p.payload for p in got] == [b"%d" % i]
         took = time.perf_counter() - start
-        assert rss_bytes() - before < 8 << 20
+        assert UNDER_ASAN or rss_bytes() - before < 8 << 20
         assert took < 10.0  # ~10 us a round here; count*bufsize zero-filling would be ~10 ms a call
 
 
@@ -501,6 +504,7 @@ def test_recv_batch_errors(net: Net) -> None:
 def test_recv_batch_keeps_no_references(net: Net) -> None:
     group, index = "".join(["239.", "9.9.9"]), 10**20  # objects of this test only
     with pair(V4) as (rx, tx):
+        gc.collect()  # packets left over from earlier tests hold references to McastPacket
         refs = (sys.getrefcount(group), sys.getrefcount(index), sys.getrefcount(McastPacket))
         for _ in range(3):
             for i in range(50):
@@ -730,5 +734,5 @@ def test_repeated_calls_do_not_leak(net: Net) -> None:
         for _ in range(3000):
             round_trip()
         gc.collect()
-        assert rss_bytes() - before < 4 << 20
+        assert UNDER_ASAN or rss_bytes() - before < 4 << 20
     os.close(waker)
