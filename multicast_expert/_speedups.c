@@ -552,7 +552,13 @@ sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             r = 1;
             break;
         }
-        r = read_once(fd, buf, bufsize, 0, packet, &result); /* 0 again: a spurious wake-up */
+        r = read_once(fd, buf, bufsize, 0, packet, &result);
+        if (r == 0 && !forever && monotonic_now() >= deadline) {
+            /* Readable but nothing to read, with no time left (another reader took it, or a
+             * socket shut down for reading stays "readable" for ever): the timeout has passed. */
+            result = Py_NewRef(Py_None);
+            r = 1;
+        }
     }
     put_buffer(stack, buf);
     return r > 0 ? result : NULL;

@@ -59,7 +59,10 @@ def wait_recv(
       empty returns False at once. When ``fd`` and the waker both became readable during a wait,
       False wins and the datagram stays queued for the next call.
 
-    A wake-up that finds nothing to read (another reader took it) waits again for the time left.
+    A wake-up that finds nothing to read (another reader took it) waits again for the time left,
+    and ends with None once no time is left. (A connected socket shut down for reading polls
+    readable for ever while reads find nothing: with a timeout that ends with None, with None it
+    spins, as a pure-Python poll-and-read loop does.)
     A closed ``fd`` or ``waker_fd`` (POLLNVAL) is OSError(EBADF).
     """
 
@@ -95,7 +98,7 @@ def recv_batch(
     """
 
 def send_batch(fd: int, family: int, datagrams: Sequence[tuple[ReadableBuffer, Address]], /) -> int:
-    """Send ``(data, address)`` pairs with sendmmsg (GIL released, flags 0: a blocking socket
+    """Send ``(data, address)`` tuples with sendmmsg (GIL released, flags 0: a blocking socket
     blocks); returns how many were sent, in order.
 
     Every pair is checked before anything is sent, with socket.sendto's exception types: an

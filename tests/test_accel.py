@@ -338,6 +338,18 @@ def test_wait_recv_spurious_wakeup_waits_again_for_the_rest(net: Net) -> None:
         assert got == (b"stolen", tx.getsockname()) or (got is None and took >= 0.39 and taken)
 
 
+def test_wait_recv_ends_on_time_when_readable_but_empty(net: Net) -> None:
+    # A connected UDP socket shut down for reading polls readable, yet reads find nothing.
+    with pair(V4) as (rx, tx):
+        rx.connect(tx.getsockname())
+        rx.shutdown(socket.SHUT_RD)
+        assert select.select([rx], [], [], 0)[0]
+        for timeout in (0, 0.2):
+            start = time.monotonic()
+            assert sp.wait_recv(rx.fileno(), -1, 100, timeout, False) is None
+            assert timeout <= time.monotonic() - start < timeout + 1.0
+
+
 def test_wait_recv_signal_handler_that_raises_interrupts_it(net: Net) -> None:
     with pair(V4) as (rx, _tx), alarm(0.1, raise_boom):
         start = time.monotonic()
