@@ -1,0 +1,971 @@
+/*
+ * multicast_expert._speedups: the optional Linux accelerator (issue 22, item 2).
+ *
+ * A few receive/send loops of the library done in C: one call into the kernel per datagram (or per
+ * batch) with the argument parsing, address decoding and result building that the pure-Python
+ * version does with struct/ctypes. Everything takes raw file descriptors, so it never needs the
+ * socket objects' internals. Built against CPython's limited API (stable ABI, abi3) for 3.11+.
+ *
+ * Contracts (the Python-visible ones are written out in _speedups.pyi):
+ *   - errno becomes the matching OSError subclass through PyErr_SetFromErrno (EAGAIN ->
+ *     BlockingIOError, ECONNREFUSED -> ConnectionRefusedError, ...).
+ *   - EINTR: PyErr_CheckSignals() runs the Python signal handlers; an exception from one propagates,
+ *     otherwise the system call is retried (waits with the time that is left).
+ *   - The GIL is released around every call that can block or copy a lot: ppoll, epoll_wait,
+ *     recvmmsg, sendmmsg. Single non-blocking reads (recvfrom/recvmsg with MSG_DONTWAIT) keep it:
+ *     they never wait, and releasing costs more than the read of a small datagram.
+ *
+ * References: recv(2), recvmsg(2), recvmmsg(2), sendmmsg(2), poll(2) (ppoll), epoll_wait(2),
+ * inet_ntop(3), inet_pton(3), <sys/socket.h> (struct mmsghdr, MSG_TRUNC, MSG_DONTWAIT; glibc
+ * declares recvmmsg/sendmmsg under _GNU_SOURCE), <netinet/in.h> (sockaddr_in, sockaddr_in6).
+ */
+#define _GNU_SOURCE 1 /* recvmmsg, sendmmsg, struct mmsghdr, ppoll, EAI_ADDRFAMILY */
+#define PY_SSIZE_T_CLEAN
+#ifndef Py_LIMITED_API
+#define Py_LIMITED_API 0x030B0000
+#endif
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <netdb.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+/* recv_batch: payload bytes allotted to one recvmmsg call (see _speedups.pyi). */
+#define ARENA_BYTES (1024 * 1024)
+/* recv_batch: slots in its first recvmmsg call; later calls use as many as fit in ARENA_BYTES. */
+#define FIRST_CHUNK 16
+/* The kernel caps one recvmmsg/sendmmsg call at UIO_MAXIOV (1024) messages. */
+#define MAX_VLEN 1024
+/* recv_from/recv_packet/wait_recv read into the C stack up to this size, else into the heap. */
+#define STACK_BUF 8192
+
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+} sockaddr_any;
+
+/* tuple.__new__, looked up once: builds instances of tuple subclasses (NamedTuples) the way
+ * tuple.__new__(cls, items) does, so hash caching and GC tracking are the interpreter's own. */
+static newfunc tuple_new;
+
+/* ---- argument helpers ------------------------------------------------------------------------ */
+
+static int
+check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max)
+{
+    if (nargs < min || nargs > max) {
+        if (min == max)
+            PyErr_Format(PyExc_TypeError, "%s() takes exactly %zd arguments (%zd given)", name, min, nargs);
+        else
+            PyErr_Format(PyExc_TypeError, "%s() takes %zd to %zd arguments (%zd given)", name, min, max,
+                         nargs);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+get_int(PyObject *obj, int *out)
+{
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int
+get_fd(PyObject *obj, int *out, int allow_negative)
+{
+    if (get_int(obj, out) < 0)
+        return -1;
+    if (*out < 0 && !allow_negative) {
+        PyErr_Format(PyExc_ValueError, "file descriptor cannot be a negative integer (%d)", *out);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+get_size(PyObject *obj, Py_ssize_t *out, const char *what)
+{
+    Py_ssize_t v = PyLong_AsSsize_t(obj);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < 0) {
+        PyErr_Format(PyExc_ValueError, "negative %s", what);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* timeout: None -> *forever = 1; otherwise seconds (a real number, not NaN); <= 0 means "do not wait". */
+static int
+get_timeout(PyObject *obj, double *out, int *forever)
+{
+    *forever = 0;
+    if (obj == Py_None) {
+        *forever = 1;
+        return 0;
+    }
+    double v = PyFloat_AsDouble(obj);
+    if (v == -1.0 && PyErr_Occurred())
+        return -1;
+    if (isnan(v)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static double
+monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Seconds left before deadline, never below 0 and at most a year per wait (the caller loops). */
+static double
+remaining(double deadline)
+{
+    double left = deadline - monotonic_now();
+    if (left < 0)
+        return 0;
+    return left > 31536000.0 ? 31536000.0 : left;
+}
+
+/* ---- addresses ------------------------------------------------------------------------------ */
+
+/* PyTuple_SetItem for a freshly made tuple, failing when the item could not be made. */
+static int
+set_item(PyObject *tuple, Py_ssize_t i, PyObject *item)
+{
+    if (item == NULL)
+        return -1;
+    return PyTuple_SetItem(tuple, i, item);
+}
+
+/* The sender address exactly as socket.recvfrom() gives it: (ip, port) for AF_INET and
+ * (ip, port, flowinfo, scope_id) for AF_INET6, ip as inet_ntop(3) writes it (CPython's
+ * makesockaddr does the same: no "%scope" suffix; the scope is the 4th item). */
+static PyObject *
+make_addr(const sockaddr_any *a, socklen_t len)
+{
+    char text[INET6_ADDRSTRLEN];
+    PyObject *result;
+
+    if (len >= sizeof(struct sockaddr_in) && a->sa.sa_family == AF_INET) {
+        if (inet_ntop(AF_INET, &a->v4.sin_addr, text, sizeof text) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        result = PyTuple_New(2);
+        if (result == NULL)
+            return NULL;
+        if (set_item(result, 0, PyUnicode_FromString(text)) < 0 ||
+            set_item(result, 1, PyLong_FromLong(ntohs(a->v4.sin_port))) < 0)
+            goto fail;
+        return result;
+    }
+    if (len >= sizeof(struct sockaddr_in6) && a->sa.sa_family == AF_INET6) {
+        if (inet_ntop(AF_INET6, &a->v6.sin6_addr, text, sizeof text) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        result = PyTuple_New(4);
+        if (result == NULL)
+            return NULL;
+        if (set_item(result, 0, PyUnicode_FromString(text)) < 0 ||
+            set_item(result, 1, PyLong_FromLong(ntohs(a->v6.sin6_port))) < 0 ||
+            set_item(result, 2, PyLong_FromUnsignedLong(ntohl(a->v6.sin6_flowinfo))) < 0 ||
+            set_item(result, 3, PyLong_FromUnsignedLong(a->v6.sin6_scope_id)) < 0)
+            goto fail;
+        return result;
+    }
+    PyErr_Format(PyExc_ValueError, "unsupported sender address (family %d, length %u): only AF_INET and AF_INET6",
+                 len >= sizeof(sa_family_t) ? a->sa.sa_family : -1, (unsigned)len);
+    return NULL;
+fail:
+    Py_DECREF(result);
+    return NULL;
+}
+
+static PyObject *
+type_name(PyObject *obj)
+{
+    return PyType_GetName(Py_TYPE(obj));
+}
+
+
+/* socket.gaierror(code, message), as socket.sendto raises for a host it cannot resolve. */
+static void
+raise_gaierror(int code)
+{
+    PyObject *mod = PyImport_ImportModule("socket");
+    if (mod == NULL)
+        return;
+    PyObject *cls = PyObject_GetAttrString(mod, "gaierror");
+    Py_DECREF(mod);
+    if (cls == NULL)
+        return;
+    PyObject *exc = PyObject_CallFunction(cls, "is", code, gai_strerror(code));
+    if (exc != NULL) {
+        PyErr_SetObject(cls, exc);
+        Py_DECREF(exc);
+    }
+    Py_DECREF(cls);
+}
+
+/* Host text of an address tuple into buf (str, bytes or bytearray, as socket.sendto takes). */
+static int
+host_text(PyObject *host, char *buf, size_t bufsize, int *too_long)
+{
+    const char *s;
+    Py_ssize_t n;
+    *too_long = 0;
+    if (PyUnicode_Check(host)) {
+        s = PyUnicode_AsUTF8AndSize(host, &n);
+        if (s == NULL)
+            return -1;
+    } else if (PyBytes_Check(host)) {
+        if (PyBytes_AsStringAndSize(host, (char **)&s, &n) < 0)
+            return -1;
+    } else if (PyByteArray_Check(host)) {
+        s = PyByteArray_AsString(host);
+        n = PyByteArray_Size(host);
+    } else {
+        PyObject *name = type_name(host);
+        if (name != NULL) {
+            PyErr_Format(PyExc_TypeError, "str, bytes or bytearray expected, not %U", name);
+            Py_DECREF(name);
+        }
+        return -1;
+    }
+    if ((Py_ssize_t)strlen(s) != n) {
+        PyErr_SetString(PyExc_TypeError, "host name must not contain null character");
+        return -1;
+    }
+    if ((size_t)n >= bufsize) {
+        *too_long = 1;
+        return 0;
+    }
+    memcpy(buf, s, (size_t)n + 1);
+    return 0;
+}
+
+/* An (ip, port[, flowinfo[, scope_id]]) tuple into a sockaddr owned by the caller. Exception
+ * types follow socket.sendto: TypeError for the wrong shape, OverflowError for a port outside
+ * 0-65535 or a flowinfo above 2**20-1, socket.gaierror for a host that is not an IP literal
+ * (no name is ever resolved here; for IPv6 a "%scope" suffix is dropped and the tuple's scope_id
+ * is used, as CPython does). */
+static int
+parse_addr(int family, PyObject *addr, sockaddr_any *out, socklen_t *len)
+{
+    char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+    int too_long;
+    Py_ssize_t size;
+    long port;
+    unsigned long flowinfo = 0, scope = 0;
+
+    if (family != AF_INET && family != AF_INET6) {
+        errno = EAFNOSUPPORT;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (!PyTuple_Check(addr)) {
+        PyObject *name = type_name(addr);
+        if (name != NULL) {
+            PyErr_Format(PyExc_TypeError, "send_batch(): %s address must be tuple, not %U",
+                         family == AF_INET ? "AF_INET" : "AF_INET6", name);
+            Py_DECREF(name);
+        }
+        return -1;
+    }
+    size = PyTuple_Size(addr);
+    if (family == AF_INET && size != 2) {
+        PyErr_SetString(PyExc_TypeError, "AF_INET address must be a pair (host, port)");
+        return -1;
+    }
+    if (family == AF_INET6 && (size < 2 || size > 4)) {
+        PyErr_SetString(PyExc_TypeError, "AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])");
+        return -1;
+    }
+    if (host_text(PyTuple_GetItem(addr, 0), text, sizeof text, &too_long) < 0)
+        return -1;
+    port = PyLong_AsLong(PyTuple_GetItem(addr, 1));
+    if (port == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        port = -1; /* reported below, as socket.sendto does */
+    }
+    if (port < 0 || port > 0xffff) {
+        PyErr_SetString(PyExc_OverflowError, "send_batch(): port must be 0-65535.");
+        return -1;
+    }
+    if (size >= 3) {
+        flowinfo = PyLong_AsUnsignedLongMask(PyTuple_GetItem(addr, 2));
+        if (flowinfo == (unsigned long)-1 && PyErr_Occurred())
+            return -1;
+        if ((unsigned int)flowinfo > 0xfffff) {
+            PyErr_SetString(PyExc_OverflowError, "send_batch(): flowinfo must be 0-1048575.");
+            return -1;
+        }
+    }
+    if (size == 4) {
+        scope = PyLong_AsUnsignedLongMask(PyTuple_GetItem(addr, 3));
+        if (scope == (unsigned long)-1 && PyErr_Occurred())
+            return -1;
+    }
+    memset(out, 0, sizeof *out);
+    if (family == AF_INET) {
+        out->v4.sin_family = AF_INET;
+        out->v4.sin_port = htons((uint16_t)port);
+        if (too_long || inet_pton(AF_INET, text, &out->v4.sin_addr) != 1) {
+            struct in6_addr other;
+            raise_gaierror(!too_long && inet_pton(AF_INET6, text, &other) == 1 ? EAI_ADDRFAMILY : EAI_NONAME);
+            return -1;
+        }
+        *len = sizeof out->v4;
+    } else {
+        char *pct = strchr(text, '%');
+        if (pct != NULL)
+            *pct = '\0';
+        out->v6.sin6_family = AF_INET6;
+        out->v6.sin6_port = htons((uint16_t)port);
+        out->v6.sin6_flowinfo = htonl((uint32_t)flowinfo);
+        out->v6.sin6_scope_id = (uint32_t)scope;
+        if (too_long || inet_pton(AF_INET6, text, &out->v6.sin6_addr) != 1) {
+            struct in_addr other;
+            raise_gaierror(!too_long && inet_pton(AF_INET, text, &other) == 1 ? EAI_ADDRFAMILY : EAI_NONAME);
+            return -1;
+        }
+        *len = sizeof out->v6;
+    }
+    return 0;
+}
+
+/* ---- one datagram ---------------------------------------------------------------------------- */
+
+/* One non-blocking read into buf. Returns 1 with *result set, 0 when nothing is queued (EAGAIN,
+ * no exception set), -1 with an exception set. packet=0: recvfrom -> (bytes, addr);
+ * packet=1: recvmsg -> (bytes, addr, truncated). */
+static int
+read_once(int fd, char *buf, Py_ssize_t bufsize, int flags, int packet, PyObject **result)
+{
+    sockaddr_any name;
+    socklen_t namelen;
+    ssize_t n;
+    int msg_flags = 0;
+    PyObject *data, *addr;
+
+    for (;;) {
+        namelen = sizeof name;
+        memset(&name, 0, sizeof name);
+        if (packet) {
+            struct iovec iov = {.iov_base = buf, .iov_len = (size_t)bufsize};
+            struct msghdr mh;
+            memset(&mh, 0, sizeof mh);
+            mh.msg_name = &name;
+            mh.msg_namelen = namelen;
+            mh.msg_iov = &iov;
+            mh.msg_iovlen = 1;
+            n = recvmsg(fd, &mh, MSG_DONTWAIT);
+            namelen = mh.msg_namelen;
+            msg_flags = mh.msg_flags;
+        } else {
+            n = recvfrom(fd, buf, (size_t)bufsize, flags | MSG_DONTWAIT, &name.sa, &namelen);
+        }
+        if (n >= 0)
+            break;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+    if (n > bufsize) /* recvfrom with MSG_TRUNC in flags returns the datagram's real length */
+        n = bufsize;
+    if (namelen > sizeof name)
+        namelen = sizeof name;
+    data = PyBytes_FromStringAndSize(buf, n);
+    if (data == NULL)
+        return -1;
+    addr = make_addr(&name, namelen);
+    if (addr == NULL) {
+        Py_DECREF(data);
+        return -1;
+    }
+    if (packet) {
+        PyObject *trunc = PyBool_FromLong(msg_flags & MSG_TRUNC);
+        *result = PyTuple_Pack(3, data, addr, trunc);
+        Py_DECREF(trunc);
+    } else {
+        *result = PyTuple_Pack(2, data, addr);
+    }
+    Py_DECREF(data);
+    Py_DECREF(addr);
+    return *result == NULL ? -1 : 1;
+}
+
+/* A read buffer for bufsize bytes: the caller's stack buffer when it fits, else the heap. */
+static char *
+get_buffer(char *stack, Py_ssize_t bufsize)
+{
+    if (bufsize <= STACK_BUF)
+        return stack;
+    char *p = PyMem_Malloc((size_t)bufsize);
+    if (p == NULL)
+        PyErr_NoMemory();
+    return p;
+}
+
+static void
+put_buffer(char *stack, char *buf)
+{
+    if (buf != stack)
+        PyMem_Free(buf);
+}
+
+static PyObject *
+single_read(int fd, Py_ssize_t bufsize, int flags, int packet)
+{
+    char stack[STACK_BUF];
+    PyObject *result = NULL;
+    char *buf = get_buffer(stack, bufsize);
+    if (buf == NULL)
+        return NULL;
+    int r = read_once(fd, buf, bufsize, flags, packet, &result);
+    put_buffer(stack, buf);
+    if (r == 0) {
+        errno = EAGAIN;
+        return PyErr_SetFromErrno(PyExc_OSError); /* BlockingIOError */
+    }
+    return r > 0 ? result : NULL;
+}
+
+static PyObject *
+sp_recv_from(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, flags = 0;
+    Py_ssize_t bufsize;
+    (void)mod;
+    if (check_nargs("recv_from", nargs, 2, 3) < 0 || get_fd(args[0], &fd, 0) < 0 ||
+        get_size(args[1], &bufsize, "buffersize in recv_from") < 0 || (nargs > 2 && get_int(args[2], &flags) < 0))
+        return NULL;
+    return single_read(fd, bufsize, flags, 0);
+}
+
+static PyObject *
+sp_recv_packet(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd;
+    Py_ssize_t bufsize;
+    (void)mod;
+    if (check_nargs("recv_packet", nargs, 2, 2) < 0 || get_fd(args[0], &fd, 0) < 0 ||
+        get_size(args[1], &bufsize, "buffersize in recv_packet") < 0)
+        return NULL;
+    return single_read(fd, bufsize, 0, 1);
+}
+
+/* ---- waiting --------------------------------------------------------------------------------- */
+
+static PyObject *
+sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, waker, packet, forever, r, rc;
+    Py_ssize_t bufsize;
+    double timeout = 0, deadline = 0;
+    char stack[STACK_BUF];
+    char *buf;
+    PyObject *result = NULL;
+    (void)mod;
+
+    if (check_nargs("wait_recv", nargs, 5, 5) < 0 || get_fd(args[0], &fd, 0) < 0 ||
+        get_fd(args[1], &waker, 1) < 0 || get_size(args[2], &bufsize, "buffersize in wait_recv") < 0 ||
+        get_timeout(args[3], &timeout, &forever) < 0)
+        return NULL;
+    packet = PyObject_IsTrue(args[4]);
+    if (packet < 0)
+        return NULL;
+    buf = get_buffer(stack, bufsize);
+    if (buf == NULL)
+        return NULL;
+
+    r = read_once(fd, buf, bufsize, 0, packet, &result); /* queued data: one system call */
+    if (!forever)
+        deadline = monotonic_now() + (timeout > 0 ? timeout : 0);
+    while (r == 0) {
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = waker, .events = POLLIN}};
+        struct timespec ts, *tsp = NULL;
+        if (!forever) {
+            double left = remaining(deadline);
+            ts.tv_sec = (time_t)left;
+            ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+            if (ts.tv_nsec > 999999999)
+                ts.tv_nsec = 999999999;
+            tsp = &ts;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        rc = ppoll(p, 2, tsp, NULL); /* a negative waker fd is ignored by poll(2) */
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            if (errno != EINTR) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                r = -1;
+            } else if (PyErr_CheckSignals() < 0) {
+                r = -1;
+            }
+            continue; /* EINTR: the loop recomputes what is left of the timeout */
+        }
+        if (rc == 0) { /* timed out */
+            result = Py_NewRef(Py_None);
+            r = 1;
+            break;
+        }
+        if ((p[0].revents | p[1].revents) & POLLNVAL) {
+            errno = EBADF;
+            PyErr_SetFromErrno(PyExc_OSError);
+            r = -1;
+            break;
+        }
+        if (p[1].revents) { /* woken: the caller re-checks its state (the waker is not drained) */
+            result = Py_NewRef(Py_False);
+            r = 1;
+            break;
+        }
+        r = read_once(fd, buf, bufsize, 0, packet, &result);
+        if (r == 0 && !forever && monotonic_now() >= deadline) {
+            /* Readable but nothing to read, with no time left (another reader took it, or a
+             * socket shut down for reading stays "readable" for ever): the timeout has passed. */
+            result = Py_NewRef(Py_None);
+            r = 1;
+        }
+    }
+    put_buffer(stack, buf);
+    return r > 0 ? result : NULL;
+}
+
+static PyObject *
+sp_epoll_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int epfd, waker, maxevents, forever, n, woken = 0;
+    double timeout = 0, deadline = 0;
+    struct epoll_event stack[64];
+    struct epoll_event *events = stack;
+    PyObject *fds, *result;
+    (void)mod;
+
+    if (check_nargs("epoll_wait_recv", nargs, 4, 4) < 0 || get_fd(args[0], &epfd, 0) < 0 ||
+        get_fd(args[1], &waker, 1) < 0 || get_timeout(args[2], &timeout, &forever) < 0 ||
+        get_int(args[3], &maxevents) < 0)
+        return NULL;
+    if (maxevents <= 0) {
+        PyErr_Format(PyExc_ValueError, "maxevents must be greater than 0, got %d", maxevents);
+        return NULL;
+    }
+    if (maxevents > 64) {
+        if ((size_t)maxevents > SIZE_MAX / sizeof(struct epoll_event))
+            return PyErr_NoMemory();
+        events = PyMem_Malloc((size_t)maxevents * sizeof(struct epoll_event));
+        if (events == NULL)
+            return PyErr_NoMemory();
+    }
+    if (!forever)
+        deadline = monotonic_now() + (timeout > 0 ? timeout : 0);
+    for (;;) {
+        int ms = -1;
+        if (!forever) {
+            double left = ceil(remaining(deadline) * 1e3); /* round up, as select.epoll does */
+            ms = left > (double)INT_MAX ? INT_MAX : (int)left;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        n = epoll_wait(epfd, events, maxevents, ms);
+        Py_END_ALLOW_THREADS
+        if (n >= 0)
+            break;
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto fail;
+        }
+        if (PyErr_CheckSignals() < 0)
+            goto fail;
+    }
+    fds = PyList_New(0);
+    if (fds == NULL)
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        int fd = events[i].data.fd;
+        if (fd == waker && waker >= 0) {
+            woken = 1;
+            continue;
+        }
+        PyObject *num = PyLong_FromLong(fd);
+        if (num == NULL || PyList_Append(fds, num) < 0) {
+            Py_XDECREF(num);
+            Py_DECREF(fds);
+            goto fail;
+        }
+        Py_DECREF(num);
+    }
+    if (events != stack)
+        PyMem_Free(events);
+    result = PyTuple_Pack(2, fds, woken ? Py_True : Py_False);
+    Py_DECREF(fds);
+    return result;
+fail:
+    if (events != stack)
+        PyMem_Free(events);
+    return NULL;
+}
+
+/* ---- batches --------------------------------------------------------------------------------- */
+
+/* recv_batch's per-call buffers. Memory bound: `slots` message headers (mmsghdr + iovec + sockaddr,
+ * about 110 bytes each) and slots * bufsize payload bytes, where slots = min(count, 1024,
+ * max(1, ARENA_BYTES / bufsize)): at most ~1 MiB of payload area (or one bufsize when that is
+ * larger) plus ~110 KiB of headers, whatever count is. Nothing is zero-filled: only the headers of
+ * the slots a recvmmsg call uses are written, and the kernel writes only the bytes it delivers, so
+ * the cost follows the datagrams read. The first call uses FIRST_CHUNK slots; only a full one is
+ * followed by a call with every slot. */
+typedef struct {
+    struct mmsghdr *hdrs;
+    struct iovec *iovs;
+    sockaddr_any *names;
+    char *payload;
+} rx_arena;
+
+static PyObject *
+sp_recv_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd;
+    Py_ssize_t count, bufsize, slots, got = 0;
+    PyObject *group, *ifindex, *cls, *out = NULL, *holder = NULL, *prev_src = NULL;
+    sockaddr_any prev_name;
+    socklen_t prev_len = 0;
+    rx_arena a = {0};
+    (void)mod;
+
+    if (check_nargs("recv_batch", nargs, 6, 6) < 0 || get_fd(args[0], &fd, 0) < 0 ||
+        get_size(args[1], &count, "count in recv_batch") < 0 ||
+        get_size(args[2], &bufsize, "buffersize in recv_batch") < 0)
+        return NULL;
+    group = args[3];
+    ifindex = args[4];
+    cls = args[5];
+    if (!PyUnicode_Check(group)) {
+        PyErr_SetString(PyExc_TypeError, "recv_batch(): group must be a str");
+        return NULL;
+    }
+    if (!PyLong_Check(ifindex)) {
+        PyErr_SetString(PyExc_TypeError, "recv_batch(): ifindex must be an int");
+        return NULL;
+    }
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "recv_batch(): packet_cls must be a tuple subclass");
+        return NULL;
+    }
+    if ((size_t)bufsize > (size_t)UINT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "recv_batch(): buffersize too large");
+        return NULL;
+    }
+    out = PyList_New(0);
+    if (out == NULL || count == 0)
+        return out;
+
+    slots = bufsize > 0 ? ARENA_BYTES / bufsize : MAX_VLEN;
+    if (slots < 1)
+        slots = 1;
+    if (slots > MAX_VLEN)
+        slots = MAX_VLEN;
+    if (slots > count)
+        slots = count;
+    a.hdrs = PyMem_Malloc((size_t)slots * sizeof *a.hdrs);
+    a.iovs = PyMem_Malloc((size_t)slots * sizeof *a.iovs);
+    a.names = PyMem_Malloc((size_t)slots * sizeof *a.names);
+    a.payload = PyMem_Malloc((size_t)slots * (size_t)bufsize + 1); /* +1: never a 0-byte malloc */
+    holder = PyTuple_New(1); /* tuple.__new__'s argument tuple, reused for every packet */
+    if (a.hdrs == NULL || a.iovs == NULL || a.names == NULL || a.payload == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    if (holder == NULL)
+        goto fail;
+
+    Py_ssize_t chunk = slots < FIRST_CHUNK ? slots : FIRST_CHUNK;
+    while (got < count) {
+        int n;
+        if (chunk > count - got)
+            chunk = count - got;
+        for (Py_ssize_t i = 0; i < chunk; i++) {
+            a.iovs[i].iov_base = a.payload + i * bufsize;
+            a.iovs[i].iov_len = (size_t)bufsize;
+            memset(&a.hdrs[i], 0, sizeof a.hdrs[i]);
+            a.hdrs[i].msg_hdr.msg_name = &a.names[i];
+            a.hdrs[i].msg_hdr.msg_namelen = sizeof a.names[i];
+            a.hdrs[i].msg_hdr.msg_iov = &a.iovs[i];
+            a.hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        n = recvmmsg(fd, a.hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+        Py_END_ALLOW_THREADS
+        if (n < 0) {
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0)
+                    goto fail;
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (got > 0) /* keep what was read; a lasting error (EBADF) shows on the next call */
+                break;
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto fail;
+        }
+        for (int i = 0; i < n; i++) {
+            struct msghdr *h = &a.hdrs[i].msg_hdr;
+            size_t len = a.hdrs[i].msg_len < (size_t)bufsize ? a.hdrs[i].msg_len : (size_t)bufsize;
+            socklen_t namelen = h->msg_namelen < sizeof(sockaddr_any) ? h->msg_namelen : sizeof(sockaddr_any);
+            PyObject *src, *data, *items, *pkt;
+
+            if (prev_src != NULL && namelen == prev_len && memcmp(&a.names[i], &prev_name, namelen) == 0) {
+                src = Py_NewRef(prev_src); /* same sender as the last datagram: share its tuple */
+            } else {
+                src = make_addr(&a.names[i], namelen);
+                if (src == NULL)
+                    goto fail;
+                Py_XDECREF(prev_src);
+                prev_src = Py_NewRef(src);
+                memcpy(&prev_name, &a.names[i], namelen);
+                prev_len = namelen;
+            }
+            data = PyBytes_FromStringAndSize(a.iovs[i].iov_base, (Py_ssize_t)len);
+            items = data == NULL ? NULL : PyTuple_New(8);
+            if (items == NULL) {
+                Py_XDECREF(data);
+                Py_DECREF(src);
+                goto fail;
+            }
+            /* A fresh tuple of 8 and valid indexes: PyTuple_SetItem cannot fail; it steals each. */
+            PyTuple_SetItem(items, 0, data);
+            PyTuple_SetItem(items, 1, src);
+            PyTuple_SetItem(items, 2, Py_NewRef(group));
+            PyTuple_SetItem(items, 3, Py_NewRef(ifindex));
+            PyTuple_SetItem(items, 4, PyBool_FromLong(h->msg_flags & MSG_TRUNC));
+            PyTuple_SetItem(items, 5, Py_NewRef(Py_None));
+            PyTuple_SetItem(items, 6, Py_NewRef(Py_None));
+            PyTuple_SetItem(items, 7, Py_NewRef(Py_None));
+            if (PyTuple_SetItem(holder, 0, items) < 0) /* drops the previous packet's items */
+                goto fail;
+            pkt = tuple_new((PyTypeObject *)cls, holder, NULL);
+            if (pkt == NULL)
+                goto fail;
+            if (PyList_Append(out, pkt) < 0) {
+                Py_DECREF(pkt);
+                goto fail;
+            }
+            Py_DECREF(pkt);
+        }
+        got += n;
+        if (n < chunk) /* the queue ran dry */
+            break;
+        chunk = slots;
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(prev_src);
+    Py_XDECREF(holder);
+    PyMem_Free(a.hdrs);
+    PyMem_Free(a.iovs);
+    PyMem_Free(a.names);
+    PyMem_Free(a.payload);
+    return out;
+}
+
+/* Set exc.sent on the exception being raised (best effort: an exception type without a
+ * __dict__ just goes without it). */
+static void
+attach_sent(Py_ssize_t sent)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL) {
+        PyObject *num = PyLong_FromSsize_t(sent);
+        if (num == NULL || PyObject_SetAttrString(value, "sent", num) < 0)
+            PyErr_Clear();
+        Py_XDECREF(num);
+    }
+    PyErr_Restore(type, value, tb);
+}
+
+static PyObject *
+sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, family;
+    Py_ssize_t count, parsed = 0, sent = 0;
+    PyObject *seq;
+    struct mmsghdr *hdrs = NULL;
+    struct iovec *iovs = NULL;
+    Py_buffer *views = NULL;
+    sockaddr_any *names = NULL;
+    PyObject *result = NULL;
+    (void)mod;
+
+    if (check_nargs("send_batch", nargs, 3, 3) < 0 || get_fd(args[0], &fd, 0) < 0 || get_int(args[1], &family) < 0)
+        return NULL;
+    seq = args[2];
+    count = PySequence_Size(seq);
+    if (count < 0)
+        return NULL;
+    if (count == 0)
+        return PyLong_FromLong(0);
+    /* This call's own arrays: every destination gets its own sockaddr, alive until the last
+     * sendmmsg of this call returns (nothing is shared with another call or another thread). */
+    if ((size_t)count > SIZE_MAX / (sizeof *hdrs + sizeof *iovs + sizeof *views + sizeof *names))
+        return PyErr_NoMemory();
+    hdrs = PyMem_Malloc((size_t)count * sizeof *hdrs);
+    iovs = PyMem_Malloc((size_t)count * sizeof *iovs);
+    views = PyMem_Malloc((size_t)count * sizeof *views);
+    names = PyMem_Malloc((size_t)count * sizeof *names);
+    if (hdrs == NULL || iovs == NULL || views == NULL || names == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Check everything before sending anything. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PySequence_GetItem(seq, i);
+        socklen_t namelen = 0;
+        int bad;
+        if (item == NULL)
+            goto done;
+        if (!PyTuple_Check(item) || PyTuple_Size(item) != 2) {
+            Py_DECREF(item);
+            PyErr_SetString(PyExc_TypeError, "send_batch(): each datagram must be a (data, address) tuple");
+            goto done;
+        }
+        if (PyObject_GetBuffer(PyTuple_GetItem(item, 0), &views[i], PyBUF_SIMPLE) < 0) {
+            Py_DECREF(item);
+            goto done;
+        }
+        parsed = i + 1; /* views[0..parsed) are held */
+        bad = parse_addr(family, PyTuple_GetItem(item, 1), &names[i], &namelen);
+        Py_DECREF(item);
+        if (bad < 0)
+            goto done;
+        iovs[i].iov_base = views[i].buf;
+        iovs[i].iov_len = (size_t)views[i].len;
+        memset(&hdrs[i], 0, sizeof hdrs[i]);
+        hdrs[i].msg_hdr.msg_name = &names[i];
+        hdrs[i].msg_hdr.msg_namelen = namelen;
+        hdrs[i].msg_hdr.msg_iov = &iovs[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    while (sent < count) {
+        int n;
+        unsigned int vlen = (unsigned int)(count - sent > MAX_VLEN ? MAX_VLEN : count - sent);
+        Py_BEGIN_ALLOW_THREADS
+        n = sendmmsg(fd, hdrs + sent, vlen, 0);
+        Py_END_ALLOW_THREADS
+        if (n < 0) {
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0)
+                    goto done;
+                continue;
+            }
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && sent > 0)
+                break; /* the send buffer is full: report how many went */
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+        if (n == 0)
+            break;
+        sent += n;
+    }
+    result = PyLong_FromSsize_t(sent);
+done:
+    /* Every OSError (and, best effort, an exception from a signal handler after some were sent)
+     * says how many datagrams of this call went out. */
+    if (result == NULL && PyErr_Occurred() && (sent > 0 || PyErr_ExceptionMatches(PyExc_OSError)))
+        attach_sent(sent);
+    for (Py_ssize_t i = 0; i < parsed; i++)
+        PyBuffer_Release(&views[i]);
+    PyMem_Free(hdrs);
+    PyMem_Free(iovs);
+    PyMem_Free(views);
+    PyMem_Free(names);
+    return result;
+}
+
+/* ---- module ---------------------------------------------------------------------------------- */
+
+static PyMethodDef methods[] = {
+    {"recv_from", (PyCFunction)(void (*)(void))sp_recv_from, METH_FASTCALL,
+     "recv_from(fd, bufsize, flags=0, /) -> (data, address)"},
+    {"recv_packet", (PyCFunction)(void (*)(void))sp_recv_packet, METH_FASTCALL,
+     "recv_packet(fd, bufsize, /) -> (data, address, truncated)"},
+    {"wait_recv", (PyCFunction)(void (*)(void))sp_wait_recv, METH_FASTCALL,
+     "wait_recv(fd, waker_fd, bufsize, timeout, packet, /) -> result | None | False"},
+    {"epoll_wait_recv", (PyCFunction)(void (*)(void))sp_epoll_wait_recv, METH_FASTCALL,
+     "epoll_wait_recv(epfd, waker_fd, timeout, maxevents, /) -> (fds, woken)"},
+    {"recv_batch", (PyCFunction)(void (*)(void))sp_recv_batch, METH_FASTCALL,
+     "recv_batch(fd, count, bufsize, group, ifindex, packet_cls, /) -> list[packet_cls]"},
+    {"send_batch", (PyCFunction)(void (*)(void))sp_send_batch, METH_FASTCALL,
+     "send_batch(fd, family, datagrams, /) -> int"},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+exec_module(PyObject *m)
+{
+    tuple_new = (newfunc)PyType_GetSlot(&PyTuple_Type, Py_tp_new);
+    if (tuple_new == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ImportError, "tuple has no tp_new");
+        return -1;
+    }
+    if (PyModule_AddIntConstant(m, "ARENA_BYTES", ARENA_BYTES) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_VLEN", MAX_VLEN) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, (void *)exec_module},
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "multicast_expert._speedups",
+    .m_doc = "Optional Linux accelerator for multicast_expert (see _speedups.pyi).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&moduledef);
+}

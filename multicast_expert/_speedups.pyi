@@ -1,0 +1,118 @@
+"""multicast_expert._speedups: the optional Linux C accelerator (CPython limited API, abi3).
+
+Import it through :mod:`multicast_expert._accel` (``ACCELERATED`` / ``speedups``), which honours
+``MULTICAST_EXPERT_PURE_PYTHON=1``. Every function takes raw file descriptors of UDP sockets of
+family AF_INET or AF_INET6 and is positional-only.
+
+Common contract:
+
+* errno becomes the matching OSError subclass (PyErr_SetFromErrno): nothing queued on a
+  non-blocking read is BlockingIOError, EBADF is OSError(errno.EBADF), ...
+* EINTR runs the Python signal handlers; an exception raised by one propagates out of the call,
+  otherwise the call goes on (a wait with the time that is left).
+* The GIL is released around every call that can block or copy much: ppoll, epoll_wait, recvmmsg,
+  sendmmsg. Single non-blocking reads keep it (they never wait).
+* A negative ``fd`` / ``epfd`` is ValueError; ``waker_fd`` may be -1 (no waker).
+* Sender addresses are exactly what ``socket.recvfrom`` returns: ``(ip, port)`` for AF_INET and
+  ``(ip, port, flowinfo, scope_id)`` for AF_INET6, the ip as inet_ntop writes it (no ``%scope``
+  suffix: a link-local sender is ``('fe80::1', port, 0, ifindex)``). A sender of any other family
+  is ValueError (never for a UDP socket of these families).
+"""
+
+from collections.abc import Sequence
+from typing import Final, Literal, TypeVar
+
+from _typeshed import ReadableBuffer
+
+Address = tuple[str, int] | tuple[str, int, int, int]
+_P = TypeVar("_P", bound=tuple[object, ...])
+
+#: recv_batch: payload bytes one recvmmsg call may use (1 MiB); see recv_batch.
+ARENA_BYTES: Final[int]
+#: Most messages the kernel takes in one recvmmsg/sendmmsg call (UIO_MAXIOV, 1024).
+MAX_VLEN: Final[int]
+
+def recv_from(fd: int, bufsize: int, flags: int = 0, /) -> tuple[bytes, Address]:
+    """``recvfrom(fd, bufsize, MSG_DONTWAIT | flags)``: as ``socket.recvfrom(bufsize, flags)`` on a
+    non-blocking socket. Nothing queued: BlockingIOError. A datagram longer than ``bufsize`` is
+    cut to ``bufsize`` (also with MSG_TRUNC in ``flags``). Negative ``bufsize``: ValueError."""
+
+def recv_packet(fd: int, bufsize: int, /) -> tuple[bytes, Address, bool]:
+    """``recvmsg`` with MSG_DONTWAIT: ``(data, sender, truncated)``, byte for byte what
+    ``data, _, msg_flags, sender = sock.recvmsg(bufsize)`` gives, ``truncated`` being
+    ``bool(msg_flags & MSG_TRUNC)``. Nothing queued: BlockingIOError."""
+
+def wait_recv(
+    fd: int, waker_fd: int, bufsize: int, timeout: float | None, packet: bool, /
+) -> tuple[bytes, Address] | tuple[bytes, Address, bool] | Literal[False] | None:
+    """Wait for and read one datagram of ``fd``, wakeable through ``waker_fd``.
+
+    First one non-blocking read (a single system call when data is queued: a queued datagram is
+    returned even if the waker is readable). Otherwise ppoll([fd, waker_fd], timeout) without the
+    GIL, and read again, until:
+
+    * a datagram: recv_packet's tuple if ``packet`` else recv_from's;
+    * the timeout passed: None (``timeout`` None waits forever; 0 or negative checks once without
+      waiting; NaN is ValueError);
+    * ``waker_fd`` became readable (or reports an error / hang-up): False. The waker is not read
+      or drained: that is the caller's job; while it stays readable, every call that finds ``fd``
+      empty returns False at once. When ``fd`` and the waker both became readable during a wait,
+      False wins and the datagram stays queued for the next call.
+
+    A wake-up that finds nothing to read (another reader took it) waits again for the time left,
+    and ends with None once no time is left. (A connected socket shut down for reading polls
+    readable for ever while reads find nothing: with a timeout that ends with None, with None it
+    spins, as a pure-Python poll-and-read loop does.)
+    A closed ``fd`` or ``waker_fd`` (POLLNVAL) is OSError(EBADF).
+    """
+
+def epoll_wait_recv(
+    epfd: int, waker_fd: int, timeout: float | None, maxevents: int, /
+) -> tuple[list[int], bool]:
+    """``epoll_wait(epfd, maxevents, timeout)`` without the GIL: ``(ready_fds, woken)``.
+
+    ``ready_fds`` are the ready descriptors in the kernel's order, without ``waker_fd``; ``woken``
+    is True when ``waker_fd`` was among them (both can be set at once). The epoll set's event data
+    must hold the descriptor, as ``select.epoll.register`` stores it. Timeout: ``([], False)``.
+    ``timeout`` None waits forever, else seconds rounded up to whole milliseconds, as
+    ``select.epoll.poll`` does; 0 or negative does not wait. ``maxevents`` < 1 is ValueError.
+    """
+
+def recv_batch(
+    fd: int, count: int, bufsize: int, group: str, ifindex: int, packet_cls: type[_P], /
+) -> list[_P]:
+    """Up to ``count`` queued datagrams of ``fd`` (recvmmsg, MSG_DONTWAIT), never waiting.
+
+    Each is ``tuple.__new__(packet_cls, (data, sender, group, ifindex, truncated, None, None,
+    None))``: ``packet_cls`` is a tuple subclass of 8 fields such as McastPacket (its Python
+    ``__new__`` is not called). Returns [] when nothing is queued (never BlockingIOError).
+    ``data`` is cut to ``bufsize``; ``truncated`` is MSG_TRUNC of that datagram.
+
+    Memory bound, whatever ``count``: per call ``slots = min(count, MAX_VLEN, max(1, ARENA_BYTES
+    // bufsize))`` message slots, i.e. at most max(ARENA_BYTES, bufsize) payload bytes and ~110
+    bytes of headers per slot, freed before returning. Nothing is zero-filled and only the slots
+    a call uses are initialised: the first recvmmsg uses 16 slots and only a full one is followed
+    by calls with every slot, so the cost follows the datagrams read, not ``count * bufsize``.
+    An error after some datagrams were read in the same call returns those (a lasting error such
+    as EBADF shows on the next call); an error before any is raised.
+    """
+
+def send_batch(fd: int, family: int, datagrams: Sequence[tuple[ReadableBuffer, Address]], /) -> int:
+    """Send ``(data, address)`` tuples with sendmmsg (GIL released, flags 0: a blocking socket
+    blocks); returns how many were sent, in order.
+
+    Every pair is checked before anything is sent, with socket.sendto's exception types: an
+    address that is not a tuple or has the wrong length is TypeError; a port outside 0-65535 is
+    OverflowError ("port must be 0-65535."), so is an IPv6 flowinfo above 0xfffff; a host that is
+    not an inet_pton literal of ``family`` is socket.gaierror (no name is ever resolved here;
+    an IPv6 ``%scope`` suffix is dropped, the tuple's scope_id counts, as in CPython); data that
+    is not a C-contiguous bytes-like object is TypeError / BufferError. ``family`` other than
+    AF_INET / AF_INET6 is OSError(EAFNOSUPPORT). Each destination gets its own sockaddr owned by
+    this call.
+
+    sendmmsg is called until all are sent. When the socket's buffer fills (EAGAIN) after at least
+    one was sent, returns the count so far (fewer than given). Any other error, or EAGAIN before
+    the first, raises the OSError with ``exc.sent`` = how many of this call were already sent
+    (every OSError from here has ``sent``; a signal handler's exception gets it too when some were
+    sent and the exception type allows the attribute).
+    """
