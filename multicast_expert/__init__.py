@@ -12,6 +12,7 @@ from . import os_multicast as os_multicast
 from . import rx_socket as rx_socket
 from . import tx_socket as tx_socket
 from . import utils as utils
+from ._accel import ACCELERATED as ACCELERATED
 from ._errors import MulticastExpertError as MulticastExpertError
 from ._errors import MulticastOSError as MulticastOSError
 from ._errors import MulticastSendError as MulticastSendError
@@ -39,6 +40,7 @@ from .tx_socket import McastTxSocket as McastTxSocket
 __version__ = "2.0.0"
 
 __all__ = [
+    "ACCELERATED",
     "LOCALHOST_IPV4",
     "LOCALHOST_IPV6",
     "AsyncMcastRxSocket",

@@ -265,14 +265,39 @@ class ReceiveEngine(Generic[_U]):
 
     # ---- receiving ---------------------------------------------------------------------------
     def receive(
-        self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool = False
+        self,
+        read: Callable[[_U], _T | Dropped],
+        timeout: float | None,
+        peek: bool = False,
+        wait_read: Callable[[_U, int, float | None], _T | bool | None] | None = None,
     ) -> _T | None:
         """Read one datagram with ``read`` from whichever socket has one; None on timeout.
 
         ``read`` returns the datagram, ``DROPPED`` (taken, not ours: read again) or raises
         BlockingIOError (nothing queued). ``peek``: the read left the datagram queued, so the next
-        receive starts at the same socket. Raises EngineClosedError once closed.
+        receive starts at the same socket. ``wait_read(unit, wake_fd, timeout)``, where the OS layer
+        offers one, waits for and reads one socket in a single call (None: timeout; False:
+        ``wake_fd``, the poller's descriptor, became readable first: another socket or a close).
+        Raises EngineClosedError once closed.
         """
+        if wait_read is not None and self.mode is _SINGLE and self._plain and timeout != 0:
+            unit = self._single
+            poller = self._poller
+            if unit is not None and poller is not None:
+                deadline = None if timeout is None else time.monotonic() + timeout
+                try:
+                    fast = wait_read(unit, poller.fileno(), timeout)
+                except OSError:
+                    if unit.live and self.is_open():
+                        raise
+                    fast = False  # left or closed under us
+                if fast is None:
+                    return None
+                if fast is not False:
+                    return fast  # type: ignore[return-value]  # (True is never returned)
+                # Woken: another socket is ready, the set changed, or a close; the general loop decides.
+                left = None if deadline is None else deadline - time.monotonic()
+                return self._receive(read, left, peek)
         if self.mode is _MULTI and not self._ready and self._plain and timeout != 0:
             # Fast path (several sockets, nothing queued): one poll, and when exactly one socket is
             # ready, read it at once. Anything else falls through to the general loop; readiness is
@@ -304,6 +329,12 @@ class ReceiveEngine(Generic[_U]):
                 elif events:
                     by_fd = self.by_fd
                     self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
+        return self._receive(read, timeout, peek)
+
+    def _receive(self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool) -> _T | None:
+        """The general receive loop (see :meth:`receive`)."""
+        if timeout is not None and timeout < 0:
+            timeout = 0.0  # (time ran out in the fast path: one last non-waiting look)
         deadline = None if not timeout else time.monotonic() + timeout
         waited = False
         policy = self.policy

@@ -547,12 +547,16 @@ sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             r = -1;
             break;
         }
+        if (p[0].revents) { /* the socket first: a datagram that arrived wins over the waker */
+            r = read_once(fd, buf, bufsize, 0, packet, &result);
+            if (r != 0)
+                break;
+        }
         if (p[1].revents) { /* woken: the caller re-checks its state (the waker is not drained) */
             result = Py_NewRef(Py_False);
             r = 1;
             break;
         }
-        r = read_once(fd, buf, bufsize, 0, packet, &result);
         if (r == 0 && !forever && monotonic_now() >= deadline) {
             /* Readable but nothing to read, with no time left (another reader took it, or a
              * socket shut down for reading stays "readable" for ever): the timeout has passed. */

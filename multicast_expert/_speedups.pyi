@@ -57,7 +57,8 @@ def wait_recv(
     * ``waker_fd`` became readable (or reports an error / hang-up): False. The waker is not read
       or drained: that is the caller's job; while it stays readable, every call that finds ``fd``
       empty returns False at once. When ``fd`` and the waker both became readable during a wait,
-      False wins and the datagram stays queued for the next call.
+      the datagram wins (the waker may be any pollable descriptor, such as the engine's epoll
+      descriptor, which is readable whenever one of its sockets is).
 
     A wake-up that finds nothing to read (another reader took it) waits again for the time left,
     and ends with None once no time is left. (A connected socket shut down for reading polls

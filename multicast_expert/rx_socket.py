@@ -392,13 +392,26 @@ class McastRxSocket(OpenCloseContext):
             if not isinstance(flags, int) or isinstance(flags, bool):
                 raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
             flags = int(flags)
-        recvfrom = _platform.IO.recvfrom
+        io = _platform.IO
+        recvfrom = io.recvfrom
 
         def read(u: Unit) -> tuple[bytes, IPv4Or6Address] | Dropped:
             return recvfrom(u.reader, bufsize, flags, u.group)
 
+        wait_read = io.wait_read
+        fast = None
+        if wait_read is not None and not flags:
+
+            def fast(
+                u: Unit, wake_fd: int, timeout: float | None
+            ) -> tuple[bytes, IPv4Or6Address] | bool | None:
+                got: tuple[bytes, IPv4Or6Address] | bool | None = wait_read(
+                    u.fd, wake_fd, bufsize, timeout, False
+                )
+                return got
+
         try:
-            return self._engine.receive(read, timeout, bool(flags & _MSG_PEEK))
+            return self._engine.receive(read, timeout, bool(flags & _MSG_PEEK), fast)
         except EngineClosedError:
             raise _closed("recvfrom()") from None
 
@@ -420,8 +433,22 @@ class McastRxSocket(OpenCloseContext):
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
         read = self._meta_reader(bufsize) if self._meta else _plain_reader(bufsize)
+        wait_read = _platform.IO.wait_read
+        fast = None
+        if wait_read is not None and not self._meta:
+
+            def fast(u: Unit, wake_fd: int, timeout: float | None) -> McastPacket | bool | None:
+                got = wait_read(u.fd, wake_fd, bufsize, timeout, True)
+                if got is None or got is False:
+                    return None if got is None else False
+                data, src, truncated = got
+                packet: McastPacket = _new(
+                    McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
+                )
+                return packet
+
         try:
-            return self._engine.receive(read, timeout)
+            return self._engine.receive(read, timeout, False, fast)
         except EngineClosedError:
             raise _closed("recv_packet()") from None
 
@@ -468,6 +495,10 @@ class McastRxSocket(OpenCloseContext):
         one = self._meta_reader(bufsize) if meta else _plain_reader(bufsize)
 
         def read_many(u: Unit, n: int) -> list[McastPacket]:
+            if not meta:
+                packets = io.recv_packets(u.reader, n, size, u.group, u.iface.index, McastPacket)
+                if packets is not None:
+                    return packets
             got = io.recv_many(u.reader, n, size, meta)
             group, index = u.group, u.iface.index
             if got is not None:

@@ -16,13 +16,14 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
+from .. import _accel
 from ._host import Host
 from ._io import DROPPED, DatagramIO, Dropped
 from ._kinds import METADATA, Action, Concern
 from ._options import Opt, OsOptions
 from .darwin import DarwinHost, DarwinIO, DarwinMulticast
 from .generic import GenericMulticast
-from .linux import LinuxHost, LinuxIO, LinuxMulticast
+from .linux import AcceleratedLinuxIO, LinuxHost, LinuxIO, LinuxMulticast
 from .windows import WindowsHost, WindowsIO, WindowsMulticast
 
 
@@ -44,6 +45,8 @@ def select_io(platform: str) -> DatagramIO:
     if platform == "darwin":
         return DarwinIO()
     if platform.startswith("linux"):
+        if _accel.speedups is not None and platform == sys.platform:
+            return AcceleratedLinuxIO(_accel.speedups)
         return LinuxIO()
     return DatagramIO()
 
@@ -60,6 +63,8 @@ def select_host(platform: str) -> Host:
 
 
 OPS: OsOptions = select_os(sys.platform)
+#: Whether the C accelerator is in use (see ``multicast_expert._accel``).
+ACCELERATED: bool = _accel.ACCELERATED
 IO: DatagramIO = select_io(sys.platform)
 HOST: Host = select_host(sys.platform)
 
@@ -91,6 +96,7 @@ def os_errors(action: Action, family: int, where: str) -> Iterator[None]:
 OsTable = OsOptions
 
 __all__ = [
+    "ACCELERATED",
     "DROPPED",
     "HOST",
     "IO",

@@ -14,8 +14,8 @@ from __future__ import annotations
 import enum
 import socket
 import sys
-from collections.abc import Iterable, Sequence
-from typing import ClassVar, Final
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Final, TypeVar
 
 from ._options import Address, Meta
 from ._poller import Poller, Waker
@@ -31,6 +31,8 @@ class Dropped(enum.Enum):
 DROPPED: Final = Dropped.DROPPED
 
 _MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))  # a plain int: IntFlag's & costs ~0.7 us
+
+_P = TypeVar("_P", bound=tuple[object, ...])
 
 #: One datagram with its ancillary data, as batch reads return it.
 Raw = tuple[bytes, Address, bool, list[tuple[int, int, bytes]]]
@@ -95,6 +97,19 @@ class DatagramIO:
     def decode_meta(self, anc: list[tuple[int, int, bytes]], family: int) -> Meta:
         """(ttl, tos, timestamp) from ancillary data; None for what is absent or unknown here."""
         return (None, None, None)
+
+    #: ``wait_read(fd, wake_fd, bufsize, timeout, packet)``: wait for and read one datagram of one
+    #: socket in a single call (None: timeout; False: ``wake_fd`` became readable first), where the
+    #: OS layer has such a call (the C accelerator); else None.
+    wait_read: Callable[[int, int, int, float | None, bool], Any] | None = None
+
+    def recv_packets(
+        self, sock: socket.socket, count: int, size: int, group: str, ifindex: int, packet: type[_P]
+    ) -> list[_P] | None:
+        """Up to ``count`` queued datagrams as ``packet`` tuples ``(payload, sender, group, ifindex,
+        truncated, None, None, None)`` in one call, or None where the OS layer can't (the caller
+        then uses :meth:`recv_many`)."""
+        return None
 
     def recv_many(self, sock: socket.socket, count: int, size: int, meta: bool) -> list[Raw] | None:
         """Up to ``count`` queued datagrams in one system call, or None where the OS has no such

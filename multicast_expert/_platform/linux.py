@@ -11,7 +11,8 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from types import ModuleType
+from typing import ClassVar, TypeVar
 
 from . import _mmsg
 from . import _structs as st
@@ -66,6 +67,8 @@ RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
 RTM_DELLINK = 17  # message type: a link went away
+
+_P = TypeVar("_P", bound=tuple[object, ...])
 # <linux/sockios.h>, <linux/if.h>
 SIOCGIFFLAGS = 0x8913
 IFF_UP = 0x1
@@ -341,3 +344,38 @@ def _usable_ipv6(ifindex: int) -> list[str]:
             addr = ipaddress.IPv6Address(bytes.fromhex(f[0]))
             found.append((addr.is_link_local, str(addr)))
     return [a for _, a in sorted(found, key=lambda x: x[0])]
+
+
+class AcceleratedLinuxIO(LinuxIO):
+    """Linux I/O through the optional C accelerator (``multicast_expert._speedups``): the same
+    results as :class:`LinuxIO`, each read or batch in one C call on the raw descriptor."""
+
+    def __init__(self, speedups: ModuleType) -> None:
+        self._sp = speedups
+        self.wait_read = speedups.wait_recv
+
+    def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
+        got: tuple[bytes, Address] = self._sp.recv_from(sock.fileno(), bufsize, flags)
+        return got
+
+    def recv_packet(self, sock: socket.socket, bufsize: int, group: str) -> tuple[bytes, Address, bool]:
+        got: tuple[bytes, Address, bool] = self._sp.recv_packet(sock.fileno(), bufsize)
+        return got
+
+    def recv_packets(
+        self, sock: socket.socket, count: int, size: int, group: str, ifindex: int, packet: type[_P]
+    ) -> list[_P] | None:
+        got: list[_P] = self._sp.recv_batch(sock.fileno(), count, size, group, ifindex, packet)
+        return got
+
+    def send_many(
+        self, sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]]
+    ) -> int | None:
+        try:
+            sent: int = self._sp.send_batch(sock.fileno(), family, datagrams)
+        except OSError as exc:
+            done = getattr(exc, "sent", 0)
+            if done:  # some went out: report them; the next call meets the error (as sendmmsg does)
+                return int(done)
+            raise
+        return sent
