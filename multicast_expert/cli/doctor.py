@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from typing import TextIO
 
 from .. import _platform
@@ -23,10 +24,13 @@ from .._validate import normalize_mcast_ip
 from ..interfaces import IfaceInfo, cached_interfaces, get_default_gateway_iface, rescan_interfaces
 from ..rx_socket import McastRxSocket
 from ..tx_socket import McastTxSocket
-from . import _firewall
-from ._common import EXIT_OK, EXIT_PROBLEM, family_of, ifaces_of, plural
+from . import _firewall, _host
+from ._common import EXIT_OK, EXIT_PROBLEM, Command, error_text, family_of, ifaces_of, plural
 
 _SSM4 = ipaddress.ip_network("232.0.0.0/8")
+_SSM6 = ipaddress.ip_network("ff30::/12")
+#: The UDP port doctor's own joins and self-test use.
+_PROBE_PORT = 45454
 
 
 class _Report:
@@ -109,8 +113,10 @@ def _doctor_rp_filter(r: _Report, ifaces: list[IfaceInfo]) -> None:
 
 
 def _doctor_protocols(r: _Report, groups: list[str], ifaces: list[IfaceInfo]) -> None:
-    """IPv6 switched off, or IGMPv1/2 / MLDv1 forced where a source-specific group needs v3 / v2."""
-    r.out.write("Protocol versions\n")
+    """IPv6 switched off; the IGMP / MLD version each interface speaks, and whether a
+    source-specific group gets the version it needs (IGMPv3 / MLDv2: only they carry sources)."""
+    r.out.write("Protocol versions (IGMP for IPv4, MLD for IPv6)\n")
+    igmp = _host.igmp_versions()
     for g in groups:
         ip = ipaddress.ip_address(g)
         for i in ifaces:
@@ -125,24 +131,89 @@ def _doctor_protocols(r: _Report, groups: list[str], ifaces: list[IfaceInfo]) ->
                         + " (then re-add its IPv6 addresses)",
                     )
                     continue
-                ssm = ip in ipaddress.ip_network("ff30::/12")
-                key, bad, need = "force_mld_version", {"1"}, "MLDv2"
-            else:
-                ssm = ip in _SSM4
-                key, bad, need = "force_igmp_version", {"1", "2"}, "IGMPv3"
-            if not ssm:
+            if i.is_localhost():
+                r.info(f"{name}: loopback sends no IGMP/MLD reports; the version does not matter for {g}")
                 continue
-            proto = "ipv6" if ip.version == 6 else "ipv4"
-            forced = {k: v for k in ("all", name) if (v := _sysctl(f"net.{proto}.conf.{k}.{key}")) in bad}
-            if forced:
-                r.problem(
-                    f"{g} is a source-specific group, which needs {need}, but {name} is forced to an older "
-                    f"version ({', '.join(f'{k}={v}' for k, v in forced.items())}): routers and switches "
-                    "will not forward the source-specific stream",
-                    " ".join(f"sysctl -w net.{proto}.conf.{k}.{key}=0" for k in forced),
-                )
+            if ip.version == 4:
+                _igmp_version(r, g, i, ip in _SSM4, igmp)
             else:
-                r.ok(f"{name}: {need} available for source-specific {g}")
+                _mld_version(r, g, i, ip in _SSM6)
+
+
+def _forced(r: _Report, g: str, name: str, proto: str, key: str, bad: set[str], need: str) -> bool:
+    """FAIL (and True) when the interface is forced to a version too old for a source-specific group."""
+    forced = {k: v for k in ("all", name) if (v := _sysctl(f"net.{proto}.conf.{k}.{key}")) in bad}
+    if forced:
+        r.problem(
+            f"{g} is a source-specific group, which needs {need}, but {name} is forced to an older "
+            f"version ({', '.join(f'{k}={v}' for k, v in forced.items())}): routers and switches "
+            "will not forward the source-specific stream",
+            " ".join(f"sysctl -w net.{proto}.conf.{k}.{key}=0" for k in forced),
+        )
+    return bool(forced)
+
+
+def _igmp_version(r: _Report, g: str, i: IfaceInfo, ssm: bool, versions: dict[str, int] | None) -> None:
+    name = i.machine_name
+    version = (versions or {}).get(name)
+    if not ssm:
+        now = f"IGMPv{version} in use" if version else "IGMP version not readable"
+        r.ok(f"{name}: {now}; {g} is any-source, which every IGMP version can join")
+        return
+    if _forced(r, g, name, "ipv4", "force_igmp_version", {"1", "2"}, "IGMPv3"):
+        return
+    if version is None:
+        r.info(f"{name}: the IGMP version in use is not readable here; source-specific {g} needs IGMPv3")
+    elif version < 3:
+        r.problem(
+            f"{g} is a source-specific group, but {name} speaks IGMPv{version} now: an IGMPv{version} "
+            "querier is on this link (a router or switch sending old queries, e.g. igmpproxy or an "
+            "older switch), and Linux answers in that version for about 4 minutes after each of its "
+            f"queries. IGMPv{version} reports carry no sources, so the source filter never reaches the "
+            "network: routers forward every source of the group, or none",
+            f"make the querier speak IGMPv3 (its IGMP version setting on the router or switch; find "
+            f"it with: tcpdump -vni {name} igmp). force_igmp_version=3 does not help: Linux still falls "
+            "back, and an IGMPv2-only router ignores IGMPv3 reports",
+        )
+    else:
+        r.ok(f"{name}: IGMPv3 in use (no older querier heard), as source-specific {g} needs")
+
+
+def _mld_version(r: _Report, g: str, i: IfaceInfo, ssm: bool) -> None:
+    name = i.machine_name
+    if not ssm:
+        r.ok(f"{name}: {g} is any-source, which every MLD version can join")
+        return
+    if _forced(r, g, name, "ipv6", "force_mld_version", {"1"}, "MLDv2"):
+        return
+    if not i.ip6_addrs:
+        r.info(f"{name}: no IPv6 address, so the MLD version in use was not tested")
+        return
+
+    def join() -> None:  # joining sends a report at once; its type shows the version in use
+        with McastRxSocket(socket.AF_INET6, [g], _PROBE_PORT, iface=i, timeout=0):
+            time.sleep(0.05)
+
+    try:
+        version = _host.mld_version_in_use(name, join)
+    except (OSError, MulticastExpertError) as exc:
+        r.info(f"{name}: could not join {g} to see the MLD version in use: {error_text(exc)}")
+        return
+    if version is None:
+        r.info(f"{name}: could not tell which MLD version is in use (no report counted within 1.5 s)")
+    elif version == 1:
+        r.problem(
+            f"{g} is a source-specific group, but {name} speaks MLDv1 now (joining {g} sent an MLDv1 "
+            "report): an MLDv1 querier is on this link (a router or switch sending MLDv1 queries), and "
+            "Linux answers in MLDv1 for about 4 minutes after each of its queries. MLDv1 reports carry "
+            "no sources, so the source filter never reaches the network",
+            f"make the querier speak MLDv2 (find it with: tcpdump -vni {name} 'ip6 protochain 58'); if "
+            f"the router speaks MLDv2 and the MLDv1 querier is another device, sysctl -w "
+            f"net.ipv6.conf.{name}.force_mld_version=2 makes this host ignore MLDv1 queries (an "
+            "MLDv1-only router would then ignore this host)",
+        )
+    else:
+        r.ok(f"{name}: MLDv2 in use (joining {g} sent an MLDv2 report), as source-specific {g} needs")
 
 
 def _doctor_route(r: _Report, groups: list[str], iface: IfaceInfo | None) -> None:
@@ -187,7 +258,7 @@ def _doctor_limits(r: _Report) -> None:
             r.info(f"{name} = {value}")
 
 
-def _doctor_firewall(r: _Report) -> None:
+def _doctor_firewall(r: _Report, groups: list[str], group_given: bool) -> None:
     r.out.write("Firewall (read-only)\n")
     findings: list[_firewall.Finding] = []
     read_any = False
@@ -203,36 +274,51 @@ def _doctor_firewall(r: _Report) -> None:
     if not read_any:
         r.info("no nft or iptables rules readable (tools missing, or not root)")
         return
+    blocking = 0
     for f in findings:
-        r.problem(f"firewall drops multicast or IGMP/MLD: {f.text}", f.fix)
-    if not findings:
-        r.ok("no firewall rule or chain policy drops multicast")
+        hit = [g for g in groups if f.matches(g)]
+        if hit and (group_given or f.nets is None):
+            blocking += 1
+            r.problem(f"firewall drops multicast or IGMP/MLD: {f.text}", f.fix)
+        elif not group_given:
+            ranges = ", ".join(str(n) for n in f.nets or ())
+            r.warn(
+                f"firewall drops multicast to {ranges}: {f.text} (a problem if your group is in that "
+                "range; run doctor with your GROUP to know)"
+            )
+        else:
+            r.info(f"firewall rule that does not match {', '.join(groups)}: {f.text}")
+    if not blocking:
+        r.ok(f"no firewall rule or chain policy drops {', '.join(groups) if group_given else 'multicast'}")
 
 
 def environment_hints(
     platform: str = sys.platform,
     osrelease: str | None = None,
-    cgroup: str | None = None,
-    dockerenv: bool | None = None,
+    container: str | None = None,
+    veths: Sequence[str] = (),
 ) -> list[str]:
-    """Plain-words hints about the system multicast runs on (containers, WSL, macOS, Windows)."""
+    """Plain-words hints about the system multicast runs on (WSL, containers, macOS, Windows).
+
+    ``container`` is why this looks like a container (see ``_host.container_evidence``);
+    ``veths`` are the interfaces checked that are veth links. The container hint is given only
+    then: a veth is how a container bridge attaches, and the bridge decides what multicast passes
+    (host networking or macvlan have no veth, and no such problem)."""
     hints = []
     if platform.startswith("linux"):
         if osrelease is None:
             osrelease = _read("/proc/sys/kernel/osrelease")
-        if cgroup is None:
-            cgroup = _read("/proc/1/cgroup")
-        if dockerenv is None:
-            dockerenv = os.path.exists("/.dockerenv")
         if "microsoft" in osrelease.lower() or "wsl" in osrelease.lower():
             hints.append(
                 "this is WSL: WSL2's default NAT network does not pass multicast between Windows' LAN and "
                 "Linux; use mirrored networking (networkingMode=mirrored in .wslconfig)"
             )
-        if dockerenv or re.search(r"docker|kubepods|containerd|libpod", cgroup):
+        if container and veths:
             hints.append(
-                "this looks like a container: multicast from outside reaches its network only if the bridge "
-                "forwards it (Docker's default bridge does not); use host networking or macvlan"
+                f"this looks like a container ({container}) and {', '.join(veths)} is a veth link: "
+                "multicast from other hosts reaches it only if the bridge at the other end forwards it "
+                "(Docker's default bridge does not); if other hosts are not heard, use host networking "
+                "or macvlan"
             )
     elif platform == "darwin":
         hints.append(
@@ -255,9 +341,12 @@ def _read(path: str) -> str:
         return ""
 
 
-def _doctor_environment(r: _Report) -> None:
+def _doctor_environment(r: _Report, ifaces: list[IfaceInfo]) -> None:
     r.out.write("Environment\n")
-    for hint in environment_hints():
+    container = _host.container_evidence()
+    veths = [i.machine_name for i in ifaces if container and _host.link_kind(i.machine_name) == "veth"]
+    hints = environment_hints(container=container, veths=veths)
+    for hint in hints:
         r.warn(hint)
     with_v4 = [i for i in cached_interfaces() if not i.is_localhost() and i.ip4_addrs]  # scanned above
     if len(with_v4) > 1 and _sysctl("net.ipv4.conf.all.accept_local") == "0":
@@ -266,6 +355,8 @@ def _doctor_environment(r: _Report) -> None:
             "and receives on another is dropped as martian unless accept_local is on "
             "(sysctl -w net.ipv4.conf.all.accept_local=1)"
         )
+    elif not hints:
+        r.ok("nothing about this system stands in the way")
 
 
 def _doctor_memberships(r: _Report) -> None:
@@ -280,9 +371,10 @@ def _doctor_memberships(r: _Report) -> None:
 
 def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
     r.out.write(
-        f"Live self-test on {iface.machine_name}: a datagram looped back inside this host. It proves "
-        "joining, sending and local delivery there; not the wire, other hosts, rp_filter or inbound "
-        "firewall rules\n"
+        f"Live self-test on {iface.machine_name}: a datagram looped back inside this host. It passes "
+        "through this host's firewall (output and input) and proves joining, sending and local "
+        "delivery; it does not cross the wire, so it says nothing about other hosts, switches or "
+        "rp_filter\n"
     )
     for g in groups:
         family = socket.AF_INET6 if ":" in g else socket.AF_INET
@@ -293,15 +385,15 @@ def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
         try:
             with (
                 McastRxSocket(
-                    family, [g], 45454, iface=iface, timeout=1.0, enable_external_loopback=True
+                    family, [g], _PROBE_PORT, iface=iface, timeout=1.0, enable_external_loopback=True
                 ) as rx,
                 McastTxSocket(family, [g], iface=iface, enable_external_loopback=True) as tx,
             ):
-                tx.sendto(b"multicast-expert doctor", (g, 45454))
+                tx.sendto(b"multicast-expert doctor", (g, _PROBE_PORT))
                 got = rx.recv()
         except (OSError, MulticastExpertError) as exc:
             r.problem(
-                f"{name} send/receive of {g} on {iface.machine_name} failed: {exc}",
+                f"{name} send/receive of {g} on {iface.machine_name} failed: {error_text(exc)}",
                 "fix the problems above; check the interface and its routes",
             )
             continue
@@ -310,11 +402,12 @@ def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
         else:
             r.problem(
                 f"{name}: sent to {g} on {iface.machine_name} but nothing came back within 1 s",
-                "check the firewall and rp_filter findings above",
+                "a firewall rule on this host drops it on the way out or in (see the firewall findings "
+                "above; a rule may match it without naming multicast)",
             )
 
 
-def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+def run(args: argparse.Namespace, out: TextIO) -> int:
     group = normalize_mcast_ip(args.group, family_of([args.group])) if args.group else None
     groups = [group] if group else ["239.255.77.77", "ff15::7777"]
     chosen = ifaces_of([args.iface] if args.iface else None)
@@ -325,8 +418,8 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     _doctor_protocols(r, groups, ifaces)
     _doctor_route(r, groups, chosen[0] if chosen else None)
     _doctor_limits(r)
-    _doctor_firewall(r)
-    _doctor_environment(r)
+    _doctor_firewall(r, groups, group is not None)
+    _doctor_environment(r, ifaces)
     _doctor_memberships(r)
     target = (
         chosen[0] if chosen else get_default_gateway_iface(socket.AF_INET) or (ifaces[0] if ifaces else None)
@@ -341,3 +434,37 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
         else "\nNothing found that blocks multicast.\n"
     )
     return EXIT_PROBLEM if r.problems else EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "group",
+        nargs="?",
+        metavar="GROUP",
+        help="the group your program uses, so its family, scope, source-specific needs and firewall "
+        "rules are checked; without it, one IPv4 and one IPv6 example group",
+    )
+    p.add_argument(
+        "--iface",
+        "-i",
+        metavar="IFACE",
+        help="the interface your program uses; without it, every non-loopback interface",
+    )
+
+
+COMMAND = Command(
+    name="doctor",
+    help="find why multicast does not arrive",
+    description="Check interfaces, reverse-path filtering, IGMP/MLD versions (an old querier on the "
+    "link breaks source-specific multicast), routes, limits, firewall rules and memberships, then "
+    "send a datagram to this host and receive it. Each finding is ok, info, warn or FAIL; a FAIL "
+    "comes with its fix.\n\n"
+    "Exit status: 0 when nothing blocks multicast, 1 when something does. Runs best as root (to "
+    "read firewall rules).",
+    examples="examples:\n"
+    "  multicast-expert doctor\n"
+    "  multicast-expert doctor --iface eth0 239.1.2.3\n"
+    "  sudo multicast-expert doctor -i eth0 232.1.1.1       # source-specific: IGMPv3 checked",
+    add_arguments=add_arguments,
+    run=run,
+)
