@@ -167,6 +167,7 @@ def test_doctor_finds_planted_problems_and_passes_when_fixed(own_peer: testing.P
         assert strict.returncode == 1
         assert "strict reverse-path filtering" in strict.stdout
         assert f"net.ipv4.conf.{iface}.rp_filter=2" in strict.stdout
+        assert "received it back" in strict.stdout  # looped-back multicast is not reverse-path filtered
     finally:
         testing.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 0)
     testing.ip("link", "set", "dev", iface, "multicast", "off")

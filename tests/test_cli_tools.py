@@ -174,7 +174,9 @@ def test_doctor_hints() -> None:
     assert doctor_mod.environment_hints(platform="linux", osrelease="6.1.0", container="x", veths=[]) == []
     assert any("Local Network" in h for h in doctor_mod.environment_hints(platform="darwin"))
     assert any("Windows Defender Firewall" in h for h in doctor_mod.environment_hints(platform="win32"))
-    assert doctor_mod.environment_hints(platform="linux", osrelease="6.1.0", container=None, veths=["v"]) == []
+    assert (
+        doctor_mod.environment_hints(platform="linux", osrelease="6.1.0", container=None, veths=["v"]) == []
+    )
 
 
 def test_doctor_warns_about_accept_local_with_two_interfaces(own_peer: testing.Peer) -> None:

@@ -159,6 +159,11 @@ def _igmp_version(r: _Report, g: str, i: IfaceInfo, ssm: bool, versions: dict[st
     if not ssm:
         now = f"IGMPv{version} in use" if version else "IGMP version not readable"
         r.ok(f"{name}: {now}; {g} is any-source, which every IGMP version can join")
+        if version is not None and version < 3:
+            r.info(
+                f"{name} heard an IGMPv{version} querier: source-specific groups (232.0.0.0/8) would "
+                "lose their source filter on this link"
+            )
         return
     if _forced(r, g, name, "ipv4", "force_igmp_version", {"1", "2"}, "IGMPv3"):
         return

@@ -311,7 +311,13 @@ class _Session:
             peer.left = peer.last_seq = None
             self.emit({"peer": peer.ip, "event": "answering again"}, f"{peer.ip}: answering again")
         if fresh or not self.args.quiet:
-            record = {"peer": peer.ip, "path": via, "seq": seq_n, "rtt_ms": round(rtt, 3)}
+            record = {
+                "peer": peer.ip,
+                "path": via,
+                "seq": seq_n,
+                "rtt_ms": round(rtt, 3),
+                "peer_hold_ms": round(hold_ns / 1e6, 3),  # how long the peer took to answer
+            }
             self.emit(record, f"{peer.ip} {via:<9} seq={seq_n} rtt={rtt:.3f} ms")
 
     def answer(self, f: list[bytes], src_ip: str, arrived_ns: int) -> None:
