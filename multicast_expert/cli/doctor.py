@@ -8,13 +8,11 @@ and the GROUP asked about (else one IPv4 and one IPv6 example group).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -26,34 +24,8 @@ from ..rx_socket import McastRxSocket
 from ..tx_socket import McastTxSocket
 from . import _firewall, _host
 from ._common import EXIT_OK, EXIT_PROBLEM, Command, error_text, family_of, ifaces_of, plural
-
-_SSM4 = ipaddress.ip_network("232.0.0.0/8")
-_SSM6 = ipaddress.ip_network("ff30::/12")
-#: The UDP port doctor's own joins and self-test use.
-_PROBE_PORT = 45454
-
-
-class _Report:
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.problems = 0
-
-    def ok(self, text: str) -> None:
-        self.out.write(f"  ok    {text}\n")
-
-    def info(self, text: str) -> None:
-        self.out.write(f"  info  {text}\n")
-
-    def warn(self, text: str) -> None:
-        self.out.write(f"  warn  {text}\n")
-
-    def problem(self, text: str, fix: str) -> None:
-        self.problems += 1
-        self.out.write(f"  FAIL  {text}\n        fix: {fix}\n")
-
-
-def _sysctl(name: str) -> str | None:
-    return _platform.OPS.read_setting(name)
+from ._report import Report, sysctl
+from ._versions import PROBE_PORT, check_versions
 
 
 def _run(cmd: list[str]) -> str | None:
@@ -66,7 +38,7 @@ def _run(cmd: list[str]) -> str | None:
     return res.stdout if res.returncode == 0 else None
 
 
-def _doctor_interfaces(r: _Report, ifaces: list[IfaceInfo]) -> None:
+def _doctor_interfaces(r: Report, ifaces: list[IfaceInfo]) -> None:
     r.out.write("Interfaces\n")
     for i in ifaces:
         name = i.machine_name
@@ -90,16 +62,16 @@ def _doctor_interfaces(r: _Report, ifaces: list[IfaceInfo]) -> None:
             r.ok(f"{i} is up, has carrier and is multicast-capable")
 
 
-def _doctor_rp_filter(r: _Report, ifaces: list[IfaceInfo]) -> None:
+def _doctor_rp_filter(r: Report, ifaces: list[IfaceInfo]) -> None:
     r.out.write("Reverse-path filtering (IPv4)\n")
-    all_v = _sysctl("net.ipv4.conf.all.rp_filter")
+    all_v = sysctl("net.ipv4.conf.all.rp_filter")
     if all_v is None:
         r.info("rp_filter not readable here (not Linux?)")
         return
     for i in ifaces:
         if i.is_localhost():
             continue
-        own = _sysctl(f"net.ipv4.conf.{i.machine_name}.rp_filter") or "0"
+        own = sysctl(f"net.ipv4.conf.{i.machine_name}.rp_filter") or "0"
         effective = max(int(all_v), int(own))
         if effective == 1:
             r.problem(
@@ -112,116 +84,7 @@ def _doctor_rp_filter(r: _Report, ifaces: list[IfaceInfo]) -> None:
             r.ok(f"{i.machine_name}: rp_filter effective value {effective} (0 off, 2 loose)")
 
 
-def _doctor_protocols(r: _Report, groups: list[str], ifaces: list[IfaceInfo]) -> None:
-    """IPv6 switched off; the IGMP / MLD version each interface speaks, and whether a
-    source-specific group gets the version it needs (IGMPv3 / MLDv2: only they carry sources)."""
-    r.out.write("Protocol versions (IGMP for IPv4, MLD for IPv6)\n")
-    igmp = _host.igmp_versions()
-    for g in groups:
-        ip = ipaddress.ip_address(g)
-        for i in ifaces:
-            name = i.machine_name
-            if ip.version == 6:
-                off = [k for k in ("all", name) if _sysctl(f"net.ipv6.conf.{k}.disable_ipv6") == "1"]
-                if off:
-                    r.problem(
-                        f"IPv6 is disabled on {name} (disable_ipv6=1 for {', '.join(off)}), so {g} cannot "
-                        "be sent or received there",
-                        " ".join(f"sysctl -w net.ipv6.conf.{k}.disable_ipv6=0" for k in off)
-                        + " (then re-add its IPv6 addresses)",
-                    )
-                    continue
-            if i.is_localhost():
-                r.info(f"{name}: loopback sends no IGMP/MLD reports; the version does not matter for {g}")
-                continue
-            if ip.version == 4:
-                _igmp_version(r, g, i, ip in _SSM4, igmp)
-            else:
-                _mld_version(r, g, i, ip in _SSM6)
-
-
-def _forced(r: _Report, g: str, name: str, proto: str, key: str, bad: set[str], need: str) -> bool:
-    """FAIL (and True) when the interface is forced to a version too old for a source-specific group."""
-    forced = {k: v for k in ("all", name) if (v := _sysctl(f"net.{proto}.conf.{k}.{key}")) in bad}
-    if forced:
-        r.problem(
-            f"{g} is a source-specific group, which needs {need}, but {name} is forced to an older "
-            f"version ({', '.join(f'{k}={v}' for k, v in forced.items())}): routers and switches "
-            "will not forward the source-specific stream",
-            " ".join(f"sysctl -w net.{proto}.conf.{k}.{key}=0" for k in forced),
-        )
-    return bool(forced)
-
-
-def _igmp_version(r: _Report, g: str, i: IfaceInfo, ssm: bool, versions: dict[str, int] | None) -> None:
-    name = i.machine_name
-    version = (versions or {}).get(name)
-    if not ssm:
-        now = f"IGMPv{version} in use" if version else "IGMP version not readable"
-        r.ok(f"{name}: {now}; {g} is any-source, which every IGMP version can join")
-        if version is not None and version < 3:
-            r.info(
-                f"{name} heard an IGMPv{version} querier: source-specific groups (232.0.0.0/8) would "
-                "lose their source filter on this link"
-            )
-        return
-    if _forced(r, g, name, "ipv4", "force_igmp_version", {"1", "2"}, "IGMPv3"):
-        return
-    if version is None:
-        r.info(f"{name}: the IGMP version in use is not readable here; source-specific {g} needs IGMPv3")
-    elif version < 3:
-        r.problem(
-            f"{g} is a source-specific group, but {name} speaks IGMPv{version} now: an IGMPv{version} "
-            "querier is on this link (a router or switch sending old queries, e.g. igmpproxy or an "
-            "older switch), and Linux answers in that version for about 4 minutes after each of its "
-            f"queries. IGMPv{version} reports carry no sources, so the source filter never reaches the "
-            "network: routers forward every source of the group, or none",
-            f"make the querier speak IGMPv3 (its IGMP version setting on the router or switch; find "
-            f"it with: tcpdump -vni {name} igmp). force_igmp_version=3 does not help: Linux still falls "
-            "back, and an IGMPv2-only router ignores IGMPv3 reports",
-        )
-    else:
-        r.ok(f"{name}: IGMPv3 in use (no older querier heard), as source-specific {g} needs")
-
-
-def _mld_version(r: _Report, g: str, i: IfaceInfo, ssm: bool) -> None:
-    name = i.machine_name
-    if not ssm:
-        r.ok(f"{name}: {g} is any-source, which every MLD version can join")
-        return
-    if _forced(r, g, name, "ipv6", "force_mld_version", {"1"}, "MLDv2"):
-        return
-    if not i.ip6_addrs:
-        r.info(f"{name}: no IPv6 address, so the MLD version in use was not tested")
-        return
-
-    def join() -> None:  # joining sends a report at once; its type shows the version in use
-        with McastRxSocket(socket.AF_INET6, [g], _PROBE_PORT, iface=i, timeout=0):
-            time.sleep(0.05)
-
-    try:
-        version = _host.mld_version_in_use(name, join)
-    except (OSError, MulticastExpertError) as exc:
-        r.info(f"{name}: could not join {g} to see the MLD version in use: {error_text(exc)}")
-        return
-    if version is None:
-        r.info(f"{name}: could not tell which MLD version is in use (no report counted within 1.5 s)")
-    elif version == 1:
-        r.problem(
-            f"{g} is a source-specific group, but {name} speaks MLDv1 now (joining {g} sent an MLDv1 "
-            "report): an MLDv1 querier is on this link (a router or switch sending MLDv1 queries), and "
-            "Linux answers in MLDv1 for about 4 minutes after each of its queries. MLDv1 reports carry "
-            "no sources, so the source filter never reaches the network",
-            f"make the querier speak MLDv2 (find it with: tcpdump -vni {name} 'ip6 protochain 58'); if "
-            f"the router speaks MLDv2 and the MLDv1 querier is another device, sysctl -w "
-            f"net.ipv6.conf.{name}.force_mld_version=2 makes this host ignore MLDv1 queries (an "
-            "MLDv1-only router would then ignore this host)",
-        )
-    else:
-        r.ok(f"{name}: MLDv2 in use (joining {g} sent an MLDv2 report), as source-specific {g} needs")
-
-
-def _doctor_route(r: _Report, groups: list[str], iface: IfaceInfo | None) -> None:
+def _doctor_route(r: Report, groups: list[str], iface: IfaceInfo | None) -> None:
     r.out.write("Routing\n")
     for g in groups:
         v6 = ":" in g
@@ -250,7 +113,7 @@ def _doctor_route(r: _Report, groups: list[str], iface: IfaceInfo | None) -> Non
         r.ok(f"{g} would leave by {m.group(1) if m else '?'} when a program names no interface")
 
 
-def _doctor_limits(r: _Report) -> None:
+def _doctor_limits(r: Report) -> None:
     r.out.write("Per-socket limits (this library spreads memberships over sockets)\n")
     for name in (
         "net.ipv4.igmp_max_memberships",
@@ -258,12 +121,12 @@ def _doctor_limits(r: _Report) -> None:
         "net.ipv6.mld_max_msf",
         "net.core.optmem_max",
     ):
-        value = _sysctl(name)
+        value = sysctl(name)
         if value is not None:
             r.info(f"{name} = {value}")
 
 
-def _doctor_firewall(r: _Report, groups: list[str], group_given: bool) -> None:
+def _doctor_firewall(r: Report, groups: list[str], group_given: bool) -> None:
     r.out.write("Firewall (read-only)\n")
     findings: list[_firewall.Finding] = []
     read_any = False
@@ -346,7 +209,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def _doctor_environment(r: _Report, ifaces: list[IfaceInfo]) -> None:
+def _doctor_environment(r: Report, ifaces: list[IfaceInfo]) -> None:
     r.out.write("Environment\n")
     container = _host.container_evidence()
     veths = [i.machine_name for i in ifaces if container and _host.link_kind(i.machine_name) == "veth"]
@@ -354,7 +217,7 @@ def _doctor_environment(r: _Report, ifaces: list[IfaceInfo]) -> None:
     for hint in hints:
         r.warn(hint)
     with_v4 = [i for i in cached_interfaces() if not i.is_localhost() and i.ip4_addrs]  # scanned above
-    if len(with_v4) > 1 and _sysctl("net.ipv4.conf.all.accept_local") == "0":
+    if len(with_v4) > 1 and sysctl("net.ipv4.conf.all.accept_local") == "0":
         r.warn(
             f"{len(with_v4)} interfaces with IPv4 addresses on this host: a datagram this host sends on one "
             "and receives on another is dropped as martian unless accept_local is on "
@@ -364,7 +227,7 @@ def _doctor_environment(r: _Report, ifaces: list[IfaceInfo]) -> None:
         r.ok("nothing about this system stands in the way")
 
 
-def _doctor_memberships(r: _Report) -> None:
+def _doctor_memberships(r: Report) -> None:
     r.out.write("Current memberships\n")
     found = _platform.OPS.memberships()
     if found is None:
@@ -374,7 +237,7 @@ def _doctor_memberships(r: _Report) -> None:
         r.info(f"{dev}: {group}")
 
 
-def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
+def _doctor_selftest(r: Report, iface: IfaceInfo, groups: list[str]) -> None:
     r.out.write(
         f"Live self-test on {iface.machine_name}: a datagram looped back inside this host. It passes "
         "through this host's firewall (output and input) and proves joining, sending and local "
@@ -390,11 +253,11 @@ def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
         try:
             with (
                 McastRxSocket(
-                    family, [g], _PROBE_PORT, iface=iface, timeout=1.0, enable_external_loopback=True
+                    family, [g], PROBE_PORT, iface=iface, timeout=1.0, enable_external_loopback=True
                 ) as rx,
                 McastTxSocket(family, [g], iface=iface, enable_external_loopback=True) as tx,
             ):
-                tx.sendto(b"multicast-expert doctor", (g, _PROBE_PORT))
+                tx.sendto(b"multicast-expert doctor", (g, PROBE_PORT))
                 got = rx.recv()
         except (OSError, MulticastExpertError) as exc:
             r.problem(
@@ -417,10 +280,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     groups = [group] if group else ["239.255.77.77", "ff15::7777"]
     chosen = ifaces_of([args.iface] if args.iface else None)
     ifaces = chosen or [i for i in rescan_interfaces() if not i.is_localhost()]
-    r = _Report(out)
+    r = Report(out)
     _doctor_interfaces(r, ifaces)
     _doctor_rp_filter(r, ifaces)
-    _doctor_protocols(r, groups, ifaces)
+    check_versions(r, groups, ifaces)
     _doctor_route(r, groups, chosen[0] if chosen else None)
     _doctor_limits(r)
     _doctor_firewall(r, groups, group is not None)
