@@ -339,19 +339,33 @@ def test_self_test_is_stopped_by_an_input_rule_and_says_so(own_peer: testing.Pee
         in_host(own_peer, "iptables", "-F", "INPUT")
 
 
+def assert_no_empty_section(stdout: str) -> None:
+    lines = stdout.rstrip().splitlines()
+    for i, line in enumerate(lines[:-2]):
+        if line and not line.startswith(" "):  # a section header: a finding must follow
+            assert lines[i + 1].startswith("  "), f"empty section {line!r}:\n{stdout}"
+
+
 def test_doctor_prints_no_empty_section_and_the_container_hint_only_where_it_matters(
     own_peer: testing.Peer,
 ) -> None:
     for res in (doctor(own_peer, "239.40.4.3"), doctor(own_peer, "ff15::4003")):
-        lines = res.stdout.rstrip().splitlines()
-        headers = [i for i, line in enumerate(lines) if line and not line.startswith(" ")][:-1]
-        for i in headers:
-            if not lines[i].startswith("Live self-test"):
-                assert lines[i + 1].startswith("  "), f"empty section {lines[i]!r}:\n{res.stdout}"
+        assert_no_empty_section(res.stdout)
         evidence = _host.container_evidence()
-        hint = [line for line in lines if "looks like a container" in line]
+        hint = [line for line in res.stdout.splitlines() if "looks like a container" in line]
         assert len(hint) == (1 if evidence else 0)
         if evidence:
             assert f"({evidence})" in hint[0] and f"{own_peer.peer_if} is a veth link" in hint[0]
-    lo = run_in_fresh_netns(["-m", "multicast_expert", "doctor", "--iface", "lo", "239.40.4.4"], timeout=60)
+    lo = run_in_fresh_netns(
+        [
+            "-c",
+            "import subprocess, sys; subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True); "
+            "from multicast_expert.cli import main; "
+            "sys.exit(main(['doctor', '--iface', 'lo', '239.40.4.4']))",
+        ],
+        timeout=60,
+    )
+    assert lo.returncode == 0, lo.stdout
     assert "looks like a container" not in lo.stdout  # no veth: no bridge to blame
+    assert_no_empty_section(lo.stdout)
+    assert "info  loopback is not reverse-path filtered" in lo.stdout

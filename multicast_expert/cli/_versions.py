@@ -25,7 +25,7 @@ PROBE_PORT = 45454
 def check_versions(r: Report, groups: list[str], ifaces: list[IfaceInfo]) -> None:
     """IPv6 switched off; the IGMP / MLD version each interface speaks, and whether a
     source-specific group gets the version it needs (IGMPv3 / MLDv2: only they carry sources)."""
-    r.out.write("Protocol versions (IGMP for IPv4, MLD for IPv6)\n")
+    r.section("Protocol versions (IGMP for IPv4, MLD for IPv6)")
     igmp = _host.igmp_versions()
     for g in groups:
         ip = ipaddress.ip_address(g)

@@ -39,7 +39,7 @@ def _run(cmd: list[str]) -> str | None:
 
 
 def _doctor_interfaces(r: Report, ifaces: list[IfaceInfo]) -> None:
-    r.out.write("Interfaces\n")
+    r.section("Interfaces", "no interface to check (pass --iface)")
     for i in ifaces:
         name = i.machine_name
         flags = _platform.OPS.iface_flags(name)
@@ -63,7 +63,7 @@ def _doctor_interfaces(r: Report, ifaces: list[IfaceInfo]) -> None:
 
 
 def _doctor_rp_filter(r: Report, ifaces: list[IfaceInfo]) -> None:
-    r.out.write("Reverse-path filtering (IPv4)\n")
+    r.section("Reverse-path filtering (IPv4)", "loopback is not reverse-path filtered")
     all_v = sysctl("net.ipv4.conf.all.rp_filter")
     if all_v is None:
         r.info("rp_filter not readable here (not Linux?)")
@@ -85,7 +85,7 @@ def _doctor_rp_filter(r: Report, ifaces: list[IfaceInfo]) -> None:
 
 
 def _doctor_route(r: Report, groups: list[str], iface: IfaceInfo | None) -> None:
-    r.out.write("Routing\n")
+    r.section("Routing")
     for g in groups:
         v6 = ":" in g
         ipv = ["-6"] if v6 else []
@@ -114,7 +114,9 @@ def _doctor_route(r: Report, groups: list[str], iface: IfaceInfo | None) -> None
 
 
 def _doctor_limits(r: Report) -> None:
-    r.out.write("Per-socket limits (this library spreads memberships over sockets)\n")
+    r.section(
+        "Per-socket limits (this library spreads memberships over sockets)", "limits not readable on this OS"
+    )
     for name in (
         "net.ipv4.igmp_max_memberships",
         "net.ipv4.igmp_max_msf",
@@ -127,7 +129,7 @@ def _doctor_limits(r: Report) -> None:
 
 
 def _doctor_firewall(r: Report, groups: list[str], group_given: bool) -> None:
-    r.out.write("Firewall (read-only)\n")
+    r.section("Firewall (read-only)")
     findings: list[_firewall.Finding] = []
     read_any = False
     nft = _run(["nft", "list", "ruleset"])
@@ -210,7 +212,7 @@ def _read(path: str) -> str:
 
 
 def _doctor_environment(r: Report, ifaces: list[IfaceInfo]) -> None:
-    r.out.write("Environment\n")
+    r.section("Environment")
     container = _host.container_evidence()
     veths = [i.machine_name for i in ifaces if container and _host.link_kind(i.machine_name) == "veth"]
     hints = environment_hints(container=container, veths=veths)
@@ -228,7 +230,7 @@ def _doctor_environment(r: Report, ifaces: list[IfaceInfo]) -> None:
 
 
 def _doctor_memberships(r: Report) -> None:
-    r.out.write("Current memberships\n")
+    r.section("Current memberships", "no group joined on any interface")
     found = _platform.OPS.memberships()
     if found is None:
         r.info("memberships not readable on this OS")
@@ -238,11 +240,11 @@ def _doctor_memberships(r: Report) -> None:
 
 
 def _doctor_selftest(r: Report, iface: IfaceInfo, groups: list[str]) -> None:
-    r.out.write(
+    r.section(
         f"Live self-test on {iface.machine_name}: a datagram looped back inside this host. It passes "
         "through this host's firewall (output and input) and proves joining, sending and local "
         "delivery; it does not cross the wire, so it says nothing about other hosts, switches or "
-        "rp_filter\n"
+        "rp_filter"
     )
     for g in groups:
         family = socket.AF_INET6 if ":" in g else socket.AF_INET
@@ -295,7 +297,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if target is not None:
         _doctor_selftest(r, target, groups)
     else:
-        r.info("no interface to self-test on (pass --iface)")
+        r.section("Live self-test", "no interface to self-test on (pass --iface)")
+    r.close()
     out.write(
         f"\n{plural(r.problems, 'problem')} found\n"
         if r.problems
