@@ -11,6 +11,7 @@ import errno
 import io
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ import time
 from typing import Any, cast
 
 import pytest
-from helpers import V4, Net, run_in_fresh_netns, send_from_peer
+from helpers import IN_CI, V4, Net, run_in_fresh_netns, send_from_peer
 
 from multicast_expert import cli, testing
 from multicast_expert._errors import MulticastExpertError, MulticastOSError, MulticastValueError
@@ -300,6 +301,10 @@ def doctor(host: testing.Peer, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def in_host(host: testing.Peer, *argv: str) -> None:
+    if shutil.which(argv[0]) is None:
+        if IN_CI:
+            pytest.fail(f"{argv[0]} is missing; scripts/check installs it")
+        pytest.skip(f"{argv[0]} not installed")
     subprocess.run(host.command(*argv), check=True, capture_output=True)
 
 
