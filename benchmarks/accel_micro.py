@@ -22,12 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from multicast_expert import _accel, _platform, testing
+from multicast_expert import _accel, testing
 from multicast_expert._packet import McastPacket
+from multicast_expert._platform import linux
 
 V4 = socket.AF_INET
 LO = "127.0.0.1"
-OPS = _platform.OPS
+OPS = linux.LinuxIO()  # the pure-Python I/O, whatever _platform.IO is
 Setup = Callable[[], None]
 Op = Callable[[], object]
 
@@ -121,7 +122,7 @@ def main() -> int:
     compare(
         "recv_packet (ops.recv_packet: recvmsg), 64 B queued",
         fill(tx, rx, n),
-        lambda: OPS.recv_packet(rx, 2048),
+        lambda: OPS.recv_packet(rx, 2048, ""),
         lambda: c.recv_packet(fd, 2048),
         n,
         reps,
@@ -133,7 +134,7 @@ def main() -> int:
     def py_wait_recv(timeout_ms: int) -> object:
         while True:
             try:
-                return OPS.recv_packet(rx, 2048)
+                return OPS.recv_packet(rx, 2048, "")
             except BlockingIOError:
                 pass
             events = poller.poll(timeout_ms)

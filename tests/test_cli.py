@@ -73,7 +73,7 @@ def test_send_in_one_namespace_listen_in_another(net: Net, port: int) -> None:
     assert sent.returncode == 0, sent.stderr
     out, err = listener.communicate(timeout=10)
     assert listener.returncode == 0, err
-    records = [json.loads(line) for line in out.splitlines()]
+    *records, last = [json.loads(line) for line in out.splitlines()]
     assert [bytes.fromhex(r["payload_hex"]) for r in records] == [
         b"seq=0 hello",
         b"seq=1 hello",
@@ -83,6 +83,9 @@ def test_send_in_one_namespace_listen_in_another(net: Net, port: int) -> None:
         (net.a.peer_ip4, "239.20.0.1", net.a.host_if)
     }
     assert "received 3 packets" in err
+    summary = last["summary"]  # the totals close the JSON stream
+    assert (summary["packets"], summary["numbered"], summary["lost"]) == (3, 3, 0)
+    assert summary["bytes"] == sum(len(r["payload_hex"]) // 2 for r in records)
 
 
 def test_listen_text_hex_and_stdin_send(net: Net, port: int) -> None:
@@ -113,7 +116,7 @@ def test_listen_stats_counts_gaps(net: Net, port: int) -> None:
     assert sent.returncode == 0
     out, err = listener.communicate(timeout=20)
     assert "pkt/s" in out
-    assert "received 300 packets" in err and "gaps 0" in err
+    assert "received 300 packets" in err and "lost 0 of 300 numbered" in err
 
 
 def test_ctrl_c_ends_listen_with_summary(net: Net, port: int) -> None:
@@ -133,7 +136,15 @@ def test_ctrl_c_ends_listen_with_summary(net: Net, port: int) -> None:
         (["listen", "239.1.1.1", "--port", "5000", "--iface", "nosuch0"], "nosuch0"),
         (["send", "239.1.1.1", "--port", "5000", "--iface", "198.19.250.1", "x"], "198.19.250.1"),
         (["send", "not-an-ip", "--port", "5000"], "not an IP address"),
-        (["send", "239.1.1.1", "--port", "5000", "--ttl", "300"], "--ttl 300"),
+        (["send", "239.1.1.1", "--port", "5000", "--ttl", "300"], "--ttl: 300 is out of range (0..255)"),
+        (["send", "239.1.1.1", "--port", "0", "-i", "lo", "x"], "port 0 is out of range (1..65535)"),
+        (["send", "239.1.1.1", "-p", "5000", "-i", "lo", "--size", "70000", "x"], "70000 is out of range"),
+        (["send", "239.1.1.1", "-p", "5000", "-i", "lo", "--size", "65508", "x"], "at most 65507"),
+        (["send", "239.1.1.1", "-p", "5000", "-i", "lo", "x" * 65508], "MESSAGE is 65508 bytes"),
+        (["ping", "239.1.1.1", "-p", "5000", "-i", "lo", "--size", "65508"], "at most 65507"),
+        (["listen", "239.1.1.1", "-p", "5000", "--count", "0"], "0 is out of range (at least 1)"),
+        (["listen", "239.1.1.1", "-p", "5000", "--hex", "--json"], "not allowed with argument"),
+        (["listen", "239.1.1.1", "-p", "5000", "--stats", "--json"], "not allowed with argument"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -156,6 +167,7 @@ def test_doctor_finds_planted_problems_and_passes_when_fixed(own_peer: testing.P
         assert strict.returncode == 1
         assert "strict reverse-path filtering" in strict.stdout
         assert f"net.ipv4.conf.{iface}.rp_filter=2" in strict.stdout
+        assert "received it back" in strict.stdout  # looped-back multicast is not reverse-path filtered
     finally:
         testing.sysctl(f"net.ipv4.conf.{iface}.rp_filter", 0)
     testing.ip("link", "set", "dev", iface, "multicast", "off")
@@ -214,6 +226,7 @@ def test_listen_source_specific(net: Net, port: int) -> None:
     send_from_peer(net.a, socket.AF_INET6, "ff35::30", port, [b"unlisted"], src_ip="2001:db8:1::3")
     send_from_peer(net.a, socket.AF_INET6, "ff35::30", port, [b"listed"], src_ip="2001:db8:1::2")
     out, _ = listener.communicate(timeout=10)
-    records = [json.loads(line) for line in out.splitlines()]
+    *records, last = [json.loads(line) for line in out.splitlines()]
     assert [bytes.fromhex(r["payload_hex"]) for r in records] == [b"listed"]
+    assert last["summary"]["packets"] == 1
     assert records[0]["src"] == "2001:db8:1::2" and records[0]["group"] == "ff35::30"

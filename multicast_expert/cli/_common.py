@@ -1,17 +1,29 @@
-"""What every command shares: exit codes, argument parsing helpers, output formatting."""
+"""What every command shares: exit codes, the command record, argument types and the help
+formatter, library messages in command-line words, output formatting.
+
+Rule: this module knows nothing about any one command; commands import it, never each other.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
+import re
+import signal
 import socket
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import NoReturn, TextIO
 
 from .._errors import MulticastExpertError
 from ..interfaces import IfaceInfo, find_interfaces
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+#: A command stopped by a signal before it reached its --count exits with 128 + the signal number,
+#: as shells report it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+EXIT_SIGNAL_BASE = 128
 
 
 class UsageError(Exception):
@@ -23,6 +35,87 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Paragraphs of a description are wrapped, example lines (indented) are kept as written; an
+    option's default is shown once, and only when there is one worth showing (not for flags,
+    unset options or required ones)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for para in text.split("\n\n"):
+            if any(line.startswith("  ") for line in para.splitlines()):
+                paragraphs.append("\n".join(indent + line for line in para.splitlines()))
+            else:
+                paragraphs.append(
+                    textwrap.fill(
+                        " ".join(para.split()), width, initial_indent=indent, subsequent_indent=indent
+                    )
+                )
+        return "\n\n".join(paragraphs)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.required
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+        ):
+            return text
+        return f"{text} (default: {default})"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its words for ``--help``, the arguments it takes and what it runs."""
+
+    name: str
+    help: str
+    description: str
+    examples: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, TextIO], int]
+    #: Arguments argparse left over; a command may claim some (send's MESSAGE after options).
+    claim_extra: Callable[[argparse.Namespace, list[str]], list[str]] | None = None
+
+
+GROUP_HELP = "multicast group: IPv4 224.0.0.0/4 (e.g. 239.1.2.3) or IPv6 ff00::/8 (e.g. ff15::1)"
+
+# Library messages name Python parameters; the command line has options instead. Applied in order.
+_CLI_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        (r"Pass iface_ip \(e\.g\. the loopback address\)", "Pass --iface (e.g. --iface lo)"),
+        (r" ?\(or pass its IfaceInfo\)", ""),
+        (r"; pass raise_fd_limit=False[^;.]*", ""),
+        (r"(?<![-\w])(?:iface_ips|iface_ip|ifaces|iface)\b", "--iface"),
+        (r"(?<![-\w])source_ips?\b", "--source"),
+        (r"\bmcast_ips?\b", "GROUP"),
+        (r"(?<![-\w])rcvbuf\b", "--rcvbuf"),
+        (r"\bMcast[RT]xSocket\(\) ", ""),
+    )
+)
+
+
+def cli_words(text: str) -> str:
+    """A library message with its Python parameter names replaced by the options a user types."""
+    for pattern, words in _CLI_WORDS:
+        text = pattern.sub(words, text)
+    return text
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for an error: the library's own message, or the OS's words and errno."""
+    if isinstance(exc, OSError) and not isinstance(exc, MulticastExpertError) and exc.strerror:
+        text = exc.strerror + (f" (errno {exc.errno})" if exc.errno else "")
+    else:
+        text = str(exc)
+    return cli_words(" ".join(text.split()))
 
 
 def family_of(groups: Sequence[str]) -> int:
@@ -43,13 +136,44 @@ def family_of(groups: Sequence[str]) -> int:
 
 
 def port(text: str) -> int:
+    """A UDP port a datagram can be sent to or received on: 1..65535 (0 means "any" to bind and
+    cannot be a destination)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"port {text!r} is not a number (0..65535)") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is out of range (0..65535)")
+        raise argparse.ArgumentTypeError(f"port {text!r} is not a number (1..65535)") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range (1..65535)")
     return value
+
+
+def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high (no upper bound when high is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            span = f"{low}..{high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({span})")
+        return value
+
+    return parse
+
+
+#: Largest UDP payload one datagram can carry: 65535 minus the IPv4 header (20) and UDP header (8);
+#: IPv6's payload length excludes its own 40-byte header, so only UDP's 8 come off.
+MAX_UDP_PAYLOAD: dict[int, int] = {socket.AF_INET: 65507, socket.AF_INET6: 65527}
+
+
+def check_datagram_size(size: int, family: int, what: str) -> None:
+    """UsageError when a datagram of ``size`` bytes cannot be sent over ``family``."""
+    limit = MAX_UDP_PAYLOAD[family]
+    if size > limit:
+        name = "IPv4" if family == socket.AF_INET else "IPv6"
+        raise UsageError(f"{what} is {size} bytes; one UDP datagram over {name} carries at most {limit}")
 
 
 def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -129,3 +253,30 @@ def one_group(text: str, command: str) -> str:
     if len(groups) != 1:
         raise UsageError(f"{command} takes one group, not the range {text!r}")
     return groups[0]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM (Ctrl-C raises a plain KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_number(exc: KeyboardInterrupt) -> int:
+    """The signal that stopped a command: SIGTERM for Interrupted, else SIGINT (Ctrl-C)."""
+    return exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGTERM stops the command as Ctrl-C does (so it still prints its summary)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

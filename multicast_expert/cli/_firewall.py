@@ -4,6 +4,10 @@ A rule counts when its verdict is drop/reject and it matches multicast: a multic
 (parsed as an address, so 10.239.1.1 is not multicast), IGMP, MLD/ICMPv6, ``pkttype multicast``
 or ``addrtype MULTICAST``, or nothing at all (a catch-all). A filter chain on the input path whose
 *policy* is drop counts unless it has a rule accepting multicast.
+
+A finding knows what it can hit: the multicast ranges a rule names (a rule dropping 239.0.0.0/8
+does not touch 232.1.1.1), and the IP version of its table (iptables: IPv4, ip6tables: IPv6, an
+nft ``ip`` / ``ip6`` table: that version). IGMP/MLD rules, catch-alls and policies hit every group.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ from dataclasses import dataclass
 
 _MCAST_NETS = (ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8"))
 _KEYWORDS = re.compile(r"\bigmp\b|\bicmpv6\b|ipv6-icmp|\bmld|pkttype multicast|MULTICAST|multicast", re.I)
+#: Keywords for the membership protocols themselves: a rule naming them hits every group.
+_PROTOCOLS = re.compile(r"\bigmp\b|\bicmpv6\b|ipv6-icmp|\bmld", re.I)
 _ADDRESS = re.compile(r"(?<![\w:.])([0-9a-fA-F]*[:.][0-9a-fA-F:.]+(?:/\d{1,3})?)(?![\w:.])")
 _DROP = re.compile(r"\b(drop|reject|DROP|REJECT)\b")
 _ACCEPT = re.compile(r"\b(accept|ACCEPT)\b")
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass
@@ -25,6 +34,34 @@ class Finding:
 
     text: str
     fix: str
+    #: The multicast ranges the rule is limited to; None when it hits every group.
+    nets: tuple[IPNetwork, ...] | None = None
+    #: 4 or 6 when the rule's table only sees that IP version.
+    version: int | None = None
+
+    def matches(self, group: str) -> bool:
+        """Whether the rule can drop traffic of ``group``."""
+        ip = ipaddress.ip_address(group)
+        if self.version is not None and ip.version != self.version:
+            return False
+        return self.nets is None or any(ip.version == n.version and ip in n for n in self.nets)
+
+
+def multicast_nets(rule: str) -> tuple[IPNetwork, ...] | None:
+    """The multicast ranges a dropping rule is limited to, or None when it hits every group (it
+    names IGMP/MLD, or no multicast address at all)."""
+    if _PROTOCOLS.search(rule):
+        return None
+    nets = []
+    for token in _ADDRESS.findall(rule):
+        try:
+            net = ipaddress.ip_network(token, strict=False)
+        except ValueError:
+            continue
+        for m in _MCAST_NETS:
+            if net.version == m.version and net.overlaps(m):
+                nets.append(net if net.prefixlen >= m.prefixlen else m)
+    return tuple(nets) or None
 
 
 def mentions_multicast(rule: str) -> bool:
@@ -52,10 +89,11 @@ def _nft_catch_all(rule: str) -> bool:
 def iptables_findings(tool: str, text: str) -> list[Finding]:
     """Findings in ``iptables -S`` / ``ip6tables -S`` output."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    version = 6 if tool.startswith("ip6") else 4
     found = []
     for ln in lines:
         if ln.startswith("-A ") and _DROP.search(ln) and (mentions_multicast(ln) or _iptables_catch_all(ln)):
-            found.append(Finding(f"{tool}: {ln}", "remove or narrow that rule"))
+            found.append(Finding(f"{tool}: {ln}", "remove or narrow that rule", multicast_nets(ln), version))
     for ln in lines:
         m = re.fullmatch(r"-P (INPUT|PREROUTING) (DROP|REJECT)", ln)
         if m:
@@ -69,6 +107,7 @@ def iptables_findings(tool: str, text: str) -> list[Finding]:
                         f"{tool}: chain {chain} has policy DROP and no rule accepts multicast",
                         f"{tool} -I {chain} -m pkttype --pkt-type multicast -j ACCEPT"
                         + (" (and -p igmp -j ACCEPT)" if tool == "iptables" else ""),
+                        version=version,
                     )
                 )
     return found
@@ -88,6 +127,7 @@ def nft_findings(text: str) -> list[Finding]:
                     "multicast",
                     f"nft insert rule {table} {chain} meta pkttype multicast accept "
                     "(and accept igmp / icmpv6 mld), or change the policy",
+                    version=_nft_version(table),
                 )
             )
 
@@ -105,7 +145,20 @@ def nft_findings(text: str) -> list[Finding]:
             policy_drop = bool(re.search(r"\bpolicy drop\b", ln))
         elif chain and ln:
             if _DROP.search(ln) and (mentions_multicast(ln) or _nft_catch_all(ln)):
-                found.append(Finding(f"nftables: {table} {chain}: {ln}", "remove or narrow that rule"))
+                found.append(
+                    Finding(
+                        f"nftables: {table} {chain}: {ln}",
+                        "remove or narrow that rule",
+                        multicast_nets(ln),
+                        _nft_version(table),
+                    )
+                )
             elif _ACCEPT.search(ln) and mentions_multicast(ln):
                 accepts = True
     return found
+
+
+def _nft_version(table: str) -> int | None:
+    """4 for an ``ip`` table, 6 for ``ip6``; None for ``inet``, ``bridge``, ``netdev`` (both)."""
+    family = table.split(maxsplit=1)[0] if table else ""
+    return {"ip": 4, "ip6": 6}.get(family)

@@ -11,10 +11,18 @@ from ..interfaces import rescan_interfaces
 from ..rx_socket import McastRxSocket
 from ..testing import _netns
 from ..tx_socket import McastTxSocket
-from ._common import EXIT_OK, EXIT_PROBLEM
+from ._common import EXIT_OK, EXIT_PROBLEM, Command
 
 
-def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--here",
+        action="store_true",
+        help="use this namespace's loopback instead of a private one (it then needs multicast routes on lo)",
+    )
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
     if not args.here:
         try:
             _netns.enter_private_netns(["-m", "multicast_expert", "demo"])
@@ -56,3 +64,18 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             )
     out.write("Demo finished: multicast works.\n" if not failures else "Demo failed.\n")
     return EXIT_OK if not failures else EXIT_PROBLEM
+
+
+COMMAND = Command(
+    name="demo",
+    help="send and receive over loopback in a private namespace",
+    description="Show that the library works on this machine: send one IPv4 and one IPv6 "
+    "multicast datagram over loopback and receive them. It runs in a private network namespace "
+    "of its own (root, or unprivileged user namespaces), so nothing is sent on the machine's "
+    "interfaces. Exit status 0 when both arrive.",
+    examples="examples:\n"
+    "  multicast-expert demo\n"
+    "  multicast-expert demo --here      # on the loopback of the namespace it is run in",
+    add_arguments=add_arguments,
+    run=run,
+)

@@ -8,13 +8,12 @@ and the GROUP asked about (else one IPv4 and one IPv6 example group).
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from .. import _platform
@@ -23,33 +22,10 @@ from .._validate import normalize_mcast_ip
 from ..interfaces import IfaceInfo, cached_interfaces, get_default_gateway_iface, rescan_interfaces
 from ..rx_socket import McastRxSocket
 from ..tx_socket import McastTxSocket
-from . import _firewall
-from ._common import EXIT_OK, EXIT_PROBLEM, family_of, ifaces_of, plural
-
-_SSM4 = ipaddress.ip_network("232.0.0.0/8")
-
-
-class _Report:
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.problems = 0
-
-    def ok(self, text: str) -> None:
-        self.out.write(f"  ok    {text}\n")
-
-    def info(self, text: str) -> None:
-        self.out.write(f"  info  {text}\n")
-
-    def warn(self, text: str) -> None:
-        self.out.write(f"  warn  {text}\n")
-
-    def problem(self, text: str, fix: str) -> None:
-        self.problems += 1
-        self.out.write(f"  FAIL  {text}\n        fix: {fix}\n")
-
-
-def _sysctl(name: str) -> str | None:
-    return _platform.HOST.read_setting(name)
+from . import _firewall, _host
+from ._common import EXIT_OK, EXIT_PROBLEM, Command, error_text, family_of, ifaces_of, plural
+from ._report import Report, sysctl
+from ._versions import PROBE_PORT, check_versions
 
 
 def _run(cmd: list[str]) -> str | None:
@@ -62,8 +38,8 @@ def _run(cmd: list[str]) -> str | None:
     return res.stdout if res.returncode == 0 else None
 
 
-def _doctor_interfaces(r: _Report, ifaces: list[IfaceInfo]) -> None:
-    r.out.write("Interfaces\n")
+def _doctor_interfaces(r: Report, ifaces: list[IfaceInfo]) -> None:
+    r.section("Interfaces", "no interface to check (pass --iface)")
     for i in ifaces:
         name = i.machine_name
         flags = _platform.HOST.iface_flags(name)
@@ -86,16 +62,16 @@ def _doctor_interfaces(r: _Report, ifaces: list[IfaceInfo]) -> None:
             r.ok(f"{i} is up, has carrier and is multicast-capable")
 
 
-def _doctor_rp_filter(r: _Report, ifaces: list[IfaceInfo]) -> None:
-    r.out.write("Reverse-path filtering (IPv4)\n")
-    all_v = _sysctl("net.ipv4.conf.all.rp_filter")
+def _doctor_rp_filter(r: Report, ifaces: list[IfaceInfo]) -> None:
+    r.section("Reverse-path filtering (IPv4)", "loopback is not reverse-path filtered")
+    all_v = sysctl("net.ipv4.conf.all.rp_filter")
     if all_v is None:
         r.info("rp_filter not readable here (not Linux?)")
         return
     for i in ifaces:
         if i.is_localhost():
             continue
-        own = _sysctl(f"net.ipv4.conf.{i.machine_name}.rp_filter") or "0"
+        own = sysctl(f"net.ipv4.conf.{i.machine_name}.rp_filter") or "0"
         effective = max(int(all_v), int(own))
         if effective == 1:
             r.problem(
@@ -108,45 +84,8 @@ def _doctor_rp_filter(r: _Report, ifaces: list[IfaceInfo]) -> None:
             r.ok(f"{i.machine_name}: rp_filter effective value {effective} (0 off, 2 loose)")
 
 
-def _doctor_protocols(r: _Report, groups: list[str], ifaces: list[IfaceInfo]) -> None:
-    """IPv6 switched off, or IGMPv1/2 / MLDv1 forced where a source-specific group needs v3 / v2."""
-    r.out.write("Protocol versions\n")
-    for g in groups:
-        ip = ipaddress.ip_address(g)
-        for i in ifaces:
-            name = i.machine_name
-            if ip.version == 6:
-                off = [k for k in ("all", name) if _sysctl(f"net.ipv6.conf.{k}.disable_ipv6") == "1"]
-                if off:
-                    r.problem(
-                        f"IPv6 is disabled on {name} (disable_ipv6=1 for {', '.join(off)}), so {g} cannot "
-                        "be sent or received there",
-                        " ".join(f"sysctl -w net.ipv6.conf.{k}.disable_ipv6=0" for k in off)
-                        + " (then re-add its IPv6 addresses)",
-                    )
-                    continue
-                ssm = ip in ipaddress.ip_network("ff30::/12")
-                key, bad, need = "force_mld_version", {"1"}, "MLDv2"
-            else:
-                ssm = ip in _SSM4
-                key, bad, need = "force_igmp_version", {"1", "2"}, "IGMPv3"
-            if not ssm:
-                continue
-            proto = "ipv6" if ip.version == 6 else "ipv4"
-            forced = {k: v for k in ("all", name) if (v := _sysctl(f"net.{proto}.conf.{k}.{key}")) in bad}
-            if forced:
-                r.problem(
-                    f"{g} is a source-specific group, which needs {need}, but {name} is forced to an older "
-                    f"version ({', '.join(f'{k}={v}' for k, v in forced.items())}): routers and switches "
-                    "will not forward the source-specific stream",
-                    " ".join(f"sysctl -w net.{proto}.conf.{k}.{key}=0" for k in forced),
-                )
-            else:
-                r.ok(f"{name}: {need} available for source-specific {g}")
-
-
-def _doctor_route(r: _Report, groups: list[str], iface: IfaceInfo | None) -> None:
-    r.out.write("Routing\n")
+def _doctor_route(r: Report, groups: list[str], iface: IfaceInfo | None) -> None:
+    r.section("Routing")
     for g in groups:
         v6 = ":" in g
         ipv = ["-6"] if v6 else []
@@ -174,21 +113,23 @@ def _doctor_route(r: _Report, groups: list[str], iface: IfaceInfo | None) -> Non
         r.ok(f"{g} would leave by {m.group(1) if m else '?'} when a program names no interface")
 
 
-def _doctor_limits(r: _Report) -> None:
-    r.out.write("Per-socket limits (this library spreads memberships over sockets)\n")
+def _doctor_limits(r: Report) -> None:
+    r.section(
+        "Per-socket limits (this library spreads memberships over sockets)", "limits not readable on this OS"
+    )
     for name in (
         "net.ipv4.igmp_max_memberships",
         "net.ipv4.igmp_max_msf",
         "net.ipv6.mld_max_msf",
         "net.core.optmem_max",
     ):
-        value = _sysctl(name)
+        value = sysctl(name)
         if value is not None:
             r.info(f"{name} = {value}")
 
 
-def _doctor_firewall(r: _Report) -> None:
-    r.out.write("Firewall (read-only)\n")
+def _doctor_firewall(r: Report, groups: list[str], group_given: bool) -> None:
+    r.section("Firewall (read-only)")
     findings: list[_firewall.Finding] = []
     read_any = False
     nft = _run(["nft", "list", "ruleset"])
@@ -203,36 +144,51 @@ def _doctor_firewall(r: _Report) -> None:
     if not read_any:
         r.info("no nft or iptables rules readable (tools missing, or not root)")
         return
+    blocking = 0
     for f in findings:
-        r.problem(f"firewall drops multicast or IGMP/MLD: {f.text}", f.fix)
-    if not findings:
-        r.ok("no firewall rule or chain policy drops multicast")
+        hit = [g for g in groups if f.matches(g)]
+        if hit and (group_given or f.nets is None):
+            blocking += 1
+            r.problem(f"firewall drops multicast or IGMP/MLD: {f.text}", f.fix)
+        elif not group_given:
+            ranges = ", ".join(str(n) for n in f.nets or ())
+            r.warn(
+                f"firewall drops multicast to {ranges}: {f.text} (a problem if your group is in that "
+                "range; run doctor with your GROUP to know)"
+            )
+        else:
+            r.info(f"firewall rule that does not match {', '.join(groups)}: {f.text}")
+    if not blocking:
+        r.ok(f"no firewall rule or chain policy drops {', '.join(groups) if group_given else 'multicast'}")
 
 
 def environment_hints(
     platform: str = sys.platform,
     osrelease: str | None = None,
-    cgroup: str | None = None,
-    dockerenv: bool | None = None,
+    container: str | None = None,
+    veths: Sequence[str] = (),
 ) -> list[str]:
-    """Plain-words hints about the system multicast runs on (containers, WSL, macOS, Windows)."""
+    """Plain-words hints about the system multicast runs on (WSL, containers, macOS, Windows).
+
+    ``container`` is why this looks like a container (see ``_host.container_evidence``);
+    ``veths`` are the interfaces checked that are veth links. The container hint is given only
+    then: a veth is how a container bridge attaches, and the bridge decides what multicast passes
+    (host networking or macvlan have no veth, and no such problem)."""
     hints = []
     if platform.startswith("linux"):
         if osrelease is None:
             osrelease = _read("/proc/sys/kernel/osrelease")
-        if cgroup is None:
-            cgroup = _read("/proc/1/cgroup")
-        if dockerenv is None:
-            dockerenv = os.path.exists("/.dockerenv")
         if "microsoft" in osrelease.lower() or "wsl" in osrelease.lower():
             hints.append(
                 "this is WSL: WSL2's default NAT network does not pass multicast between Windows' LAN and "
                 "Linux; use mirrored networking (networkingMode=mirrored in .wslconfig)"
             )
-        if dockerenv or re.search(r"docker|kubepods|containerd|libpod", cgroup):
+        if container and veths:
             hints.append(
-                "this looks like a container: multicast from outside reaches its network only if the bridge "
-                "forwards it (Docker's default bridge does not); use host networking or macvlan"
+                f"this looks like a container ({container}) and {', '.join(veths)} is a veth link: "
+                "multicast from other hosts reaches it only if the bridge at the other end forwards it "
+                "(Docker's default bridge does not); if other hosts are not heard, use host networking "
+                "or macvlan"
             )
     elif platform == "darwin":
         hints.append(
@@ -255,21 +211,26 @@ def _read(path: str) -> str:
         return ""
 
 
-def _doctor_environment(r: _Report) -> None:
-    r.out.write("Environment\n")
-    for hint in environment_hints():
+def _doctor_environment(r: Report, ifaces: list[IfaceInfo]) -> None:
+    r.section("Environment")
+    container = _host.container_evidence()
+    veths = [i.machine_name for i in ifaces if container and _host.link_kind(i.machine_name) == "veth"]
+    hints = environment_hints(container=container, veths=veths)
+    for hint in hints:
         r.warn(hint)
     with_v4 = [i for i in cached_interfaces() if not i.is_localhost() and i.ip4_addrs]  # scanned above
-    if len(with_v4) > 1 and _sysctl("net.ipv4.conf.all.accept_local") == "0":
+    if len(with_v4) > 1 and sysctl("net.ipv4.conf.all.accept_local") == "0":
         r.warn(
             f"{len(with_v4)} interfaces with IPv4 addresses on this host: a datagram this host sends on one "
             "and receives on another is dropped as martian unless accept_local is on "
             "(sysctl -w net.ipv4.conf.all.accept_local=1)"
         )
+    elif not hints:
+        r.ok("nothing about this system stands in the way")
 
 
-def _doctor_memberships(r: _Report) -> None:
-    r.out.write("Current memberships\n")
+def _doctor_memberships(r: Report) -> None:
+    r.section("Current memberships", "no group joined on any interface")
     found = _platform.HOST.memberships()
     if found is None:
         r.info("memberships not readable on this OS")
@@ -278,11 +239,12 @@ def _doctor_memberships(r: _Report) -> None:
         r.info(f"{dev}: {group}")
 
 
-def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
-    r.out.write(
-        f"Live self-test on {iface.machine_name}: a datagram looped back inside this host. It proves "
-        "joining, sending and local delivery there; not the wire, other hosts, rp_filter or inbound "
-        "firewall rules\n"
+def _doctor_selftest(r: Report, iface: IfaceInfo, groups: list[str]) -> None:
+    r.section(
+        f"Live self-test on {iface.machine_name}: a datagram looped back inside this host. It passes "
+        "through this host's firewall (output and input) and proves joining, sending and local "
+        "delivery; it does not cross the wire, so it says nothing about other hosts, switches or "
+        "rp_filter"
     )
     for g in groups:
         family = socket.AF_INET6 if ":" in g else socket.AF_INET
@@ -293,15 +255,15 @@ def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
         try:
             with (
                 McastRxSocket(
-                    family, [g], 45454, iface=iface, timeout=1.0, enable_external_loopback=True
+                    family, [g], PROBE_PORT, iface=iface, timeout=1.0, enable_external_loopback=True
                 ) as rx,
                 McastTxSocket(family, [g], iface=iface, enable_external_loopback=True) as tx,
             ):
-                tx.sendto(b"multicast-expert doctor", (g, 45454))
+                tx.sendto(b"multicast-expert doctor", (g, PROBE_PORT))
                 got = rx.recv()
         except (OSError, MulticastExpertError) as exc:
             r.problem(
-                f"{name} send/receive of {g} on {iface.machine_name} failed: {exc}",
+                f"{name} send/receive of {g} on {iface.machine_name} failed: {error_text(exc)}",
                 "fix the problems above; check the interface and its routes",
             )
             continue
@@ -310,23 +272,24 @@ def _doctor_selftest(r: _Report, iface: IfaceInfo, groups: list[str]) -> None:
         else:
             r.problem(
                 f"{name}: sent to {g} on {iface.machine_name} but nothing came back within 1 s",
-                "check the firewall and rp_filter findings above",
+                "a firewall rule on this host drops it on the way out or in (see the firewall findings "
+                "above; a rule may match it without naming multicast)",
             )
 
 
-def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+def run(args: argparse.Namespace, out: TextIO) -> int:
     group = normalize_mcast_ip(args.group, family_of([args.group])) if args.group else None
     groups = [group] if group else ["239.255.77.77", "ff15::7777"]
     chosen = ifaces_of([args.iface] if args.iface else None)
     ifaces = chosen or [i for i in rescan_interfaces() if not i.is_localhost()]
-    r = _Report(out)
+    r = Report(out)
     _doctor_interfaces(r, ifaces)
     _doctor_rp_filter(r, ifaces)
-    _doctor_protocols(r, groups, ifaces)
+    check_versions(r, groups, ifaces)
     _doctor_route(r, groups, chosen[0] if chosen else None)
     _doctor_limits(r)
-    _doctor_firewall(r)
-    _doctor_environment(r)
+    _doctor_firewall(r, groups, group is not None)
+    _doctor_environment(r, ifaces)
     _doctor_memberships(r)
     target = (
         chosen[0] if chosen else get_default_gateway_iface(socket.AF_INET) or (ifaces[0] if ifaces else None)
@@ -334,10 +297,45 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     if target is not None:
         _doctor_selftest(r, target, groups)
     else:
-        r.info("no interface to self-test on (pass --iface)")
+        r.section("Live self-test", "no interface to self-test on (pass --iface)")
+    r.close()
     out.write(
         f"\n{plural(r.problems, 'problem')} found\n"
         if r.problems
         else "\nNothing found that blocks multicast.\n"
     )
     return EXIT_PROBLEM if r.problems else EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "group",
+        nargs="?",
+        metavar="GROUP",
+        help="the group your program uses, so its family, scope, source-specific needs and firewall "
+        "rules are checked; without it, one IPv4 and one IPv6 example group",
+    )
+    p.add_argument(
+        "--iface",
+        "-i",
+        metavar="IFACE",
+        help="the interface your program uses; without it, every non-loopback interface",
+    )
+
+
+COMMAND = Command(
+    name="doctor",
+    help="find why multicast does not arrive",
+    description="Check interfaces, reverse-path filtering, IGMP/MLD versions (an old querier on the "
+    "link breaks source-specific multicast), routes, limits, firewall rules and memberships, then "
+    "send a datagram to this host and receive it. Each finding is ok, info, warn or FAIL; a FAIL "
+    "comes with its fix.\n\n"
+    "Exit status: 0 when nothing blocks multicast, 1 when something does. Runs best as root (to "
+    "read firewall rules).",
+    examples="examples:\n"
+    "  multicast-expert doctor\n"
+    "  multicast-expert doctor --iface eth0 239.1.2.3\n"
+    "  sudo multicast-expert doctor -i eth0 232.1.1.1       # source-specific: IGMPv3 checked",
+    add_arguments=add_arguments,
+    run=run,
+)

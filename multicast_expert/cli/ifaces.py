@@ -9,10 +9,16 @@ from typing import TextIO
 
 from .. import _platform
 from ..interfaces import get_default_gateway_iface, rescan_interfaces
-from ._common import EXIT_OK
+from ._common import EXIT_OK, Command
 
 
-def cmd_ifaces(args: argparse.Namespace, out: TextIO) -> int:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--json", action="store_true", help="a JSON list of interfaces instead of the table, for scripts"
+    )
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
     ifaces = rescan_interfaces()
     d4 = get_default_gateway_iface(socket.AF_INET, ifaces=ifaces)
     d6 = get_default_gateway_iface(socket.AF_INET6, ifaces=ifaces)
@@ -50,3 +56,16 @@ def cmd_ifaces(args: argparse.Namespace, out: TextIO) -> int:
 
 def _yes_no(v: bool | None) -> str:
     return "?" if v is None else ("yes" if v else "no")
+
+
+COMMAND = Command(
+    name="ifaces",
+    help="list network interfaces",
+    description="List this host's network interfaces with what matters for multicast: index, "
+    "whether each is up and multicast-capable, which holds the IPv4 and IPv6 default routes (where "
+    "a program that names no interface sends), and its addresses. The names and addresses shown "
+    "are what --iface takes in the other commands.",
+    examples="examples:\n  multicast-expert ifaces\n  multicast-expert ifaces --json | jq '.[].name'",
+    add_arguments=add_arguments,
+    run=run,
+)
