@@ -10,9 +10,12 @@ Usage: python benchmarks/bench.py [--reps N] [--quick]
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import select
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -83,11 +86,20 @@ def compare(
     )
 
 
-def case_pingpong(groups_count: int, n: int, reps: int) -> Result:
+def case_pingpong(groups_count: int, n: int, reps: int, timed_rx: bool) -> Result:
+    """Send one datagram, receive it, repeat, rotating over the groups. ``timed_rx``: both sides
+    wait with a timeout (the library's timeout=1.0; bare sockets settimeout(1.0), so CPython polls
+    before each recvfrom); else both block (the bare side: one recvfrom system call, the floor)."""
     groups = [f"239.77.{i // 250}.{i % 250 + 1}" for i in range(groups_count)]
-    port = PORT + groups_count
-    with me.McastRxSocket(V4, groups, port, iface_ip=LO) as rx, me.McastTxSocket(V4, groups, LO) as tx:
+    port = PORT + groups_count + (300 if timed_rx else 0)
+    wait = 1.0 if timed_rx else None
+    with (
+        me.McastRxSocket(V4, groups, port, iface_ip=LO, timeout=wait) as rx,
+        me.McastTxSocket(V4, groups, LO) as tx,
+    ):
         bare_socks = [bare_rx(g, port + 1, LO) for g in groups]
+        for s in bare_socks:
+            s.settimeout(wait)
         epoll_socks = [bare_rx(g, port + 2, LO) for g in groups]
         btx = bare_tx(LO)
         addrs = [(g, port) for g in groups]
@@ -117,7 +129,7 @@ def case_pingpong(groups_count: int, n: int, reps: int) -> Result:
             send, poll = btx.sendto, ep.poll
             for i in range(count):
                 send(b"ping", eaddrs[i % k])
-                by_fd[poll()[0][0]].recvfrom(4096)
+                by_fd[poll(wait)[0][0]].recvfrom(4096)
 
         try:
             return compare(lib, bare, n, reps, floor if k > 1 else None)
@@ -128,11 +140,17 @@ def case_pingpong(groups_count: int, n: int, reps: int) -> Result:
 
 
 def case_recv_packet(groups_count: int, n: int, reps: int) -> Result:
-    """recv_packet (payload, sender, group, interface, truncation) against bare recvmsg."""
+    """recv_packet (payload, sender, group, interface, truncation) against bare recvmsg, both
+    waiting with a 1 s timeout."""
     groups = [f"239.80.{i // 250}.{i % 250 + 1}" for i in range(groups_count)]
     port = PORT + 500 + groups_count
-    with me.McastRxSocket(V4, groups, port, iface_ip=LO) as rx, me.McastTxSocket(V4, groups, LO) as tx:
+    with (
+        me.McastRxSocket(V4, groups, port, iface_ip=LO, timeout=1.0) as rx,
+        me.McastTxSocket(V4, groups, LO) as tx,
+    ):
         bare_socks = [bare_rx(g, port + 1, LO) for g in groups]
+        for s in bare_socks:
+            s.settimeout(1.0)
         btx = bare_tx(LO)
         addrs = [(g, port) for g in groups]
         baddrs = [(g, port + 1) for g in groups]
@@ -158,7 +176,8 @@ def case_recv_packet(groups_count: int, n: int, reps: int) -> Result:
 
 
 def case_batch_drain(n: int, reps: int) -> Result:
-    """Draining n queued datagrams on 16 groups: recv_batch(256) against a bare epoll + recvfrom loop."""
+    """Draining n queued datagrams on 16 groups: recv_batch() (default max_packets) against a bare
+    epoll + recvfrom loop."""
     groups = [f"239.81.0.{i + 1}" for i in range(16)]
     port = PORT + 700
     with (
@@ -185,7 +204,7 @@ def case_batch_drain(n: int, reps: int) -> Result:
             t0 = time.perf_counter()
             got = 0
             while got < count:
-                got += len(rx.recv_batch(256))
+                got += len(rx.recv_batch())
             stats["lib"] += time.perf_counter() - t0
 
         def bare(count: int) -> None:
@@ -338,51 +357,107 @@ def case_open_close(n: int, reps: int, default: bool) -> Result:
     return compare(lib, bare, n, reps)
 
 
+#: (case, target accelerated, target pure Python, run(scale, reps)); targets are library / bare.
+CASES: list[tuple[str, float, float, Callable[[int, int], Result]]] = [
+    ("ping-pong 1 group, timed", 1.00, 1.02, lambda sc, r: case_pingpong(1, 20000 // sc, r, True)),
+    ("ping-pong 1 group, blocking", 1.08, 1.15, lambda sc, r: case_pingpong(1, 20000 // sc, r, False)),
+    ("ping-pong 16 groups, timed", 1.10, 1.22, lambda sc, r: case_pingpong(16, 20000 // sc, r, True)),
+    ("ping-pong 16 groups, blocking", 1.20, 9.99, lambda sc, r: case_pingpong(16, 20000 // sc, r, False)),
+    ("ping-pong 200 groups, timed", 1.10, 1.22, lambda sc, r: case_pingpong(200, 20000 // sc, r, True)),
+    ("ping-pong 200 groups, blocking", 1.20, 9.99, lambda sc, r: case_pingpong(200, 20000 // sc, r, False)),
+    ("recv_packet 16 groups, timed", 1.15, 1.32, lambda sc, r: case_recv_packet(16, 20000 // sc, r)),
+    ("recv_batch drain vs bare loop", 0.65, 1.30, lambda sc, r: case_batch_drain(3200, r)),
+    ("send_batch vs sendto loop", 0.90, 1.00, lambda sc, r: case_send_batch(64000 // sc, r)),
+    ("sendto", 1.02, 1.05, lambda sc, r: case_sendto(50000 // sc, r)),
+    ("open+close, explicit iface", 1.5, 1.8, lambda sc, r: case_open_close(1000 // sc, r, default=False)),
+    ("open+close, default ifaces", 1.5, 1.8, lambda sc, r: case_open_close(1000 // sc, r, default=True)),
+]
+
+
+def run_here(scale: int, reps: int) -> dict[str, object]:
+    """Every case in this process (accelerated or not, as ``multicast_expert.ACCELERATED`` says)."""
+    out: dict[str, object] = {"accelerated": me.ACCELERATED, "cases": {}, "flood": {}}
+    with testing.peers(2):
+        me.scan_interfaces()
+        for name, _, _, run in CASES:
+            ratio, lib_us, bare_us, floor = run(scale, reps)
+            out["cases"][name] = [ratio, lib_us, bare_us, floor]  # type: ignore[index]
+        out["flood"] = {k: list(v) for k, v in flood(200_000 // scale).items()}
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=21)
     p.add_argument("--quick", action="store_true", help="fewer iterations (for CI smoke runs)")
+    p.add_argument("--mode", choices=["both", "accelerated", "pure"], default="both")
+    p.add_argument("--json", action="store_true", help="print this run's raw results as JSON")
     args = p.parse_args()
+    if args.mode == "both":
+        return both_ways(args)
     testing.enter_private_netns([str(Path(__file__).resolve()), *sys.argv[1:]])
     scale = 10 if args.quick else 1
     reps = max(3, args.reps // (3 if args.quick else 1))
-    with testing.peers(2):
-        me.scan_interfaces()
-        cases: list[tuple[str, float, Callable[[], Result]]] = [
-            ("ping-pong, 1 group", 1.05, lambda: case_pingpong(1, 20000 // scale, reps)),
-            ("ping-pong, 16 groups", 1.22, lambda: case_pingpong(16, 20000 // scale, reps)),
-            ("ping-pong, 200 groups", 1.22, lambda: case_pingpong(200, 20000 // scale, reps)),
-            ("recv_packet ping-pong, 16 groups", 1.30, lambda: case_recv_packet(16, 20000 // scale, reps)),
-            ("recv_batch drain vs epoll loop", 0.75, lambda: case_batch_drain(3200, reps)),
-            ("send_batch vs sendto loop", 0.80, lambda: case_send_batch(64000 // scale, reps)),
-            ("McastTxSocket.sendto alone", 1.05, lambda: case_sendto(50000 // scale, reps)),
-            (
-                "open+close, explicit interface",
-                2.0,
-                lambda: case_open_close(1000 // scale, reps, default=False),
-            ),
-            (
-                "open+close, default interfaces",
-                5.0,
-                lambda: case_open_close(1000 // scale, reps, default=True),
-            ),
-        ]
-        head = f"{'case':<32} {'lib us/op':>9} {'bare us/op':>10} {'ratio':>6} {'target':>6}"
-        print(f"{head} {'epoll floor':>11}  verdict")
-        for name, target, run in cases:
-            ratio, lib_us, bare_us, floor = run()
-            verdict = "ok" if ratio <= target else "MISSED"
-            floor_text = f"{floor:.2f}x" if floor is not None else "-"
-            row = f"{name:<32} {lib_us:>9.2f} {bare_us:>10.2f} {ratio:>5.2f}x {target:>5.2f}x"
-            print(f"{row} {floor_text:>11}  {verdict}")
-        for name, (rate, loss) in flood(200_000 // scale).items():
+    if args.mode == "accelerated" and not me.ACCELERATED:
+        print("the C accelerator is not built here; run: pip install -e .", file=sys.stderr)
+        return 2
+    result = run_here(scale, reps)
+    result["reps"] = reps
+    print(json.dumps(result))
+    return 0
+
+
+def both_ways(args: argparse.Namespace) -> int:
+    """Run the cases accelerated and pure (each in its own process and namespace) and print the table."""
+    runs: dict[str, dict[str, object]] = {}
+    for mode in ("accelerated", "pure"):
+        env = dict(os.environ)
+        env.pop(testing.MARKER_ENV, None)
+        if mode == "pure":
+            env["MULTICAST_EXPERT_PURE_PYTHON"] = "1"
+        argv = [sys.executable, str(Path(__file__).resolve()), "--mode", mode, "--reps", str(args.reps)]
+        done = subprocess.run(
+            [*argv, *(["--quick"] if args.quick else [])],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            print(f"{mode}: {done.stderr.strip() or done.stdout.strip()}")
+            continue
+        runs[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    head = (
+        f"{'case (library / bare, same run)':<32} {'accelerated':>11} {'target':>6} {'pure':>6} {'target':>6}"
+    )
+    print(f"{head}  {'lib us':>7} {'bare us':>7}  verdict")
+    for name, t_acc, t_pure, _ in CASES:
+        acc = runs.get("accelerated", {}).get("cases", {}).get(name)  # type: ignore[attr-defined]
+        pure = runs.get("pure", {}).get("cases", {}).get(name)  # type: ignore[attr-defined]
+        verdict = []
+        if acc is not None and acc[0] > t_acc:
+            verdict.append(f"accelerated missed by {acc[0] - t_acc:.2f}")
+        if pure is not None and pure[0] > t_pure:
+            verdict.append(f"pure missed by {pure[0] - t_pure:.2f}")
+        a = f"{acc[0]:.2f}x" if acc else "-"
+        u = f"{pure[0]:.2f}x" if pure else "-"
+        tp = f"{t_pure:.2f}x" if t_pure < 9 else "-"
+        us = acc or pure
+        lib_us = f"{us[1]:.2f}" if us and us[1] else "-"
+        bare_us = f"{us[2]:.2f}" if us and us[2] else "-"
+        row = f"{name:<32} {a:>11} {t_acc:>5.2f}x {u:>6} {tp:>6}  {lib_us:>7} {bare_us:>7}"
+        print(f"{row}  {'; '.join(verdict) or 'ok'}")
+    for mode, run in runs.items():
+        for name, (rate, loss) in run["flood"].items():  # type: ignore[attr-defined]
             print(
-                f"flood, 16 groups, {name:<24} {rate / 1000:>7.0f}k datagrams/s received, {loss:5.1f}% lost"
+                f"flood, 16 groups, {mode:<11} {name:<22} {rate / 1000:>7.0f}k datagrams/s, {loss:5.1f}% lost"
             )
-    print(f"median of {reps} interleaved repetitions per case; ratio = library time / bare-socket time;")
-    print("epoll floor = bare sockets that must also ask epoll which socket is ready, / bare time")
-    print("recv_batch drain: time to read 3,200 queued datagrams on 16 groups / a bare epoll + recvfrom")
-    print("loop's time; send_batch: time of send_batch / a sendto loop (both < 1 mean faster)")
+    reps = next(iter(runs.values()), {}).get("reps", "?")
+    print(f"median of {reps} interleaved repetitions per case; ratio = library time / bare-socket time.")
+    print("timed: both sides wait with a 1 s timeout (bare: settimeout, CPython polls then reads);")
+    print("blocking: both block (bare: one recvfrom system call, the physical floor). recv_batch drain:")
+    print("3,200 queued datagrams on 16 groups / a bare epoll + recvfrom loop; send_batch / a sendto loop.")
+    print("lib us / bare us: microseconds per operation of the accelerated run (pure if none).")
     return 0
 
 

@@ -5,7 +5,7 @@ The docs promise that ``recv_ttl``, ``recv_tos`` and ``timestamps`` leave McastP
 where the OS does not support them; on Windows both recv_packet and recv_batch raised "recvmsg
 does not exist on Windows" instead. Whatever the metadata flags, the destination filter must still
 apply: each datagram reported once, with the group it was sent to, and unicast to the interface
-address and port never returned. ``fileno()`` was -1 while open; it must be usable with select().
+address and port never returned. ``fileno()`` was -1 while open; with one OS socket it is that socket's, usable with select().
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def test_recv_batch_with_metadata_flags_gives_none_fields(meta: str) -> None:
 
 
 def test_fileno_is_usable_with_select_while_open() -> None:
-    """Assumed (the lead may document otherwise): fileno() is a real descriptor while open, readable
-    when a datagram is queued, and -1 once closed."""
+    """With one OS socket, fileno() is that socket's descriptor while open, readable when a datagram
+    is queued, and -1 once closed."""
     port, group = next(PORTS), "239.215.2.1"
     iface = the_iface()
     rx = me.McastRxSocket(V4, [group], port, iface=iface, timeout=0, enable_external_loopback=True)
@@ -111,19 +111,21 @@ def test_fileno_is_usable_with_select_while_open() -> None:
     assert rx.fileno() == -1
 
 
-def test_fileno_with_several_groups_wakes_for_each() -> None:
-    """Kept apart: with two groups (several OS sockets) fileno() turns readable for either."""
+def test_several_groups_fileno_is_minus_one_and_filenos_serve_select() -> None:
+    """As documented: Windows has no descriptor that stands for several sockets, so with two groups
+    fileno() is -1 and select() watches filenos(); each group's socket turns readable for it."""
     port, groups = next(PORTS), ["239.215.3.1", "239.215.3.2"]
     iface = the_iface()
     with (
         me.McastRxSocket(V4, groups, port, iface=iface, timeout=0, enable_external_loopback=True) as rx,
         me.McastTxSocket(V4, groups, iface=iface, enable_external_loopback=True) as tx,
     ):
-        fd = rx.fileno()
-        assert fd != -1, "fileno() is -1 on an open socket"
+        assert rx.fileno() == -1
+        fds = rx.filenos()
+        assert len(fds) == 2
         for g in reversed(groups):
             tx.sendto(g.encode(), (g, port))
-            readable, _, _ = select.select([fd], [], [], 2)
-            assert readable == [fd], f"not readable after a datagram to {g}"
+            readable, _, _ = select.select(fds, [], [], 2)
+            assert len(readable) == 1, f"not readable after a datagram to {g}"
             p = rx.recv_packet()
             assert p is not None and p.group == g

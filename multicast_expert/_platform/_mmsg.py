@@ -133,12 +133,15 @@ class _RecvBuffers:
         self.dirty = 0  # entries whose lengths the kernel changed since the last reset
 
     def reset(self) -> None:
-        # The kernel writes back namelen (always the family's size: still enough next time) and
-        # controllen (what it used: must be restored when ancillary data is wanted).
-        if self.control is not None:
-            pack, hdrs = _SIZE_T.pack_into, self.hdrs
-            for i in range(self.dirty):
-                pack(hdrs, i * _MMSG + _OFF_CONTROLLEN, _CONTROL_SIZE)
+        # The kernel writes back namelen (the sender's address size: 16 after an IPv4 datagram,
+        # too short for a later IPv6 one on the same thread) and controllen (what it used): both
+        # are restored on every entry the last call used.
+        pack_uint, pack_size, hdrs = _UINT.pack_into, _SIZE_T.pack_into, self.hdrs
+        control = self.control is not None
+        for i in range(self.dirty):
+            pack_uint(hdrs, i * _MMSG + _OFF_NAMELEN, _NAME_SIZE)
+            if control:
+                pack_size(hdrs, i * _MMSG + _OFF_CONTROLLEN, _CONTROL_SIZE)
         self.dirty = 0
 
 

@@ -353,7 +353,11 @@ def _run(session: _Session, interval: float, count: int | None, duration: float 
                 if finished and now - last_probe_time >= args.timeout:
                     break
                 wait = max(0.0, min(next_probe - now, 0.2))
-                readable, _, _ = select.select([session.rx.fileno(), session.ucast.fileno()], [], [], wait)
+                # fileno() is one descriptor for every group where the OS has one (epoll, kqueue);
+                # where it is -1 (Windows, several sockets) select() watches each OS socket.
+                rx_fd = session.rx.fileno()
+                watched = [rx_fd] if rx_fd >= 0 else session.rx.filenos()
+                readable, _, _ = select.select([*watched, session.ucast.fileno()], [], [], wait)
                 if readable:
                     session.drain()
                 session.check_stopped(interval)
