@@ -88,9 +88,7 @@ def _guarded(u: ReplyUnit, read: Callable[[], _R]) -> _R:
         return read()
 
 
-def from_reader(
-    bufsize: int, flags: int
-) -> Callable[[ReplyUnit], tuple[bytes, IPv4Or6Address] | Dropped]:
+def from_reader(bufsize: int, flags: int) -> Callable[[ReplyUnit], tuple[bytes, IPv4Or6Address] | Dropped]:
     """``read(unit)`` for recvfrom: ``(payload, sender)``."""
     recvfrom = _platform.IO.recvfrom
 

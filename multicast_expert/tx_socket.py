@@ -18,9 +18,9 @@ from ._compat.names import (  # 1.2.0 exported these from this module
 from ._compat.tx import legacy_tx_iface
 from ._errors import MulticastExpertError, MulticastSendError, MulticastValueError, OSTTLError
 from ._lifecycle import OpenCloseContext, apply_sockopt
+from ._packet import McastPacket
 from ._platform import Action, os_errors, translate_oserror
 from ._platform._structs import Target
-from ._packet import McastPacket
 from ._tx_args import Batch, Out, check_batch, check_destination, interface_specs, port_error, records
 from ._tx_replies import Replies
 from ._validate import (
