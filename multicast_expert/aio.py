@@ -199,7 +199,7 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         self._streak = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._replies = AsyncWaiter(self._tx._replies)
-        self._timeout: float | None = None
+        self._timeout = self._tx.timeout  # the async wait limit (the reads themselves never wait)
 
     @property
     def sync_socket(self) -> McastTxSocket:

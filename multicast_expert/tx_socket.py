@@ -60,6 +60,8 @@ class McastTxSocket(OpenCloseContext):
         iface: same as ``iface_ip`` (the newer spelling); give one or the other.
         ifaces: several interfaces to send every datagram on (instead of ``iface``).
         source_port: send from this UDP port instead of an ephemeral one.
+        timeout: how long a receive of replies waits (:attr:`timeout`): None (the default)
+            blocks, 0 never waits, else seconds.
 
     Raises:
         MulticastExpertError: a group is not multicast or of the wrong family, the interface is
@@ -79,6 +81,7 @@ class McastTxSocket(OpenCloseContext):
         iface: IfaceSpecifier | None = None,
         ifaces: Iterable[IfaceSpecifier] | None = None,
         source_port: int = 0,
+        timeout: float | None = None,
     ) -> None:
         self.addr_family: int = check_family(addr_family)
         self.mcast_ips: list[str] = [
@@ -97,7 +100,7 @@ class McastTxSocket(OpenCloseContext):
         self._sock: socket.socket | None = None  # the first interface's, for the one-interface path
         self.is_opened: bool = False
         self._replies = Replies()  # receiving the unicast replies to the socket's own port
-        self._timeout: float | None = None
+        self._timeout: float | None = check_timeout(timeout)
 
     def _is_open(self) -> bool:
         return self.is_opened
