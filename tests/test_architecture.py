@@ -102,8 +102,8 @@ def test_layers_point_downwards_and_compat_modules_are_unused_inside() -> None:
         ["_platform"],
         ["_compat.values", "_lifecycle"],
         ["interfaces", "testing._netns"],
-        ["_compat.rx", "_compat.names", "_rx_args", "_membership", "_engine"],
-        ["rx_socket", "tx_socket", "_compat.tx"],
+        ["_compat.rx", "_compat.names", "_rx_args", "_tx_replies", "_membership", "_engine"],
+        ["rx_socket", "tx_socket", "_compat.tx", "_tx_args"],
         ["aio", "testing", "pytest_plugin"],
         ["utils", "os_multicast", "async_rx_socket", "name_to_index"],  # 1.x compatibility modules
         ["_compat", ""],  # the package's own __init__ re-exports everything
