@@ -183,6 +183,23 @@ def test_replies_from_several_responders(net: Net, port: int, family: int) -> No
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_replies_on_the_default_interface(net: Net, port: int, family: int) -> None:
+    a, group = net.a, group_for(family, port)  # the test network's default routes point at peer a
+    with (
+        Responder(a, family, group, port, echo(1, "default")),
+        me.McastTxSocket(family, [group]) as tx,
+    ):
+        assert tx.network_interface.machine_name == a.host_if
+        tx.sendto(b"q", (group, port))
+        (packet,) = collect(tx, 1)
+    assert packet.payload == b"default 0 q"
+    assert (packet.src[0], packet.group, packet.iface_index) == (
+        *peer_ips(a, family),
+        index_of(a.host_if),
+    )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_recvfrom_recv_and_batch_return_each_reply_once(net: Net, port: int, family: int) -> None:
     a, group = net.a, group_for(family, port)
     with (
