@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from ._errors import MulticastExpertError, MulticastSendError
 from ._lifecycle import AsyncOpenCloseContext
 from ._tx_args import check_batch
+from ._tx_replies import AsyncWaiter
 from ._validate import IPv4Or6Address, check_timeout
 from .interfaces import IfaceInfo
 from .rx_socket import McastPacket, McastRxSocket
@@ -189,17 +190,28 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
     on loops without it) while the others go ahead, and a datagram goes out at most once on each
     interface. On several interfaces a failure on one still sends on the others, then raises
     :class:`MulticastSendError` (as the synchronous class does).
+
+    ``recvfrom()``, ``recv()``, ``recv_packet()`` and ``recv_batch()`` await the unicast replies
+    to the socket's own port as McastTxSocket's do, by :attr:`timeout` (None, the default: no
+    limit), raising ``TimeoutError`` as AsyncMcastRxSocket does; cancelling one loses no reply.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._tx = McastTxSocket(*args, **kwargs)
         self._streak = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self._replies = AsyncWaiter(self._tx._replies)
+        self._timeout = self._tx.timeout  # the async wait limit (the reads themselves never wait)
 
     @property
     def sync_socket(self) -> McastTxSocket:
         """The underlying McastTxSocket."""
         return self._tx
+
+    @property
+    def is_opened(self) -> bool:
+        """Whether the socket is open."""
+        return self._tx.is_opened
 
     def _is_open(self) -> bool:
         return self._tx.is_opened
@@ -210,7 +222,8 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         self._tx.setblocking(False)
 
     def close(self) -> None:
-        """Close the underlying socket; sends waiting on it get MulticastExpertError."""
+        """Close the underlying socket; sends and receives waiting on it get MulticastExpertError."""
+        self._replies.close()
         self._tx.close()
         for w in self._waiters:
             if not w.done():
@@ -306,6 +319,45 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         if failures:
             sent = {i.machine_name: n for i, n in zip(ifaces, done, strict=True)}
             raise MulticastSendError(what, failures, sent)
+
+    @property
+    def timeout(self) -> float | None:
+        """How long a receive waits: None forever, 0 not at all, else seconds. Assignable."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: float | None) -> None:
+        self._timeout = check_timeout(timeout)
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Set :attr:`timeout`."""
+        self.timeout = timeout
+
+    async def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address]:
+        """Wait for one reply: ``(payload, sender address)`` (see McastTxSocket.recvfrom).
+
+        Raises:
+            TimeoutError: nothing arrived within the timeout.
+            MulticastExpertError: the socket is closed (also while waiting).
+        """
+        replies = self._tx._replies
+        return await self._replies.receive(lambda: replies.recvfrom(bufsize, flags, 0), self._timeout)
+
+    async def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes:
+        """Wait for one reply's payload."""
+        return (await self.recvfrom(bufsize, flags))[0]
+
+    async def recv_packet(self, bufsize: int = 65535) -> McastPacket:
+        """Wait for one reply with the local address and interface it came to."""
+        replies = self._tx._replies
+        return await self._replies.receive(lambda: replies.recv_packet(bufsize, 0), self._timeout)
+
+    async def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
+        """Wait for the first reply, then return up to ``max_packets`` that are queued."""
+        replies = self._tx._replies
+        return await self._replies.receive(
+            lambda: replies.recv_batch(max_packets, bufsize, 0) or None, self._timeout
+        )
 
     def _os_sockets(self, which: list[int]) -> list[socket.socket]:
         socks = self._tx.sockets

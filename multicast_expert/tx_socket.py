@@ -18,9 +18,11 @@ from ._compat.names import (  # 1.2.0 exported these from this module
 from ._compat.tx import legacy_tx_iface
 from ._errors import MulticastExpertError, MulticastSendError, MulticastValueError, OSTTLError
 from ._lifecycle import OpenCloseContext, apply_sockopt
+from ._packet import McastPacket
 from ._platform import Action, os_errors, translate_oserror
 from ._platform._structs import Target
 from ._tx_args import Batch, Out, check_batch, check_destination, interface_specs, port_error, records
+from ._tx_replies import Replies
 from ._validate import (
     IPv4Or6Address,
     MulticastAddress,
@@ -28,6 +30,7 @@ from ._validate import (
     check_family,
     check_int_range,
     check_port,
+    check_timeout,
     normalize_ip_list,
     normalize_mcast_ip,
 )
@@ -41,6 +44,10 @@ class McastTxSocket(OpenCloseContext):
 
     Use it as a context manager (``with McastTxSocket(...) as tx:``) or call open() and close().
 
+    It also receives the unicast replies sent back to its own address and port (SSDP answers,
+    mDNS one-shot query answers, ssmping): see :meth:`recvfrom`, :meth:`recv_packet` and
+    :meth:`recv_batch`, which wait by :attr:`timeout` (None, the default, blocks).
+
     Args:
         addr_family: ``socket.AF_INET`` or ``socket.AF_INET6``.
         mcast_ips: the groups this socket may send to (strings or ipaddress objects).
@@ -53,6 +60,8 @@ class McastTxSocket(OpenCloseContext):
         iface: same as ``iface_ip`` (the newer spelling); give one or the other.
         ifaces: several interfaces to send every datagram on (instead of ``iface``).
         source_port: send from this UDP port instead of an ephemeral one.
+        timeout: how long a receive of replies waits (:attr:`timeout`): None (the default)
+            blocks, 0 never waits, else seconds.
 
     Raises:
         MulticastExpertError: a group is not multicast or of the wrong family, the interface is
@@ -72,6 +81,7 @@ class McastTxSocket(OpenCloseContext):
         iface: IfaceSpecifier | None = None,
         ifaces: Iterable[IfaceSpecifier] | None = None,
         source_port: int = 0,
+        timeout: float | None = None,
     ) -> None:
         self.addr_family: int = check_family(addr_family)
         self.mcast_ips: list[str] = [
@@ -89,6 +99,8 @@ class McastTxSocket(OpenCloseContext):
         self._allowed = frozenset(self.mcast_ips)
         self._sock: socket.socket | None = None  # the first interface's, for the one-interface path
         self.is_opened: bool = False
+        self._replies = Replies()  # receiving the unicast replies to the socket's own port
+        self._timeout: float | None = check_timeout(timeout)
 
     def _is_open(self) -> bool:
         return self.is_opened
@@ -132,9 +144,13 @@ class McastTxSocket(OpenCloseContext):
         if self._sock is not None:
             raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
         try:
+            opened = []
             for out in self._outs:
-                out.sock = self._open_one(out)
+                out.sock = sock = self._open_one(out)
+                opened.append((sock, out.iface.index, out.ip))
+            self._replies.open(opened)
         except BaseException:
+            self._replies.close()
             self._close_all()
             raise
         self._sock = self._outs[0].sock
@@ -169,6 +185,7 @@ class McastTxSocket(OpenCloseContext):
         """Close the OS sockets. Raises MulticastExpertError if already closed."""
         if self._sock is None:
             raise MulticastExpertError("Attempt to close an McastTxSocket that is already closed!")
+        self._replies.close()  # wakes receives waiting in other threads (they raise)
         self._close_all()
         self._sock = None
         self.is_opened = False
@@ -325,6 +342,70 @@ class McastTxSocket(OpenCloseContext):
             done += 1
         return done, None
 
+    # ---- replies -------------------------------------------------------------------------------
+    @property
+    def timeout(self) -> float | None:
+        """How long a receive waits for a reply: None (the default) blocks, as a bare socket does;
+        0 never waits; else seconds. A receive that times out returns None (``recv_batch``: []).
+        Assignable. Independent of :meth:`setblocking`, which governs sends only."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: float | None) -> None:
+        self._timeout = check_timeout(timeout)
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Set :attr:`timeout`: None blocks, 0 never waits, a positive number waits that many seconds."""
+        self.timeout = timeout
+
+    def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address] | None:
+        """Receive one reply: a datagram sent by unicast to this socket's own address and port
+        (on any of its interfaces), as ``(payload, sender address)``; None on timeout.
+
+        Waits by :attr:`timeout`. The OS sockets are read without waiting whatever their blocking
+        mode (:meth:`setblocking`); ``flags`` are recvfrom(2)'s (``socket.MSG_PEEK`` leaves the
+        datagram queued).
+
+        Raises:
+            MulticastExpertError: the socket is closed (also when closed by another thread while
+                this call waits).
+            ValueError, TypeError: a bufsize outside 1..2**31-1, or flags that are not an int.
+        """
+        return self._replies.recvfrom(bufsize, flags, self._timeout)
+
+    def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes | None:
+        """Receive one reply's payload, or None on timeout (see :meth:`recvfrom`)."""
+        got = self._replies.recvfrom(bufsize, flags, self._timeout)
+        return None if got is None else got[0]
+
+    def recv_packet(self, bufsize: int = 65535) -> McastPacket | None:
+        """Receive one reply as an :class:`McastPacket`, or None on timeout.
+
+        ``src`` is the sender; ``group`` is the local address the reply was sent to (the address
+        this socket sends from on that interface: replies are unicast, so there is no group);
+        ``iface_index`` is the index of that interface (the one of :attr:`network_interfaces`
+        whose OS socket received it); ``truncated`` says the reply was longer than ``bufsize``.
+
+        Raises:
+            MulticastExpertError: the socket is closed (also while waiting).
+            ValueError, TypeError: a bufsize outside 1..2**31-1.
+        """
+        return self._replies.recv_packet(bufsize, self._timeout)
+
+    def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
+        """Receive up to ``max_packets`` replies (as :meth:`recv_packet` describes each).
+
+        Waits by :attr:`timeout` for the first, then returns every reply already queued, up to
+        ``max_packets``, without waiting more; [] on timeout. With several interfaces, the ones
+        with replies queued share ``max_packets`` fairly. On Linux one ``recvmmsg`` reads many.
+
+        Raises:
+            MulticastExpertError: the socket is closed (also while waiting).
+            ValueError, TypeError: ``max_packets`` outside 1..1024 or ``bufsize`` outside 1..2**31-1.
+        """
+        return self._replies.recv_batch(max_packets, bufsize, self._timeout)
+
+    # ---- descriptors and options ---------------------------------------------------------------
     def fileno(self) -> int:
         """The OS socket's file descriptor (the first interface's; -1 when closed)."""
         return self._sock.fileno() if self._sock is not None else -1

@@ -5,7 +5,8 @@ The docs promise that ``recv_ttl``, ``recv_tos`` and ``timestamps`` leave McastP
 where the OS does not support them; on Windows both recv_packet and recv_batch raised "recvmsg
 does not exist on Windows" instead. Whatever the metadata flags, the destination filter must still
 apply: each datagram reported once, with the group it was sent to, and unicast to the interface
-address and port never returned. ``fileno()`` was -1 while open; with one OS socket it is that socket's, usable with select().
+address and port never returned. ``fileno()`` was -1 while open; with one OS socket it is that
+socket's, usable with select().
 """
 
 from __future__ import annotations
