@@ -298,6 +298,30 @@ class ReceiveEngine(Generic[_U]):
                 # Woken: another socket is ready, the set changed, or a close; the general loop decides.
                 left = None if deadline is None else deadline - time.monotonic()
                 return self._receive(read, left, peek)
+        if self.mode is _SINGLE and self._plain and timeout != 0 and not self.policy.read_first:
+            # Pure-Python fast path for one socket and ping-pong traffic: one poll, one read.
+            poller, unit = self._poller, self._single
+            if poller is not None and unit is not None:
+                start = 0.0 if timeout is None else time.monotonic()
+                try:
+                    events = poller.poll(timeout)
+                except (ValueError, OSError):
+                    events = [(-1, 0)]  # closed under us: the general loop raises
+                if not events:
+                    return None
+                try:
+                    got = read(unit)
+                except (BlockingIOError, InterruptedError):
+                    pass  # (another thread took it, or the wake-up was a close or a join)
+                except OSError:
+                    if unit.live and self.is_open():
+                        raise
+                else:
+                    if got is not DROPPED:
+                        self.policy.found(True)
+                        return got
+                left = None if timeout is None else start + timeout - time.monotonic()
+                return self._receive(read, left, peek)
         if self.mode is _MULTI and not self._ready and self._plain and timeout != 0:
             # Fast path (several sockets, nothing queued): one poll, and when exactly one socket is
             # ready, read it at once. Anything else falls through to the general loop; readiness is

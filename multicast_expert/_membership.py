@@ -367,9 +367,7 @@ class Membership:
         )
         units: list[Unit] = []
         for chunk in chunks:
-            action = Action.JOIN_SOURCE if chunk else Action.OPEN_RX
-            where = f"Joining {group} on {iface.machine_name}" + (" with sources" if chunk else "")
-            with _platform.os_errors(action, family, where):
+            try:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 undo.callback(sock.close)
                 reader = io.reader(sock)
@@ -387,6 +385,14 @@ class Membership:
                 for concern in st.meta:
                     if ops.supports(concern, family):
                         ops.set(sock, concern, family, t._replace(value=1))
+            except OSError as exc:  # the error's wording is built only when there is one
+                where = f"Joining {group} on {iface.machine_name}" + (" with sources" if chunk else "")
+                better = _platform.translate_oserror(
+                    exc, Action.JOIN_SOURCE if chunk else Action.OPEN_RX, family, where
+                )
+                if better is exc:
+                    raise
+                raise better from exc
             units.append(Unit(sock, reader, group, iface, chunk, t))
         return units
 
