@@ -7,25 +7,20 @@ socket classes.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import socket
 
 from . import _platform
+from ._compat.values import LegacyIfaceInfo
 from ._errors import MulticastExpertError, UnknownInterfaceError
 from ._platform import Concern, _structs, is_mac, is_windows
 from ._platform._structs import Target
 from ._validate import MulticastAddress, normalize_mcast_ip, normalize_source_ip
 from .interfaces import find_interface, iface_name_to_index
 
-
-@dataclasses.dataclass
-class IfaceInfo:
-    """1.2.0's interface record: an interface IP, the OS's name for it, and its index."""
-
-    iface_ip: str
-    iface_name: str
-    iface_idx: int
+#: 1.2.0's interface record (the class is ``LegacyIfaceInfo``, kept apart from
+#: :class:`multicast_expert.IfaceInfo` so the package has one class of that name).
+IfaceInfo = LegacyIfaceInfo
 
 
 def iface_ip_to_name(iface_ip: str) -> str:

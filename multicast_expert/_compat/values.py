@@ -1,6 +1,9 @@
-"""Value types kept for 1.6.0 code: address lists that compare equal to lists."""
+"""Value types kept for 1.x code: address lists that compare equal to lists (1.6.0) and 1.2.0's
+``os_multicast.IfaceInfo`` record."""
 
 from __future__ import annotations
+
+import dataclasses
 
 
 class AddrList(tuple):  # type: ignore[type-arg]
@@ -19,3 +22,12 @@ class AddrList(tuple):  # type: ignore[type-arg]
 
     def __hash__(self) -> int:
         return tuple.__hash__(self)
+
+
+@dataclasses.dataclass
+class LegacyIfaceInfo:
+    """1.2.0's interface record: an interface IP, the OS's name for it, and its index."""
+
+    iface_ip: str
+    iface_name: str
+    iface_idx: int
