@@ -127,6 +127,9 @@ def test_several_groups_fileno_is_minus_one_and_filenos_serve_select() -> None:
         for g in reversed(groups):
             tx.sendto(g.encode(), (g, port))
             readable, _, _ = select.select(fds, [], [], 2)
-            assert len(readable) == 1, f"not readable after a datagram to {g}"
+            assert readable, f"not readable after a datagram to {g}"
             p = rx.recv_packet()
             assert p is not None and p.group == g
+            # (Under Wine each socket bound to the interface address may see the other group's
+            # datagram too; the destination filter drops that copy, so nothing more comes.)
+            assert rx.recv_packet() is None
