@@ -393,10 +393,17 @@ class McastRxSocket(OpenCloseContext):
                 raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
             flags = int(flags)
         io = _platform.IO
-        recvfrom = io.recvfrom
+        recvfrom, from_fd = io.recvfrom, io.recv_from_fd
+        if from_fd is not None:  # (the C accelerator: straight from the descriptor)
 
-        def read(u: Unit) -> tuple[bytes, IPv4Or6Address] | Dropped:
-            return recvfrom(u.reader, bufsize, flags, u.group)
+            def read(u: Unit) -> tuple[bytes, IPv4Or6Address] | Dropped:
+                got: tuple[bytes, IPv4Or6Address] = from_fd(u.fd, bufsize, flags)
+                return got
+
+        else:
+
+            def read(u: Unit) -> tuple[bytes, IPv4Or6Address] | Dropped:
+                return recvfrom(u.reader, bufsize, flags, u.group)
 
         wait_read = io.wait_read
         fast = None
@@ -551,6 +558,17 @@ def _closed(what: str) -> MulticastExpertError:
 
 
 def _plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
+    from_fd = _platform.IO.recv_packet_fd
+    if from_fd is not None:  # (the C accelerator: straight from the descriptor)
+
+        def read_fd(u: Unit) -> McastPacket | Dropped:
+            data, src, truncated = from_fd(u.fd, bufsize)
+            packet: McastPacket = _new(
+                McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
+            )
+            return packet
+
+        return read_fd
     recv_packet = _platform.IO.recv_packet
 
     def read(u: Unit) -> McastPacket | Dropped:

@@ -102,6 +102,11 @@ class DatagramIO:
     #: socket in a single call (None: timeout; False: ``wake_fd`` became readable first), where the
     #: OS layer has such a call (the C accelerator); else None.
     wait_read: Callable[[int, int, int, float | None, bool], Any] | None = None
+    #: ``recv_from_fd(fd, bufsize, flags)`` / ``recv_packet_fd(fd, bufsize)``: :meth:`recvfrom` and
+    #: :meth:`recv_packet` straight from a descriptor, where the OS layer has them (the C
+    #: accelerator; never with a destination filter); else None.
+    recv_from_fd: Callable[[int, int, int], Any] | None = None
+    recv_packet_fd: Callable[[int, int], Any] | None = None
 
     def recv_packets(
         self, sock: socket.socket, count: int, size: int, group: str, ifindex: int, packet: type[_P]

@@ -353,6 +353,8 @@ class AcceleratedLinuxIO(LinuxIO):
     def __init__(self, speedups: ModuleType) -> None:
         self._sp = speedups
         self.wait_read = speedups.wait_recv
+        self.recv_from_fd = speedups.recv_from
+        self.recv_packet_fd = speedups.recv_packet
 
     def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
         got: tuple[bytes, Address] = self._sp.recv_from(sock.fileno(), bufsize, flags)
