@@ -310,4 +310,4 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-__all__ = ["AsyncMcastRxSocket", "AsyncMcastTxSocket"]
+__all__ = ["THREAD_WAIT_SLICE", "YIELD_EVERY", "AsyncMcastRxSocket", "AsyncMcastTxSocket"]
