@@ -72,6 +72,16 @@ class Peer:
 
     ``host_if`` is this namespace's end, ``peer_if`` the peer's; each gets ``/24`` and ``/64``
     addresses ``198.18.N.1`` / ``2001:db8:N::1`` (here) and ``.2`` / ``::2`` (there).
+
+    Attributes:
+        n: the peer's number N.
+        host_if: this namespace's end of the veth pair (``mxvNh``).
+        peer_if: the peer's end (``mxvNp``), where its default routes point.
+        host_ip4: this end's IPv4 address (none on a bridged peer's host end).
+        peer_ip4: the peer's IPv4 address.
+        host_ip6: this end's IPv6 address.
+        peer_ip6: the peer's IPv6 address.
+        pid: a process inside the peer namespace (for ``nsenter -t PID -n``).
     """
 
     def __init__(self, n: int, bridge: str | None = None) -> None:
