@@ -61,7 +61,7 @@ _MAX_BUF = 2**31
 RESCAN_PERIOD = 1.0
 #: Largest buffer a batch receive reads each datagram into (a UDP payload is at most 65,535 bytes).
 _BATCH_BUFSIZE = 65535
-log = logging.getLogger("multicast_expert.rx")
+_log = logging.getLogger("multicast_expert.rx")
 _new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
 
 
@@ -360,7 +360,7 @@ class McastRxSocket(OpenCloseContext):
         try:
             self._members.refresh(lost)
         except Exception as exc:  # a receive must not fail because an interface changed
-            log.warning("following interfaces: %s (the socket keeps its current interfaces)", exc)
+            _log.warning("following interfaces: %s (the socket keeps its current interfaces)", exc)
 
     def _start_watch(self) -> None:
         watch = _platform.HOST.interface_watch()

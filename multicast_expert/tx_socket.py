@@ -43,7 +43,7 @@ from ._validate import (
 from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface
 
 #: Send side: DEBUG one line per OS socket opened (interface, source address, TTL).
-log = logging.getLogger("multicast_expert.tx")
+_log = logging.getLogger("multicast_expert.tx")
 _OsSocket = socket.socket  # (inside the class, ``socket`` is the 1.2.0 property)
 
 
@@ -181,7 +181,7 @@ class McastTxSocket(OpenCloseContext):
         except BaseException:
             sock.close()
             raise
-        log.debug(
+        _log.debug(
             "opened fd %d: sending from %s on %s (index %d), ttl %d",
             sock.fileno(),
             out.ip,
