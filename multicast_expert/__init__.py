@@ -3,10 +3,14 @@
 Layers, each importing only those before it: ``_errors`` -> ``_validate`` -> ``_platform`` (per-OS
 tables) -> ``interfaces`` -> ``_engine`` / ``_sockbase`` / ``_membership`` -> ``rx_socket``,
 ``tx_socket`` -> ``aio`` -> ``cli``. ``utils`` and ``os_multicast`` are 1.2.0 compatibility
-modules; ``testing`` builds private test networks.
+modules; ``testing`` builds private test networks (imported on first use, as
+``multicast_expert.testing``). The library logs to ``logging.getLogger("multicast_expert")``.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from . import os_multicast as os_multicast
 from . import rx_socket as rx_socket
@@ -17,6 +21,7 @@ from ._errors import MulticastExpertError as MulticastExpertError
 from ._errors import MulticastOSError as MulticastOSError
 from ._errors import MulticastSendError as MulticastSendError
 from ._errors import MulticastValueError as MulticastValueError
+from ._errors import SocketClosedError as SocketClosedError
 from ._validate import LOCALHOST_IPV4 as LOCALHOST_IPV4
 from ._validate import LOCALHOST_IPV6 as LOCALHOST_IPV6
 from ._validate import IPv4Or6Address as IPv4Or6Address
@@ -56,6 +61,7 @@ __all__ = [
     "MulticastOSError",
     "MulticastSendError",
     "MulticastValueError",
+    "SocketClosedError",
     "find_interfaces",
     "get_default_gateway_iface",
     "get_default_gateway_iface_ip",
@@ -69,3 +75,14 @@ __all__ = [
     "utils",
     "validate_mcast_ip",
 ]
+
+if TYPE_CHECKING:
+    from . import testing as testing
+else:
+
+    def __getattr__(name: str) -> object:
+        """``multicast_expert.testing`` after a plain ``import multicast_expert``, imported on first
+        use (it is for tests only, so ordinary programs never load it)."""
+        if name == "testing":
+            return importlib.import_module(".testing", __name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

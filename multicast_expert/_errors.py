@@ -61,6 +61,16 @@ class UnknownInterfaceError(MulticastExpertError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class SocketClosedError(MulticastExpertError):
+    """An operation on a closed socket, or a receive or send that was waiting when the socket was
+    closed (by ``close()`` in another thread or task). Open the socket (again) first.
+
+    A :class:`MulticastExpertError`, so code written for 1.2.0's ``except MulticastExpertError``
+    still catches it; the message keeps 1.2.0's words ("... on a closed McastRxSocket; open it
+    first").
+    """
+
+
 class EngineClosedError(Exception):
     """Inside the receive engine: a receive found the socket closed (the socket class words the
     error the user sees)."""
@@ -103,6 +113,7 @@ __all__ = [
     "MulticastSendError",
     "MulticastValueError",
     "OSTTLError",
+    "SocketClosedError",
     "UnknownFamilyError",
     "UnknownInterfaceError",
 ]

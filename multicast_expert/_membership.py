@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import socket
 import sys
@@ -93,6 +94,8 @@ def _identity(iface: IfaceInfo) -> tuple[int, str, str | None]:
 
 
 _warned_fd_limit = False
+#: Receive side: DEBUG one line per OS socket opened, INFO the interfaces joined, skipped and followed.
+log = logging.getLogger("multicast_expert.rx")
 _R = TypeVar("_R")
 
 
@@ -165,6 +168,13 @@ class Membership:
         if skip:
             self.ifaces = joined
         self._commit(units, [])
+        log.info(
+            "receiving %d group(s) on port %d on %s (%s)",
+            len(self.groups),
+            self.settings.port,
+            [i.machine_name for i in self.ifaces],
+            "interfaces named" if self.named else "default interface set",
+        )
 
     def close(self) -> None:
         """Leave everything: every OS socket is removed (the engine closes them)."""
@@ -264,6 +274,11 @@ class Membership:
             self.ifaces = kept
             for i in kept:
                 self._joined_as[i.index] = _identity(i)
+            if gone:
+                log.info(
+                    "left every group on interface(s) %s (gone, changed or memberships lost)",
+                    [i.machine_name for idx, i in current.items() if idx in gone],
+                )
             if not added:
                 return
             for iface in added:
@@ -274,6 +289,8 @@ class Membership:
                 undo.pop_all()
             self.ifaces = kept + joined
             self._commit(units, [])
+            if joined:
+                log.info("joined every group on interface(s) %s", [i.machine_name for i in joined])
 
     # ---- steps ---------------------------------------------------------------------------------
     def _commit(self, added: list[Unit], removed: list[Unit]) -> None:
@@ -394,6 +411,15 @@ class Membership:
                     raise
                 raise better from exc
             units.append(Unit(sock, reader, group, iface, chunk, t))
+            log.debug(
+                "opened fd %d: %s port %d on %s (index %d), %s",
+                sock.fileno(),
+                group,
+                st.port,
+                iface.machine_name,
+                iface.index,
+                f"{len(chunk)} source(s)" if chunk else "any source",
+            )
         return units
 
     def _set_rcvbuf(self, sock: socket.socket, size: int) -> None:
@@ -413,6 +439,7 @@ class Membership:
     def _skip(self, iface: IfaceInfo, exc: OSError) -> None:
         reason = str(exc)
         self.skipped[iface.machine_name] = reason
+        log.info("skipping interface %s: it could not join (%s)", iface.machine_name, reason)
         warnings.warn(
             f"skipping interface {iface.machine_name}: it could not join ({reason})",
             RuntimeWarning,

@@ -1,7 +1,16 @@
-"""asyncio versions of the sockets: receives wait without blocking the event loop.
+"""asyncio versions of the sockets: receives and sends wait without blocking the event loop.
 
-They need an event loop with ``add_reader`` (the default on Linux and macOS; on Windows use
-``asyncio.SelectorEventLoop``).
+:class:`AsyncMcastRxSocket` and :class:`AsyncMcastTxSocket` take exactly the synchronous classes'
+constructor arguments and offer their whole surface (properties, live membership, descriptors,
+options); only the calls that may wait are coroutines. They run on every asyncio event loop:
+readiness comes from ``add_reader`` / ``add_writer`` where the loop has them (Linux, macOS,
+Windows' SelectorEventLoop), and from a worker thread where it has not (Windows' default
+ProactorEventLoop).
+
+trio and anyio are served by the synchronous classes (see the "asyncio, trio and anyio" section
+of the documentation): a receive run with ``trio.to_thread.run_sync`` / ``anyio.to_thread.run_sync``
+is woken at once by ``close()`` from any thread or task (it raises :class:`SocketClosedError`),
+and ``fileno()`` is one descriptor that becomes readable whenever any group has data.
 """
 
 from __future__ import annotations
@@ -10,203 +19,131 @@ import asyncio
 import select
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
 
-from ._errors import MulticastExpertError, MulticastSendError
+from ._async_rx import THREAD_WAIT_SLICE, YIELD_EVERY, AsyncMcastRxSocket, running_loop
+from ._describe import describe, some
+from ._errors import MulticastSendError, SocketClosedError
 from ._lifecycle import AsyncOpenCloseContext
+from ._packet import McastPacket
 from ._tx_args import check_batch
 from ._tx_replies import AsyncWaiter
-from ._validate import IPv4Or6Address, check_timeout
-from .interfaces import IfaceInfo
-from .rx_socket import McastPacket, McastRxSocket
+from ._validate import IPv4Or6Address, MulticastAddress, check_timeout, family_name
+from .interfaces import IfaceInfo, IfaceSpecifier
 from .tx_socket import McastTxSocket
-
-_T = TypeVar("_T")
-
-#: Results handed out without waiting before a coroutine lets the event loop run other tasks
-#: (asyncio's own transports also read a bounded amount per loop iteration).
-YIELD_EVERY = 16
-#: Longest single wait of the worker thread on loops without ``add_reader`` (seconds).
-THREAD_WAIT_SLICE = 0.5
-
-
-class AsyncMcastRxSocket(AsyncOpenCloseContext):
-    """McastRxSocket for asyncio: same constructor arguments; receives are coroutines.
-
-    ``recvfrom()``, ``recv()`` and ``recv_packet()`` wait by the socket's timeout, as in 1.6.0:
-    None (the default) waits as long as it takes, 0 raises ``TimeoutError`` at once when nothing
-    is queued, a number of seconds raises ``TimeoutError`` after that long. Cancelling a waiting
-    receive loses no datagram: data is only taken off a socket by a receive that then returns
-    it. Any number of tasks may wait on one socket, and one loop may serve many sockets.
-
-    Works on every event loop: where the loop has ``add_reader`` (Linux, macOS, Windows'
-    SelectorEventLoop) readiness comes from the loop; where it has none (Windows' default
-    ProactorEventLoop) a worker thread waits on the socket's poller in slices of at most
-    ``THREAD_WAIT_SLICE`` seconds, and ``close()`` wakes it at once.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._rx = McastRxSocket(*args, **kwargs)
-        self._timeout = self._rx.timeout  # the async wait limit; every OS-side read passes timeout 0
-        self._waiters: list[asyncio.Future[None]] = []
-        self._watching: list[int] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._no_reader = False
-        self._streak = 0
-
-    @property
-    def sync_socket(self) -> McastRxSocket:
-        """The underlying (non-blocking) McastRxSocket, for its properties and live membership."""
-        return self._rx
-
-    @property
-    def timeout(self) -> float | None:
-        """How long a receive waits: None forever, 0 not at all, else seconds. Assignable."""
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, timeout: float | None) -> None:
-        self._timeout = check_timeout(timeout)
-
-    def settimeout(self, timeout: float | None) -> None:
-        """Set :attr:`timeout` (1.6.0's method)."""
-        self.timeout = timeout
-
-    @property
-    def is_opened(self) -> bool:
-        """Whether the socket is open."""
-        return self._rx.is_opened
-
-    def _is_open(self) -> bool:
-        return self._rx.is_opened
-
-    def open(self) -> None:
-        """Open the underlying socket (see McastRxSocket.open)."""
-        self._rx.open()
-
-    def close(self) -> None:
-        """Close it; tasks waiting on it get MulticastExpertError."""
-        self._unwatch()
-        self._rx.close()
-        for w in self._waiters:
-            if not w.done():
-                w.set_exception(MulticastExpertError("The AsyncMcastRxSocket was closed while receiving"))
-        self._waiters.clear()
-
-    def _unwatch(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            for fd in self._watching:
-                self._loop.remove_reader(fd)
-        self._watching = []
-
-    def _on_readable(self) -> None:
-        self._unwatch()
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
-
-    async def _readable(self) -> None:
-        """Wait until a receive may find data (or the socket was closed)."""
-        loop = asyncio.get_running_loop()
-        if not self._no_reader and not self._watching:
-            self._loop = loop
-            fd = self._rx.fileno()
-            try:
-                for w in [fd] if fd >= 0 else self._rx.filenos():
-                    loop.add_reader(w, self._on_readable)
-                    self._watching.append(w)
-            except (NotImplementedError, ValueError):  # ProactorEventLoop; select()'s 512 cap
-                self._unwatch()
-                self._no_reader = True
-        if self._no_reader:
-            await loop.run_in_executor(None, self._rx._engine.wait_ready, THREAD_WAIT_SLICE)
-            return
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-            if not self._waiters:
-                self._unwatch()
-
-    async def _receive(self, attempt: Callable[[], _T | None]) -> _T:
-        if self._streak >= YIELD_EVERY:  # data kept coming: let other tasks run first
-            self._streak = 0
-            await asyncio.sleep(0)
-        got = attempt()  # raises MulticastExpertError once closed
-        if got is None:
-            self._streak = 0
-            if self._timeout == 0:
-                raise TimeoutError("no datagram is queued (timeout 0)")
-            async with asyncio.timeout(self._timeout):
-                while got is None:
-                    await self._readable()
-                    got = attempt()
-        self._streak += 1
-        return got
-
-    async def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address]:
-        """Wait for one datagram: ``(payload, sender address)``.
-
-        Raises:
-            TimeoutError: nothing arrived within the timeout.
-            MulticastExpertError: the socket is closed (also while waiting).
-        """
-        return await self._receive(lambda: self._rx._recvfrom(bufsize, flags, 0.0))
-
-    async def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes:
-        """Wait for one datagram's payload."""
-        return (await self.recvfrom(bufsize, flags))[0]
-
-    async def recv_packet(self, bufsize: int = 65535) -> McastPacket:
-        """Wait for one datagram with its group and arrival interface."""
-        return await self._receive(lambda: self._rx._recv_packet(bufsize, 0.0))
-
-    async def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
-        """Wait (by the timeout rules) for the first datagram, then return up to ``max_packets``
-        that are ready (see McastRxSocket.recv_batch).
-
-        Raises:
-            TimeoutError: nothing arrived within the timeout.
-            MulticastExpertError: the socket is closed.
-        """
-        rx = self._rx
-        return await self._receive(lambda: rx._recv_batch(max_packets, bufsize, 0.0) or None)
-
-    def filenos(self) -> list[int]:
-        """Descriptors of the underlying OS sockets."""
-        return self._rx.filenos()
 
 
 class AsyncMcastTxSocket(AsyncOpenCloseContext):
-    """McastTxSocket for asyncio: same constructor arguments; ``sendto`` and ``send_batch`` are
-    coroutines.
+    """:class:`McastTxSocket` for asyncio: the same constructor arguments and properties;
+    ``sendto`` and ``send_batch`` are coroutines.
 
     Every OS socket (one per interface) is non-blocking, so a send never blocks the event loop:
     an interface whose send buffer is full is waited for (by ``add_writer``, or a worker thread
     on loops without it) while the others go ahead, and a datagram goes out at most once on each
     interface. On several interfaces a failure on one still sends on the others, then raises
     :class:`MulticastSendError` (as the synchronous class does).
-
-    ``recvfrom()``, ``recv()``, ``recv_packet()`` and ``recv_batch()`` await the unicast replies
-    to the socket's own port as McastTxSocket's do, by :attr:`timeout` (None, the default: no
-    limit), raising ``TimeoutError`` as AsyncMcastRxSocket does; cancelling one loses no reply.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._tx = McastTxSocket(*args, **kwargs)
+    def __init__(
+        self,
+        addr_family: int,
+        mcast_ips: Iterable[MulticastAddress],
+        iface_ip: IfaceSpecifier | None = None,
+        ttl: int = 1,
+        enable_external_loopback: bool = False,
+        *legacy: IfaceSpecifier | None,
+        iface: IfaceSpecifier | None = None,
+        ifaces: Iterable[IfaceSpecifier] | None = None,
+        source_port: int = 0,
+        timeout: float | None = None,
+    ) -> None:
+        self._tx = McastTxSocket(
+            addr_family,
+            mcast_ips,
+            iface_ip,
+            ttl,
+            enable_external_loopback,
+            *legacy,
+            iface=iface,
+            ifaces=ifaces,
+            source_port=source_port,
+            timeout=timeout,
+        )
         self._streak = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._replies = AsyncWaiter(self._tx._replies)
         self._timeout = self._tx.timeout  # the async wait limit (the reads themselves never wait)
 
+    def __repr__(self) -> str:
+        """``<AsyncMcastTxSocket AF_INET to 239.1.2.3 on eth0 open>``."""
+        tx = self._tx
+        return describe(
+            type(self).__name__,
+            family_name(tx.addr_family),
+            "to " + some(tx.mcast_ips, "no groups"),
+            "on " + some([i.machine_name for i in tx.network_interfaces], "no interface"),
+            is_open=tx.is_opened,
+        )
+
     @property
     def sync_socket(self) -> McastTxSocket:
-        """The underlying McastTxSocket."""
+        """The underlying McastTxSocket (non-blocking while open)."""
         return self._tx
+
+    # ---- properties (the synchronous socket's) -------------------------------------------------
+    @property
+    def addr_family(self) -> int:
+        """``socket.AF_INET`` or ``socket.AF_INET6``."""
+        return self._tx.addr_family
+
+    @property
+    def mcast_ips(self) -> list[str]:
+        """The groups this socket may send to."""
+        return list(self._tx.mcast_ips)
+
+    @property
+    def mcast_ips_set(self) -> frozenset[str]:
+        """The groups this socket may send to, as a set (1.6.0)."""
+        return self._tx.mcast_ips_set
+
+    @property
+    def ttl(self) -> int:
+        """IPv4 TTL / IPv6 hop limit of every datagram."""
+        return self._tx.ttl
+
+    @property
+    def source_port(self) -> int:
+        """The UDP port sent from (0: an ephemeral one)."""
+        return self._tx.source_port
+
+    @property
+    def enable_external_loopback(self) -> bool:
+        """Whether receivers on this host get the datagrams sent on a non-loopback interface."""
+        return self._tx.enable_external_loopback
+
+    @property
+    def iface_ip(self) -> str:
+        """The address datagrams leave from (the first interface's)."""
+        return self._tx.iface_ip
+
+    @property
+    def network_interface(self) -> IfaceInfo:
+        """The interface this socket sends from (the first one, when sending on several)."""
+        return self._tx.network_interface
+
+    @property
+    def iface_info(self) -> IfaceInfo:
+        """1.6.0's name for :attr:`network_interface`."""
+        return self._tx.iface_info
+
+    @property
+    def network_interfaces(self) -> list[IfaceInfo]:
+        """Every interface this socket sends on."""
+        return self._tx.network_interfaces
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The OS sockets (non-blocking), one per interface, while open."""
+        return self._tx.sockets
 
     @property
     def is_opened(self) -> bool:
@@ -215,6 +152,26 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
 
     def _is_open(self) -> bool:
         return self._tx.is_opened
+
+    def fileno(self) -> int:
+        """The first interface's OS socket descriptor; -1 when closed."""
+        return self._tx.fileno()
+
+    def getsockname(self) -> IPv4Or6Address:
+        """The local address sent from (see :meth:`McastTxSocket.getsockname`).
+
+        Raises:
+            SocketClosedError: the socket is closed.
+        """
+        return self._tx.getsockname()
+
+    def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
+        """Set an extra socket option on every underlying OS socket.
+
+        Raises:
+            SocketClosedError: the socket is closed.
+        """
+        self._tx.setsockopt(level, opt, value)
 
     def open(self) -> None:
         """Open the underlying socket, every OS socket non-blocking."""
@@ -222,12 +179,16 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         self._tx.setblocking(False)
 
     def close(self) -> None:
-        """Close the underlying socket; sends and receives waiting on it get MulticastExpertError."""
+        """Close the underlying socket; sends and receives waiting on it raise
+        :class:`SocketClosedError`."""
         self._replies.close()
         self._tx.close()
+        here = running_loop()
         for w in self._waiters:
-            if not w.done():
-                w.set_exception(MulticastExpertError("The AsyncMcastTxSocket was closed while sending"))
+            if w.get_loop() is here:
+                _fail(w, "The AsyncMcastTxSocket was closed while sending")
+            else:  # closed from another thread: the future's own loop sets it
+                w.get_loop().call_soon_threadsafe(_fail, w, "The AsyncMcastTxSocket was closed while sending")
         self._waiters.clear()
 
     async def _pace(self) -> None:
@@ -244,7 +205,7 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         Raises:
             MulticastSendError: on several interfaces, the OS refused the send on some (the
                 others were sent on); on one, the OS's error as McastTxSocket.sendto raises it.
-            MulticastExpertError: the socket is closed (also while waiting).
+            SocketClosedError: the socket is closed (also while waiting).
         """
         await self._pace()
         tx = self._tx
@@ -278,7 +239,7 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         Raises:
             MulticastSendError: the OS refused a datagram on some interface; ``sent_by_iface``
                 says how many went out on each (the other interfaces were still sent on).
-            MulticastExpertError: the socket is closed (also while waiting).
+            SocketClosedError: the socket is closed (also while waiting).
         """
         await self._pace()
         tx = self._tx
@@ -362,7 +323,7 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
     def _os_sockets(self, which: list[int]) -> list[socket.socket]:
         socks = self._tx.sockets
         if not socks:
-            raise MulticastExpertError("sendto() on a closed AsyncMcastTxSocket; open it first")
+            raise SocketClosedError("sendto() on a closed AsyncMcastTxSocket; open it first")
         return [socks[k] for k in which]
 
     async def _writable(self, socks: list[socket.socket]) -> None:
@@ -386,9 +347,14 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
                 loop.remove_writer(fd)
 
 
+def _fail(fut: asyncio.Future[None], message: str) -> None:
+    if not fut.done():
+        fut.set_exception(SocketClosedError(message))
+
+
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 
 
-__all__ = ["AsyncMcastRxSocket", "AsyncMcastTxSocket"]
+__all__ = ["THREAD_WAIT_SLICE", "YIELD_EVERY", "AsyncMcastRxSocket", "AsyncMcastTxSocket"]

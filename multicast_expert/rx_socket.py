@@ -14,9 +14,9 @@ functions from the per-OS I/O layer.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
-import warnings
 from collections.abc import Callable, Iterable
 
 from . import _platform
@@ -31,10 +31,11 @@ from ._compat.names import (  # 1.2.0 exported these from this module
     is_windows,
     validate_mcast_ip,
 )
+from ._describe import describe, endpoint, some
 from ._engine import Mode, ReceiveEngine
-from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError
+from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError, SocketClosedError
 from ._lifecycle import OpenCloseContext, apply_sockopt
-from ._membership import Membership, RxSettings, Unit, caller_outside_package
+from ._membership import Membership, RxSettings, Unit
 from ._packet import DEFAULT_RX_BUFSIZE, McastPacket
 from ._platform import DROPPED, METADATA, Concern, Dropped
 from ._rx_args import parse_sources, pick_interfaces
@@ -48,6 +49,7 @@ from ._validate import (
     check_port,
     check_timeout,
     dedupe,
+    family_name,
     normalize_ip_list,
     normalize_mcast_ip,
     normalize_source_ip,
@@ -59,6 +61,7 @@ _MAX_BUF = 2**31
 RESCAN_PERIOD = 1.0
 #: Largest buffer a batch receive reads each datagram into (a UDP payload is at most 65,535 bytes).
 _BATCH_BUFSIZE = 65535
+_log = logging.getLogger("multicast_expert.rx")
 _new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
 
 
@@ -158,6 +161,19 @@ class McastRxSocket(OpenCloseContext):
         )
         self._watch: socket.socket | None = None
         self._open_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        """``<McastRxSocket AF_INET 239.1.2.3:5000 on eth0 open>`` (long lists abbreviated)."""
+        members = getattr(self, "_members", None)
+        if members is None:  # (a constructor that raised)
+            return object.__repr__(self)
+        return describe(
+            type(self).__name__,
+            family_name(self.addr_family),
+            endpoint(list(members.groups), self.port),
+            "on " + some([i.machine_name for i in members.ifaces], "no interface"),
+            is_open=self._is_open(),
+        )
 
     # ---- properties ----------------------------------------------------------------------------
     @property
@@ -344,7 +360,7 @@ class McastRxSocket(OpenCloseContext):
         try:
             self._members.refresh(lost)
         except Exception as exc:  # a receive must not fail because an interface changed
-            warnings.warn(f"following interfaces: {exc}", RuntimeWarning, stacklevel=caller_outside_package())
+            _log.warning("following interfaces: %s (the socket keeps its current interfaces)", exc)
 
     def _start_watch(self) -> None:
         watch = _platform.HOST.interface_watch()
@@ -546,15 +562,20 @@ class McastRxSocket(OpenCloseContext):
         self.timeout = timeout
 
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
-        """Set a socket option on every underlying OS socket."""
+        """Set a socket option on every underlying OS socket.
+
+        Raises:
+            SocketClosedError: the socket is closed.
+        """
+        self._need_open("setsockopt()")
         apply_sockopt(self.sockets, level, opt, value)
 
 
 _MSG_PEEK = int(socket.MSG_PEEK)
 
 
-def _closed(what: str) -> MulticastExpertError:
-    return MulticastExpertError(f"{what} on a closed McastRxSocket; open it first")
+def _closed(what: str) -> SocketClosedError:
+    return SocketClosedError(f"{what} on a closed McastRxSocket; open it first")
 
 
 def _plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterable
 
@@ -16,7 +17,14 @@ from ._compat.names import (  # 1.2.0 exported these from this module
     validate_mcast_ip,
 )
 from ._compat.tx import legacy_tx_iface
-from ._errors import MulticastExpertError, MulticastSendError, MulticastValueError, OSTTLError
+from ._describe import describe, some
+from ._errors import (
+    MulticastExpertError,
+    MulticastSendError,
+    MulticastValueError,
+    OSTTLError,
+    SocketClosedError,
+)
 from ._lifecycle import OpenCloseContext, apply_sockopt
 from ._packet import McastPacket
 from ._platform import Action, os_errors, translate_oserror
@@ -31,11 +39,14 @@ from ._validate import (
     check_int_range,
     check_port,
     check_timeout,
+    family_name,
     normalize_ip_list,
     normalize_mcast_ip,
 )
 from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface
 
+#: Send side: DEBUG one line per OS socket opened (interface, source address, TTL).
+_log = logging.getLogger("multicast_expert.tx")
 _OsSocket = socket.socket  # (inside the class, ``socket`` is the 1.2.0 property)
 
 
@@ -105,6 +116,19 @@ class McastTxSocket(OpenCloseContext):
     def _is_open(self) -> bool:
         return self.is_opened
 
+    def __repr__(self) -> str:
+        """``<McastTxSocket AF_INET to 239.1.2.3 on eth0 open>`` (long lists abbreviated)."""
+        outs = getattr(self, "_outs", None)
+        if outs is None:  # (a constructor that raised)
+            return object.__repr__(self)
+        return describe(
+            type(self).__name__,
+            family_name(self.addr_family),
+            "to " + some(self.mcast_ips, "no groups"),
+            "on " + some([o.name for o in outs], "no interface"),
+            is_open=self.is_opened,
+        )
+
     @property
     def network_interface(self) -> IfaceInfo:
         """The interface this socket sends from (the first one, when sending on several)."""
@@ -173,6 +197,14 @@ class McastTxSocket(OpenCloseContext):
         except BaseException:
             sock.close()
             raise
+        _log.debug(
+            "opened fd %d: sending from %s on %s (index %d), ttl %d",
+            sock.fileno(),
+            out.ip,
+            iface.machine_name,
+            iface.index,
+            self.ttl,
+        )
         return sock
 
     def _close_all(self) -> None:
@@ -198,7 +230,7 @@ class McastTxSocket(OpenCloseContext):
         many went out.
         """
         if self._sock is None:
-            raise MulticastExpertError("setblocking() on a closed McastTxSocket; open it first")
+            raise SocketClosedError("setblocking() on a closed McastTxSocket; open it first")
         check_bool(flag, "flag")
         for sock in self.sockets:
             sock.setblocking(flag)
@@ -217,7 +249,7 @@ class McastTxSocket(OpenCloseContext):
         """
         sock = self._sock
         if sock is None:
-            raise MulticastExpertError("sendto() on a closed McastTxSocket; open it first")
+            raise SocketClosedError("sendto() on a closed McastTxSocket; open it first")
         if address[0] not in self._allowed:
             address = check_destination(address, self.addr_family, self._allowed)
         if iface is not None or self._many:
@@ -296,7 +328,7 @@ class McastTxSocket(OpenCloseContext):
                 how many went out before (every other interface was still sent on).
         """
         if self._sock is None:
-            raise MulticastExpertError("send_batch() on a closed McastTxSocket; open it first")
+            raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
         checked = check_batch(datagrams, self.addr_family, self._allowed)
         sent: dict[str, int] = {}
         failures: dict[str, OSError] = {}
@@ -414,12 +446,18 @@ class McastTxSocket(OpenCloseContext):
         """The local address the socket sends from: ``(ip, port)``, or for IPv6
         ``(ip, port, flowinfo, scope_id)`` as the socket module (and 1.2.0) return it."""
         if self._sock is None:
-            raise MulticastExpertError("getsockname() on a closed McastTxSocket; open it first")
+            raise SocketClosedError("getsockname() on a closed McastTxSocket; open it first")
         name: IPv4Or6Address = self._sock.getsockname()
         return name
 
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
-        """Set an extra socket option on every underlying OS socket."""
+        """Set an extra socket option on every underlying OS socket.
+
+        Raises:
+            SocketClosedError: the socket is closed.
+        """
+        if self._sock is None:
+            raise SocketClosedError("setsockopt() on a closed McastTxSocket; open it first")
         apply_sockopt(self.sockets, level, opt, value)
 
 

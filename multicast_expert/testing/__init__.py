@@ -6,6 +6,20 @@ network namespace holding only ``lo``; :class:`Peer` adds another namespace (a "
 by a veth pair, with addresses from the benchmarking and documentation ranges 198.18.0.0/15 and
 2001:db8::/32. Nothing is ever sent on the machine's own interfaces.
 
+What is isolated, exactly (Linux places each *thread* in a network namespace, and a socket in
+the namespace of the thread that created it):
+
+- :func:`enter_private_netns` isolates the whole process: it refuses to run while any other
+  thread exists, so every thread, and every socket any of them opens, is inside. Re-executed
+  under ``unshare -rn`` (not root), the new process is inside from its first instruction.
+- :func:`private_network` (and the ``mcast_network`` pytest fixture built on it) isolates the
+  calling thread, and every thread that thread starts inside the block. Threads that already
+  existed (a thread pool's workers started earlier, another test's helper thread) stay in the
+  namespace they were in: their sockets reach that namespace's interfaces. It warns
+  (``RuntimeWarning``, naming them) when such threads exist. Sockets opened inside the block stay
+  in the private network after it ends (closing them is up to you).
+- :meth:`Peer.run` runs a function on a new thread inside that peer's namespace.
+
 Needs Linux, and root (or unprivileged user namespaces, with ``argv`` given to re-execute under
 ``unshare -rn``). Elsewhere :class:`NetnsError` says why.
 
@@ -27,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -34,17 +49,20 @@ from typing import TypeVar
 from ..interfaces import rescan_interfaces
 from ._netns import (
     CLONE_NEWNET,
-    MARKER_ENV,
     NetnsError,
     enter_private_netns,
-    finish_reexec,
     in_private_netns,
-    ip,
     libc,
+    other_threads,
     quiet_ipv6,
-    setup_host_namespace,
-    sysctl,
 )
+
+# Internals this project's own tests and tools use; importable, but not part of the documented API.
+from ._netns import MARKER_ENV as MARKER_ENV
+from ._netns import finish_reexec as finish_reexec
+from ._netns import ip as ip
+from ._netns import setup_host_namespace as setup_host_namespace
+from ._netns import sysctl as sysctl
 
 _T = TypeVar("_T")
 
@@ -54,6 +72,16 @@ class Peer:
 
     ``host_if`` is this namespace's end, ``peer_if`` the peer's; each gets ``/24`` and ``/64``
     addresses ``198.18.N.1`` / ``2001:db8:N::1`` (here) and ``.2`` / ``::2`` (there).
+
+    Attributes:
+        n: the peer's number N.
+        host_if: this namespace's end of the veth pair (``mxvNh``).
+        peer_if: the peer's end (``mxvNp``), where its default routes point.
+        host_ip4: this end's IPv4 address (none on a bridged peer's host end).
+        peer_ip4: the peer's IPv4 address.
+        host_ip6: this end's IPv6 address.
+        peer_ip6: the peer's IPv6 address.
+        pid: a process inside the peer namespace (for ``nsenter -t PID -n``).
     """
 
     def __init__(self, n: int, bridge: str | None = None) -> None:
@@ -196,21 +224,18 @@ def bridged_peers(count: int) -> Iterator[list[Peer]]:
             ip("link", "del", bridge)
 
 
+#: The documented API. ``ip``, ``sysctl``, ``finish_reexec``, ``setup_host_namespace`` and
+#: ``MARKER_ENV`` stay importable for this project's own tests but are internals: not part of it.
 __all__ = [
-    "MARKER_ENV",
     "NetnsError",
     "Network",
     "Peer",
     "bridged_peers",
     "enter_new_netns_on_this_thread",
     "enter_private_netns",
-    "finish_reexec",
     "in_private_netns",
-    "ip",
     "peers",
     "private_network",
-    "setup_host_namespace",
-    "sysctl",
     "wait_for_mcast_route",
 ]
 
@@ -242,11 +267,13 @@ class Network:
 def private_network(peers: int = 1) -> Iterator[Network]:
     """Run the ``with`` block in a network of its own, then come back.
 
-    The calling thread moves into a new network namespace: ``lo`` up with IPv4 and IPv6 multicast
-    routes, and ``peers`` further namespaces linked by veth pairs (see :class:`Peer`), the first
-    holding the default routes. Sockets opened in the block live there; nothing reaches the
-    machine's own interfaces. On exit the peers are removed and the thread returns to the
-    namespace it was in. Linux and root (CAP_NET_ADMIN) only; elsewhere raises NetnsError saying why.
+    The calling thread (and any thread it starts inside the block) moves into a new network
+    namespace; threads that already exist do not, and a ``RuntimeWarning`` names them. The new
+    namespace has ``lo`` up with IPv4 and IPv6 multicast routes, and ``peers`` further namespaces
+    linked by veth pairs (see :class:`Peer`), the first holding the default routes. Sockets those
+    threads open in the block live there and never reach the machine's own interfaces. On exit
+    the peers are removed and the thread returns to the namespace it was in. Linux and root
+    (CAP_NET_ADMIN) only; elsewhere raises NetnsError saying why.
 
     Raises:
         NetnsError: not Linux, not permitted, or a link could not be configured.
@@ -255,6 +282,15 @@ def private_network(peers: int = 1) -> Iterator[Network]:
         raise NetnsError(f"private networks need Linux network namespaces (this is {sys.platform})")
     if peers < 1:
         raise ValueError(f"peers must be at least 1, not {peers}")
+    others = other_threads()
+    if others:
+        warnings.warn(
+            f"private_network() isolates only the calling thread (and threads it starts inside the "
+            f"block); {len(others)} other thread(s) already running stay on the network they were on: "
+            f"{', '.join(others)}",
+            RuntimeWarning,
+            stacklevel=3,  # (through contextmanager's __enter__)
+        )
     original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     made: list[Peer] = []
     try:

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
@@ -31,11 +32,14 @@ def _netns_id(pid: int | str = "self") -> str:
 
 
 def enter_private_netns(argv: list[str] | None = None) -> None:
-    """Move this process into a new, empty network namespace.
+    """Move this whole process into a new, empty network namespace.
 
-    As root this unshares in place (call it before any thread starts). Otherwise, when ``argv``
-    is given, the process re-executes itself under ``unshare -rn``. Raises NetnsError if neither
-    works. Afterwards ``lo`` is up and :func:`in_private_netns` is true.
+    As root this unshares in place. Linux moves only the calling thread, so this refuses (raises
+    NetnsError, naming them) while the process has any other thread: call it first thing, before
+    any thread starts; every thread started afterwards is inside. Otherwise, when ``argv`` is
+    given, the process re-executes itself under ``unshare -rn`` (a new process: nothing stays
+    outside). Raises NetnsError if neither works. Afterwards ``lo`` is up and
+    :func:`in_private_netns` is true.
     """
     if os.environ.get(MARKER_ENV) == "reexec":
         finish_reexec()
@@ -45,6 +49,13 @@ def enter_private_netns(argv: list[str] | None = None) -> None:
         raise NetnsError("private network namespaces need Linux")
     before = _netns_id()
     if os.geteuid() == 0:
+        others = other_threads()
+        if others:
+            raise NetnsError(
+                f"enter_private_netns() moves only the calling thread, and this process has "
+                f"{len(others)} other thread(s) ({', '.join(others)}) that would stay on the machine's "
+                "network: call it before starting any thread (or run the code under 'unshare -n')"
+            )
         if libc().unshare(CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
             raise NetnsError(f"unshare(CLONE_NEWNET) failed: {os.strerror(err)}")
@@ -57,6 +68,29 @@ def enter_private_netns(argv: list[str] | None = None) -> None:
         raise NetnsError("unshare() returned but the network namespace did not change")
     os.environ[MARKER_ENV] = _netns_id()
     setup_host_namespace()
+
+
+def other_threads() -> list[str]:
+    """The process's threads other than the calling one, by name (OS threads that Python did not
+    start are listed by their kernel name), so a caller can refuse to isolate only part of it."""
+    me = threading.get_native_id()
+    by_id = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: Python's own threads are all that can be seen
+        tids = list(by_id)
+    names = []
+    for tid in tids:
+        if tid == me:
+            continue
+        name = by_id.get(tid)
+        if name is None:
+            try:
+                name = Path(f"/proc/self/task/{tid}/comm").read_text().strip() + f" (native {tid})"
+            except OSError:
+                continue  # it ended meanwhile
+        names.append(name)
+    return names
 
 
 def finish_reexec() -> None:
