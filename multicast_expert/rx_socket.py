@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from . import _platform
+from . import _platform, _rx_read
 from ._compat import rx as _compat
 from ._compat.names import (  # 1.2.0 exported these from this module
     LOCALHOST_IPV4,
@@ -37,7 +37,7 @@ from ._errors import EngineClosedError, MulticastExpertError, MulticastValueErro
 from ._lifecycle import OpenCloseContext, apply_sockopt
 from ._membership import Membership, RxSettings, Unit
 from ._packet import DEFAULT_RX_BUFSIZE, McastPacket
-from ._platform import DROPPED, METADATA, Concern, Dropped
+from ._platform import METADATA, Concern
 from ._rx_args import parse_sources, pick_interfaces
 from ._validate import (
     IPv4Or6Address,
@@ -59,10 +59,7 @@ from .interfaces import IfaceInfo, IfaceSpecifier
 _MAX_BUF = 2**31
 #: Seconds between rescans where the OS gives no change notifications.
 RESCAN_PERIOD = 1.0
-#: Largest buffer a batch receive reads each datagram into (a UDP payload is at most 65,535 bytes).
-_BATCH_BUFSIZE = 65535
 _log = logging.getLogger("multicast_expert.rx")
-_new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
 
 
 class McastRxSocket(OpenCloseContext):
@@ -408,31 +405,7 @@ class McastRxSocket(OpenCloseContext):
             if not isinstance(flags, int) or isinstance(flags, bool):
                 raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
             flags = int(flags)
-        io = _platform.IO
-        recvfrom, from_fd = io.recvfrom, io.recv_from_fd
-        if from_fd is not None:  # (the C accelerator: straight from the descriptor)
-
-            def read(u: Unit) -> tuple[bytes, IPv4Or6Address] | Dropped:
-                got: tuple[bytes, IPv4Or6Address] = from_fd(u.fd, bufsize, flags)
-                return got
-
-        else:
-
-            def read(u: Unit) -> tuple[bytes, IPv4Or6Address] | Dropped:
-                return recvfrom(u.reader, bufsize, flags, u.group)
-
-        wait_read = io.wait_read
-        fast = None
-        if wait_read is not None and not flags:
-
-            def fast(
-                u: Unit, wake_fd: int, timeout: float | None
-            ) -> tuple[bytes, IPv4Or6Address] | bool | None:
-                got: tuple[bytes, IPv4Or6Address] | bool | None = wait_read(
-                    u.fd, wake_fd, bufsize, timeout, False
-                )
-                return got
-
+        read, fast = _rx_read.datagram_readers(bufsize, flags)
         try:
             return self._engine.receive(read, timeout, bool(flags & _MSG_PEEK), fast)
         except EngineClosedError:
@@ -455,37 +428,11 @@ class McastRxSocket(OpenCloseContext):
     def _recv_packet(self, bufsize: int, timeout: float | None) -> McastPacket | None:
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
-        read = self._meta_reader(bufsize) if self._meta else _plain_reader(bufsize)
-        wait_read = _platform.IO.wait_read
-        fast = None
-        if wait_read is not None and not self._meta:
-
-            def fast(u: Unit, wake_fd: int, timeout: float | None) -> McastPacket | bool | None:
-                got = wait_read(u.fd, wake_fd, bufsize, timeout, True)
-                if got is None or got is False:
-                    return None if got is None else False
-                data, src, truncated = got
-                packet: McastPacket = _new(
-                    McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
-                )
-                return packet
-
+        read, fast = _rx_read.packet_readers(bufsize, self.addr_family, self._meta)
         try:
             return self._engine.receive(read, timeout, False, fast)
         except EngineClosedError:
             raise _closed("recv_packet()") from None
-
-    def _meta_reader(self, bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
-        recv_meta, family = _platform.IO.recv_packet_meta, self.addr_family
-
-        def read(u: Unit) -> McastPacket | Dropped:
-            got = recv_meta(u.reader, bufsize, family, u.group)
-            if got is DROPPED:
-                return got
-            data, src, truncated, (ttl, tos, stamp) = got
-            return McastPacket(data, src, u.group, u.iface.index, truncated, ttl, tos, stamp)
-
-        return read
 
     def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
         """Receive up to ``max_packets`` datagrams at once.
@@ -507,41 +454,11 @@ class McastRxSocket(OpenCloseContext):
         check_int_range(max_packets, "max_packets", 1, 1024)
         check_bufsize(bufsize)
         try:
-            return self._engine.receive_batch(self._batch_reader(bufsize), max_packets, timeout)
+            return self._engine.receive_batch(
+                _rx_read.batch_reader(bufsize, self.addr_family, self._meta), max_packets, timeout
+            )
         except EngineClosedError:
             raise _closed("recv_batch()") from None
-
-    def _batch_reader(self, bufsize: int) -> Callable[[Unit, int], list[McastPacket]]:
-        """``read_many(unit, n)``: recvmmsg where the OS has it, else one datagram at a time."""
-        io, family, meta = _platform.IO, self.addr_family, self._meta
-        size = min(bufsize, _BATCH_BUFSIZE)
-        one = self._meta_reader(bufsize) if meta else _plain_reader(bufsize)
-
-        def read_many(u: Unit, n: int) -> list[McastPacket]:
-            if not meta:
-                packets = io.recv_packets(u.reader, n, size, u.group, u.iface.index, McastPacket)
-                if packets is not None:
-                    return packets
-            got = io.recv_many(u.reader, n, size, meta)
-            group, index = u.group, u.iface.index
-            if got is not None:
-                if not meta:
-                    return [
-                        _new(McastPacket, (d, src, group, index, t, None, None, None)) for d, src, t, _ in got
-                    ]
-                decode = io.decode_meta
-                return [McastPacket(d, src, group, index, t, *decode(anc, family)) for d, src, t, anc in got]
-            out: list[McastPacket] = []
-            while len(out) < n:
-                try:
-                    packet = one(u)
-                except (BlockingIOError, InterruptedError):
-                    break
-                if packet is not DROPPED:
-                    out.append(packet)
-            return out
-
-        return read_many
 
     # ---- descriptors and options ---------------------------------------------------------------
     def filenos(self) -> list[int]:
@@ -576,33 +493,6 @@ _MSG_PEEK = int(socket.MSG_PEEK)
 
 def _closed(what: str) -> SocketClosedError:
     return SocketClosedError(f"{what} on a closed McastRxSocket; open it first")
-
-
-def _plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
-    from_fd = _platform.IO.recv_packet_fd
-    if from_fd is not None:  # (the C accelerator: straight from the descriptor)
-
-        def read_fd(u: Unit) -> McastPacket | Dropped:
-            data, src, truncated = from_fd(u.fd, bufsize)
-            packet: McastPacket = _new(
-                McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
-            )
-            return packet
-
-        return read_fd
-    recv_packet = _platform.IO.recv_packet
-
-    def read(u: Unit) -> McastPacket | Dropped:
-        got = recv_packet(u.reader, bufsize, u.group)
-        if got is DROPPED:
-            return got
-        data, src, truncated = got
-        packet: McastPacket = _new(
-            McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
-        )
-        return packet
-
-    return read
 
 
 __all__ = [

@@ -1,0 +1,157 @@
+"""The read functions the receive engine calls for McastRxSocket, built once per receive call from
+the per-OS I/O layer: one datagram, one packet (with or without metadata), a batch.
+
+Layering rule: uses the per-OS I/O layer, the packet type and the membership's units only. Each
+read returns its datagram, ``DROPPED`` (taken but not this socket's: read again) or raises
+BlockingIOError (nothing queued); the *fast* ones, where the OS layer offers a single-call wait and
+read (the C accelerator), wait too and return None on timeout or False when woken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import _platform
+from ._membership import Unit
+from ._packet import McastPacket
+from ._platform import DROPPED, Dropped
+from ._validate import IPv4Or6Address
+
+#: Largest buffer a batch receive reads each datagram into (a UDP payload is at most 65,535 bytes).
+BATCH_BUFSIZE = 65535
+_new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
+
+Datagram = tuple[bytes, IPv4Or6Address]
+
+
+def datagram_readers(
+    bufsize: int, flags: int
+) -> tuple[
+    Callable[[Unit], Datagram | Dropped], Callable[[Unit, int, float | None], Datagram | bool | None] | None
+]:
+    """``(read, fast)`` for recvfrom: ``(payload, sender)``. No fast one with ``flags``."""
+    io = _platform.IO
+    recvfrom, from_fd = io.recvfrom, io.recv_from_fd
+    if from_fd is not None:  # (the C accelerator: straight from the descriptor)
+
+        def read(u: Unit) -> Datagram | Dropped:
+            got: Datagram = from_fd(u.fd, bufsize, flags)
+            return got
+
+    else:
+
+        def read(u: Unit) -> Datagram | Dropped:
+            return recvfrom(u.reader, bufsize, flags, u.group)
+
+    wait_read = io.wait_read
+    if wait_read is None or flags:
+        return read, None
+
+    def fast(u: Unit, wake_fd: int, timeout: float | None) -> Datagram | bool | None:
+        got: Datagram | bool | None = wait_read(u.fd, wake_fd, bufsize, timeout, False)
+        return got
+
+    return read, fast
+
+
+def packet_readers(
+    bufsize: int, family: int, meta: bool
+) -> tuple[
+    Callable[[Unit], McastPacket | Dropped],
+    Callable[[Unit, int, float | None], McastPacket | bool | None] | None,
+]:
+    """``(read, fast)`` for recv_packet. No fast one with metadata."""
+    if meta:
+        return meta_reader(bufsize, family), None
+    read = plain_reader(bufsize)
+    wait_read = _platform.IO.wait_read
+    if wait_read is None:
+        return read, None
+
+    def fast(u: Unit, wake_fd: int, timeout: float | None) -> McastPacket | bool | None:
+        got = wait_read(u.fd, wake_fd, bufsize, timeout, True)
+        if got is None or got is False:
+            return None if got is None else False
+        data, src, truncated = got
+        packet: McastPacket = _new(
+            McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
+        )
+        return packet
+
+    return read, fast
+
+
+def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
+    """One datagram as an McastPacket without metadata."""
+    from_fd = _platform.IO.recv_packet_fd
+    if from_fd is not None:  # (the C accelerator: straight from the descriptor)
+
+        def read_fd(u: Unit) -> McastPacket | Dropped:
+            data, src, truncated = from_fd(u.fd, bufsize)
+            packet: McastPacket = _new(
+                McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
+            )
+            return packet
+
+        return read_fd
+    recv_packet = _platform.IO.recv_packet
+
+    def read(u: Unit) -> McastPacket | Dropped:
+        got = recv_packet(u.reader, bufsize, u.group)
+        if got is DROPPED:
+            return got
+        data, src, truncated = got
+        packet: McastPacket = _new(
+            McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
+        )
+        return packet
+
+    return read
+
+
+def meta_reader(bufsize: int, family: int) -> Callable[[Unit], McastPacket | Dropped]:
+    """One datagram as an McastPacket with TTL, TOS and receive time (None where unsupported)."""
+    recv_meta = _platform.IO.recv_packet_meta
+
+    def read(u: Unit) -> McastPacket | Dropped:
+        got = recv_meta(u.reader, bufsize, family, u.group)
+        if got is DROPPED:
+            return got
+        data, src, truncated, (ttl, tos, stamp) = got
+        return McastPacket(data, src, u.group, u.iface.index, truncated, ttl, tos, stamp)
+
+    return read
+
+
+def batch_reader(bufsize: int, family: int, meta: bool) -> Callable[[Unit, int], list[McastPacket]]:
+    """``read_many(unit, n)``: recvmmsg where the OS has it (straight into packets with the C
+    accelerator), else one datagram at a time."""
+    io = _platform.IO
+    size = min(bufsize, BATCH_BUFSIZE)
+    one = meta_reader(bufsize, family) if meta else plain_reader(bufsize)
+
+    def read_many(u: Unit, n: int) -> list[McastPacket]:
+        if not meta:
+            packets = io.recv_packets(u.reader, n, size, u.group, u.iface.index, McastPacket)
+            if packets is not None:
+                return packets
+        got = io.recv_many(u.reader, n, size, meta)
+        group, index = u.group, u.iface.index
+        if got is not None:
+            if not meta:
+                return [
+                    _new(McastPacket, (d, src, group, index, t, None, None, None)) for d, src, t, _ in got
+                ]
+            decode = io.decode_meta
+            return [McastPacket(d, src, group, index, t, *decode(anc, family)) for d, src, t, anc in got]
+        out: list[McastPacket] = []
+        while len(out) < n:
+            try:
+                packet = one(u)
+            except (BlockingIOError, InterruptedError):
+                break
+            if packet is not DROPPED:
+                out.append(packet)
+        return out
+
+    return read_many
