@@ -24,10 +24,10 @@ from typing import NamedTuple, TypeVar
 
 from . import _platform
 from ._engine import ReceiveEngine
-from ._errors import EngineClosedError, MulticastExpertError
+from ._errors import EngineClosedError, MulticastExpertError, SocketClosedError
 from ._packet import McastPacket
 from ._platform import DROPPED, Dropped
-from ._validate import IPv4Or6Address, check_bufsize, check_int_range
+from ._validate import IPv4Or6Address, check_bufsize, check_flags, check_int_range
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -141,9 +141,9 @@ def batch_reader(bufsize: int) -> Callable[[ReplyUnit, int], list[McastPacket]]:
     return read_many
 
 
-def closed(what: str) -> MulticastExpertError:
+def closed(what: str) -> SocketClosedError:
     """The error for a receive on a closed sending socket."""
-    return MulticastExpertError(f"{what} on a closed McastTxSocket; open it first")
+    return SocketClosedError(f"{what} on a closed McastTxSocket; open it first")
 
 
 class Replies:
@@ -172,9 +172,7 @@ class Replies:
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
         if flags.__class__ is not int:
-            if not isinstance(flags, int) or isinstance(flags, bool):
-                raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
-            flags = int(flags)
+            flags = check_flags(flags)
         try:
             return self.engine.receive(from_reader(bufsize, flags), timeout, bool(flags & _MSG_PEEK))
         except EngineClosedError:

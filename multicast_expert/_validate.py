@@ -30,6 +30,13 @@ _FAMILY_NAMES: dict[int, str] = {int(socket.AF_INET): "AF_INET", int(socket.AF_I
 _IP_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 
+def check_flags(flags: object) -> int:
+    """recvfrom(2) flags as a plain int (``socket.MSG_PEEK`` is an IntFlag); TypeError otherwise."""
+    if not isinstance(flags, int) or isinstance(flags, bool):
+        raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
+    return int(flags)
+
+
 def check_family(addr_family: object) -> int:
     """Return ``addr_family`` if it is AF_INET or AF_INET6, else raise naming it."""
     if isinstance(addr_family, bool) or not isinstance(addr_family, int):

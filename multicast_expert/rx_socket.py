@@ -45,6 +45,7 @@ from ._validate import (
     check_bool,
     check_bufsize,
     check_family,
+    check_flags,
     check_int_range,
     check_port,
     check_timeout,
@@ -402,9 +403,7 @@ class McastRxSocket(OpenCloseContext):
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
         if flags.__class__ is not int:
-            if not isinstance(flags, int) or isinstance(flags, bool):
-                raise TypeError(f"flags must be an int (socket.MSG_* values), not {flags!r}")
-            flags = int(flags)
+            flags = check_flags(flags)
         read, fast = _rx_read.datagram_readers(bufsize, flags)
         try:
             return self._engine.receive(read, timeout, bool(flags & _MSG_PEEK), fast)
