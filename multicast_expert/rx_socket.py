@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import _platform, _rx_read
 from ._compat import rx as _compat
@@ -158,6 +159,8 @@ class McastRxSocket(OpenCloseContext):
             apply=self._engine.apply,
         )
         self._watch: socket.socket | None = None
+        #: Read functions already built, by (kind, bufsize, flags): a receive reuses them.
+        self._readers: dict[tuple[int, int, int], tuple[Callable[..., Any], Callable[..., Any] | None]] = {}
         self._open_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -260,6 +263,7 @@ class McastRxSocket(OpenCloseContext):
             if engine.mode is not Mode.CLOSED:
                 raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
             engine.open()
+            self._readers.clear()  # (built afresh from the OS layer in use now)
             try:
                 self._members.open()
                 if self._follow:
@@ -404,11 +408,22 @@ class McastRxSocket(OpenCloseContext):
             check_bufsize(bufsize)
         if flags.__class__ is not int:
             flags = check_flags(flags)
-        read, fast = _rx_read.datagram_readers(bufsize, flags)
+        readers = self._readers.get((0, bufsize, flags))
+        if readers is None:
+            readers = self._remember((0, bufsize, flags), _rx_read.datagram_readers(bufsize, flags))
+        read, fast = readers
         try:
             return self._engine.receive(read, timeout, bool(flags & _MSG_PEEK), fast)
         except EngineClosedError:
             raise _closed("recvfrom()") from None
+
+    def _remember(
+        self, key: tuple[int, int, int], readers: tuple[Callable[..., Any], Callable[..., Any] | None]
+    ) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+        if len(self._readers) >= 16:  # (a program cycling through buffer sizes: stay bounded)
+            self._readers.clear()
+        self._readers[key] = readers
+        return readers
 
     def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes | None:
         """Receive one datagram's payload, or None on timeout (see :meth:`recvfrom`)."""
@@ -427,7 +442,12 @@ class McastRxSocket(OpenCloseContext):
     def _recv_packet(self, bufsize: int, timeout: float | None) -> McastPacket | None:
         if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
-        read, fast = _rx_read.packet_readers(bufsize, self.addr_family, self._meta)
+        readers = self._readers.get((1, bufsize, 0))
+        if readers is None:
+            readers = self._remember(
+                (1, bufsize, 0), _rx_read.packet_readers(bufsize, self.addr_family, self._meta)
+            )
+        read, fast = readers
         try:
             return self._engine.receive(read, timeout, False, fast)
         except EngineClosedError:
