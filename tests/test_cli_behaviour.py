@@ -287,6 +287,9 @@ def test_unicast_receive_time_is_the_kernels(net: Net) -> None:
     with socket.socket(V4, socket.SOCK_DGRAM) as rx, socket.socket(V4, socket.SOCK_DGRAM) as tx:
         rx.bind(("127.0.0.1", 0))
         assert _host.enable_receive_timestamps(rx)
+        # The kernel turns stamping at arrival on for the whole host a moment after the first
+        # socket asks (a deferred static key); until then a datagram is stamped when it is read.
+        time.sleep(0.2)
         tx.sendto(b"x", rx.getsockname())
         time.sleep(0.3)
         data, _, stamp = _host.recv_stamped(rx, 100)
