@@ -79,6 +79,7 @@ _CLOSED: Final = Mode.CLOSED
 _EMPTY: Final = Mode.EMPTY
 _SINGLE: Final = Mode.SINGLE
 _MULTI: Final = Mode.MULTI
+_monotonic = time.monotonic
 
 
 class _Expired(enum.Enum):
@@ -155,6 +156,10 @@ class ReceiveEngine(Generic[_U]):
         self._periodic_due = 0.0
         #: Neither services nor a periodic callback: the fast paths may poll directly.
         self._plain = True
+        #: The fast paths' conditions, kept by :meth:`_set_hot`: the only socket (SINGLE and
+        #: plain), and whether the engine is MULTI and plain.
+        self._hot: _U | None = None
+        self._hot_multi = False
         #: Rotates which ready socket a batch serves first, so leftovers are shared out fairly.
         self._turn = 0
         _engines.add(self)  # type: ignore[arg-type]
@@ -193,6 +198,7 @@ class ReceiveEngine(Generic[_U]):
         with self._lock:
             self._services[fd] = callback
             self._plain = False
+            self._set_hot()
             if self._poller is not None:
                 self._poller.register(fd)
 
@@ -203,12 +209,14 @@ class ReceiveEngine(Generic[_U]):
                 with contextlib.suppress(OSError, ValueError, KeyError):
                     self._poller.unregister(fd)
             self._plain = not self._services and self._periodic is None
+            self._set_hot()
 
     def set_periodic(self, period: float, callback: Callable[[], None]) -> None:
         """Call ``callback`` at least every ``period`` seconds while a receive waits."""
         self._periodic = (period, callback)
         self._periodic_due = time.monotonic() + period
         self._plain = False
+        self._set_hot()
 
     def _set_mode(self) -> None:
         if self.mode is _CLOSED:
@@ -216,6 +224,12 @@ class ReceiveEngine(Generic[_U]):
         n = len(self.by_fd)
         self._single = next(iter(self.by_fd.values())) if n == 1 else None
         self.mode = _SINGLE if n == 1 else _MULTI if n else _EMPTY
+        self._set_hot()
+
+    def _set_hot(self) -> None:
+        plain = self._plain and self.mode is not _CLOSED
+        self._hot = self._single if plain and self.mode is _SINGLE else None
+        self._hot_multi = plain and self.mode is _MULTI
 
     def close(self, units: list[_U]) -> None:
         """Enter CLOSED, wake every receiver (they raise EngineClosedError), close ``units``."""
@@ -232,6 +246,7 @@ class ReceiveEngine(Generic[_U]):
             self._services.clear()
             self._periodic = None
             self._plain = True
+            self._set_hot()
 
     def forget_poller(self) -> None:
         """After fork(), in the child: let go of the poller shared with the parent."""
@@ -270,89 +285,134 @@ class ReceiveEngine(Generic[_U]):
         timeout: float | None,
         peek: bool = False,
         wait_read: Callable[[_U, int, float | None], _T | bool | None] | None = None,
+        multi: Callable[[dict[int, _U], int, int, float | None], _T | list[int] | None] | None = None,
     ) -> _T | None:
         """Read one datagram with ``read`` from whichever socket has one; None on timeout.
 
         ``read`` returns the datagram, ``DROPPED`` (taken, not ours: read again) or raises
         BlockingIOError (nothing queued). ``peek``: the read left the datagram queued, so the next
-        receive starts at the same socket. ``wait_read(unit, wake_fd, timeout)``, where the OS layer
-        offers one, waits for and reads one socket in a single call (None: timeout; False:
-        ``wake_fd``, the poller's descriptor, became readable first: another socket or a close).
+        receive starts at the same socket. Where the OS layer offers single-call waits and reads:
+        ``wait_read(unit, wake_fd, timeout)`` waits for and reads one socket (None: timeout;
+        False: ``wake_fd``, the poller's descriptor, became readable first: another socket or a
+        close); ``multi(by_fd, poll_fd, wake_fd, timeout)`` waits on the poller and reads the one
+        socket that became ready (None: timeout; a list: the ready descriptors, nothing read).
         Raises EngineClosedError once closed.
         """
-        if wait_read is not None and self.mode is _SINGLE and self._plain and timeout != 0:
-            unit = self._single
-            poller = self._poller
-            if unit is not None and poller is not None:
-                deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout == 0:
+            return self._receive(read, timeout, peek)
+        unit = self._hot
+        if unit is not None:  # SINGLE, nothing but the socket to watch
+            if wait_read is not None:
+                return self._wait_read_one(unit, read, wait_read, timeout, peek)
+            if not self.policy.read_first:
+                return self._poll_read_one(unit, read, timeout, peek)
+        elif self._hot_multi and not self._ready:  # MULTI, nothing but sockets, nothing queued
+            poller = self._poller  # (held: it stays open for this call even if a close drops it)
+            if multi is not None and poller is not None:
+                # (inline: the hot path of many-group receives; multi is a C function)
                 try:
-                    fast = wait_read(unit, poller.fileno(), timeout)
+                    polled = multi(self.by_fd, poller.fd, poller.waker.fd, timeout)
                 except OSError:
-                    if unit.live and self.is_open():
+                    if self.is_open():
                         raise
-                    fast = False  # left or closed under us
-                if fast is None:
-                    return None
-                if fast is not False:
-                    return fast  # type: ignore[return-value]  # (True is never returned)
-                # Woken: another socket is ready, the set changed, or a close; the general loop decides.
-                left = None if deadline is None else deadline - time.monotonic()
-                return self._receive(read, left, peek)
-        if self.mode is _SINGLE and self._plain and timeout != 0 and not self.policy.read_first:
-            # Pure-Python fast path for one socket and ping-pong traffic: one poll, one read.
-            poller, unit = self._poller, self._single
-            if poller is not None and unit is not None:
-                start = 0.0 if timeout is None else time.monotonic()
+                    polled = []  # closed under us: the general loop raises
+                if polled.__class__ is not list:
+                    return polled  # type: ignore[return-value]  # (a datagram, or None: timeout)
+                by_fd = self.by_fd
+                self._ready.extend([by_fd[fd] for fd in polled if fd in by_fd])
+                return self._receive(read, timeout, peek)
+            return self._poll_read_first(read, timeout, peek)
+        return self._receive(read, timeout, peek)
+
+    # The fast paths: one wait and one read for the common cases. Whatever they cannot settle
+    # (a wake-up, a datagram someone else took, several ready sockets) goes to the general loop.
+
+    def _wait_read_one(
+        self,
+        unit: _U,
+        read: Callable[[_U], _T | Dropped],
+        wait_read: Callable[[_U, int, float | None], _T | bool | None],
+        timeout: float | None,
+        peek: bool,
+    ) -> _T | None:
+        """One socket, waited for and read in one call of the OS layer (the accelerator)."""
+        poller = self._poller
+        if poller is None:
+            return self._receive(read, timeout, peek)
+        start = 0.0 if timeout is None else _monotonic()
+        try:
+            got = wait_read(unit, poller.fd, timeout)
+        except OSError:
+            if unit.live and self.is_open():
+                raise
+            got = False  # left or closed under us
+        if got is None:
+            return None
+        if got is not False:
+            return got  # type: ignore[return-value]  # (True is never returned)
+        # Woken: another socket is ready, the set changed, or a close; the general loop decides.
+        return self._receive(read, None if timeout is None else start + timeout - _monotonic(), peek)
+
+    def _poll_read_one(
+        self, unit: _U, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool
+    ) -> _T | None:
+        """One socket and ping-pong traffic (pure Python): one poll, one read."""
+        poller = self._poller
+        if poller is None:
+            return self._receive(read, timeout, peek)
+        start = 0.0 if timeout is None else _monotonic()
+        try:
+            events = poller.poll(timeout)
+        except (ValueError, OSError):
+            events = [(-1, 0)]  # closed under us: the general loop raises
+        if not events:
+            return None
+        try:
+            got = read(unit)
+        except (BlockingIOError, InterruptedError):
+            pass  # (another thread took it, or the wake-up was a close or a join)
+        except OSError:
+            if unit.live and self.is_open():
+                raise
+        else:
+            if got is not DROPPED:
+                self.policy.found(True)
+                return got
+        return self._receive(read, None if timeout is None else start + timeout - _monotonic(), peek)
+
+    def _poll_read_first(
+        self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool
+    ) -> _T | None:
+        """Several sockets (pure Python): one poll, and when exactly one socket is ready, read it
+        at once. Readiness is level-triggered, so nothing seen here is lost to the general loop."""
+        poller = self._poller
+        if poller is None:
+            return self._receive(read, timeout, peek)
+        try:
+            events = poller.poll(timeout)
+        except (ValueError, OSError):
+            events = []
+        else:
+            if not events:  # (a close would have woken the poll)
+                return None
+        if len(events) == 1:
+            first = self.by_fd.get(events[0][0])
+            if first is not None:
                 try:
-                    events = poller.poll(timeout)
-                except (ValueError, OSError):
-                    events = [(-1, 0)]  # closed under us: the general loop raises
-                if not events:
-                    return None
-                try:
-                    got = read(unit)
+                    got = read(first)
                 except (BlockingIOError, InterruptedError):
-                    pass  # (another thread took it, or the wake-up was a close or a join)
+                    pass
                 except OSError:
-                    if unit.live and self.is_open():
+                    if first.live and self.is_open():
                         raise
                 else:
                     if got is not DROPPED:
-                        self.policy.found(True)
+                        if peek:
+                            self._ready.appendleft(first)
                         return got
-                left = None if timeout is None else start + timeout - time.monotonic()
-                return self._receive(read, left, peek)
-        if self.mode is _MULTI and not self._ready and self._plain and timeout != 0:
-            # Fast path (several sockets, nothing queued): one poll, and when exactly one socket is
-            # ready, read it at once. Anything else falls through to the general loop; readiness is
-            # level-triggered, so nothing seen here is lost.
-            poller = self._poller
-            if poller is not None:
-                try:
-                    events = poller.poll(timeout)
-                except (ValueError, OSError):
-                    events = []
-                else:
-                    if not events:  # (a close would have woken the poll)
-                        return None
-                if len(events) == 1:
-                    first = self.by_fd.get(events[0][0])
-                    if first is not None:
-                        try:
-                            got = read(first)
-                        except (BlockingIOError, InterruptedError):
-                            pass
-                        except OSError:
-                            if first.live and self.is_open():
-                                raise
-                        else:
-                            if got is not DROPPED:
-                                if peek:
-                                    self._ready.appendleft(first)
-                                return got
-                elif events:
-                    by_fd = self.by_fd
-                    self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
+        elif events:
+            by_fd = self.by_fd
+            self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
         return self._receive(read, timeout, peek)
 
     def _receive(self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool) -> _T | None:

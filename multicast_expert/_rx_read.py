@@ -9,7 +9,9 @@ read (the C accelerator), wait too and return None on timeout or False when woke
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import TypeVar
 
 from . import _platform
 from ._membership import Unit
@@ -22,14 +24,19 @@ BATCH_BUFSIZE = 65535
 _new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
 
 Datagram = tuple[bytes, IPv4Or6Address]
+_T = TypeVar("_T")
 
 
-def datagram_readers(
-    bufsize: int, flags: int
-) -> tuple[
-    Callable[[Unit], Datagram | Dropped], Callable[[Unit, int, float | None], Datagram | bool | None] | None
-]:
-    """``(read, fast)`` for recvfrom: ``(payload, sender)``. No fast one with ``flags``."""
+#: ``fast(unit, wake_fd, timeout)``: one socket's wait and read in one call (None: timeout; False:
+#: woken first). ``multi(by_fd, poll_fd, wake_fd, timeout)``: a poller's wait and, when one socket
+#: became ready, its read: the datagram, None (timeout) or the ready descriptors (nothing read).
+Fast = Callable[[Unit, int, float | None], _T | bool | None]
+Multi = Callable[[dict[int, Unit], int, int, float | None], _T | list[int] | None]
+Readers = tuple[Callable[[Unit], _T | Dropped], Fast[_T] | None, Multi[_T] | None]
+
+
+def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
+    """``(read, fast, multi)`` for recvfrom: ``(payload, sender)``. No fast ones with ``flags``."""
     io = _platform.IO
     recvfrom, from_fd = io.recvfrom, io.recv_from_fd
     if from_fd is not None:  # (the C accelerator: straight from the descriptor)
@@ -43,42 +50,47 @@ def datagram_readers(
         def read(u: Unit) -> Datagram | Dropped:
             return recvfrom(u.reader, bufsize, flags, u.group)
 
-    wait_read = io.wait_read
-    if wait_read is None or flags:
-        return read, None
+    wait_read, poll_read = io.wait_read, io.poll_read
+    if flags:
+        return read, None, None
+    fast: Fast[Datagram] | None = None
+    multi: Multi[Datagram] | None = None
+    if wait_read is not None:
 
-    def fast(u: Unit, wake_fd: int, timeout: float | None) -> Datagram | bool | None:
-        got: Datagram | bool | None = wait_read(u.fd, wake_fd, bufsize, timeout, False)
-        return got
+        def fast(u: Unit, wake_fd: int, timeout: float | None) -> Datagram | bool | None:
+            got: Datagram | bool | None = wait_read(u.fd, wake_fd, bufsize, timeout, False)
+            return got
 
-    return read, fast
+    if poll_read is not None:  # (a C function: no Python frame between the engine and the OS)
+        multi = functools.partial(poll_read, bufsize, None)
+
+    return read, fast, multi
 
 
-def packet_readers(
-    bufsize: int, family: int, meta: bool
-) -> tuple[
-    Callable[[Unit], McastPacket | Dropped],
-    Callable[[Unit, int, float | None], McastPacket | bool | None] | None,
-]:
-    """``(read, fast)`` for recv_packet. No fast one with metadata."""
+def packet_readers(bufsize: int, family: int, meta: bool) -> Readers[McastPacket]:
+    """``(read, fast, multi)`` for recv_packet. No fast ones with metadata."""
     if meta:
-        return meta_reader(bufsize, family), None
+        return meta_reader(bufsize, family), None, None
     read = plain_reader(bufsize)
-    wait_read = _platform.IO.wait_read
-    if wait_read is None:
-        return read, None
+    wait_read, poll_read = _platform.IO.wait_read, _platform.IO.poll_read
+    fast: Fast[McastPacket] | None = None
+    multi: Multi[McastPacket] | None = None
+    if wait_read is not None:
 
-    def fast(u: Unit, wake_fd: int, timeout: float | None) -> McastPacket | bool | None:
-        got = wait_read(u.fd, wake_fd, bufsize, timeout, True)
-        if got is None or got is False:
-            return None if got is None else False
-        data, src, truncated = got
-        packet: McastPacket = _new(
-            McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
-        )
-        return packet
+        def fast(u: Unit, wake_fd: int, timeout: float | None) -> McastPacket | bool | None:
+            got = wait_read(u.fd, wake_fd, bufsize, timeout, True)
+            if got is None or got is False:
+                return None if got is None else False
+            data, src, truncated = got
+            packet: McastPacket = _new(
+                McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
+            )
+            return packet
 
-    return read, fast
+    if poll_read is not None:  # (a C function: no Python frame between the engine and the OS)
+        multi = functools.partial(poll_read, bufsize, McastPacket)
+
+    return read, fast, multi
 
 
 def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:

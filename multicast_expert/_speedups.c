@@ -48,6 +48,8 @@
 #define MAX_VLEN 1024
 /* recv_from/recv_packet/wait_recv read into the C stack up to this size, else into the heap. */
 #define STACK_BUF 8192
+/* epoll_recv: most events one epoll_wait reports (readiness is level-triggered: the rest stay). */
+#define EPOLL_BATCH 64
 
 typedef union {
     struct sockaddr sa;
@@ -58,6 +60,8 @@ typedef union {
 /* tuple.__new__, looked up once: builds instances of tuple subclasses (NamedTuples) the way
  * tuple.__new__(cls, items) does, so hash caching and GC tracking are the interpreter's own. */
 static newfunc tuple_new;
+/* Attribute names epoll_recv reads of a unit, interned once (exec_module). */
+static PyObject *str_group, *str_iface, *str_index, *str_live;
 
 /* ---- argument helpers ------------------------------------------------------------------------ */
 
@@ -568,31 +572,125 @@ sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return r > 0 ? result : NULL;
 }
 
-static PyObject *
-sp_epoll_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+/* Set exc.<name> = value on the exception being raised (best effort: an exception type without a
+ * __dict__ just goes without it). */
+static void
+attach_int(const char *name, Py_ssize_t value)
 {
-    int epfd, waker, maxevents, forever, n, woken = 0;
+    PyObject *type, *val, *tb;
+    PyErr_Fetch(&type, &val, &tb);
+    PyErr_NormalizeException(&type, &val, &tb);
+    if (val != NULL) {
+        PyObject *num = PyLong_FromSsize_t(value);
+        if (num == NULL || PyObject_SetAttrString(val, name, num) < 0)
+            PyErr_Clear();
+        Py_XDECREF(num);
+    }
+    PyErr_Restore(type, val, tb);
+}
+
+/* tuple.__new__(cls, (data, src, group, ifindex, truncated, None, None, None)): steals nothing. */
+static PyObject *
+make_packet(PyObject *cls, PyObject *data, PyObject *src, PyObject *group, PyObject *ifindex, int truncated)
+{
+    PyObject *items = PyTuple_Pack(8, data, src, group, ifindex, truncated ? Py_True : Py_False, Py_None,
+                                   Py_None, Py_None);
+    if (items == NULL)
+        return NULL;
+    PyObject *holder = PyTuple_Pack(1, items);
+    Py_DECREF(items);
+    if (holder == NULL)
+        return NULL;
+    PyObject *pkt = tuple_new((PyTypeObject *)cls, holder, NULL);
+    Py_DECREF(holder);
+    return pkt;
+}
+
+/* What epoll_recv gives for a datagram read from fd: looked up in by_fd (see the .pyi). */
+static PyObject *
+claim(PyObject *by_fd, PyObject *cls, int fd, PyObject *got)
+{
+    PyObject *key = PyLong_FromLong(fd);
+    if (key == NULL)
+        return NULL;
+    PyObject *unit = PyDict_GetItemWithError(by_fd, key); /* borrowed */
+    Py_DECREF(key);
+    if (unit == NULL)
+        return PyErr_Occurred() ? NULL : PyList_New(0); /* a socket left meanwhile: not ours */
+    if (cls == Py_None)
+        return Py_NewRef(got);
+    PyObject *group = PyObject_GetAttr(unit, str_group);
+    PyObject *iface = group == NULL ? NULL : PyObject_GetAttr(unit, str_iface);
+    PyObject *index = iface == NULL ? NULL : PyObject_GetAttr(iface, str_index);
+    PyObject *pkt = NULL;
+    if (index != NULL)
+        pkt = make_packet(cls, PyTuple_GetItem(got, 0), PyTuple_GetItem(got, 1), group, index,
+                          PyTuple_GetItem(got, 2) == Py_True);
+    Py_XDECREF(group);
+    Py_XDECREF(iface);
+    Py_XDECREF(index);
+    return pkt;
+}
+
+/* The read of fd failed (an exception is set): keep it for a live unit of by_fd (with exc.fd);
+ * a socket left or closed meanwhile is passed over: [] (see the .pyi). */
+static PyObject *
+read_failed(PyObject *by_fd, int fd)
+{
+    PyObject *type, *val, *tb;
+    PyErr_Fetch(&type, &val, &tb);
+    PyObject *key = PyLong_FromLong(fd);
+    PyObject *unit = key == NULL ? NULL : PyDict_GetItemWithError(by_fd, key);
+    Py_XDECREF(key);
+    int live = 0;
+    if (unit != NULL) {
+        PyObject *flag = PyObject_GetAttr(unit, str_live);
+        live = flag == NULL ? -1 : PyObject_IsTrue(flag);
+        Py_XDECREF(flag);
+    }
+    if (PyErr_Occurred()) { /* the lookup itself failed: report that one */
+        Py_XDECREF(type);
+        Py_XDECREF(val);
+        Py_XDECREF(tb);
+        return NULL;
+    }
+    if (live > 0) {
+        PyErr_Restore(type, val, tb);
+        attach_int("fd", fd);
+        return NULL;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(val);
+    Py_XDECREF(tb);
+    return PyList_New(0);
+}
+
+/* epoll_recv: the wait and the read of a receive over many sockets in one call (see the .pyi). */
+static PyObject *
+sp_epoll_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int epfd, waker, forever, n;
+    Py_ssize_t bufsize;
     double timeout = 0, deadline = 0;
-    struct epoll_event stack[64];
-    struct epoll_event *events = stack;
-    PyObject *fds, *result;
+    struct epoll_event events[EPOLL_BATCH];
+    PyObject *cls, *by_fd, *fds;
     (void)mod;
 
-    if (check_nargs("epoll_wait_recv", nargs, 4, 4) < 0 || get_fd(args[0], &epfd, 0) < 0 ||
-        get_fd(args[1], &waker, 1) < 0 || get_timeout(args[2], &timeout, &forever) < 0 ||
-        get_int(args[3], &maxevents) < 0)
+    if (check_nargs("epoll_recv", nargs, 6, 6) < 0 || get_size(args[0], &bufsize, "buffersize in epoll_recv") < 0)
         return NULL;
-    if (maxevents <= 0) {
-        PyErr_Format(PyExc_ValueError, "maxevents must be greater than 0, got %d", maxevents);
+    cls = args[1];
+    by_fd = args[2];
+    if (cls != Py_None && (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type))) {
+        PyErr_SetString(PyExc_TypeError, "epoll_recv(): packet_cls must be None or a tuple subclass");
         return NULL;
     }
-    if (maxevents > 64) {
-        if ((size_t)maxevents > SIZE_MAX / sizeof(struct epoll_event))
-            return PyErr_NoMemory();
-        events = PyMem_Malloc((size_t)maxevents * sizeof(struct epoll_event));
-        if (events == NULL)
-            return PyErr_NoMemory();
+    if (!PyDict_Check(by_fd)) {
+        PyErr_SetString(PyExc_TypeError, "epoll_recv(): by_fd must be a dict");
+        return NULL;
     }
+    if (get_fd(args[3], &epfd, 0) < 0 || get_fd(args[4], &waker, 1) < 0 ||
+        get_timeout(args[5], &timeout, &forever) < 0)
+        return NULL;
     if (!forever)
         deadline = monotonic_now() + (timeout > 0 ? timeout : 0);
     for (;;) {
@@ -602,43 +700,53 @@ sp_epoll_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             ms = left > (double)INT_MAX ? INT_MAX : (int)left;
         }
         Py_BEGIN_ALLOW_THREADS
-        n = epoll_wait(epfd, events, maxevents, ms);
+        n = epoll_wait(epfd, events, EPOLL_BATCH, ms);
         Py_END_ALLOW_THREADS
         if (n >= 0)
             break;
-        if (errno != EINTR) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            goto fail;
-        }
+        if (errno != EINTR)
+            return PyErr_SetFromErrno(PyExc_OSError);
         if (PyErr_CheckSignals() < 0)
-            goto fail;
+            return NULL;
+    }
+    if (n == 0)
+        Py_RETURN_NONE;
+    if (n == 1 && events[0].data.fd != waker) {
+        /* The common case: one socket ready. Read it now; the GIL is held from this read to the
+         * lookup in by_fd, so no Python code can close the descriptor and reuse its number. */
+        int fd = events[0].data.fd;
+        char stack[STACK_BUF];
+        PyObject *got = NULL, *result;
+        char *buf = get_buffer(stack, bufsize);
+        if (buf == NULL)
+            return NULL;
+        int r = read_once(fd, buf, bufsize, 0, cls != Py_None, &got);
+        put_buffer(stack, buf);
+        if (r < 0)
+            return read_failed(by_fd, fd);
+        if (r > 0) {
+            result = claim(by_fd, cls, fd, got);
+            Py_DECREF(got);
+            return result;
+        }
+        /* Nothing after all (another reader took it): the caller's general loop decides. */
     }
     fds = PyList_New(0);
     if (fds == NULL)
-        goto fail;
+        return NULL;
     for (int i = 0; i < n; i++) {
         int fd = events[i].data.fd;
-        if (fd == waker && waker >= 0) {
-            woken = 1;
+        if (fd == waker)
             continue;
-        }
         PyObject *num = PyLong_FromLong(fd);
         if (num == NULL || PyList_Append(fds, num) < 0) {
             Py_XDECREF(num);
             Py_DECREF(fds);
-            goto fail;
+            return NULL;
         }
         Py_DECREF(num);
     }
-    if (events != stack)
-        PyMem_Free(events);
-    result = PyTuple_Pack(2, fds, woken ? Py_True : Py_False);
-    Py_DECREF(fds);
-    return result;
-fail:
-    if (events != stack)
-        PyMem_Free(events);
-    return NULL;
+    return fds;
 }
 
 /* ---- batches --------------------------------------------------------------------------------- */
@@ -806,23 +914,6 @@ done:
     return out;
 }
 
-/* Set exc.sent on the exception being raised (best effort: an exception type without a
- * __dict__ just goes without it). */
-static void
-attach_sent(Py_ssize_t sent)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value != NULL) {
-        PyObject *num = PyLong_FromSsize_t(sent);
-        if (num == NULL || PyObject_SetAttrString(value, "sent", num) < 0)
-            PyErr_Clear();
-        Py_XDECREF(num);
-    }
-    PyErr_Restore(type, value, tb);
-}
-
 static PyObject *
 sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -911,7 +1002,7 @@ done:
     /* Every OSError (and, best effort, an exception from a signal handler after some were sent)
      * says how many datagrams of this call went out. */
     if (result == NULL && PyErr_Occurred() && (sent > 0 || PyErr_ExceptionMatches(PyExc_OSError)))
-        attach_sent(sent);
+        attach_int("sent", sent);
     for (Py_ssize_t i = 0; i < parsed; i++)
         PyBuffer_Release(&views[i]);
     PyMem_Free(hdrs);
@@ -930,8 +1021,8 @@ static PyMethodDef methods[] = {
      "recv_packet(fd, bufsize, /) -> (data, address, truncated)"},
     {"wait_recv", (PyCFunction)(void (*)(void))sp_wait_recv, METH_FASTCALL,
      "wait_recv(fd, waker_fd, bufsize, timeout, packet, /) -> result | None | False"},
-    {"epoll_wait_recv", (PyCFunction)(void (*)(void))sp_epoll_wait_recv, METH_FASTCALL,
-     "epoll_wait_recv(epfd, waker_fd, timeout, maxevents, /) -> (fds, woken)"},
+    {"epoll_recv", (PyCFunction)(void (*)(void))sp_epoll_recv, METH_FASTCALL,
+     "epoll_recv(bufsize, packet_cls, by_fd, epfd, waker_fd, timeout, /) -> datagram | list[fd] | None"},
     {"recv_batch", (PyCFunction)(void (*)(void))sp_recv_batch, METH_FASTCALL,
      "recv_batch(fd, count, bufsize, group, ifindex, packet_cls, /) -> list[packet_cls]"},
     {"send_batch", (PyCFunction)(void (*)(void))sp_send_batch, METH_FASTCALL,
@@ -947,6 +1038,14 @@ exec_module(PyObject *m)
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_ImportError, "tuple has no tp_new");
         return -1;
+    }
+    if (str_group == NULL) {
+        str_group = PyUnicode_InternFromString("group");
+        str_iface = PyUnicode_InternFromString("iface");
+        str_index = PyUnicode_InternFromString("index");
+        str_live = PyUnicode_InternFromString("live");
+        if (str_group == NULL || str_iface == NULL || str_index == NULL || str_live == NULL)
+            return -1;
     }
     if (PyModule_AddIntConstant(m, "ARENA_BYTES", ARENA_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "MAX_VLEN", MAX_VLEN) < 0)

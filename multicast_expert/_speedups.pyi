@@ -67,16 +67,35 @@ def wait_recv(
     A closed ``fd`` or ``waker_fd`` (POLLNVAL) is OSError(EBADF).
     """
 
-def epoll_wait_recv(
-    epfd: int, waker_fd: int, timeout: float | None, maxevents: int, /
-) -> tuple[list[int], bool]:
-    """``epoll_wait(epfd, maxevents, timeout)`` without the GIL: ``(ready_fds, woken)``.
+def epoll_recv(
+    bufsize: int,
+    packet_cls: type[_P] | None,
+    by_fd: dict[int, object],
+    epfd: int,
+    waker_fd: int,
+    timeout: float | None,
+    /,
+) -> tuple[bytes, Address] | _P | list[int] | None:
+    """The wait and the read of a receive over many sockets, in one call.
 
-    ``ready_fds`` are the ready descriptors in the kernel's order, without ``waker_fd``; ``woken``
-    is True when ``waker_fd`` was among them (both can be set at once). The epoll set's event data
-    must hold the descriptor, as ``select.epoll.register`` stores it. Timeout: ``([], False)``.
-    ``timeout`` None waits forever, else seconds rounded up to whole milliseconds, as
-    ``select.epoll.poll`` does; 0 or negative does not wait. ``maxevents`` < 1 is ValueError.
+    ``epoll_wait(epfd, 64, timeout)`` without the GIL (``timeout`` None waits forever, else
+    seconds rounded up to whole milliseconds as ``select.epoll.poll`` does; 0 or negative does not
+    wait; NaN is ValueError). The epoll set's event data must hold the descriptor, as
+    ``select.epoll.register`` stores it. ``by_fd`` maps each socket's descriptor to its unit, an
+    object with attributes ``group`` (str), ``iface.index`` (int) and ``live``. Then:
+
+    * nothing ready: None;
+    * exactly one descriptor ready and it is not ``waker_fd``: one non-blocking read of it, with
+      the GIL held from the read to the lookup of the descriptor in ``by_fd`` (so Python code
+      cannot close it and reuse the number in between). A datagram: recv_from's ``(data,
+      sender)`` when ``packet_cls`` is None, else ``tuple.__new__(packet_cls, (data, sender,
+      unit.group, unit.iface.index, truncated, None, None, None))``; a datagram of a descriptor
+      not in ``by_fd`` (a socket left meanwhile) is dropped: ``[]``. A read error raises the
+      OSError, with ``exc.fd`` set, when the descriptor's unit is in ``by_fd`` and live; else
+      ``[]``;
+    * otherwise (several ready, the waker ready, or the read found nothing queued): the ready
+      descriptors in the kernel's order without ``waker_fd``, a list (possibly empty); nothing
+      was read. The waker is never read or drained.
     """
 
 def recv_batch(

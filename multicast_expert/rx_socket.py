@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from . import _platform, _rx_read
@@ -160,7 +160,7 @@ class McastRxSocket(OpenCloseContext):
         )
         self._watch: socket.socket | None = None
         #: Read functions already built, by (kind, bufsize, flags): a receive reuses them.
-        self._readers: dict[tuple[int, int, int], tuple[Callable[..., Any], Callable[..., Any] | None]] = {}
+        self._readers: dict[tuple[int, int, int], _rx_read.Readers[Any]] = {}
         self._open_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -399,27 +399,37 @@ class McastRxSocket(OpenCloseContext):
                 this call waits).
             ValueError, TypeError: a bufsize outside 1..2**31-1.
         """
-        return self._recvfrom(bufsize, flags, self._timeout)
-
-    def _recvfrom(
-        self, bufsize: int, flags: int, timeout: float | None
-    ) -> tuple[bytes, IPv4Or6Address] | None:
-        if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
+        # (the body of _recvfrom, inline: one call less on the hot path)
+        if bufsize.__class__ is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
         if flags.__class__ is not int:
             flags = check_flags(flags)
         readers = self._readers.get((0, bufsize, flags))
         if readers is None:
             readers = self._remember((0, bufsize, flags), _rx_read.datagram_readers(bufsize, flags))
-        read, fast = readers
         try:
-            return self._engine.receive(read, timeout, bool(flags & _MSG_PEEK), fast)
+            return self._engine.receive(
+                readers[0], self._timeout, bool(flags & _MSG_PEEK), readers[1], readers[2]
+            )
         except EngineClosedError:
             raise _closed("recvfrom()") from None
 
-    def _remember(
-        self, key: tuple[int, int, int], readers: tuple[Callable[..., Any], Callable[..., Any] | None]
-    ) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+    def _recvfrom(
+        self, bufsize: int, flags: int, timeout: float | None
+    ) -> tuple[bytes, IPv4Or6Address] | None:
+        if bufsize.__class__ is not int or not 0 < bufsize < _MAX_BUF:
+            check_bufsize(bufsize)
+        if flags.__class__ is not int:
+            flags = check_flags(flags)
+        readers = self._readers.get((0, bufsize, flags))
+        if readers is None:
+            readers = self._remember((0, bufsize, flags), _rx_read.datagram_readers(bufsize, flags))
+        try:
+            return self._engine.receive(readers[0], timeout, bool(flags & _MSG_PEEK), readers[1], readers[2])
+        except EngineClosedError:
+            raise _closed("recvfrom()") from None
+
+    def _remember(self, key: tuple[int, int, int], readers: _rx_read.Readers[Any]) -> _rx_read.Readers[Any]:
         if len(self._readers) >= 16:  # (a program cycling through buffer sizes: stay bounded)
             self._readers.clear()
         self._readers[key] = readers
@@ -437,19 +447,29 @@ class McastRxSocket(OpenCloseContext):
             MulticastExpertError: the socket is closed.
             ValueError, TypeError: a bufsize outside 1..2**31-1.
         """
-        return self._recv_packet(bufsize, self._timeout)
-
-    def _recv_packet(self, bufsize: int, timeout: float | None) -> McastPacket | None:
-        if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
+        # (the body of _recv_packet, inline: one call less on the hot path)
+        if bufsize.__class__ is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
         readers = self._readers.get((1, bufsize, 0))
         if readers is None:
             readers = self._remember(
                 (1, bufsize, 0), _rx_read.packet_readers(bufsize, self.addr_family, self._meta)
             )
-        read, fast = readers
         try:
-            return self._engine.receive(read, timeout, False, fast)
+            return self._engine.receive(readers[0], self._timeout, False, readers[1], readers[2])
+        except EngineClosedError:
+            raise _closed("recv_packet()") from None
+
+    def _recv_packet(self, bufsize: int, timeout: float | None) -> McastPacket | None:
+        if bufsize.__class__ is not int or not 0 < bufsize < _MAX_BUF:
+            check_bufsize(bufsize)
+        readers = self._readers.get((1, bufsize, 0))
+        if readers is None:
+            readers = self._remember(
+                (1, bufsize, 0), _rx_read.packet_readers(bufsize, self.addr_family, self._meta)
+            )
+        try:
+            return self._engine.receive(readers[0], timeout, False, readers[1], readers[2])
         except EngineClosedError:
             raise _closed("recv_packet()") from None
 

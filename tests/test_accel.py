@@ -381,50 +381,133 @@ def test_wait_recv_bad_descriptors(net: Net) -> None:
             sp.wait_recv(-1, -1, 100, 1.0, False)
 
 
-# ---- epoll_wait_recv ----------------------------------------------------------------------------
+# ---- epoll_recv ---------------------------------------------------------------------------------
 
 
-def test_epoll_wait_recv_matches_select_epoll(net: Net) -> None:
-    waker = os.eventfd(0)
-    with select.epoll() as ep, pair(V4) as (a, tx), pair(V6) as (b, tx6):
-        for fd in (a.fileno(), b.fileno(), waker):
+class _Iface:
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class _Unit:
+    """What epoll_recv reads of a unit: group, iface.index, live."""
+
+    def __init__(self, group: str, index: int, live: bool = True) -> None:
+        self.group, self.iface, self.live = group, _Iface(index), live
+
+
+@contextmanager
+def epoll_of(*socks: socket.socket) -> Iterator[tuple[select.epoll, int]]:
+    """An epoll set over ``socks`` plus an eventfd waker (as the engine's poller has)."""
+    waker = os.eventfd(0, os.EFD_NONBLOCK)
+    ep = select.epoll()
+    try:
+        for fd in (waker, *(s.fileno() for s in socks)):
             ep.register(fd, select.EPOLLIN)
-        try:
-            start = time.monotonic()
-            assert sp.epoll_wait_recv(ep.fileno(), waker, 0.2, 16) == ([], False)
-            assert 0.19 <= time.monotonic() - start < 1.5
-            assert sp.epoll_wait_recv(ep.fileno(), waker, 0, 16) == ([], False)
-            tx.sendto(b"1", a.getsockname())
-            tx6.sendto(b"2", b.getsockname())
+        yield ep, waker
+    finally:
+        ep.close()
+        os.close(waker)
+
+
+@FAMILIES
+def test_epoll_recv_reads_the_one_ready_socket(net: Net, family: int) -> None:
+    with pair(family) as (a, tx), pair(family) as (b, _), epoll_of(a, b) as (ep, waker):
+        by_fd: dict[int, object] = {a.fileno(): _Unit("g-a", 7), b.fileno(): _Unit("g-b", 8)}
+        start = time.monotonic()
+        assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 0.2) is None
+        assert 0.19 <= time.monotonic() - start < 1.5
+        assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 0) is None
+        tx.sendto(b"one", a.getsockname())
+        settle(a)
+        assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 1.0) == (b"one", tx.getsockname())
+        tx.sendto(b"two-long", b.getsockname())
+        settle(b)
+        got = sp.epoll_recv(3, McastPacket, by_fd, ep.fileno(), waker, None)
+        assert type(got) is McastPacket
+        assert got == McastPacket(b"two", tx.getsockname(), "g-b", 8, True)  # cut to bufsize
+        tx.sendto(b"big" * 4000, b.getsockname())  # > the C stack buffer: the heap one
+        settle(b)
+        assert sp.epoll_recv(20000, None, by_fd, ep.fileno(), waker, 1.0) == (b"big" * 4000, tx.getsockname())
+
+
+def test_epoll_recv_reads_nothing_when_several_are_ready_or_woken(net: Net) -> None:
+    with pair(V4) as (a, tx), pair(V4) as (b, _), epoll_of(a, b) as (ep, waker):
+        by_fd: dict[int, object] = {a.fileno(): _Unit("a", 1), b.fileno(): _Unit("b", 1)}
+        tx.sendto(b"1", a.getsockname())
+        tx.sendto(b"2", b.getsockname())
+        settle(a)
+        settle(b)
+        got = sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 1.0)
+        assert sorted(got) == sorted([a.fileno(), b.fileno()])  # type: ignore[arg-type]
+        assert a.recvfrom(10)[0] == b"1" and b.recvfrom(10)[0] == b"2"  # nothing was read
+        os.eventfd_write(waker, 1)
+        assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, None) == []  # woken alone
+        tx.sendto(b"3", a.getsockname())
+        settle(a)
+        assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, None) == [a.fileno()]  # and woken
+        assert os.eventfd_read(waker) == 1  # never drained by epoll_recv
+        assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 1.0) == (b"3", tx.getsockname())
+        timer = threading.Timer(0.1, os.eventfd_write, (waker, 1))
+        start = time.monotonic()
+        timer.start()
+        assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 5.0) == []  # woken from a thread
+        assert time.monotonic() - start < 1.0
+        timer.join()
+
+
+def test_epoll_recv_drops_a_datagram_of_a_socket_not_in_by_fd(net: Net) -> None:
+    with pair(V4) as (a, tx), epoll_of(a) as (ep, waker):
+        tx.sendto(b"left", a.getsockname())
+        settle(a)
+        assert sp.epoll_recv(100, McastPacket, {}, ep.fileno(), waker, 1.0) == []
+        with pytest.raises(BlockingIOError):
+            a.recvfrom(10)  # it was read (and dropped), not left queued
+
+
+def test_epoll_recv_read_errors_raise_only_for_a_live_unit(net: Net) -> None:
+    # A connected UDP socket that sent to a closed port gets ECONNREFUSED (ICMP port unreachable)
+    # on its next read; epoll reports it ready (EPOLLERR).
+    for live in (True, False):
+        with pair(V4) as (a, tx), epoll_of(a) as (ep, waker):
+            port = tx.getsockname()[1]
+            tx.close()
+            a.connect(("127.0.0.1", port))
+            a.send(b"x")
             settle(a)
-            settle(b)
-            fds, woken = sp.epoll_wait_recv(ep.fileno(), waker, 1.0, 16)
-            assert sorted(fds) == sorted(fd for fd, _ in ep.poll(0)) == sorted([a.fileno(), b.fileno()])
-            assert woken is False
-            assert len(sp.epoll_wait_recv(ep.fileno(), waker, 1.0, 1)[0]) == 1  # maxevents honoured
-            os.eventfd_write(waker, 1)
-            fds, woken = sp.epoll_wait_recv(ep.fileno(), waker, None, 64)
-            assert sorted(fds) == sorted([a.fileno(), b.fileno()]) and woken is True
-            a.recvfrom(10)
-            b.recvfrom(10)
-            assert sp.epoll_wait_recv(ep.fileno(), waker, None, 100) == ([], True)  # >64: heap array
-            os.eventfd_read(waker)
-            timer = threading.Timer(0.1, os.eventfd_write, (waker, 1))
+            by_fd: dict[int, object] = {a.fileno(): _Unit("g", 1, live=live)}
+            if live:
+                with pytest.raises(ConnectionRefusedError) as err:
+                    sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 1.0)
+                assert err.value.fd == a.fileno()  # type: ignore[attr-defined]
+            else:
+                assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 1.0) == []
+
+
+def test_epoll_recv_bad_arguments_and_signals(net: Net) -> None:
+    with pair(V4) as (a, _tx), epoll_of(a) as (ep, waker):
+        by_fd: dict[int, object] = {a.fileno(): _Unit("g", 1)}
+        with pytest.raises(TypeError, match="by_fd"):
+            sp.epoll_recv(100, None, [], ep.fileno(), waker, 0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="packet_cls"):
+            sp.epoll_recv(100, list, by_fd, ep.fileno(), waker, 0)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="NaN"):
+            sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, float("nan"))
+        with pytest.raises(ValueError):
+            sp.epoll_recv(100, None, by_fd, -1, waker, 0)
+        with pytest.raises(ValueError):
+            sp.epoll_recv(-1, None, by_fd, ep.fileno(), waker, 0)
+        with pytest.raises(OSError) as err:
+            sp.epoll_recv(100, None, by_fd, a.fileno(), waker, 0)  # not an epoll descriptor
+        assert err.value.errno == errno.EINVAL
+        with alarm(0.1, raise_boom), pytest.raises(BoomError):
+            sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, None)
+        seen: list[int] = []
+        with alarm(0.05, lambda signum, frame: seen.append(signum)):
             start = time.monotonic()
-            timer.start()
-            assert sp.epoll_wait_recv(ep.fileno(), waker, 5.0, 4) == ([], True)
-            assert time.monotonic() - start < 1.0
-            timer.join()
-            os.eventfd_read(waker)
-            with alarm(0.1, raise_boom), pytest.raises(BoomError):
-                sp.epoll_wait_recv(ep.fileno(), waker, None, 4)
-            with pytest.raises(ValueError, match="maxevents"):
-                sp.epoll_wait_recv(ep.fileno(), waker, 1.0, 0)
-            with pytest.raises(OSError) as err:
-                sp.epoll_wait_recv(a.fileno(), waker, 0, 4)  # not an epoll descriptor
-            assert err.value.errno == errno.EINVAL
-        finally:
-            os.close(waker)
+            assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 0.3) is None
+            took = time.monotonic() - start
+        assert seen == [signal.SIGALRM] and 0.29 <= took < 1.5  # a quiet signal keeps the deadline
 
 
 # ---- recv_batch ---------------------------------------------------------------------------------
@@ -724,15 +807,17 @@ def test_repeated_calls_do_not_leak(net: Net) -> None:
         ep.register(rx.fileno(), select.EPOLLIN)
         fd, dest = rx.fileno(), rx.getsockname()
         batch = [(b"leak test payload", dest)] * 8
+        by_fd: dict[int, object] = {fd: _Unit("g", 1)}
 
         def round_trip() -> None:
             assert sp.send_batch(tx.fileno(), V6, batch) == 8
-            assert len(sp.epoll_wait_recv(ep.fileno(), waker, 1.0, 4)[0]) == 1
+            got = sp.epoll_recv(9000, McastPacket, by_fd, ep.fileno(), waker, 1.0)
+            assert type(got) is McastPacket and got.group == "g"
             sp.recv_from(fd, 100)
             sp.recv_packet(fd, 20000)  # heap buffer
             assert sp.wait_recv(fd, waker, 100, 1.0, True) is not None
             assert sp.wait_recv(fd, waker, 20000, 1.0, False) is not None
-            assert len(sp.recv_batch(fd, 1024, 9000, "g", 1, McastPacket)) == 4
+            assert len(sp.recv_batch(fd, 1024, 9000, "g", 1, McastPacket)) == 3
             assert sp.wait_recv(fd, waker, 100, 0, False) is None
             with pytest.raises(OverflowError):
                 sp.send_batch(tx.fileno(), V6, [(b"x", dest), (b"x", ("::1", 70000))])

@@ -106,6 +106,12 @@ class DatagramIO:
     #: :meth:`recv_packet` straight from a descriptor, where the OS layer has them (the C
     #: accelerator; never with a destination filter); else None.
     recv_from_fd: Callable[[int, int, int], Any] | None = None
+    #: ``poll_read(bufsize, packet_cls, by_fd, poll_fd, wake_fd, timeout)``: the wait on a poller's
+    #: descriptor and, when exactly one socket became ready, its read, in a single call: None
+    #: (timeout), the datagram (a ``packet_cls`` tuple unless that is None), or the ready
+    #: descriptors (nothing read); where the OS layer has such a call (the C accelerator over
+    #: epoll); else None.
+    poll_read: Callable[[int, Any, dict[int, Any], int, int, float | None], Any] | None = None
     recv_packet_fd: Callable[[int, int], Any] | None = None
 
     def recv_packets(

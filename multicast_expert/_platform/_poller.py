@@ -74,6 +74,8 @@ class Poller:
         self.register(waker.fd)
         for fd in fds:
             self.register(fd)
+        #: :meth:`fileno`, looked up once (-1 where the facility has no descriptor).
+        self.fd = self.fileno()
 
     def _setup(self) -> None:
         self._sel = selectors.DefaultSelector()

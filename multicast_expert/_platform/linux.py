@@ -355,6 +355,7 @@ class AcceleratedLinuxIO(LinuxIO):
         self.wait_read = speedups.wait_recv
         self.recv_from_fd = speedups.recv_from
         self.recv_packet_fd = speedups.recv_packet
+        self.poll_read = speedups.epoll_recv
 
     def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
         got: tuple[bytes, Address] = self._sp.recv_from(sock.fileno(), bufsize, flags)
