@@ -490,7 +490,7 @@ def test_epoll_recv_bad_arguments_and_signals(net: Net) -> None:
         with pytest.raises(TypeError, match="by_fd"):
             sp.epoll_recv(100, None, [], ep.fileno(), waker, 0)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="packet_cls"):
-            sp.epoll_recv(100, list, by_fd, ep.fileno(), waker, 0)  # type: ignore[arg-type]
+            sp.epoll_recv(100, list, by_fd, ep.fileno(), waker, 0)  # type: ignore[type-var]
         with pytest.raises(ValueError, match="NaN"):
             sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, float("nan"))
         with pytest.raises(ValueError):
