@@ -65,7 +65,7 @@ def settle(rx: socket.socket, count: int = 1, timeout: float = 2.0) -> None:
     but be safe): for count > 1 just wait for the first and give the rest a moment."""
     select.select([rx], [], [], timeout)
     if count > 1:
-        time.sleep(0.02)
+        time.sleep(0.1)  # (under load a veth may take longer than loopback)
 
 
 class BoomError(Exception):
