@@ -301,13 +301,58 @@ class ReceiveEngine(Generic[_U]):
         if timeout == 0:
             return self._receive(read, timeout, peek)
         unit = self._hot
-        if unit is not None:  # SINGLE, nothing but the socket to watch
-            if wait_read is not None:
-                return self._wait_read_one(unit, read, wait_read, timeout, peek)
-            if not self.policy.read_first:
-                return self._poll_read_one(unit, read, timeout, peek)
+        poller = self._poller  # (held: it stays open for this call even if a close drops it)
+        if unit is not None and poller is not None:  # SINGLE, nothing but the socket to watch
+            # (both single-socket paths inline: the hot path of one-group receives)
+            if wait_read is not None:  # one call waits and reads (the accelerator)
+                start = 0.0 if timeout is None else _monotonic()
+                try:
+                    fast = wait_read(unit, poller.fd, timeout)
+                except OSError:
+                    if unit.live and self.is_open():
+                        raise
+                    fast = False  # left or closed under us
+                if fast is None:
+                    return None
+                if fast is not False:
+                    return fast  # type: ignore[return-value]  # (True is never returned)
+                # Woken: another socket is ready, the set changed, or a close: the general loop.
+                return self._receive(read, None if timeout is None else start + timeout - _monotonic(), peek)
+            policy = self.policy
+            if policy.read_first:  # (pure Python) a burst is likely queued: one read, no poll
+                try:
+                    got = read(unit)
+                except (BlockingIOError, InterruptedError):
+                    policy.missed()  # nothing queued: wait as for ping-pong traffic
+                except OSError:
+                    if unit.live and self.is_open():
+                        raise
+                    return self._receive(read, timeout, peek)
+                else:
+                    if got is DROPPED:
+                        return self._receive(read, timeout, peek)
+                    return got  # (read_first stays set, as policy.found(False) would leave it)
+            if not policy.read_first:  # ping-pong traffic (pure Python): one poll, one read
+                start = 0.0 if timeout is None else _monotonic()
+                try:
+                    events = poller.poll(timeout)
+                except (ValueError, OSError):
+                    events = [(-1, 0)]  # closed under us: the general loop raises
+                if not events:
+                    return None
+                try:
+                    got = read(unit)
+                except (BlockingIOError, InterruptedError):
+                    pass  # (another thread took it, or the wake-up was a close or a join)
+                except OSError:
+                    if unit.live and self.is_open():
+                        raise
+                else:
+                    if got is not DROPPED:
+                        policy.found(True)
+                        return got
+                return self._receive(read, None if timeout is None else start + timeout - _monotonic(), peek)
         elif self._hot_multi and not self._ready:  # MULTI, nothing but sockets, nothing queued
-            poller = self._poller  # (held: it stays open for this call even if a close drops it)
             if multi is not None and poller is not None:
                 # (inline: the hot path of many-group receives; multi is a C function)
                 try:
@@ -326,59 +371,6 @@ class ReceiveEngine(Generic[_U]):
 
     # The fast paths: one wait and one read for the common cases. Whatever they cannot settle
     # (a wake-up, a datagram someone else took, several ready sockets) goes to the general loop.
-
-    def _wait_read_one(
-        self,
-        unit: _U,
-        read: Callable[[_U], _T | Dropped],
-        wait_read: Callable[[_U, int, float | None], _T | bool | None],
-        timeout: float | None,
-        peek: bool,
-    ) -> _T | None:
-        """One socket, waited for and read in one call of the OS layer (the accelerator)."""
-        poller = self._poller
-        if poller is None:
-            return self._receive(read, timeout, peek)
-        start = 0.0 if timeout is None else _monotonic()
-        try:
-            got = wait_read(unit, poller.fd, timeout)
-        except OSError:
-            if unit.live and self.is_open():
-                raise
-            got = False  # left or closed under us
-        if got is None:
-            return None
-        if got is not False:
-            return got  # type: ignore[return-value]  # (True is never returned)
-        # Woken: another socket is ready, the set changed, or a close; the general loop decides.
-        return self._receive(read, None if timeout is None else start + timeout - _monotonic(), peek)
-
-    def _poll_read_one(
-        self, unit: _U, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool
-    ) -> _T | None:
-        """One socket and ping-pong traffic (pure Python): one poll, one read."""
-        poller = self._poller
-        if poller is None:
-            return self._receive(read, timeout, peek)
-        start = 0.0 if timeout is None else _monotonic()
-        try:
-            events = poller.poll(timeout)
-        except (ValueError, OSError):
-            events = [(-1, 0)]  # closed under us: the general loop raises
-        if not events:
-            return None
-        try:
-            got = read(unit)
-        except (BlockingIOError, InterruptedError):
-            pass  # (another thread took it, or the wake-up was a close or a join)
-        except OSError:
-            if unit.live and self.is_open():
-                raise
-        else:
-            if got is not DROPPED:
-                self.policy.found(True)
-                return got
-        return self._receive(read, None if timeout is None else start + timeout - _monotonic(), peek)
 
     def _poll_read_first(
         self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool

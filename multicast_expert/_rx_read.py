@@ -45,6 +45,13 @@ def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
             got: Datagram = from_fd(u.fd, bufsize, flags)
             return got
 
+    elif io.UNFILTERED:  # (no destination filter: the OS layer's recvfrom is just this call)
+        read_flags = flags | io.DONTWAIT
+
+        def read(u: Unit) -> Datagram | Dropped:
+            got: Datagram = u.reader.recvfrom(bufsize, read_flags)
+            return got
+
     else:
 
         def read(u: Unit) -> Datagram | Dropped:
@@ -106,7 +113,19 @@ def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
             return packet
 
         return read_fd
-    recv_packet = _platform.IO.recv_packet
+    io = _platform.IO
+    if io.UNFILTERED:  # (no destination filter: the OS layer's recv_packet is just this call)
+        dontwait, trunc = io.DONTWAIT, io.TRUNC
+
+        def read_direct(u: Unit) -> McastPacket | Dropped:
+            data, _anc, msg_flags, src = u.reader.recvmsg(bufsize, 0, dontwait)  # type: ignore[attr-defined,unused-ignore]  # (win32: never UNFILTERED)
+            packet: McastPacket = _new(
+                McastPacket, (data, src, u.group, u.iface.index, bool(msg_flags & trunc), None, None, None)
+            )
+            return packet
+
+        return read_direct
+    recv_packet = io.recv_packet
 
     def read(u: Unit) -> McastPacket | Dropped:
         got = recv_packet(u.reader, bufsize, u.group)

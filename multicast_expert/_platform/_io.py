@@ -44,6 +44,12 @@ class DatagramIO:
     #: The flag that makes one read never wait on a blocking socket (MSG_DONTWAIT). 0 where the OS
     #: has none (Windows): receive sockets are then made non-blocking instead (see :meth:`prepare_rx`).
     DONTWAIT: ClassVar[int] = int(getattr(socket, "MSG_DONTWAIT", 0))
+    #: :meth:`recvfrom` and :meth:`recv_packet` are this class's (no destination filter): exactly
+    #: ``reader.recvfrom(bufsize, flags | DONTWAIT)`` and ``reader.recvmsg(bufsize, 0, DONTWAIT)``,
+    #: so callers may make those calls themselves, one Python call less per datagram.
+    UNFILTERED: ClassVar[bool] = True
+    #: recvmsg's MSG_TRUNC flag (<sys/socket.h>), as a plain int.
+    TRUNC: ClassVar[int] = _MSG_TRUNC
 
     def reader(self, sock: socket.socket) -> socket.socket:
         """The object the library reads a new receive socket through, made so reads never wait.

@@ -102,6 +102,7 @@ class WindowsIO(DatagramIO):
     there); non-blocking sockets (Winsock has no MSG_DONTWAIT); WSAPoll."""
 
     DONTWAIT = 0
+    UNFILTERED = False
 
     def _read(
         self, sock: socket.socket, bufsize: int, flags: int, group: str
