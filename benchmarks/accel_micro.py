@@ -131,6 +131,12 @@ def main() -> int:
     poller.register(fd, select.POLLIN)
     poller.register(waker, select.POLLIN)
 
+    class Unit:  # what wait_recv reads of a receive unit
+        def __init__(self) -> None:
+            self.fd, self.group, self.iface = fd, "g", type("Iface", (), {"index": 1})()
+
+    unit = Unit()
+
     def py_wait_recv(timeout_ms: int) -> object:
         while True:
             try:
@@ -147,7 +153,7 @@ def main() -> int:
         "wait_recv, datagram queued (try read, else poll)",
         fill(tx, rx, n),
         lambda: py_wait_recv(1000),
-        lambda: c.wait_recv(fd, waker, 2048, 1.0, True),
+        lambda: c.wait_recv(2048, McastPacket, unit, waker, 1.0),
         n,
         reps,
     )
@@ -155,7 +161,7 @@ def main() -> int:
         "wait_recv, nothing queued, timeout 0",
         lambda: drain(rx),
         lambda: py_wait_recv(0),
-        lambda: c.wait_recv(fd, waker, 2048, 0, True),
+        lambda: c.wait_recv(2048, McastPacket, unit, waker, 0),
         n,
         reps,
     )

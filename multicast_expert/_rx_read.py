@@ -62,13 +62,9 @@ def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
         return read, None, None
     fast: Fast[Datagram] | None = None
     multi: Multi[Datagram] | None = None
-    if wait_read is not None:
-
-        def fast(u: Unit, wake_fd: int, timeout: float | None) -> Datagram | bool | None:
-            got: Datagram | bool | None = wait_read(u.fd, wake_fd, bufsize, timeout, False)
-            return got
-
-    if poll_read is not None:  # (a C function: no Python frame between the engine and the OS)
+    if wait_read is not None:  # (C functions: no Python frame between the engine and the OS)
+        fast = functools.partial(wait_read, bufsize, None)
+    if poll_read is not None:
         multi = functools.partial(poll_read, bufsize, None)
 
     return read, fast, multi
@@ -82,19 +78,9 @@ def packet_readers(bufsize: int, family: int, meta: bool) -> Readers[McastPacket
     wait_read, poll_read = _platform.IO.wait_read, _platform.IO.poll_read
     fast: Fast[McastPacket] | None = None
     multi: Multi[McastPacket] | None = None
-    if wait_read is not None:
-
-        def fast(u: Unit, wake_fd: int, timeout: float | None) -> McastPacket | bool | None:
-            got = wait_read(u.fd, wake_fd, bufsize, timeout, True)
-            if got is None or got is False:
-                return None if got is None else False
-            data, src, truncated = got
-            packet: McastPacket = _new(
-                McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
-            )
-            return packet
-
-    if poll_read is not None:  # (a C function: no Python frame between the engine and the OS)
+    if wait_read is not None:  # (C functions: no Python frame between the engine and the OS)
+        fast = functools.partial(wait_read, bufsize, McastPacket)
+    if poll_read is not None:
         multi = functools.partial(poll_read, bufsize, McastPacket)
 
     return read, fast, multi

@@ -60,8 +60,8 @@ typedef union {
 /* tuple.__new__, looked up once: builds instances of tuple subclasses (NamedTuples) the way
  * tuple.__new__(cls, items) does, so hash caching and GC tracking are the interpreter's own. */
 static newfunc tuple_new;
-/* Attribute names epoll_recv reads of a unit, interned once (exec_module). */
-static PyObject *str_group, *str_iface, *str_index, *str_live;
+/* Attribute names wait_recv and epoll_recv read of a unit, interned once (exec_module). */
+static PyObject *str_fd, *str_group, *str_iface, *str_index, *str_live;
 
 /* ---- argument helpers ------------------------------------------------------------------------ */
 
@@ -490,6 +490,52 @@ sp_recv_packet(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return single_read(fd, bufsize, 0, 1);
 }
 
+/* tuple.__new__(cls, (data, src, group, ifindex, truncated, None, None, None)): steals nothing. */
+static PyObject *
+make_packet(PyObject *cls, PyObject *data, PyObject *src, PyObject *group, PyObject *ifindex, int truncated)
+{
+    PyObject *items = PyTuple_Pack(8, data, src, group, ifindex, truncated ? Py_True : Py_False, Py_None,
+                                   Py_None, Py_None);
+    if (items == NULL)
+        return NULL;
+    PyObject *holder = PyTuple_Pack(1, items);
+    Py_DECREF(items);
+    if (holder == NULL)
+        return NULL;
+    PyObject *pkt = tuple_new((PyTypeObject *)cls, holder, NULL);
+    Py_DECREF(holder);
+    return pkt;
+}
+
+/* The packet for a datagram `got` = (data, src, truncated) read from `unit`'s socket:
+ * packet_cls(data, src, unit.group, unit.iface.index, truncated, None, None, None). */
+static PyObject *
+unit_packet(PyObject *cls, PyObject *unit, PyObject *got)
+{
+    PyObject *group = PyObject_GetAttr(unit, str_group);
+    PyObject *iface = group == NULL ? NULL : PyObject_GetAttr(unit, str_iface);
+    PyObject *index = iface == NULL ? NULL : PyObject_GetAttr(iface, str_index);
+    PyObject *pkt = NULL;
+    if (index != NULL)
+        pkt = make_packet(cls, PyTuple_GetItem(got, 0), PyTuple_GetItem(got, 1), group, index,
+                          PyTuple_GetItem(got, 2) == Py_True);
+    Py_XDECREF(group);
+    Py_XDECREF(iface);
+    Py_XDECREF(index);
+    return pkt;
+}
+
+/* packet_cls arguments: None (datagram tuples) or a tuple subclass of 8 fields. */
+static int
+check_packet_cls(const char *name, PyObject *cls)
+{
+    if (cls != Py_None && (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type))) {
+        PyErr_Format(PyExc_TypeError, "%s(): packet_cls must be None or a tuple subclass", name);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- waiting --------------------------------------------------------------------------------- */
 
 static PyObject *
@@ -500,15 +546,21 @@ sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     double timeout = 0, deadline = 0;
     char stack[STACK_BUF];
     char *buf;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *cls, *unit;
     (void)mod;
 
-    if (check_nargs("wait_recv", nargs, 5, 5) < 0 || get_fd(args[0], &fd, 0) < 0 ||
-        get_fd(args[1], &waker, 1) < 0 || get_size(args[2], &bufsize, "buffersize in wait_recv") < 0 ||
-        get_timeout(args[3], &timeout, &forever) < 0)
+    if (check_nargs("wait_recv", nargs, 5, 5) < 0 || get_size(args[0], &bufsize, "buffersize in wait_recv") < 0 ||
+        check_packet_cls("wait_recv", args[1]) < 0)
         return NULL;
-    packet = PyObject_IsTrue(args[4]);
-    if (packet < 0)
+    cls = args[1];
+    unit = args[2];
+    packet = cls != Py_None;
+    PyObject *fdobj = PyObject_GetAttr(unit, str_fd);
+    if (fdobj == NULL)
+        return NULL;
+    rc = get_fd(fdobj, &fd, 0);
+    Py_DECREF(fdobj);
+    if (rc < 0 || get_fd(args[3], &waker, 1) < 0 || get_timeout(args[4], &timeout, &forever) < 0)
         return NULL;
     buf = get_buffer(stack, bufsize);
     if (buf == NULL)
@@ -569,6 +621,11 @@ sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     put_buffer(stack, buf);
+    if (r > 0 && packet && PyTuple_Check(result)) { /* a datagram: the unit's packet */
+        PyObject *pkt = unit_packet(cls, unit, result);
+        Py_DECREF(result);
+        return pkt;
+    }
     return r > 0 ? result : NULL;
 }
 
@@ -589,23 +646,6 @@ attach_int(const char *name, Py_ssize_t value)
     PyErr_Restore(type, val, tb);
 }
 
-/* tuple.__new__(cls, (data, src, group, ifindex, truncated, None, None, None)): steals nothing. */
-static PyObject *
-make_packet(PyObject *cls, PyObject *data, PyObject *src, PyObject *group, PyObject *ifindex, int truncated)
-{
-    PyObject *items = PyTuple_Pack(8, data, src, group, ifindex, truncated ? Py_True : Py_False, Py_None,
-                                   Py_None, Py_None);
-    if (items == NULL)
-        return NULL;
-    PyObject *holder = PyTuple_Pack(1, items);
-    Py_DECREF(items);
-    if (holder == NULL)
-        return NULL;
-    PyObject *pkt = tuple_new((PyTypeObject *)cls, holder, NULL);
-    Py_DECREF(holder);
-    return pkt;
-}
-
 /* What epoll_recv gives for a datagram read from fd: looked up in by_fd (see the .pyi). */
 static PyObject *
 claim(PyObject *by_fd, PyObject *cls, int fd, PyObject *got)
@@ -619,17 +659,7 @@ claim(PyObject *by_fd, PyObject *cls, int fd, PyObject *got)
         return PyErr_Occurred() ? NULL : PyList_New(0); /* a socket left meanwhile: not ours */
     if (cls == Py_None)
         return Py_NewRef(got);
-    PyObject *group = PyObject_GetAttr(unit, str_group);
-    PyObject *iface = group == NULL ? NULL : PyObject_GetAttr(unit, str_iface);
-    PyObject *index = iface == NULL ? NULL : PyObject_GetAttr(iface, str_index);
-    PyObject *pkt = NULL;
-    if (index != NULL)
-        pkt = make_packet(cls, PyTuple_GetItem(got, 0), PyTuple_GetItem(got, 1), group, index,
-                          PyTuple_GetItem(got, 2) == Py_True);
-    Py_XDECREF(group);
-    Py_XDECREF(iface);
-    Py_XDECREF(index);
-    return pkt;
+    return unit_packet(cls, unit, got);
 }
 
 /* The read of fd failed (an exception is set): keep it for a live unit of by_fd (with exc.fd);
@@ -680,10 +710,8 @@ sp_epoll_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     cls = args[1];
     by_fd = args[2];
-    if (cls != Py_None && (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type))) {
-        PyErr_SetString(PyExc_TypeError, "epoll_recv(): packet_cls must be None or a tuple subclass");
+    if (check_packet_cls("epoll_recv", cls) < 0)
         return NULL;
-    }
     if (!PyDict_Check(by_fd)) {
         PyErr_SetString(PyExc_TypeError, "epoll_recv(): by_fd must be a dict");
         return NULL;
@@ -1020,7 +1048,7 @@ static PyMethodDef methods[] = {
     {"recv_packet", (PyCFunction)(void (*)(void))sp_recv_packet, METH_FASTCALL,
      "recv_packet(fd, bufsize, /) -> (data, address, truncated)"},
     {"wait_recv", (PyCFunction)(void (*)(void))sp_wait_recv, METH_FASTCALL,
-     "wait_recv(fd, waker_fd, bufsize, timeout, packet, /) -> result | None | False"},
+     "wait_recv(bufsize, packet_cls, unit, waker_fd, timeout, /) -> datagram | None | False"},
     {"epoll_recv", (PyCFunction)(void (*)(void))sp_epoll_recv, METH_FASTCALL,
      "epoll_recv(bufsize, packet_cls, by_fd, epfd, waker_fd, timeout, /) -> datagram | list[fd] | None"},
     {"recv_batch", (PyCFunction)(void (*)(void))sp_recv_batch, METH_FASTCALL,
@@ -1040,11 +1068,12 @@ exec_module(PyObject *m)
         return -1;
     }
     if (str_group == NULL) {
+        str_fd = PyUnicode_InternFromString("fd");
         str_group = PyUnicode_InternFromString("group");
         str_iface = PyUnicode_InternFromString("iface");
         str_index = PyUnicode_InternFromString("index");
         str_live = PyUnicode_InternFromString("live");
-        if (str_group == NULL || str_iface == NULL || str_index == NULL || str_live == NULL)
+        if (str_fd == NULL || str_group == NULL || str_iface == NULL || str_index == NULL || str_live == NULL)
             return -1;
     }
     if (PyModule_AddIntConstant(m, "ARENA_BYTES", ARENA_BYTES) < 0 ||

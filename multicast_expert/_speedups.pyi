@@ -43,15 +43,20 @@ def recv_packet(fd: int, bufsize: int, /) -> tuple[bytes, Address, bool]:
     ``bool(msg_flags & MSG_TRUNC)``. Nothing queued: BlockingIOError."""
 
 def wait_recv(
-    fd: int, waker_fd: int, bufsize: int, timeout: float | None, packet: bool, /
-) -> tuple[bytes, Address] | tuple[bytes, Address, bool] | Literal[False] | None:
-    """Wait for and read one datagram of ``fd``, wakeable through ``waker_fd``.
+    bufsize: int, packet_cls: type[_P] | None, unit: object, waker_fd: int, timeout: float | None, /
+) -> tuple[bytes, Address] | _P | Literal[False] | None:
+    """Wait for and read one datagram of ``unit.fd``, wakeable through ``waker_fd``.
+
+    ``unit`` is a receive unit: an object with ``fd`` (its socket's descriptor) and, for packets,
+    ``group`` (str) and ``iface.index`` (int), as epoll_recv reads them.
 
     First one non-blocking read (a single system call when data is queued: a queued datagram is
     returned even if the waker is readable). Otherwise ppoll([fd, waker_fd], timeout) without the
     GIL, and read again, until:
 
-    * a datagram: recv_packet's tuple if ``packet`` else recv_from's;
+    * a datagram: recv_from's ``(data, sender)`` when ``packet_cls`` is None, else
+      ``tuple.__new__(packet_cls, (data, sender, unit.group, unit.iface.index, truncated, None,
+      None, None))`` (``truncated`` as recv_packet gives it);
     * the timeout passed: None (``timeout`` None waits forever; 0 or negative checks once without
       waiting; NaN is ValueError);
     * ``waker_fd`` became readable (or reports an error / hang-up): False. The waker is not read

@@ -239,6 +239,22 @@ def test_ipv4_mapped_senders_are_as_the_socket_module_writes_them(net: Net) -> N
 # ---- wait_recv ----------------------------------------------------------------------------------
 
 
+class _Iface:
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class _Unit:
+    """What wait_recv and epoll_recv read of a unit: fd, group, iface.index, live."""
+
+    def __init__(self, group: str, index: int, live: bool = True, fd: int = -1) -> None:
+        self.group, self.iface, self.live, self.fd = group, _Iface(index), live, fd
+
+
+def unit_of(sock: socket.socket | int, group: str = "g", index: int = 1) -> _Unit:
+    return _Unit(group, index, fd=sock if isinstance(sock, int) else sock.fileno())
+
+
 @FAMILIES
 @pytest.mark.parametrize("packet", [False, True])
 def test_wait_recv_returns_queued_data_at_once_even_if_woken(net: Net, family: int, packet: bool) -> None:
@@ -247,9 +263,13 @@ def test_wait_recv_returns_queued_data_at_once_even_if_woken(net: Net, family: i
         with pair(family) as (rx, tx):
             tx.sendto(b"queued", rx.getsockname())
             settle(rx)
-            got = sp.wait_recv(rx.fileno(), waker, 1000, None, packet)
-            assert got == ((b"queued", tx.getsockname(), False) if packet else (b"queued", tx.getsockname()))
-            assert sp.wait_recv(rx.fileno(), waker, 1000, None, packet) is False  # now empty: woken
+            got = sp.wait_recv(1000, McastPacket if packet else None, unit_of(rx), waker, None)
+            want = (b"queued", tx.getsockname())
+            assert got == (McastPacket(*want, "g", 1, False) if packet else want)
+            assert type(got) is (McastPacket if packet else tuple)
+            assert (
+                sp.wait_recv(1000, McastPacket if packet else None, unit_of(rx), waker, None) is False
+            )  # now empty: woken
             assert os.eventfd_read(waker) == 1  # not drained by wait_recv
     finally:
         os.close(waker)
@@ -262,16 +282,16 @@ def test_wait_recv_times_out_with_none(net: Net, family: int) -> None:
         with pair(family) as (rx, _tx):
             for timeout in (0, -1.0, 0.0001):
                 start = time.monotonic()
-                assert sp.wait_recv(rx.fileno(), waker, 100, timeout, False) is None
+                assert sp.wait_recv(100, None, unit_of(rx), waker, timeout) is None
                 assert time.monotonic() - start < 0.5
             start = time.monotonic()
-            assert sp.wait_recv(rx.fileno(), -1, 100, 0.25, True) is None
+            assert sp.wait_recv(100, McastPacket, unit_of(rx), -1, 0.25) is None
             took = time.monotonic() - start
             assert 0.24 <= took < 1.5
             with pytest.raises(ValueError, match="NaN"):
-                sp.wait_recv(rx.fileno(), waker, 100, float("nan"), False)
+                sp.wait_recv(100, None, unit_of(rx), waker, float("nan"))
             with pytest.raises(TypeError):
-                sp.wait_recv(rx.fileno(), waker, 100, "1", False)  # type: ignore[arg-type]
+                sp.wait_recv(100, None, unit_of(rx), waker, "1")  # type: ignore[arg-type]
     finally:
         os.close(waker)
 
@@ -283,7 +303,7 @@ def test_wait_recv_is_woken_promptly_from_another_thread(net: Net) -> None:
             timer = threading.Timer(0.1, os.eventfd_write, (waker, 1))
             start = time.monotonic()
             timer.start()
-            assert sp.wait_recv(rx.fileno(), waker, 100, None, False) is False
+            assert sp.wait_recv(100, None, unit_of(rx), waker, None) is False
             took = time.monotonic() - start
             timer.join()
             assert 0.09 <= took < 1.0
@@ -309,11 +329,11 @@ def test_wait_recv_gets_data_sent_while_it_waits_and_releases_the_gil(net: Net, 
             spinner.start()
             timer = threading.Timer(0.2, tx.sendto, (b"late", rx.getsockname()))
             timer.start()
-            got = sp.wait_recv(rx.fileno(), waker, 100, 5.0, True)
+            got = sp.wait_recv(100, McastPacket, unit_of(rx), waker, 5.0)
             stop.set()
             spinner.join()
             timer.join()
-            assert got == (b"late", tx.getsockname(), False)
+            assert got == McastPacket(b"late", tx.getsockname(), "g", 1, False)
             assert ticks > 20
     finally:
         os.close(waker)
@@ -331,7 +351,7 @@ def test_wait_recv_spurious_wakeup_waits_again_for_the_rest(net: Net) -> None:
         timer = threading.Timer(0.05, steal)
         start = time.monotonic()
         timer.start()
-        got = sp.wait_recv(rx.fileno(), -1, 100, 0.4, False)
+        got = sp.wait_recv(100, None, unit_of(rx), -1, 0.4)
         timer.join()
         took = time.monotonic() - start
         # Either this thread won the race (fine) or it timed out after the full time.
@@ -346,7 +366,7 @@ def test_wait_recv_ends_on_time_when_readable_but_empty(net: Net) -> None:
         assert select.select([rx], [], [], 0)[0]
         for timeout in (0, 0.2):
             start = time.monotonic()
-            assert sp.wait_recv(rx.fileno(), -1, 100, timeout, False) is None
+            assert sp.wait_recv(100, None, unit_of(rx), -1, timeout) is None
             assert timeout <= time.monotonic() - start < timeout + 1.0
 
 
@@ -354,17 +374,17 @@ def test_wait_recv_signal_handler_that_raises_interrupts_it(net: Net) -> None:
     with pair(V4) as (rx, _tx), alarm(0.1, raise_boom):
         start = time.monotonic()
         with pytest.raises(BoomError):
-            sp.wait_recv(rx.fileno(), -1, 100, 10.0, False)
+            sp.wait_recv(100, None, unit_of(rx), -1, 10.0)
         assert time.monotonic() - start < 2.0
     with pair(V4) as (rx, _tx), alarm(0.1, raise_boom), pytest.raises(BoomError):
-        sp.wait_recv(rx.fileno(), -1, 100, None, True)  # waiting forever too
+        sp.wait_recv(100, McastPacket, unit_of(rx), -1, None)  # waiting forever too
 
 
 def test_wait_recv_quiet_signal_keeps_the_deadline(net: Net) -> None:
     seen: list[int] = []
     with pair(V4) as (rx, _tx), alarm(0.05, lambda signum, frame: seen.append(signum)):
         start = time.monotonic()
-        assert sp.wait_recv(rx.fileno(), -1, 100, 0.3, False) is None
+        assert sp.wait_recv(100, None, unit_of(rx), -1, 0.3) is None
         took = time.monotonic() - start
     assert seen == [signal.SIGALRM]
     assert 0.29 <= took < 1.5
@@ -375,25 +395,17 @@ def test_wait_recv_bad_descriptors(net: Net) -> None:
         gone = os.eventfd(0)
         os.close(gone)
         with pytest.raises(OSError) as err:
-            sp.wait_recv(rx.fileno(), gone, 100, 1.0, False)
+            sp.wait_recv(100, None, unit_of(rx), gone, 1.0)
         assert err.value.errno == errno.EBADF
         with pytest.raises(ValueError):
-            sp.wait_recv(-1, -1, 100, 1.0, False)
+            sp.wait_recv(100, None, unit_of(-1), -1, 1.0)
+        with pytest.raises(TypeError, match="packet_cls"):
+            sp.wait_recv(100, dict, unit_of(rx), -1, 1.0)  # type: ignore[type-var]
+        with pytest.raises(AttributeError):
+            sp.wait_recv(100, None, object(), -1, 1.0)  # not a unit: no fd
 
 
 # ---- epoll_recv ---------------------------------------------------------------------------------
-
-
-class _Iface:
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-
-class _Unit:
-    """What epoll_recv reads of a unit: group, iface.index, live."""
-
-    def __init__(self, group: str, index: int, live: bool = True) -> None:
-        self.group, self.iface, self.live = group, _Iface(index), live
 
 
 @contextmanager
@@ -815,10 +827,10 @@ def test_repeated_calls_do_not_leak(net: Net) -> None:
             assert type(got) is McastPacket and got.group == "g"
             sp.recv_from(fd, 100)
             sp.recv_packet(fd, 20000)  # heap buffer
-            assert sp.wait_recv(fd, waker, 100, 1.0, True) is not None
-            assert sp.wait_recv(fd, waker, 20000, 1.0, False) is not None
+            assert sp.wait_recv(100, McastPacket, unit_of(fd), waker, 1.0) is not None
+            assert sp.wait_recv(20000, None, unit_of(fd), waker, 1.0) is not None
             assert len(sp.recv_batch(fd, 1024, 9000, "g", 1, McastPacket)) == 3
-            assert sp.wait_recv(fd, waker, 100, 0, False) is None
+            assert sp.wait_recv(100, None, unit_of(fd), waker, 0) is None
             with pytest.raises(OverflowError):
                 sp.send_batch(tx.fileno(), V6, [(b"x", dest), (b"x", ("::1", 70000))])
             with pytest.raises(BlockingIOError):
