@@ -366,45 +366,32 @@ class ReceiveEngine(Generic[_U]):
                 by_fd = self.by_fd
                 self._ready.extend([by_fd[fd] for fd in polled if fd in by_fd])
                 return self._receive(read, timeout, peek)
-            return self._poll_read_first(read, timeout, peek)
-        return self._receive(read, timeout, peek)
-
-    # The fast paths: one wait and one read for the common cases. Whatever they cannot settle
-    # (a wake-up, a datagram someone else took, several ready sockets) goes to the general loop.
-
-    def _poll_read_first(
-        self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool
-    ) -> _T | None:
-        """Several sockets (pure Python): one poll, and when exactly one socket is ready, read it
-        at once. Readiness is level-triggered, so nothing seen here is lost to the general loop."""
-        poller = self._poller
-        if poller is None:
-            return self._receive(read, timeout, peek)
-        try:
-            events = poller.poll(timeout)
-        except (ValueError, OSError):
-            events = []
-        else:
-            if not events:  # (a close would have woken the poll)
-                return None
-        if len(events) == 1:
-            first = self.by_fd.get(events[0][0])
-            if first is not None:
+            if poller is not None:  # (pure Python, inline too) one poll; one ready socket: read it
                 try:
-                    got = read(first)
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except OSError:
-                    if first.live and self.is_open():
-                        raise
+                    events = poller.poll(timeout)
+                except (ValueError, OSError):
+                    events = []
                 else:
-                    if got is not DROPPED:
-                        if peek:
-                            self._ready.appendleft(first)
-                        return got
-        elif events:
-            by_fd = self.by_fd
-            self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
+                    if not events:  # (a close would have woken the poll)
+                        return None
+                if len(events) == 1:
+                    first = self.by_fd.get(events[0][0])
+                    if first is not None:
+                        try:
+                            got = read(first)
+                        except (BlockingIOError, InterruptedError):
+                            pass
+                        except OSError:
+                            if first.live and self.is_open():
+                                raise
+                        else:
+                            if got is not DROPPED:
+                                if peek:
+                                    self._ready.appendleft(first)
+                                return got
+                elif events:  # (level-triggered: nothing seen here is lost to the general loop)
+                    by_fd = self.by_fd
+                    self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
         return self._receive(read, timeout, peek)
 
     def _receive(self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool) -> _T | None:

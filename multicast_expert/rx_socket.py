@@ -161,6 +161,8 @@ class McastRxSocket(OpenCloseContext):
         self._watch: socket.socket | None = None
         #: Read functions already built, by (kind, bufsize, flags): a receive reuses them.
         self._readers: dict[tuple[int, int, int], _rx_read.Readers[Any]] = {}
+        #: The same for recvfrom without flags, by bufsize (no key tuple per call on the hot path).
+        self._plain_readers: dict[int, _rx_read.Readers[Any]] = {}
         self._open_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -264,6 +266,7 @@ class McastRxSocket(OpenCloseContext):
                 raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
             engine.open()
             self._readers.clear()  # (built afresh from the OS layer in use now)
+            self._plain_readers.clear()
             try:
                 self._members.open()
                 if self._follow:
@@ -399,18 +402,16 @@ class McastRxSocket(OpenCloseContext):
                 this call waits).
             ValueError, TypeError: a bufsize outside 1..2**31-1.
         """
-        # (the body of _recvfrom, inline: one call less on the hot path)
+        if flags.__class__ is not int or flags:
+            return self._recvfrom(bufsize, flags, self._timeout)
+        # (the body of _recvfrom for flags 0, inline: one call less on the hot path)
         if bufsize.__class__ is not int or not 0 < bufsize < _MAX_BUF:
             check_bufsize(bufsize)
-        if flags.__class__ is not int:
-            flags = check_flags(flags)
-        readers = self._readers.get((0, bufsize, flags))
+        readers = self._plain_readers.get(bufsize)
         if readers is None:
-            readers = self._remember((0, bufsize, flags), _rx_read.datagram_readers(bufsize, flags))
+            readers = self._remember((0, bufsize, 0), _rx_read.datagram_readers(bufsize, 0))
         try:
-            return self._engine.receive(
-                readers[0], self._timeout, bool(flags & _MSG_PEEK), readers[1], readers[2]
-            )
+            return self._engine.receive(readers[0], self._timeout, False, readers[1], readers[2])
         except EngineClosedError:
             raise _closed("recvfrom()") from None
 
@@ -432,7 +433,10 @@ class McastRxSocket(OpenCloseContext):
     def _remember(self, key: tuple[int, int, int], readers: _rx_read.Readers[Any]) -> _rx_read.Readers[Any]:
         if len(self._readers) >= 16:  # (a program cycling through buffer sizes: stay bounded)
             self._readers.clear()
+            self._plain_readers.clear()
         self._readers[key] = readers
+        if key[0] == 0 and key[2] == 0:  # recvfrom without flags: also by bufsize alone
+            self._plain_readers[key[1]] = readers
         return readers
 
     def recv(self, bufsize: int = 4096, flags: int = 0) -> bytes | None:
