@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
+from typing import cast
 
 from ._errors import MulticastFamilyError, MulticastPortError, MulticastValueError
 
@@ -104,6 +105,21 @@ def normalize_mcast_ip(mcast_ip: object, addr_family: int) -> str:
     if len(_normalized_groups) < 65536:
         _normalized_groups[(mcast_ip, addr_family)] = group
     return group
+
+
+def normalize_mcast_ips(mcast_ips: object, addr_family: int) -> list[str]:
+    """:func:`normalize_ip_list` then :func:`normalize_mcast_ip` of each (an empty list allowed);
+    repeats are kept. Groups already seen cost one dictionary lookup each."""
+    if type(mcast_ips) in (list, tuple):
+        seen = _normalized_groups
+        try:
+            return [seen[(ip, addr_family)] for ip in cast("list[object]", mcast_ips)]
+        except (KeyError, TypeError):  # (new, or unhashable: checked below, with its error)
+            pass
+    return [
+        normalize_mcast_ip(ip, addr_family)
+        for ip in normalize_ip_list(mcast_ips, "mcast_ips", allow_empty=True)
+    ]
 
 
 def validate_mcast_ip(mcast_ip: MulticastAddress, addr_family: int) -> None:
