@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import socket
@@ -156,10 +157,15 @@ class Membership:
 
     def _open(self) -> None:
         self.skipped = {}
-        self._make_fd_room(self._sockets_needed(len(self.ifaces)), cached=True)  # (open retries on EMFILE)
+        plain = self._plain()
+        needed = len(self.groups) * len(self.ifaces) if plain else self._sockets_needed(len(self.ifaces))
+        self._make_fd_room(needed, cached=True)  # (open retries on EMFILE with a fresh count)
         skip = not self.named and bool(self.groups)
-        if self._plain():
-            joined, units = self._open_plain(self.ifaces, skip=skip)
+        info = log.isEnabledFor(logging.INFO)  # (DEBUG is off whenever INFO is)
+        if plain:
+            joined, units = self._open_plain(
+                self.ifaces, skip=skip, debug=info and log.isEnabledFor(logging.DEBUG)
+            )
             if skip and not joined:
                 raise self._none_joined()  # (nothing is open: every interface was skipped)
         else:
@@ -171,7 +177,7 @@ class Membership:
         if skip:
             self.ifaces = joined
         self._commit(units, [])
-        if log.isEnabledFor(logging.INFO):
+        if info:
             log.info(
                 "receiving %d group(s) on port %d on %s (%s)",
                 len(self.groups),
@@ -189,7 +195,7 @@ class Membership:
         """Leave everything: every OS socket is taken out under the lock and handed to ``finish``
         (the engine's close, which closes them and wakes every receiver)."""
         with self.lock:
-            removed = [u for units in self.units.values() for u in units]
+            removed = list(itertools.chain.from_iterable(self.units.values()))
             self.units = {}
             finish(removed)
 
@@ -355,7 +361,9 @@ class Membership:
         st = self.settings
         return st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
 
-    def _open_plain(self, ifaces: Sequence[IfaceInfo], *, skip: bool) -> tuple[list[IfaceInfo], list[Unit]]:
+    def _open_plain(
+        self, ifaces: Sequence[IfaceInfo], *, skip: bool, debug: bool
+    ) -> tuple[list[IfaceInfo], list[Unit]]:
         """:meth:`_open_ifaces` for the :meth:`_plain` case, with the same outcome, without an undo
         stack: a socket that fails closes itself, an interface skipped closes its sockets, and any
         failure that ends the call closes every socket made so far."""
@@ -364,13 +372,13 @@ class Membership:
             return list(ifaces), []
         ops, io, st = _platform.OPS, _platform.IO, self.settings
         family, port, external = st.family, st.port, st.external_loopback
-        debug = log.isEnabledFor(logging.DEBUG)
         joined: list[IfaceInfo] = []
         units: list[Unit] = []
         try:
             for iface in ifaces:
                 first = len(units)
-                ip, index, name = iface_ip(iface, family), iface.index, iface.machine_name
+                ip = iface.primary_ip(family) or iface_ip(iface, family)  # (the latter raises)
+                index, name = iface.index, iface.machine_name
                 loop = external or iface.is_localhost()
                 try:
                     for group in groups:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
-from typing import cast
+from itertools import repeat
 
 from ._errors import MulticastFamilyError, MulticastPortError, MulticastValueError
 
@@ -110,10 +110,14 @@ def normalize_mcast_ip(mcast_ip: object, addr_family: int) -> str:
 def normalize_mcast_ips(mcast_ips: object, addr_family: int) -> list[str]:
     """:func:`normalize_ip_list` then :func:`normalize_mcast_ip` of each (an empty list allowed);
     repeats are kept. Groups already seen cost one dictionary lookup each."""
-    if type(mcast_ips) in (list, tuple):
+    kind = type(mcast_ips)
+    if kind is list or kind is tuple:
+        groups: list[object] = mcast_ips  # type: ignore[assignment]  # (a cast() would be a call)
         seen = _normalized_groups
         try:
-            return [seen[(ip, addr_family)] for ip in cast("list[object]", mcast_ips)]
+            if len(groups) == 1:
+                return [seen[(groups[0], addr_family)]]
+            return list(map(seen.__getitem__, zip(groups, repeat(addr_family))))  # (no frame per group)
         except (KeyError, TypeError):  # (new, or unhashable: checked below, with its error)
             pass
     return [

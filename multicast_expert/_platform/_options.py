@@ -201,7 +201,11 @@ class OsOptions:
         """Tie a receive socket to one interface, where the OS can; True if it did."""
         if not self.supports(Concern.BIND_DEVICE, family):
             return False
-        return _bind_device(sock, self._opt(Concern.BIND_DEVICE, family, t))
+        try:
+            sock.setsockopt(*self._opt(Concern.BIND_DEVICE, family, t))
+        except PermissionError:  # Linux before 5.7 without CAP_NET_RAW
+            return False
+        return True
 
     def _opt(self, concern: Concern, family: int, t: Target) -> SetOpt:
         opt = self.OPTIONS.get((concern, family))
@@ -253,11 +257,15 @@ class OsOptions:
         """Apply a plan's options to a new receive socket, up to and including bind()."""
         for level, name, value in plan.before:
             sock.setsockopt(level, name, value)
-        device = plan.device
-        if device is None or not _bind_device(sock, device):
-            undevice = plan.undevice
-            if undevice is not None:
-                sock.setsockopt(*undevice)
+        device, undevice = plan.device, plan.undevice
+        if device is not None:
+            try:
+                sock.setsockopt(*device)
+                undevice = None  # (tied to the device: nothing more needed)
+            except PermissionError:  # Linux before 5.7 without CAP_NET_RAW
+                pass
+        if undevice is not None:
+            sock.setsockopt(*undevice)
         for level, name, value in plan.after:
             sock.setsockopt(level, name, value)
         sock.bind(plan.address)
@@ -320,12 +328,3 @@ class OsOptions:
         else:
             return None
         return MulticastOSError(code, f"{where} failed: {why}")
-
-
-def _bind_device(sock: socket.socket, device: SetOpt) -> bool:
-    """Apply a device binding; False if the OS refused it for want of privilege."""
-    try:
-        sock.setsockopt(*device)
-    except PermissionError:  # Linux before 5.7 without CAP_NET_RAW
-        return False
-    return True

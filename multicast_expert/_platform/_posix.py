@@ -8,6 +8,10 @@ import sys
 if sys.platform != "win32":  # (this module is imported everywhere, used only on POSIX systems)
     import resource
 
+    _UNLIMITED: int = resource.RLIM_INFINITY
+else:
+    _UNLIMITED = -1
+
 #: Descriptors kept free for the program itself when the library raises the soft limit.
 HEADROOM = 16
 
@@ -45,11 +49,16 @@ def posix_fd_room(needed: int, *, force: bool = False, cached: bool = False) -> 
     global _soft_seen
     if sys.platform != "win32":
         seen = _soft_seen
-        if cached and not force and seen is not None and _small(needed, seen):
-            return None
+        if (
+            cached
+            and not force
+            and seen is not None
+            and (seen == _UNLIMITED or needed + HEADROOM <= seen // 4)
+        ):
+            return None  # (the test below, on the limit seen last)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         _soft_seen = soft
-        if not force and _small(needed, soft):
+        if not force and (soft == _UNLIMITED or needed + HEADROOM <= soft // 4):
             return None  # plenty of room for a small open: skip counting (an EMFILE later retries)
         in_use = _in_use()
         if in_use is None or soft == resource.RLIM_INFINITY:
@@ -64,10 +73,3 @@ def posix_fd_room(needed: int, *, force: bool = False, cached: bool = False) -> 
         _soft_seen = new
         return soft, new
     return None
-
-
-def _small(needed: int, soft: int) -> bool:
-    """Whether ``needed`` more descriptors are few enough against ``soft`` to skip counting."""
-    if sys.platform != "win32":
-        return soft == resource.RLIM_INFINITY or needed + HEADROOM <= soft // 4
-    return True
