@@ -111,8 +111,21 @@ class RxPlan(NamedTuple):
     target: Target
 
 
+class TxPlan(NamedTuple):
+    """How one sending socket is set up, as ready ``setsockopt`` arguments around its bind()."""
+
+    #: SO_REUSEADDR, when a source port is given.
+    before: tuple[SetOpt, ...]
+    #: The interface address (and source port) to bind().
+    address: Address
+    #: Multicast interface, TTL or hop limit, loop.
+    after: tuple[SetOpt, ...]
+
+
 #: Plans already built: (OS options, family, group, port, ifindex, ifname, interface IP, loop) -> plan.
 _rx_plans: dict[tuple[object, ...], RxPlan] = {}
+#: (OS options, family, interface IP, ifindex, ifname, ttl, loop, source port) -> plan.
+_tx_plans: dict[tuple[object, ...], TxPlan] = {}
 
 
 #: Errors that mean "this interface can't join now" (gone, no address, refused, out of buffers).
@@ -185,16 +198,42 @@ class OsOptions:
         """IP_MULTICAST_LOOP for a sending socket."""
         return external_loopback
 
-    def configure_tx(
-        self, sock: socket.socket, family: int, t: Target, ttl: int, loop: bool, source_port: int
-    ) -> None:
-        """Set up a sending socket: reuse, bind to the interface address, multicast interface, TTL, loop."""
-        if source_port:
-            self.set(sock, Concern.REUSEADDR, family, t._replace(value=1))
-        sock.bind(self.sockaddr(family, t.iface_ip, source_port, t.ifindex))
-        self.set(sock, Concern.MULTICAST_IF, family, t)
-        self.set(sock, Concern.MULTICAST_TTL, family, t._replace(value=ttl))
-        self.set(sock, Concern.MULTICAST_LOOP, family, t._replace(value=int(loop)))
+    def tx_plan(self, family: int, t: Target, ttl: int, loop: bool, source_port: int) -> TxPlan:
+        """Every option of a sending socket on ``t``'s interface: SO_REUSEADDR (with a source port),
+        bind() to the interface address, multicast interface, TTL or hop limit, loop (see
+        :meth:`prepare_tx`)."""
+        opt = self._opt
+        before = (opt(Concern.REUSEADDR, family, t._replace(value=1)),) if source_port else ()
+        address = self.sockaddr(family, t.iface_ip, source_port, t.ifindex)
+        after = (
+            opt(Concern.MULTICAST_IF, family, t),
+            opt(Concern.MULTICAST_TTL, family, t._replace(value=ttl)),
+            opt(Concern.MULTICAST_LOOP, family, t._replace(value=int(loop))),
+        )
+        return TxPlan(before, address, after)
+
+    def cached_tx_plan(
+        self, family: int, ip: str, ifindex: int, ifname: str, ttl: int, loop: bool, source_port: int
+    ) -> TxPlan:
+        """:meth:`tx_plan`, built once per distinct set of arguments (as :meth:`cached_rx_plan`)."""
+        key = (self, family, ip, ifindex, ifname, ttl, loop, source_port)
+        plan = _tx_plans.get(key)
+        if plan is None:
+            t = Target(iface_ip=ip, ifindex=ifindex, ifname=ifname)
+            plan = self.tx_plan(family, t, ttl, loop, source_port)
+            if len(_tx_plans) >= 1024:
+                _tx_plans.clear()
+            _tx_plans[key] = plan
+        return plan
+
+    @staticmethod
+    def prepare_tx(sock: socket.socket, plan: TxPlan) -> None:
+        """Apply a plan to a new sending socket: reuse, bind, multicast interface, TTL, loop."""
+        for level, name, value in plan.before:
+            sock.setsockopt(level, name, value)
+        sock.bind(plan.address)
+        for level, name, value in plan.after:
+            sock.setsockopt(level, name, value)
 
     # ---- receive ------------------------------------------------------------------------------
     def bind_to_iface(self, sock: socket.socket, family: int, t: Target) -> bool:
