@@ -42,14 +42,16 @@ def blocker(group: str, port: int, device: str | None = None) -> socket.socket:
     return s
 
 
-def failed_open(rx: me.McastRxSocket, kind: type[BaseException], match: str | None = None) -> tuple[str, Any]:
-    """Open ``rx``, which must raise ``kind``; returns the error's text and errno. Fails if a socket
+def failed_open(
+    sock: me.McastRxSocket | me.McastTxSocket, kind: type[BaseException], match: str | None = None
+) -> tuple[str, Any]:
+    """Open ``sock``, which must raise ``kind``; returns the error's text and errno. Fails if a socket
     object was dropped still holding its descriptor (a reader not let go, say): its destructor
     would close a descriptor number that may belong to someone else by then."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         with pytest.raises(kind, match=match) as raised:
-            rx.open()
+            sock.open()
         text, code = str(raised.value), getattr(raised.value, "errno", None)
         del raised  # (its traceback holds the frames, and so every object they held)
         gc.collect()
@@ -356,3 +358,39 @@ def test_constructor_fast_checks_keep_values_and_errors(net: Net) -> None:
         me.McastRxSocket(V4, ["239.140.9.1"], 5000, iface="lo", enable_external_loopback="no")  # type: ignore[arg-type]
     with pytest.raises(me.MulticastExpertError, match="Both iface_ips and iface_ip may not be specified"):
         me.McastRxSocket(V4, ["239.140.9.1"], 5000, iface_ip="lo", iface="lo")
+
+
+def test_send_socket_open_failing_on_the_second_interface_leaves_nothing(net: Net) -> None:
+    source_port = 47_123
+    taken = socket.socket(V4, socket.SOCK_DGRAM)  # no SO_REUSEADDR: the port is taken on b's address
+    taken.bind((net.b.host_ip4, source_port))
+    with contextlib.closing(taken):
+        before = open_fds()
+        tx = me.McastTxSocket(V4, ["239.140.10.1"], ifaces=["lo", net.b.host_if], source_port=source_port)
+        text, code = failed_open(tx, me.MulticastOSError, "did not set SO_REUSEADDR")
+        assert code == errno.EADDRINUSE
+        assert text.startswith(f"Opening a multicast send socket on {net.b.host_if} (index ")
+        assert open_fds() == before and tx.sockets == [] and not tx.is_opened
+    with tx:  # once the port is free
+        assert [s.getsockname() for s in tx.sockets] == [
+            ("127.0.0.1", source_port),
+            (net.b.host_ip4, source_port),
+        ]
+        assert [s.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL) for s in tx.sockets] == [1, 1]
+        assert tx.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+
+
+def test_send_plans_are_reused_and_hold_every_option() -> None:
+    ops = _platform.OPS
+    plan = ops.cached_tx_plan(V4, "198.18.7.1", 7, "eth7", 5, True, 0)
+    assert ops.cached_tx_plan(V4, "198.18.7.1", 7, "eth7", 5, True, 0) is plan
+    assert plan.before == () and plan.address == ("198.18.7.1", 0)  # no source port: no SO_REUSEADDR
+    assert plan.after == (
+        (socket.IPPROTO_IP, socket.IP_MULTICAST_IF, bytes([0, 0, 0, 0, 198, 18, 7, 1, 7, 0, 0, 0])),
+        (socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 5),
+        (socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1),
+    )
+    v6 = ops.cached_tx_plan(V6, "fe80::1%eth7", 7, "eth7", 1, False, 5000)
+    assert v6.before == ((socket.SOL_SOCKET, socket.SO_REUSEADDR, 1),)
+    assert v6.address == ("fe80::1", 5000, 0, 7)  # the scope as the index
+    assert v6.after[0] == (socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, 7)
