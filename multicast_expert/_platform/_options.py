@@ -236,16 +236,6 @@ class OsOptions:
             sock.setsockopt(level, name, value)
 
     # ---- receive ------------------------------------------------------------------------------
-    def bind_to_iface(self, sock: socket.socket, family: int, t: Target) -> bool:
-        """Tie a receive socket to one interface, where the OS can; True if it did."""
-        if not self.supports(Concern.BIND_DEVICE, family):
-            return False
-        try:
-            sock.setsockopt(*self._opt(Concern.BIND_DEVICE, family, t))
-        except PermissionError:  # Linux before 5.7 without CAP_NET_RAW
-            return False
-        return True
-
     def _opt(self, concern: Concern, family: int, t: Target) -> SetOpt:
         opt = self.OPTIONS.get((concern, family))
         if opt is None:
