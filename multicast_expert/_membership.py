@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ from typing import NamedTuple, TypeVar
 from . import _platform
 from ._errors import MulticastExpertError, MulticastValueError
 from ._platform import Action, Concern
+from ._platform._options import RxPlan
 from ._platform._structs import Target
 from .interfaces import IfaceInfo, cached_interfaces, iface_ip, listenable_interfaces, rescan_interfaces
 
@@ -155,33 +157,47 @@ class Membership:
 
     def _open(self) -> None:
         self.skipped = {}
-        self._make_fd_room(self._sockets_needed(len(self.ifaces)))
+        plain = self._plain()
+        needed = len(self.groups) * len(self.ifaces) if plain else self._sockets_needed(len(self.ifaces))
+        self._make_fd_room(needed, cached=True)  # (open retries on EMFILE with a fresh count)
         skip = not self.named and bool(self.groups)
-        with contextlib.ExitStack() as undo:
-            joined, units = self._open_ifaces(self.ifaces, skip=skip, undo=undo)
+        info = log.isEnabledFor(logging.INFO)  # (DEBUG is off whenever INFO is)
+        if plain:
+            joined, units = self._open_plain(
+                self.ifaces, skip=skip, debug=info and log.isEnabledFor(logging.DEBUG)
+            )
             if skip and not joined:
-                raise MulticastExpertError(
-                    "No interface could join: "
-                    + "; ".join(f"{name}: {why}" for name, why in self.skipped.items())
-                )
-            undo.pop_all()
+                raise self._none_joined()  # (nothing is open: every interface was skipped)
+        else:
+            with contextlib.ExitStack() as undo:
+                joined, units = self._open_ifaces(self.ifaces, skip=skip, undo=undo)
+                if skip and not joined:
+                    raise self._none_joined()
+                undo.pop_all()
         if skip:
             self.ifaces = joined
         self._commit(units, [])
-        log.info(
-            "receiving %d group(s) on port %d on %s (%s)",
-            len(self.groups),
-            self.settings.port,
-            [i.machine_name for i in self.ifaces],
-            "interfaces named" if self.named else "default interface set",
+        if info:
+            log.info(
+                "receiving %d group(s) on port %d on %s (%s)",
+                len(self.groups),
+                self.settings.port,
+                [i.machine_name for i in self.ifaces],
+                "interfaces named" if self.named else "default interface set",
+            )
+
+    def _none_joined(self) -> MulticastExpertError:
+        return MulticastExpertError(
+            "No interface could join: " + "; ".join(f"{name}: {why}" for name, why in self.skipped.items())
         )
 
-    def close(self) -> None:
-        """Leave everything: every OS socket is removed (the engine closes them)."""
+    def close(self, finish: Callable[[list[Unit]], None]) -> None:
+        """Leave everything: every OS socket is taken out under the lock and handed to ``finish``
+        (the engine's close, which closes them and wakes every receiver)."""
         with self.lock:
-            removed = [u for units in self.units.values() for u in units]
+            removed = list(itertools.chain.from_iterable(self.units.values()))
             self.units = {}
-            self._apply(Change([], removed))
+            finish(removed)
 
     def join(self, group: str, sources: tuple[str, ...]) -> None:
         """Join one more group on every interface; all or nothing."""
@@ -339,6 +355,89 @@ class Membership:
                 undo.callback(_quietly, ops.set, u.sock, undo_concern, family, target)
             undo.pop_all()
 
+    def _plain(self) -> bool:
+        """Whether every socket is one OS plan plus one any-source join: no sources, nothing
+        blocked, no receive buffer size, no metadata options."""
+        st = self.settings
+        return st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
+
+    def _open_plain(
+        self, ifaces: Sequence[IfaceInfo], *, skip: bool, debug: bool
+    ) -> tuple[list[IfaceInfo], list[Unit]]:
+        """:meth:`_open_ifaces` for the :meth:`_plain` case, with the same outcome, without an undo
+        stack: a socket that fails closes itself, an interface skipped closes its sockets, and any
+        failure that ends the call closes every socket made so far."""
+        groups = self.groups
+        if not groups:
+            return list(ifaces), []
+        ops, io, st = _platform.OPS, _platform.IO, self.settings
+        family, port, external = st.family, st.port, st.external_loopback
+        joined: list[IfaceInfo] = []
+        units: list[Unit] = []
+        try:
+            for iface in ifaces:
+                first = len(units)
+                ip = iface.primary_ip(family) or iface_ip(iface, family)  # (the latter raises)
+                index, name = iface.index, iface.machine_name
+                loop = external or iface.is_localhost()
+                try:
+                    for group in groups:
+                        plan = ops.cached_rx_plan(family, group, port, index, name, ip, loop)
+                        units.append(self._plain_unit(ops, io, plan, iface))
+                        if debug:
+                            log.debug(_OPENED, units[-1].fd, group, port, name, index, "any source")
+                except OSError as exc:
+                    if not skip or not ops.interface_cannot_join(exc):
+                        raise
+                    for u in reversed(units[first:]):
+                        u.close()
+                    del units[first:]
+                    self._skip(iface, exc)
+                    continue
+                joined.append(iface)
+        except BaseException:
+            for u in reversed(units):
+                u.close()
+            raise
+        return joined, units
+
+    def _plain_unit(
+        self, ops: _platform.OsOptions, io: _platform.DatagramIO, plan: RxPlan, iface: IfaceInfo
+    ) -> Unit:
+        """One OS socket by its plan: the steps and errors of :meth:`_open_group` without sources."""
+        t = plan.target
+        family = self.settings.family
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)  # (looked up now: tests swap it)
+        except OSError as exc:
+            better = _join_error(exc, t.group, iface, family, sources=False)
+            if better is exc:
+                raise
+            raise better from exc
+        try:
+            reader = io.reader(sock, family)
+            try:
+                ops.prepare_rx(sock, plan)
+                join = plan.join
+                if join is None:
+                    ops.set(sock, Concern.JOIN, family, t)  # (raises: this OS has no such option)
+                else:
+                    sock.setsockopt(*join)
+            except BaseException:
+                if reader is not sock:
+                    reader.detach()
+                raise
+        except OSError as exc:
+            sock.close()
+            better = _join_error(exc, t.group, iface, family, sources=False)
+            if better is exc:
+                raise
+            raise better from exc
+        except BaseException:
+            sock.close()
+            raise
+        return Unit(sock, reader, t.group, iface, (), t)
+
     def _open_ifaces(
         self, ifaces: Sequence[IfaceInfo], *, skip: bool, undo: contextlib.ExitStack
     ) -> tuple[list[IfaceInfo], list[Unit]]:
@@ -387,7 +486,7 @@ class Membership:
             try:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 undo.callback(sock.close)
-                reader = io.reader(sock)
+                reader = io.reader(sock, family)
                 if reader is not sock:
                     undo.callback(reader.detach)  # (runs first: the stack unwinds in reverse)
                 ops.configure_rx(sock, family, t, st.port, loop)
@@ -402,24 +501,15 @@ class Membership:
                 for concern in st.meta:
                     if ops.supports(concern, family):
                         ops.set(sock, concern, family, t._replace(value=1))
-            except OSError as exc:  # the error's wording is built only when there is one
-                where = f"Joining {group} on {iface.machine_name}" + (" with sources" if chunk else "")
-                better = _platform.translate_oserror(
-                    exc, Action.JOIN_SOURCE if chunk else Action.OPEN_RX, family, where
-                )
+            except OSError as exc:
+                better = _join_error(exc, group, iface, family, sources=bool(chunk))
                 if better is exc:
                     raise
                 raise better from exc
             units.append(Unit(sock, reader, group, iface, chunk, t))
-            log.debug(
-                "opened fd %d: %s port %d on %s (index %d), %s",
-                sock.fileno(),
-                group,
-                st.port,
-                iface.machine_name,
-                iface.index,
-                f"{len(chunk)} source(s)" if chunk else "any source",
-            )
+            if log.isEnabledFor(logging.DEBUG):
+                where = f"{len(chunk)} source(s)" if chunk else "any source"
+                log.debug(_OPENED, sock.fileno(), group, st.port, iface.machine_name, iface.index, where)
         return units
 
     def _set_rcvbuf(self, sock: socket.socket, size: int) -> None:
@@ -470,12 +560,14 @@ class Membership:
             total += -(-len(sources) // per) if sources and per else 1
         return total * ifaces
 
-    def _make_fd_room(self, needed: int, *, force: bool = False) -> bool:
-        """Raise the soft descriptor limit if ``needed`` more would not fit; True if it did."""
+    def _make_fd_room(self, needed: int, *, force: bool = False, cached: bool = False) -> bool:
+        """Raise the soft descriptor limit if ``needed`` more would not fit; True if it did.
+        ``cached``: the caller retries with ``force`` after an EMFILE (see Host.ensure_fd_room)."""
         global _warned_fd_limit
         if not self.raise_fd_limit:
             return False
-        raised = _platform.HOST.ensure_fd_room(needed + 4, force=force)  # + poller, waker, watch
+        # + poller, waker, watch
+        raised = _platform.HOST.ensure_fd_room(needed + 4, force=force, cached=cached)
         if raised is not None and not _warned_fd_limit:
             _warned_fd_limit = True
             warnings.warn(
@@ -492,3 +584,14 @@ def _quietly(fn: Callable[..., object], *args: object) -> None:
     """An undo step: best effort (the socket may be gone with its interface)."""
     with contextlib.suppress(OSError):
         fn(*args)
+
+
+#: The DEBUG line for each OS socket opened.
+_OPENED = "opened fd %d: %s port %d on %s (index %d), %s"
+
+
+def _join_error(exc: OSError, group: str, iface: IfaceInfo, family: int, *, sources: bool) -> OSError:
+    """A failed socket's error, worded by the OS layer when it knows it (else ``exc`` itself); the
+    wording is built only when there is an error."""
+    where = f"Joining {group} on {iface.machine_name}" + (" with sources" if sources else "")
+    return _platform.translate_oserror(exc, Action.JOIN_SOURCE if sources else Action.OPEN_RX, family, where)

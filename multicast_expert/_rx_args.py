@@ -49,6 +49,10 @@ def pick_interfaces(
     iface: IfaceSpecifier | None,
     ifaces: Iterable[IfaceSpecifier] | None,
 ) -> list[IfaceInfo]:
+    if iface_ips is None and ifaces is None:  # (the common case: one interface, or the default set)
+        single = iface if iface_ip is None else iface_ip if iface is None else None
+        if single is not None:
+            return [resolve_iface(single, family)]
     given = [x for x in (iface_ip, iface_ips, iface, ifaces) if x is not None]
     if len(given) > 1:
         raise MulticastValueError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
+from itertools import repeat
 
 from ._errors import MulticastFamilyError, MulticastPortError, MulticastValueError
 
@@ -104,6 +105,25 @@ def normalize_mcast_ip(mcast_ip: object, addr_family: int) -> str:
     if len(_normalized_groups) < 65536:
         _normalized_groups[(mcast_ip, addr_family)] = group
     return group
+
+
+def normalize_mcast_ips(mcast_ips: object, addr_family: int) -> list[str]:
+    """:func:`normalize_ip_list` then :func:`normalize_mcast_ip` of each (an empty list allowed);
+    repeats are kept. Groups already seen cost one dictionary lookup each."""
+    kind = type(mcast_ips)
+    if kind is list or kind is tuple:
+        groups: list[object] = mcast_ips  # type: ignore[assignment]  # (a cast() would be a call)
+        seen = _normalized_groups
+        try:
+            if len(groups) == 1:
+                return [seen[(groups[0], addr_family)]]
+            return list(map(seen.__getitem__, zip(groups, repeat(addr_family))))  # (no frame per group)
+        except (KeyError, TypeError):  # (new, or unhashable: checked below, with its error)
+            pass
+    return [
+        normalize_mcast_ip(ip, addr_family)
+        for ip in normalize_ip_list(mcast_ips, "mcast_ips", allow_empty=True)
+    ]
 
 
 def validate_mcast_ip(mcast_ip: MulticastAddress, addr_family: int) -> None:

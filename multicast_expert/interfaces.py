@@ -173,18 +173,23 @@ def _read_interface(name: str) -> IfaceInfo | None:
 
 _cache_time = 0.0
 _lookups: dict[object, list[IfaceInfo]] = {}
+#: resolve_iface's results, and listenable_interfaces' (by family), for the current scan.
+_resolved: dict[tuple[object, int], IfaceInfo] = {}
+_listenable: dict[int, tuple[tuple[IfaceInfo, ...], list[IfaceInfo]]] = {}
 #: The interface list used when a socket names no interface is at most this old (seconds).
 DEFAULT_IFACES_MAX_AGE = 1.0
 
 
 def rescan_interfaces() -> tuple[IfaceInfo, ...]:
     """Scan the machine's interfaces now and refresh the cache."""
-    global _cache, _cache_time, _lookups
+    global _cache, _cache_time, _lookups, _resolved, _listenable
     found = tuple(i for i in map(_read_interface, netifaces.interfaces()) if i is not None)
     with _lock:
         _cache = found
         _cache_time = time.monotonic()
         _lookups = {}
+        _resolved = {}
+        _listenable = {}
     return found
 
 
@@ -317,11 +322,14 @@ def get_default_gateway_iface(
 
 def listenable_interfaces(addr_family: int) -> list[IfaceInfo]:
     """Every non-loopback interface with an address of ``addr_family`` (scan at most 1 s old)."""
-    return [
-        i
-        for i in cached_interfaces(DEFAULT_IFACES_MAX_AGE)
-        if not i.is_localhost() and i.ip_addrs(addr_family)
-    ]
+    scan = cached_interfaces(DEFAULT_IFACES_MAX_AGE)
+    known = _listenable
+    hit = known.get(addr_family)
+    if hit is not None and hit[0] is scan:
+        return list(hit[1])
+    found = [i for i in scan if not i.is_localhost() and i.ip_addrs(addr_family)]
+    known[addr_family] = (scan, found)  # (remembered with the scan it came from)
+    return list(found)
 
 
 def get_interface_ips(include_ipv4: bool = True, include_ipv6: bool = True) -> list[str]:
@@ -380,13 +388,22 @@ __all__ = [
 
 
 def resolve_iface(spec: IfaceSpecifier, family: int) -> IfaceInfo:
-    """Look up one interface and check it has an address of ``family``."""
+    """Look up one interface and check it has an address of ``family`` (a name or IP found in the
+    current scan is remembered until the next one, as :func:`find_interface` remembers it)."""
+    resolved = _resolved
+    cacheable = isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
+    if cacheable:
+        hit = resolved.get((spec, family))
+        if hit is not None:
+            return hit
     iface = find_interface(spec)
     if not iface.ip_addrs(family):
         raise MulticastValueError(
             f"Interface {iface} has no {family_name(family)} address, so it cannot carry "
             f"{family_name(family)} multicast; pick an interface that does"
         )
+    if cacheable:
+        resolved[(spec, family)] = iface  # (the dictionary of the scan it was found in)
     return iface
 
 

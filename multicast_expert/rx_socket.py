@@ -50,15 +50,19 @@ from ._validate import (
     check_int_range,
     check_port,
     check_timeout,
-    dedupe,
     family_name,
-    normalize_ip_list,
     normalize_mcast_ip,
+    normalize_mcast_ips,
     normalize_source_ip,
 )
 from .interfaces import IfaceInfo, IfaceSpecifier
 
 _MAX_BUF = 2**31
+_CLOSED = Mode.CLOSED
+_UNSET = _compat.UNSET
+#: The families, and the types they come as, that the constructor accepts without calling check_family.
+_FAMILIES = frozenset({int(socket.AF_INET), int(socket.AF_INET6)})
+_INTS = (int, socket.AddressFamily)
 #: Seconds between rescans where the OS gives no change notifications.
 RESCAN_PERIOD = 1.0
 _log = logging.getLogger("multicast_expert.rx")
@@ -129,25 +133,46 @@ class McastRxSocket(OpenCloseContext):
             blocking, timeout, enable_external_loopback, iface, ifaces = _compat.from_1_6_positions(
                 blocking, timeout, more_1_6_args, enable_external_loopback, iface, ifaces
             )
-        family = check_family(addr_family)
+        # Each check is made inline for the common values (the same test, no call) and by its
+        # checker otherwise, in the same order, so every error is the one the checker raises.
+        family = (
+            addr_family
+            if type(addr_family) in _INTS and addr_family in _FAMILIES
+            else check_family(addr_family)
+        )
         self.addr_family: int = family
-        self.port: int = check_port(port, allow_zero=False)
-        items = normalize_ip_list(mcast_ips, "mcast_ips", allow_empty=True)
-        groups = dedupe(normalize_mcast_ip(ip, family) for ip in items)
-        sources = parse_sources(source_ips, family)
+        self.port: int = (
+            port if type(port) is int and 0 < port <= 65535 else check_port(port, allow_zero=False)
+        )
+        groups = normalize_mcast_ips(mcast_ips, family)
+        sources = () if source_ips is None else parse_sources(source_ips, family)
         self._source_ips = sources or None
         self.rcvbuf: int | None = None if rcvbuf is None else check_int_range(rcvbuf, "rcvbuf", 1, 2**31 - 1)
-        self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
-        self._timeout = _compat.timeout_from(blocking, timeout)
-        named = any(x is not None for x in (iface_ip, iface_ips, iface, ifaces))
-        self._follow = check_bool(follow_interfaces, "follow_interfaces")
+        plain = (
+            enable_external_loopback is False
+            and follow_interfaces is False
+            and recv_ttl is False
+            and recv_tos is False
+            and timestamps is False
+            and raise_fd_limit is True
+        )
+        self.enable_external_loopback: bool = (
+            False if plain else check_bool(enable_external_loopback, "enable_external_loopback")
+        )
+        self._timeout = (
+            None if blocking is True and timeout is _UNSET else _compat.timeout_from(blocking, timeout)
+        )
+        named = iface_ip is not None or iface_ips is not None or iface is not None or ifaces is not None
+        self._follow = False if plain else check_bool(follow_interfaces, "follow_interfaces")
         if self._follow and named:
             raise MulticastValueError(
                 "follow_interfaces applies to the default interface set; leave iface_ip/iface_ips/"
                 "iface/ifaces unset to follow interfaces as they come and go"
             )
-        wanted = (("recv_ttl", recv_ttl), ("recv_tos", recv_tos), ("timestamps", timestamps))
-        meta = tuple(c for c, (name, on) in zip(METADATA, wanted, strict=True) if check_bool(on, name))
+        meta: tuple[Concern, ...] = ()
+        if not plain:
+            wanted = (("recv_ttl", recv_ttl), ("recv_tos", recv_tos), ("timestamps", timestamps))
+            meta = tuple(c for c, (name, on) in zip(METADATA, wanted, strict=True) if check_bool(on, name))
         self._meta = bool(meta)
         self._engine: ReceiveEngine[Unit] = ReceiveEngine()
         self._members = Membership(
@@ -155,7 +180,7 @@ class McastRxSocket(OpenCloseContext):
             dict.fromkeys(groups, sources),
             pick_interfaces(family, iface_ip, iface_ips, iface, ifaces),
             named=named,
-            raise_fd_limit=check_bool(raise_fd_limit, "raise_fd_limit"),
+            raise_fd_limit=True if plain else check_bool(raise_fd_limit, "raise_fd_limit"),
             apply=self._engine.apply,
         )
         self._watch: socket.socket | None = None
@@ -262,7 +287,7 @@ class McastRxSocket(OpenCloseContext):
         """
         with self._open_lock:
             engine = self._engine
-            if engine.mode is not Mode.CLOSED:
+            if engine.mode is not _CLOSED:
                 raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
             engine.open()
             self._readers.clear()  # (built afresh from the OS layer in use now)
@@ -276,12 +301,9 @@ class McastRxSocket(OpenCloseContext):
                 raise
 
     def _close_all(self) -> None:
-        self._stop_watch()
-        members = self._members
-        with members.lock:
-            units = members.all_units()
-            members.units = {}
-            self._engine.close(units)
+        if self._watch is not None:
+            self._stop_watch()
+        self._members.close(self._engine.close)
 
     def close(self) -> None:
         """Close every OS socket (leaving every group) and wake every receive waiting in any thread.
@@ -290,7 +312,7 @@ class McastRxSocket(OpenCloseContext):
             MulticastExpertError: already closed.
         """
         with self._open_lock:
-            if self._engine.mode is Mode.CLOSED:
+            if self._engine.mode is _CLOSED:
                 raise MulticastExpertError("Attempt to close an McastRxSocket that is already closed!")
             self._close_all()
 

@@ -27,8 +27,7 @@ from ._errors import (
 )
 from ._lifecycle import OpenCloseContext, apply_sockopt
 from ._packet import McastPacket
-from ._platform import Action, os_errors, translate_oserror
-from ._platform._structs import Target
+from ._platform import Action, translate_oserror
 from ._tx_args import Batch, Out, check_batch, check_destination, interface_specs, port_error, records
 from ._tx_replies import Replies
 from ._validate import (
@@ -185,26 +184,31 @@ class McastTxSocket(OpenCloseContext):
         family, ops, iface = self.addr_family, _platform.OPS, out.iface
         sock = socket.socket(family, socket.SOCK_DGRAM)  # (looked up now: tests swap it)
         try:
-            with os_errors(Action.OPEN_TX, family, f"Opening a multicast send socket on {iface}"):
-                ops.configure_tx(
-                    sock,
-                    family,
-                    Target(iface_ip=out.ip, ifindex=iface.index, ifname=iface.machine_name),
-                    self.ttl,
-                    ops.tx_loopback(iface.is_localhost(), self.enable_external_loopback),
-                    self.source_port,
-                )
+            loop = ops.tx_loopback(iface.is_localhost(), self.enable_external_loopback)
+            plan = ops.cached_tx_plan(
+                family, out.ip, iface.index, iface.machine_name, self.ttl, loop, self.source_port
+            )
+            ops.prepare_tx(sock, plan)
+        except OSError as exc:  # (the error's wording is built only when there is one)
+            sock.close()
+            better = translate_oserror(
+                exc, Action.OPEN_TX, family, f"Opening a multicast send socket on {iface}"
+            )
+            if better is exc:
+                raise
+            raise better from exc
         except BaseException:
             sock.close()
             raise
-        _log.debug(
-            "opened fd %d: sending from %s on %s (index %d), ttl %d",
-            sock.fileno(),
-            out.ip,
-            iface.machine_name,
-            iface.index,
-            self.ttl,
-        )
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "opened fd %d: sending from %s on %s (index %d), ttl %d",
+                sock.fileno(),
+                out.ip,
+                iface.machine_name,
+                iface.index,
+                self.ttl,
+            )
         return sock
 
     def _close_all(self) -> None:

@@ -52,9 +52,13 @@ class Host:
             return None
         return set()
 
-    def ensure_fd_room(self, needed: int, *, force: bool = False) -> tuple[int, int] | None:
+    def ensure_fd_room(
+        self, needed: int, *, force: bool = False, cached: bool = False
+    ) -> tuple[int, int] | None:
         """Make room for ``needed`` more descriptors by raising the soft limit towards the hard one
-        (``force``: count even when the request looks small, as after an EMFILE).
+        (``force``: count even when the request looks small, as after an EMFILE; ``cached``: the
+        caller retries with ``force`` after an EMFILE, so a small request may be judged against the
+        limit seen last instead of asking the OS again).
 
         Returns ``(old, new)`` soft limits if it raised it, None if nothing was needed or possible.
         """

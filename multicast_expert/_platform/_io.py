@@ -51,7 +51,7 @@ class DatagramIO:
     #: recvmsg's MSG_TRUNC flag (<sys/socket.h>), as a plain int.
     TRUNC: ClassVar[int] = _MSG_TRUNC
 
-    def reader(self, sock: socket.socket) -> socket.socket:
+    def reader(self, sock: socket.socket, family: int | None = None) -> socket.socket:
         """The object the library reads a new receive socket through, made so reads never wait.
 
         With MSG_DONTWAIT the socket itself stays blocking (as multicast_expert 1.2.0's were, for
@@ -59,11 +59,16 @@ class DatagramIO:
         the same descriptor whose timeout is always None: a timeout a program sets on the exposed
         socket (which makes CPython poll before every read) never slows the library's reads. Where
         there is no such flag (Windows) the socket is made non-blocking and read directly.
+        ``family``: the socket's, when the caller knows it and the socket is a datagram one (the
+        socket object's ``family`` and ``type`` properties cost more than the rest of this call).
         """
         if not self.DONTWAIT:
             sock.setblocking(False)
             return sock
-        shadow = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+        if family is None:
+            shadow = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+        else:
+            shadow = socket.socket(family, socket.SOCK_DGRAM, sock.proto, fileno=sock.fileno())
         if shadow.gettimeout() is not None:  # socket.setdefaulttimeout() was called
             shadow.settimeout(None)
         return shadow

@@ -34,6 +34,8 @@ Meta = tuple[int | None, int | None, float | None]
 Address = tuple[str, int] | tuple[str, int, int, int]
 #: One OS table: ``(concern, family) -> option``.
 Table = dict[tuple[Concern, int], "Opt"]
+#: The arguments of one ``setsockopt`` call: ``(level, option name, value)``.
+SetOpt = tuple[int, int, int | bytes]
 
 
 class Opt(NamedTuple):
@@ -87,6 +89,43 @@ def source_options(
 def family_label(family: int) -> str:
     """``'IPv4'`` or ``'IPv6'``."""
     return "IPv4" if family == V4 else "IPv6"
+
+
+class RxPlan(NamedTuple):
+    """How one receive socket for one group on one interface is set up, as ready ``setsockopt``
+    arguments (see :meth:`OsOptions.rx_plan`), in the order they are applied."""
+
+    #: SO_REUSEADDR (and SO_REUSEPORT where the OS wants it).
+    before: tuple[SetOpt, ...]
+    #: The device binding (SO_BINDTODEVICE), where the OS has one.
+    device: SetOpt | None
+    #: Applied when there is no device binding or it is refused: IP(V6)_MULTICAST_ALL off.
+    undevice: SetOpt | None
+    #: Receiver-side loop and destination information, where the OS wants them.
+    after: tuple[SetOpt, ...]
+    #: The address to bind().
+    address: Address
+    #: The any-source join; None where the OS has no such option (joining then raises).
+    join: SetOpt | None
+    #: What the options were built from (kept by the socket for its later per-source options).
+    target: Target
+
+
+class TxPlan(NamedTuple):
+    """How one sending socket is set up, as ready ``setsockopt`` arguments around its bind()."""
+
+    #: SO_REUSEADDR, when a source port is given.
+    before: tuple[SetOpt, ...]
+    #: The interface address (and source port) to bind().
+    address: Address
+    #: Multicast interface, TTL or hop limit, loop.
+    after: tuple[SetOpt, ...]
+
+
+#: Plans already built: (OS options, family, group, port, ifindex, ifname, interface IP, loop) -> plan.
+_rx_plans: dict[tuple[object, ...], RxPlan] = {}
+#: (OS options, family, interface IP, ifindex, ifname, ttl, loop, source port) -> plan.
+_tx_plans: dict[tuple[object, ...], TxPlan] = {}
 
 
 #: Errors that mean "this interface can't join now" (gone, no address, refused, out of buffers).
@@ -159,42 +198,110 @@ class OsOptions:
         """IP_MULTICAST_LOOP for a sending socket."""
         return external_loopback
 
-    def configure_tx(
-        self, sock: socket.socket, family: int, t: Target, ttl: int, loop: bool, source_port: int
-    ) -> None:
-        """Set up a sending socket: reuse, bind to the interface address, multicast interface, TTL, loop."""
-        if source_port:
-            self.set(sock, Concern.REUSEADDR, family, t._replace(value=1))
-        sock.bind(self.sockaddr(family, t.iface_ip, source_port, t.ifindex))
-        self.set(sock, Concern.MULTICAST_IF, family, t)
-        self.set(sock, Concern.MULTICAST_TTL, family, t._replace(value=ttl))
-        self.set(sock, Concern.MULTICAST_LOOP, family, t._replace(value=int(loop)))
+    def tx_plan(self, family: int, t: Target, ttl: int, loop: bool, source_port: int) -> TxPlan:
+        """Every option of a sending socket on ``t``'s interface: SO_REUSEADDR (with a source port),
+        bind() to the interface address, multicast interface, TTL or hop limit, loop (see
+        :meth:`prepare_tx`)."""
+        opt = self._opt
+        before = (opt(Concern.REUSEADDR, family, t._replace(value=1)),) if source_port else ()
+        address = self.sockaddr(family, t.iface_ip, source_port, t.ifindex)
+        after = (
+            opt(Concern.MULTICAST_IF, family, t),
+            opt(Concern.MULTICAST_TTL, family, t._replace(value=ttl)),
+            opt(Concern.MULTICAST_LOOP, family, t._replace(value=int(loop))),
+        )
+        return TxPlan(before, address, after)
+
+    def cached_tx_plan(
+        self, family: int, ip: str, ifindex: int, ifname: str, ttl: int, loop: bool, source_port: int
+    ) -> TxPlan:
+        """:meth:`tx_plan`, built once per distinct set of arguments (as :meth:`cached_rx_plan`)."""
+        key = (self, family, ip, ifindex, ifname, ttl, loop, source_port)
+        plan = _tx_plans.get(key)
+        if plan is None:
+            t = Target(iface_ip=ip, ifindex=ifindex, ifname=ifname)
+            plan = self.tx_plan(family, t, ttl, loop, source_port)
+            if len(_tx_plans) >= 1024:
+                _tx_plans.clear()
+            _tx_plans[key] = plan
+        return plan
+
+    @staticmethod
+    def prepare_tx(sock: socket.socket, plan: TxPlan) -> None:
+        """Apply a plan to a new sending socket: reuse, bind, multicast interface, TTL, loop."""
+        for level, name, value in plan.before:
+            sock.setsockopt(level, name, value)
+        sock.bind(plan.address)
+        for level, name, value in plan.after:
+            sock.setsockopt(level, name, value)
 
     # ---- receive ------------------------------------------------------------------------------
-    def bind_to_iface(self, sock: socket.socket, family: int, t: Target) -> bool:
-        """Tie a receive socket to one interface, where the OS can; True if it did."""
-        if not self.supports(Concern.BIND_DEVICE, family):
-            return False
-        try:
-            self.set(sock, Concern.BIND_DEVICE, family, t)
-        except PermissionError:  # Linux before 5.7 without CAP_NET_RAW
-            return False
-        return True
+    def _opt(self, concern: Concern, family: int, t: Target) -> SetOpt:
+        opt = self.OPTIONS.get((concern, family))
+        if opt is None:
+            raise self.unsupported(concern, family)
+        return (opt.level, opt.name, opt.shape(t))
+
+    def rx_plan(self, family: int, t: Target, port: int, loop: bool, *, join: bool = True) -> RxPlan:
+        """Every option of a receive socket for ``t.group`` on ``t``'s interface, up to and
+        including bind(), and (``join``) its any-source join (see :meth:`configure_rx`)."""
+        supports, opt = self.supports, self._opt
+        on = t._replace(value=1)
+        before = [opt(Concern.REUSEADDR, family, on)]
+        if supports(Concern.REUSEPORT, family):
+            before.append(opt(Concern.REUSEPORT, family, on))
+        device = opt(Concern.BIND_DEVICE, family, t) if supports(Concern.BIND_DEVICE, family) else None
+        # Without a device binding, at least stop receiving groups joined by other sockets
+        # (a socket bound to its group and tied to its interface needs no more).
+        undevice = (
+            opt(Concern.MULTICAST_ALL, family, t._replace(value=0))
+            if supports(Concern.MULTICAST_ALL, family)
+            else None
+        )
+        after = []
+        if self.LOOP_ON_RECEIVER:
+            after.append(opt(Concern.MULTICAST_LOOP, family, t._replace(value=int(loop))))
+        if self.FILTER_BY_DESTINATION:
+            after.append(opt(Concern.PKTINFO, family, on))
+        address = self.sockaddr(family, t.group if self.RX_BIND_GROUP else t.iface_ip, port, t.ifindex)
+        joins = opt(Concern.JOIN, family, t) if join and supports(Concern.JOIN, family) else None
+        return RxPlan(tuple(before), device, undevice, tuple(after), address, joins, t)
+
+    def cached_rx_plan(
+        self, family: int, group: str, port: int, ifindex: int, ifname: str, ip: str, loop: bool
+    ) -> RxPlan:
+        """:meth:`rx_plan`, built once per distinct set of arguments (a plan is a pure function
+        of them and of this OS's tables)."""
+        key = (self, family, group, port, ifindex, ifname, ip, loop)
+        plan = _rx_plans.get(key)
+        if plan is None:
+            t = Target(group=group, iface_ip=ip, ifindex=ifindex, ifname=ifname)
+            plan = self.rx_plan(family, t, port, loop)
+            if len(_rx_plans) >= 4096:  # (a program cycling through many groups: stay bounded)
+                _rx_plans.clear()
+            _rx_plans[key] = plan
+        return plan
+
+    def prepare_rx(self, sock: socket.socket, plan: RxPlan) -> None:
+        """Apply a plan's options to a new receive socket, up to and including bind()."""
+        for level, name, value in plan.before:
+            sock.setsockopt(level, name, value)
+        device, undevice = plan.device, plan.undevice
+        if device is not None:
+            try:
+                sock.setsockopt(*device)
+                undevice = None  # (tied to the device: nothing more needed)
+            except PermissionError:  # Linux before 5.7 without CAP_NET_RAW
+                pass
+        if undevice is not None:
+            sock.setsockopt(*undevice)
+        for level, name, value in plan.after:
+            sock.setsockopt(level, name, value)
+        sock.bind(plan.address)
 
     def configure_rx(self, sock: socket.socket, family: int, t: Target, port: int, loop: bool) -> None:
         """Set up a receive socket for one group on one interface, up to and including bind()."""
-        self.set(sock, Concern.REUSEADDR, family, t._replace(value=1))
-        if self.supports(Concern.REUSEPORT, family):
-            self.set(sock, Concern.REUSEPORT, family, t._replace(value=1))
-        if not self.bind_to_iface(sock, family, t) and self.supports(Concern.MULTICAST_ALL, family):
-            # Without a device binding, at least stop receiving groups joined by other sockets
-            # (a socket bound to its group and tied to its interface needs no more).
-            self.set(sock, Concern.MULTICAST_ALL, family, t._replace(value=0))
-        if self.LOOP_ON_RECEIVER:
-            self.set(sock, Concern.MULTICAST_LOOP, family, t._replace(value=int(loop)))
-        if self.FILTER_BY_DESTINATION:
-            self.set(sock, Concern.PKTINFO, family, t._replace(value=1))
-        sock.bind(self.sockaddr(family, t.group if self.RX_BIND_GROUP else t.iface_ip, port, t.ifindex))
+        self.prepare_rx(sock, self.rx_plan(family, t, port, loop, join=False))
 
     # ---- errors -------------------------------------------------------------------------------
     def interface_cannot_join(self, exc: OSError) -> bool:

@@ -8,6 +8,10 @@ import sys
 if sys.platform != "win32":  # (this module is imported everywhere, used only on POSIX systems)
     import resource
 
+    _UNLIMITED: int = resource.RLIM_INFINITY
+else:
+    _UNLIMITED = -1
+
 #: Descriptors kept free for the program itself when the library raises the soft limit.
 HEADROOM = 16
 
@@ -29,16 +33,32 @@ def _in_use() -> int | None:
     return None
 
 
-def posix_fd_room(needed: int, *, force: bool = False) -> tuple[int, int] | None:
+#: The soft limit as last read (or set) here, for :func:`posix_fd_room` callers that allow it.
+_soft_seen: int | None = None
+
+
+def posix_fd_room(needed: int, *, force: bool = False, cached: bool = False) -> tuple[int, int] | None:
     """Raise the soft RLIMIT_NOFILE (never past the hard one) so ``needed`` more descriptors fit.
 
     A small request against a large limit is assumed to fit unless ``force`` (after an EMFILE).
+    ``cached``: the caller retries with ``force`` after an EMFILE, so for such a small request the
+    soft limit seen by an earlier call may stand in for a fresh ``getrlimit`` (no system call).
 
     Returns ``(old, new)`` if it raised it; None if there was room already or nothing could be done.
     """
+    global _soft_seen
     if sys.platform != "win32":
+        seen = _soft_seen
+        if (
+            cached
+            and not force
+            and seen is not None
+            and (seen == _UNLIMITED or needed + HEADROOM <= seen // 4)
+        ):
+            return None  # (the test below, on the limit seen last)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if not force and soft != resource.RLIM_INFINITY and needed + HEADROOM <= soft // 4:
+        _soft_seen = soft
+        if not force and (soft == _UNLIMITED or needed + HEADROOM <= soft // 4):
             return None  # plenty of room for a small open: skip counting (an EMFILE later retries)
         in_use = _in_use()
         if in_use is None or soft == resource.RLIM_INFINITY:
@@ -50,5 +70,6 @@ def posix_fd_room(needed: int, *, force: bool = False) -> tuple[int, int] | None
         if new <= soft:
             return None
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        _soft_seen = new
         return soft, new
     return None

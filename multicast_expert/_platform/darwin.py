@@ -80,8 +80,10 @@ class DarwinIO(DatagramIO):
 class DarwinHost(Host):
     """macOS host details: netifaces plus RLIMIT_NOFILE."""
 
-    def ensure_fd_room(self, needed: int, *, force: bool = False) -> tuple[int, int] | None:
-        return posix_fd_room(needed, force=force)  # macOS's default soft limit is only 256
+    def ensure_fd_room(
+        self, needed: int, *, force: bool = False, cached: bool = False
+    ) -> tuple[int, int] | None:
+        return posix_fd_room(needed, force=force, cached=cached)  # macOS's default soft limit is only 256
 
     def fd_limits(self) -> tuple[int, int] | None:
         return fd_limits()
