@@ -1,0 +1,146 @@
+"""The send paths' own cases (live, in the session's private namespace): the pure-Python sendmmsg
+(chunks above the kernel's 1,024 per call, many destinations, changing payload sizes and
+families on one thread), the destinations a socket remembers as valid, and batch items that
+are lists. Both modes run these (the pure sendmmsg is called directly, whatever the mode)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import NamedTuple
+
+import pytest
+from helpers import V4, V6, Net, drain
+
+import multicast_expert as me
+from multicast_expert import _tx_args
+from multicast_expert._platform import _mmsg, linux
+
+PURE = linux.LinuxIO()  # the pure-Python I/O, whatever _platform.IO is
+
+
+class Dest(NamedTuple):
+    group: str
+    port: int
+
+
+@contextmanager
+def receivers(family: int, count: int) -> Iterator[list[socket.socket]]:
+    """``count`` non-blocking unicast sockets on loopback, each with room for many datagrams."""
+    with ExitStack() as stack:
+        socks = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket(family, socket.SOCK_DGRAM))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.bind(("127.0.0.1", 0) if family == V4 else ("::1", 0))
+            s.setblocking(False)
+            socks.append(s)
+        yield socks
+
+
+def queued(s: socket.socket) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            got.append(s.recv(65535))
+        except BlockingIOError:
+            return got
+
+
+def sender(family: int) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+    return s
+
+
+@pytest.mark.parametrize("family", [V4, V6])
+def test_pure_sendmmsg_over_1024_to_300_destinations_in_order(net: Net, family: int) -> None:
+    with receivers(family, 300) as rxs, sender(family) as tx:
+        dests = [r.getsockname()[:2] for r in rxs]
+        # 2,500 datagrams: three sendmmsg calls; sizes vary so every iovec differs
+        batch = [(b"%d:" % i + b"p" * (i % 97), dests[i % 300]) for i in range(2500)]
+        assert PURE.send_many(tx, family, batch) == 2500
+        for k, r in enumerate(rxs):
+            assert queued(r) == [d for d, a in batch if a == dests[k]]
+
+
+def test_pure_sendmmsg_sizes_and_families_change_between_calls(net: Net) -> None:
+    with receivers(V4, 2) as r4, receivers(V6, 1) as r6, sender(V4) as t4, sender(V6) as t6:
+        a, b = (r.getsockname() for r in r4)
+        c = r6[0].getsockname()  # (ip, port, flowinfo, scope): the four-tuple form
+        # the same sizes twice (iovecs reused), other sizes, fewer datagrams, then IPv6 on the
+        # same thread (28-byte destinations) and IPv4 again (16-byte ones)
+        calls = [
+            (t4, V4, [(b"aa", a), (b"bbb", b)]),
+            (t4, V4, [(b"cc", b), (b"ddd", a)]),
+            (t4, V4, [(b"e" * 500, a), (b"f", b), (b"", a)]),
+            (t4, V4, [(b"g", b)]),
+            (t6, V6, [(b"h", c), (b"ii", c[:2])]),
+            (t4, V4, [(b"j", a), (b"kk", b)]),
+        ]
+        for tx, family, batch in calls:
+            assert PURE.send_many(tx, family, batch) == len(batch)
+        assert queued(r4[0]) == [b"aa", b"ddd", b"e" * 500, b"", b"j"]
+        assert queued(r4[1]) == [b"bbb", b"cc", b"f", b"g", b"kk"]
+        assert queued(r6[0]) == [b"h", b"ii"]
+
+
+def test_pure_sendmmsg_past_its_destination_memory(net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_mmsg, "_KNOWN_MAX", 3)
+    monkeypatch.setitem(_mmsg._raw_names, V4, {})
+    with receivers(V4, 10) as rxs, sender(V4) as tx:
+        dests = [r.getsockname() for r in rxs]
+        for round_ in range(2):  # the second round finds 3 remembered, 7 computed again
+            batch = [(b"%d-%d" % (round_, i), d) for i, d in enumerate(dests)]
+            assert PURE.send_many(tx, V4, batch) == 10
+        assert len(_mmsg._raw_names[V4]) == 3
+        for i, r in enumerate(rxs):
+            assert queued(r) == [b"0-%d" % i, b"1-%d" % i]
+
+
+def test_known_destinations_keep_every_check() -> None:
+    allowed = frozenset(["239.1.2.3"])
+    known: set[object] = set()
+    good = [(b"a", ("239.1.2.3", 5000))]
+    assert _tx_args.check_batch(good, V4, allowed, known) == good
+    assert known == {("239.1.2.3", 5000)}
+    # equal to a remembered destination, but not a valid port or payload: still refused
+    with pytest.raises(TypeError, match=r"port must be an int.*float 5000\.0"):
+        _tx_args.check_batch([(b"a", ("239.1.2.3", 5000.0))], V4, allowed, known)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"port must be an int.*bool"):
+        _tx_args.check_batch([(b"a", ("239.1.2.3", True))], V4, allowed | {"239.1.2.4"}, {("239.1.2.3", 1)})
+    with pytest.raises(TypeError, match="payload must be bytes-like"):
+        _tx_args.check_batch(
+            [(b"a", ("239.1.2.3", 5000)), ("text", ("239.1.2.3", 5000))],  # type: ignore[list-item]
+            V4,
+            allowed,
+            known,
+        )
+    with pytest.raises(me.MulticastExpertError, match="was not one of the addresses"):
+        _tx_args.check_batch([(b"a", ("239.1.2.3", 5000)), (b"b", ("239.9.9.9", 5000))], V4, allowed, known)
+    assert known == {("239.1.2.3", 5000)}  # (only valid destinations are remembered)
+    # a bytes-like payload is converted; an equal named tuple is the same destination
+    dest = Dest("239.1.2.3", 5000)
+    assert _tx_args.check_batch([(bytearray(b"x"), dest)], V4, allowed, known) == [(b"x", dest)]  # type: ignore[list-item]
+
+
+def test_known_destinations_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_tx_args, "KNOWN_MAX", 5)
+    allowed = frozenset(["239.1.2.3"])
+    known: set[object] = set()
+    batch = [(b"x", ("239.1.2.3", p)) for p in range(20)]
+    assert _tx_args.check_batch(batch, V4, allowed, known) == batch
+    assert len(known) == 5
+    assert _tx_args.check_batch(batch, V4, allowed, known) == batch  # the rest: the full check
+
+
+def test_batch_items_that_are_lists_are_sent(net: Net, port: int) -> None:
+    group = "239.176.0.1"
+    with (
+        me.McastRxSocket(V4, [group], port, iface="lo", timeout=0.3) as rx,
+        me.McastTxSocket(V4, [group], iface="lo") as tx,
+    ):
+        assert tx.send_batch([[b"one", (group, port)], (b"two", (group, port))]) == 2  # type: ignore[list-item]
+        assert tx.send_batch([[b"three", (group, port)]]) == 1  # type: ignore[list-item]
+        assert [p.payload for p in drain(rx)] == [b"one", b"two", b"three"]
