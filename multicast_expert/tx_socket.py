@@ -108,6 +108,7 @@ class McastTxSocket(OpenCloseContext):
         self._iface = self._outs[0].iface
         self.iface_ip: str = self._outs[0].ip
         self._allowed = frozenset(self.mcast_ips)
+        self._known: set[object] = set()  # destinations found valid (see check_batch)
         self._sock: socket.socket | None = None  # the first interface's, for the one-interface path
         self.is_opened: bool = False
         self._replies = Replies()  # receiving the unicast replies to the socket's own port
@@ -329,7 +330,7 @@ class McastTxSocket(OpenCloseContext):
         """
         if self._sock is None:
             raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
-        checked = check_batch(datagrams, self.addr_family, self._allowed)
+        checked = check_batch(datagrams, self.addr_family, self._allowed, self._known)
         sent: dict[str, int] = {}
         failures: dict[str, OSError] = {}
         for out in self._chosen(iface):
