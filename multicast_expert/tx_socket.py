@@ -110,6 +110,9 @@ class McastTxSocket(OpenCloseContext):
         self._allowed = frozenset(self.mcast_ips)
         self._known: set[object] = set()  # destinations found valid (see check_batch)
         self._sock: socket.socket | None = None  # the first interface's, for the one-interface path
+        #: While open on one interface: the allowed groups sendto() was given (the caller's str
+        #: objects, so a lookup finds them by identity) -> the OS socket. Empty while closed.
+        self._fast: dict[object, socket.socket] = {}
         self.is_opened: bool = False
         self._replies = Replies()  # receiving the unicast replies to the socket's own port
         self._timeout: float | None = check_timeout(timeout)
@@ -179,6 +182,7 @@ class McastTxSocket(OpenCloseContext):
             self._close_all()
             raise
         self._sock = self._outs[0].sock
+        self._fast = {}
         self.is_opened = True
 
     def _open_one(self, out: Out) -> _OsSocket:
@@ -221,6 +225,7 @@ class McastTxSocket(OpenCloseContext):
         self._replies.close()  # wakes receives waiting in other threads (they raise)
         self._close_all()
         self._sock = None
+        self._fast = {}  # (after _sock: a sendto that saw it open fills the discarded dict)
         self.is_opened = False
 
     def setblocking(self, flag: bool) -> None:
@@ -248,18 +253,31 @@ class McastTxSocket(OpenCloseContext):
                 interface was still sent on).
             OSError: the OS refused the send on the one interface.
         """
-        sock = self._sock
+        if iface is None:  # the common case first: one interface, open, an allowed group
+            try:
+                sock = self._fast[address[0]]
+            except (TypeError, LookupError):  # (the full check says what is wrong)
+                pass
+            else:
+                try:
+                    sock.sendto(bytes, address)
+                except (OverflowError, OSError) as exc:
+                    self._send_failed(exc, self._outs[0], address)
+                return
+        self._sendto(bytes, address, iface)
+
+    def _sendto(self, data: bytes, address: IPv4Or6Address, iface: IfaceSpecifier | None) -> None:
+        """:meth:`sendto` checked in full (closed, several interfaces, ``iface=``, a group new
+        to :attr:`_fast`)."""
+        fast, sock = self._fast, self._sock  # (in this order: see close)
         if sock is None:
             raise SocketClosedError("sendto() on a closed McastTxSocket; open it first")
-        if address[0] not in self._allowed:
+        group = address[0]
+        if group not in self._allowed:
             address = check_destination(address, self.addr_family, self._allowed)
-        if iface is not None or self._many:
-            self._send_on(self._chosen(iface), bytes, address)
-            return
-        try:  # the common case inline: one socket, no extra call on the hot path
-            sock.sendto(bytes, address)
-        except (OverflowError, OSError) as exc:
-            self._send_failed(exc, self._outs[0], address)
+        elif iface is None and not self._many and type(group) is str:
+            fast[group] = sock  # the caller's own str: found without comparing next time
+        self._send_on(self._chosen(iface), data, address)
 
     def _send_on(self, outs: list[Out], data: bytes, address: IPv4Or6Address) -> None:
         """Send one datagram on each of ``outs`` whatever the others do, then raise for failures."""

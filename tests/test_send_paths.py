@@ -144,3 +144,53 @@ def test_batch_items_that_are_lists_are_sent(net: Net, port: int) -> None:
         assert tx.send_batch([[b"one", (group, port)], (b"two", (group, port))]) == 2  # type: ignore[list-item]
         assert tx.send_batch([[b"three", (group, port)]]) == 1  # type: ignore[list-item]
         assert [p.payload for p in drain(rx)] == [b"one", b"two", b"three"]
+
+
+# ---- sendto's common path (one interface, an allowed group seen before) ------------------------
+class Group(str):
+    """A str subclass: equal to the group, never remembered by identity."""
+
+
+def test_sendto_repeated_keeps_every_check_and_error(net: Net, port: int) -> None:
+    group, other = "239.176.0.2", "239.176.0.3"
+    with me.McastRxSocket(V4, [group], port, iface="lo", timeout=0.3) as rx:
+        tx = me.McastTxSocket(V4, [group], iface="lo")
+        tx.open()
+        dest = (group, port)
+        for payload in (b"1", b"2"):  # the second goes the short way
+            tx.sendto(payload, dest)
+        tx.sendto(b"3", (Group(group), port))
+        tx.sendto(b"4", dest, iface="lo")
+        for _ in range(2):
+            with pytest.raises(OverflowError, match="70000.*0..65535") as bad_port:
+                tx.sendto(b"x", (group, 70000))
+            assert isinstance(bad_port.value, me.MulticastValueError)
+            with pytest.raises(me.MulticastExpertError, match=r"239\.176\.0\.3\) was not one of"):
+                tx.sendto(b"x", (other, port))
+            with pytest.raises(TypeError):
+                tx.sendto(b"x", 5)  # type: ignore[arg-type]
+            with pytest.raises(me.MulticastValueError, match="not one this McastTxSocket sends on"):
+                tx.sendto(b"x", dest, iface=net.a.host_if)
+        tx.close()
+        for address in (dest, 5):  # closed: the same error whatever the address
+            with pytest.raises(me.SocketClosedError, match=r"sendto\(\) on a closed McastTxSocket"):
+                tx.sendto(b"x", address)  # type: ignore[arg-type]
+        tx.open()  # reopened: a new OS socket, found again
+        tx.sendto(b"5", dest)
+        tx.sendto(b"6", dest)
+        tx.close()
+        assert [p.payload for p in drain(rx)] == [b"1", b"2", b"3", b"4", b"5", b"6"]
+
+
+def test_sendto_on_several_interfaces_sends_on_each_every_time(net: Net, port: int) -> None:
+    group = "239.176.0.4"
+    a, b = net.a.host_if, net.b.host_if
+    with (
+        me.McastRxSocket(V4, [group], port, iface=a, timeout=0.3) as rx_a,
+        me.McastRxSocket(V4, [group], port, iface=b, timeout=0.3) as rx_b,
+        me.McastTxSocket(V4, [group], ifaces=[a, b], enable_external_loopback=True) as tx,
+    ):
+        for payload in (b"1", b"2", b"3"):
+            tx.sendto(payload, (group, port))
+        assert [p.payload for p in drain(rx_a)] == [b"1", b"2", b"3"]
+        assert [p.payload for p in drain(rx_b)] == [b"1", b"2", b"3"]
