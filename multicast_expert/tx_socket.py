@@ -348,21 +348,43 @@ class McastTxSocket(OpenCloseContext):
         """
         if self._sock is None:
             raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
-        checked = check_batch(datagrams, self.addr_family, self._allowed, self._known)
+        items = datagrams if type(datagrams) is list else list(datagrams)
+        first = self._batch_known(self._outs[0], items) if iface is None and not self._many else None
+        if first is not None:  # (every destination known valid: sent without the check in Python)
+            count, results = len(items), [(self._outs[0], first)]
+        else:
+            checked = check_batch(items, self.addr_family, self._allowed, self._known)
+            results = [(out, self._batch_on(out, checked)) for out in self._chosen(iface)]
+            count = len(checked)
         sent: dict[str, int] = {}
         failures: dict[str, OSError] = {}
-        for out in self._chosen(iface):
-            sent[out.name], exc = self._batch_on(out, checked)
+        for out, (n, exc) in results:
+            sent[out.name] = n
             if exc is not None:
                 failures[out.name] = self._explain(exc, "Sending a batch", out)
         if failures:
-            raise MulticastSendError(f"Sending a batch of {len(checked)}", failures, sent)
+            raise MulticastSendError(f"Sending a batch of {count}", failures, sent)
         return min(sent.values())
 
-    def _batch_on(self, out: Out, checked: Batch) -> tuple[int, OSError | None]:
-        """Send ``checked`` on one interface: (how many went out, the error that stopped it, if any).
-        A full send buffer only stops it."""
-        io, sock, done = _platform.IO, out.sock, 0
+    def _batch_known(self, out: Out, items: Batch) -> tuple[int, OSError | None] | None:
+        """:meth:`_batch_on` of a batch not checked yet, if the platform finds every datagram an
+        exact ``(bytes, (str, int))`` tuple to a destination in :attr:`_known`; else None, nothing
+        sent (see DatagramIO.send_known)."""
+        assert out.sock is not None  # (open: checked by the caller)
+        try:
+            n = _platform.IO.send_known(out.sock, self.addr_family, items, self._known)
+        except BlockingIOError:
+            return 0, None
+        except OSError as exc:
+            return 0, exc
+        if n is None:
+            return None
+        return self._batch_on(out, items, n) if 0 < n < len(items) else (n, None)
+
+    def _batch_on(self, out: Out, checked: Batch, done: int = 0) -> tuple[int, OSError | None]:
+        """Send ``checked`` on one interface, from ``checked[done]`` on: (how many went out, the
+        error that stopped it, if any). A full send buffer only stops it."""
+        io, sock = _platform.IO, out.sock
         assert sock is not None  # (open: checked by the caller)
         while done < len(checked):
             try:

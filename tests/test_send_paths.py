@@ -194,3 +194,30 @@ def test_sendto_on_several_interfaces_sends_on_each_every_time(net: Net, port: i
             tx.sendto(payload, (group, port))
         assert [p.payload for p in drain(rx_a)] == [b"1", b"2", b"3"]
         assert [p.payload for p in drain(rx_b)] == [b"1", b"2", b"3"]
+
+
+# ---- send_batch of destinations already known valid (the accelerator: checked in C) ----------
+def test_send_batch_to_known_destinations_keeps_errors_and_counts(net: Net, port: int) -> None:
+    group = "239.176.0.5"
+    dest = (group, port)
+    with (
+        me.McastRxSocket(V4, [group], port, iface="lo", timeout=0.3) as rx,
+        me.McastTxSocket(V4, [group], iface="lo") as tx,
+    ):
+        assert tx.send_batch([(b"a", dest)]) == 1  # checked in full: the destination is now known
+        assert tx.send_batch(d for d in [(b"b", dest), (b"c", dest)]) == 2  # any iterable
+        with pytest.raises(me.MulticastSendError) as caught:
+            tx.send_batch([(b"d", dest), (b"e", dest), (bytes(70000), dest), (b"f", dest)])
+        assert caught.value.sent == 2 and caught.value.sent_by_iface == {"lo": 2}
+        with pytest.raises(me.MulticastSendError) as first:
+            tx.send_batch([(bytes(70000), dest), (b"g", dest)])
+        assert first.value.sent == 0 and "Sending a batch of 2" in str(first.value)
+        with pytest.raises(TypeError, match="bytes"):
+            tx.send_batch([(b"h", dest), ("text", dest)])  # type: ignore[list-item]
+        with pytest.raises(me.MulticastValueError, match="not one this McastTxSocket sends on"):
+            tx.send_batch([(b"h", dest)], iface=net.a.host_if)
+        assert tx.send_batch([(b"i", dest)], iface="lo") == 1
+        tx.close()
+        with pytest.raises(me.SocketClosedError, match=r"send_batch\(\) on a closed"):
+            tx.send_batch([(b"j", dest)])
+        assert [p.payload for p in drain(rx)] == [b"a", b"b", b"c", b"d", b"e", b"i"]

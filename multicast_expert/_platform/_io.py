@@ -15,6 +15,7 @@ import enum
 import socket
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar, Final, TypeVar
 
 from ._options import Address, Meta
@@ -125,6 +126,18 @@ class DatagramIO:
         self, sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]]
     ) -> int | None:
         """Send datagrams in as few system calls as possible; None where the OS has no such call."""
+        return None
+
+    def send_known(
+        self,
+        sock: socket.socket,
+        family: int,
+        datagrams: Sequence[tuple[bytes, Address]],
+        known: AbstractSet[object],
+    ) -> int | None:
+        """:meth:`send_many` of datagrams not yet checked, if every one is an exact
+        ``(bytes, (str, int))`` tuple to an address in ``known`` (found valid before); else None,
+        nothing sent, and the caller checks them (here: always None)."""
         return None
 
     def poller(self, fds: Iterable[int]) -> Poller:

@@ -10,6 +10,7 @@ import socket
 import struct
 import sys
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import ModuleType
 from typing import ClassVar, TypeVar
@@ -365,6 +366,22 @@ class AcceleratedLinuxIO(LinuxIO):
         except OSError as exc:
             done = getattr(exc, "sent", 0)
             if done:  # some went out: report them; the next call meets the error (as sendmmsg does)
+                return int(done)
+            raise
+        return sent
+
+    def send_known(
+        self,
+        sock: socket.socket,
+        family: int,
+        datagrams: Sequence[tuple[bytes, Address]],
+        known: AbstractSet[object],
+    ) -> int | None:
+        try:
+            sent: int | None = self._sp.send_batch(sock.fileno(), family, datagrams, known)
+        except OSError as exc:
+            done = getattr(exc, "sent", 0)
+            if done:
                 return int(done)
             raise
         return sent
