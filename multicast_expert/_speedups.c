@@ -823,9 +823,9 @@ attach_sent(Py_ssize_t sent)
     PyErr_Restore(type, value, tb);
 }
 
-/* 1 if every item of ``seq`` is an exact (bytes, (str, int)) tuple whose address is in the set
- * ``known``, 0 if one is not, -1 with an exception set. Only exact types, so no Python code runs
- * (hashing and comparing str, int and tuples of them). */
+/* 1 if every item of ``seq`` is an exact (bytes, (str, int)) tuple whose address is in ``known``
+ * (a set or a dict's keys), 0 if one is not, -1 with an exception set. Only exact types, so no
+ * Python code runs (hashing and comparing str, int and tuples of them). */
 static int
 all_known(PyObject *seq, Py_ssize_t count, PyObject *known)
 {
@@ -839,7 +839,7 @@ all_known(PyObject *seq, Py_ssize_t count, PyObject *known)
         ok = ok && PyTuple_CheckExact(addr) && PyTuple_Size(addr) == 2 &&
              PyUnicode_CheckExact(PyTuple_GetItem(addr, 0)) && PyLong_CheckExact(PyTuple_GetItem(addr, 1));
         if (ok)
-            ok = PySet_Contains(known, addr);
+            ok = PyDict_Check(known) ? PyDict_Contains(known, addr) : PySet_Contains(known, addr);
         Py_DECREF(item);
         if (ok != 1)
             return ok;
@@ -863,8 +863,8 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (check_nargs("send_batch", nargs, 3, 4) < 0 || get_fd(args[0], &fd, 0) < 0 || get_int(args[1], &family) < 0)
         return NULL;
     seq = args[2];
-    if (nargs == 4 && args[3] != Py_None && !PyAnySet_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "send_batch(): known must be a set or None");
+    if (nargs == 4 && args[3] != Py_None && !PyAnySet_Check(args[3]) && !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "send_batch(): known must be a set, a dict or None");
         return NULL;
     }
     count = PySequence_Size(seq);

@@ -19,7 +19,7 @@ Common contract:
   is ValueError (never for a UDP socket of these families).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final, Literal, TypeVar, overload
 
@@ -106,7 +106,7 @@ def send_batch(
     fd: int,
     family: int,
     datagrams: Sequence[tuple[ReadableBuffer, Address]],
-    known: AbstractSet[object] | None,
+    known: AbstractSet[object] | Mapping[object, object] | None,
     /,
 ) -> int | None:
     """Send ``(data, address)`` tuples with sendmmsg (GIL released, flags 0: a blocking socket
@@ -127,7 +127,7 @@ def send_batch(
     (every OSError from here has ``sent``; a signal handler's exception gets it too when some were
     sent and the exception type allows the attribute).
 
-    ``known`` (a set or frozenset): send only if every item is an exact ``(bytes, (str, int))``
-    tuple whose address is in ``known``; else return None at once, nothing sent (the caller
-    checks the batch and calls again without it).
+    ``known`` (a set, frozenset or dict): send only if every item is an exact
+    ``(bytes, (str, int))`` tuple whose address is in ``known``; else return None at once, nothing
+    sent (the caller checks the batch and calls again without it).
     """

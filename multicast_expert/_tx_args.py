@@ -126,17 +126,18 @@ def check_batch(
     datagrams: Iterable[tuple[bytes, IPv4Or6Address]],
     family: int,
     allowed: frozenset[str],
-    known: set[object] | None = None,
+    known: dict[object, object] | None = None,
 ) -> Batch:
     """Every ``(payload, address)`` pair checked as sendto checks it, before anything is sent.
 
     ``known``: the ``(group, port)`` destinations already found valid for ``allowed`` (each a
-    plain tuple of a str and an int); pairs to those are checked with one set lookup (equal
-    addresses whose port is not an int are still refused), and the valid ones of a batch that
-    needed the full check are added (up to KNOWN_MAX).
+    plain tuple of a str and an int; the values are the platform's, see DatagramIO.send_known);
+    pairs to those are checked with one lookup (equal addresses whose port is not an int are
+    still refused), and the valid ones of a batch that needed the full check are added (up to
+    KNOWN_MAX).
     """
     items = datagrams if type(datagrams) is list else list(datagrams)
-    good = known if known is not None else set()
+    good: dict[object, object] = known if known is not None else {}
     try:  # the common case first, in one tight pass: bytes to a known (group, port)
         for item in items:
             if type(item) is not tuple:
@@ -156,7 +157,7 @@ KNOWN_MAX = 4096
 
 
 def _checked_pair(
-    item: object, family: int, allowed: frozenset[str], known: set[object] | None = None
+    item: object, family: int, allowed: frozenset[str], known: dict[object, object] | None = None
 ) -> tuple[bytes, IPv4Or6Address]:
     """One ``(payload, address)`` pair checked in full, or the error naming what is wrong."""
     if not isinstance(item, (tuple, list)) or len(item) != 2:
@@ -171,7 +172,7 @@ def _checked_pair(
         and 0 <= addr[1] <= MAX_PORT
     ):
         if known is not None and len(known) < KNOWN_MAX:
-            known.add(addr)
+            known.setdefault(addr, None)
         return (data if type(data) is bytes else _payload(data), addr)
     return (data if type(data) is bytes else _payload(data), check_destination(addr, family, allowed))
 

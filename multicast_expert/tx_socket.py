@@ -108,7 +108,7 @@ class McastTxSocket(OpenCloseContext):
         self._iface = self._outs[0].iface
         self.iface_ip: str = self._outs[0].ip
         self._allowed = frozenset(self.mcast_ips)
-        self._known: set[object] = set()  # destinations found valid (see check_batch)
+        self._known: dict[object, object] = {}  # destinations found valid (see check_batch)
         self._sock: socket.socket | None = None  # the first interface's, for the one-interface path
         #: While open on one interface: the allowed groups sendto() was given (the caller's str
         #: objects, so a lookup finds them by identity) -> the OS socket. Empty while closed.

@@ -737,7 +737,7 @@ def test_send_batch_with_known_sends_only_when_every_destination_is_known(net: N
         ]
         for batch in refused:
             assert sp.send_batch(tx.fileno(), V4, batch, known) is None
-        with pytest.raises(TypeError, match="known must be a set"):
+        with pytest.raises(TypeError, match="known must be a set, a dict"):
             sp.send_batch(tx.fileno(), V4, [(b"x", a)], [a])  # type: ignore[call-overload]
         settle(rb)
         assert [sp.recv_from(ra.fileno(), 100)[0] for _ in range(2)] == [b"1", b"3"]

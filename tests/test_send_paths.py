@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 from helpers import V4, V6, Net, drain
@@ -99,17 +99,39 @@ def test_pure_sendmmsg_past_its_destination_memory(net: Net, monkeypatch: pytest
             assert queued(r) == [b"0-%d" % i, b"1-%d" % i]
 
 
+def test_pure_send_known_sends_only_when_every_destination_is_known(net: Net) -> None:
+    with receivers(V4, 2) as (ra, rb), sender(V4) as tx:
+        a, b = ra.getsockname(), rb.getsockname()
+        known: dict[object, object] = {a: None, b: None}
+        assert PURE.send_known(tx, V4, [(b"1", a), (b"2", b), (b"3", a)], known) == 3
+        assert known == {a: _mmsg.sockaddr(V4, *a), b: _mmsg.sockaddr(V4, *b)}  # remembered
+        assert PURE.send_known(tx, V4, [(b"4", b)], known) == 1
+        assert PURE.send_known(tx, V4, [], known) == 0
+        refused: list[list[Any]] = [
+            [(b"x", a), (b"x", ("127.0.0.1", 9))],  # a destination not known
+            [(b"x", a), [b"x", a]],  # a list, not a tuple
+            [(b"x", a), (bytearray(b"x"), a)],  # not exactly bytes
+            [(b"x", a), (b"x", (a[0], float(a[1])))],  # equal, but the port is not an int
+            [(b"x", a), (b"x", [a[0], a[1]])],  # unhashable
+            [(b"x", a), (b"x",)],
+            [(b"x", a), (b"x", a, b"y")],
+        ]
+        for batch in refused:
+            assert PURE.send_known(tx, V4, batch, known) is None
+        assert queued(ra) == [b"1", b"3"] and queued(rb) == [b"2", b"4"]  # nothing of the refused
+
+
 def test_known_destinations_keep_every_check() -> None:
     allowed = frozenset(["239.1.2.3"])
-    known: set[object] = set()
+    known: dict[object, object] = {}
     good = [(b"a", ("239.1.2.3", 5000))]
     assert _tx_args.check_batch(good, V4, allowed, known) == good
-    assert known == {("239.1.2.3", 5000)}
+    assert known == {("239.1.2.3", 5000): None}
     # equal to a remembered destination, but not a valid port or payload: still refused
     with pytest.raises(TypeError, match=r"port must be an int.*float 5000\.0"):
         _tx_args.check_batch([(b"a", ("239.1.2.3", 5000.0))], V4, allowed, known)  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"port must be an int.*bool"):
-        _tx_args.check_batch([(b"a", ("239.1.2.3", True))], V4, allowed | {"239.1.2.4"}, {("239.1.2.3", 1)})
+        _tx_args.check_batch([(b"a", ("239.1.2.3", True))], V4, allowed, {("239.1.2.3", 1): None})
     with pytest.raises(TypeError, match="payload must be bytes-like"):
         _tx_args.check_batch(
             [(b"a", ("239.1.2.3", 5000)), ("text", ("239.1.2.3", 5000))],  # type: ignore[list-item]
@@ -119,7 +141,7 @@ def test_known_destinations_keep_every_check() -> None:
         )
     with pytest.raises(me.MulticastExpertError, match="was not one of the addresses"):
         _tx_args.check_batch([(b"a", ("239.1.2.3", 5000)), (b"b", ("239.9.9.9", 5000))], V4, allowed, known)
-    assert known == {("239.1.2.3", 5000)}  # (only valid destinations are remembered)
+    assert known == {("239.1.2.3", 5000): None}  # (only valid destinations are remembered)
     # a bytes-like payload is converted; an equal named tuple is the same destination
     dest = Dest("239.1.2.3", 5000)
     assert _tx_args.check_batch([(bytearray(b"x"), dest)], V4, allowed, known) == [(b"x", dest)]  # type: ignore[list-item]
@@ -128,7 +150,7 @@ def test_known_destinations_keep_every_check() -> None:
 def test_known_destinations_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_tx_args, "KNOWN_MAX", 5)
     allowed = frozenset(["239.1.2.3"])
-    known: set[object] = set()
+    known: dict[object, object] = {}
     batch = [(b"x", ("239.1.2.3", p)) for p in range(20)]
     assert _tx_args.check_batch(batch, V4, allowed, known) == batch
     assert len(known) == 5

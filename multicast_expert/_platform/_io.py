@@ -15,7 +15,6 @@ import enum
 import socket
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar, Final, TypeVar
 
 from ._options import Address, Meta
@@ -133,11 +132,12 @@ class DatagramIO:
         sock: socket.socket,
         family: int,
         datagrams: Sequence[tuple[bytes, Address]],
-        known: AbstractSet[object],
+        known: dict[object, object],
     ) -> int | None:
-        """:meth:`send_many` of datagrams not yet checked, if every one is an exact
-        ``(bytes, (str, int))`` tuple to an address in ``known`` (found valid before); else None,
-        nothing sent, and the caller checks them (here: always None)."""
+        """:meth:`send_many` of datagrams not yet checked, if every one is a ``(bytes, (str, int))``
+        tuple to an address in ``known`` (found valid before; the values are the platform's to
+        keep, None at first); else None, nothing sent, and the caller checks them (here: always
+        None)."""
         return None
 
     def poller(self, fds: Iterable[int]) -> Poller:

@@ -323,26 +323,60 @@ def send_many(sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes,
     count, when a datagram after the first fails or would block; the caller learns why by sending
     the rest. Raises OSError (BlockingIOError for EAGAIN) only when the first datagram fails.
     """
-    count = len(datagrams)
-    known, namelen = _raw_names[family], _NAMELEN[family]
+    known = _raw_names[family]
+    try:
+        names = list(map(known.__getitem__, map(_DESTINATION, datagrams)))
+    except KeyError:  # a destination new to this process
+        names = [_raw_name(family, known, a) for a in map(_DESTINATION, datagrams)]
+    return _send(sock, list(map(_PAYLOAD, datagrams)), names, _NAMELEN[family])
+
+
+def send_known(
+    sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]], known: dict[object, object]
+) -> int | None:
+    """:func:`send_many` of pairs not checked yet, if every one is a tuple of bytes and an
+    address in ``known`` (destinations found valid, each with its raw sockaddr once sent to, else
+    None) with an int port; else None, nothing sent. One pass does the check and gathers."""
+    payloads: list[bytes] = []
+    names: list[bytes] = []
+    payload, name = payloads.append, names.append
+    try:
+        for item in datagrams:
+            if type(item) is not tuple:
+                return None
+            data, addr = item
+            if type(data) is not bytes or type(addr[1]) is not int:
+                return None
+            raw = known[addr]
+            if raw is None:
+                raw = known[addr] = _raw_name(family, _raw_names[family], addr)
+            payload(data)
+            name(raw)  # type: ignore[arg-type]  # (the raw sockaddrs stored just above)
+    except (KeyError, TypeError, ValueError):  # unknown, unhashable, not a pair
+        return None
+    return _send(sock, payloads, names, _NAMELEN[family])
+
+
+def _send(sock: socket.socket, payloads: list[bytes], names: list[bytes], namelen: int) -> int:
+    """Send ``payloads[i]`` to raw sockaddr ``names[i]`` (each ``namelen`` bytes), in order."""
+    count = len(payloads)
     sent = 0
     fd = sock.fileno()
     while sent < count:
-        chunk = datagrams[sent : sent + _CHUNK] if sent or count > _CHUNK else datagrams
+        if sent or count > _CHUNK:
+            chunk, dests = payloads[sent : sent + _CHUNK], names[sent : sent + _CHUNK]
+        else:
+            chunk, dests = payloads, names
         n = len(chunk)
-        try:
-            names = b"".join(map(known.__getitem__, map(_DESTINATION, chunk)))
-        except KeyError:  # a destination new to this process
-            names = b"".join([_raw_name(family, known, a) for a in map(_DESTINATION, chunk)])
-        payloads = list(map(_PAYLOAD, chunk))
-        sizes = list(map(len, payloads))
+        sizes = list(map(len, chunk))
         bufs = _send_buffers(n, sum(sizes))
         if bufs.namelen != namelen:
             bufs.point_names(namelen)
         if sizes != bufs.sizes:
             bufs.describe(sizes)
-        bufs.names_view[: len(names)] = names
-        joined = b"".join(payloads)
+        joined = b"".join(dests)
+        bufs.names_view[: len(joined)] = joined
+        joined = b"".join(chunk)
         bufs.payload_view[: len(joined)] = joined
         done = _c().sendmmsg(fd, bufs.msgs, n, 0)
         if done < 0:

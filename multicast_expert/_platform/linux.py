@@ -10,7 +10,6 @@ import socket
 import struct
 import sys
 from collections.abc import Iterable, Sequence
-from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import ModuleType
 from typing import ClassVar, TypeVar
@@ -168,6 +167,15 @@ class LinuxIO(DatagramIO):
         datagrams: Sequence[tuple[bytes, Address]],
     ) -> int | None:
         return _mmsg.send_many(sock, family, datagrams)
+
+    def send_known(
+        self,
+        sock: socket.socket,
+        family: int,
+        datagrams: Sequence[tuple[bytes, Address]],
+        known: dict[object, object],
+    ) -> int | None:
+        return _mmsg.send_known(sock, family, datagrams, known)
 
 
 class LinuxHost(Host):
@@ -375,7 +383,7 @@ class AcceleratedLinuxIO(LinuxIO):
         sock: socket.socket,
         family: int,
         datagrams: Sequence[tuple[bytes, Address]],
-        known: AbstractSet[object],
+        known: dict[object, object],
     ) -> int | None:
         try:
             sent: int | None = self._sp.send_batch(sock.fileno(), family, datagrams, known)
