@@ -942,6 +942,30 @@ done:
     return out;
 }
 
+/* 1 if every item of ``seq`` is an exact (bytes, (str, int)) tuple whose address is in ``known``
+ * (a set or a dict's keys), 0 if one is not, -1 with an exception set. Only exact types, so no
+ * Python code runs (hashing and comparing str, int and tuples of them). */
+static int
+all_known(PyObject *seq, Py_ssize_t count, PyObject *known)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PySequence_GetItem(seq, i), *addr;
+        int ok;
+        if (item == NULL)
+            return -1;
+        ok = PyTuple_CheckExact(item) && PyTuple_Size(item) == 2 && PyBytes_CheckExact(PyTuple_GetItem(item, 0));
+        addr = ok ? PyTuple_GetItem(item, 1) : NULL;
+        ok = ok && PyTuple_CheckExact(addr) && PyTuple_Size(addr) == 2 &&
+             PyUnicode_CheckExact(PyTuple_GetItem(addr, 0)) && PyLong_CheckExact(PyTuple_GetItem(addr, 1));
+        if (ok)
+            ok = PyDict_Check(known) ? PyDict_Contains(known, addr) : PySet_Contains(known, addr);
+        Py_DECREF(item);
+        if (ok != 1)
+            return ok;
+    }
+    return 1;
+}
+
 static PyObject *
 sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -955,12 +979,23 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = NULL;
     (void)mod;
 
-    if (check_nargs("send_batch", nargs, 3, 3) < 0 || get_fd(args[0], &fd, 0) < 0 || get_int(args[1], &family) < 0)
+    if (check_nargs("send_batch", nargs, 3, 4) < 0 || get_fd(args[0], &fd, 0) < 0 || get_int(args[1], &family) < 0)
         return NULL;
     seq = args[2];
+    if (nargs == 4 && args[3] != Py_None && !PyAnySet_Check(args[3]) && !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "send_batch(): known must be a set, a dict or None");
+        return NULL;
+    }
     count = PySequence_Size(seq);
     if (count < 0)
         return NULL;
+    if (nargs == 4 && args[3] != Py_None) { /* send only if every datagram goes to a known place */
+        int known = all_known(seq, count, args[3]);
+        if (known < 0)
+            return NULL;
+        if (known == 0)
+            Py_RETURN_NONE;
+    }
     if (count == 0)
         return PyLong_FromLong(0);
     /* This call's own arrays: every destination gets its own sockaddr, alive until the last
@@ -1054,7 +1089,7 @@ static PyMethodDef methods[] = {
     {"recv_batch", (PyCFunction)(void (*)(void))sp_recv_batch, METH_FASTCALL,
      "recv_batch(fd, count, bufsize, group, ifindex, packet_cls, /) -> list[packet_cls]"},
     {"send_batch", (PyCFunction)(void (*)(void))sp_send_batch, METH_FASTCALL,
-     "send_batch(fd, family, datagrams, /) -> int"},
+     "send_batch(fd, family, datagrams, known=None, /) -> int | None"},
     {NULL, NULL, 0, NULL},
 };
 

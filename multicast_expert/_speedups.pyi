@@ -19,8 +19,9 @@ Common contract:
   is ValueError (never for a UDP socket of these families).
 """
 
-from collections.abc import Sequence
-from typing import Final, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Final, Literal, TypeVar, overload
 
 from _typeshed import ReadableBuffer
 
@@ -122,7 +123,16 @@ def recv_batch(
     as EBADF shows on the next call); an error before any is raised.
     """
 
-def send_batch(fd: int, family: int, datagrams: Sequence[tuple[ReadableBuffer, Address]], /) -> int:
+@overload
+def send_batch(fd: int, family: int, datagrams: Sequence[tuple[ReadableBuffer, Address]], /) -> int: ...
+@overload
+def send_batch(
+    fd: int,
+    family: int,
+    datagrams: Sequence[tuple[ReadableBuffer, Address]],
+    known: AbstractSet[object] | Mapping[object, object] | None,
+    /,
+) -> int | None:
     """Send ``(data, address)`` tuples with sendmmsg (GIL released, flags 0: a blocking socket
     blocks); returns how many were sent, in order.
 
@@ -140,4 +150,8 @@ def send_batch(fd: int, family: int, datagrams: Sequence[tuple[ReadableBuffer, A
     the first, raises the OSError with ``exc.sent`` = how many of this call were already sent
     (every OSError from here has ``sent``; a signal handler's exception gets it too when some were
     sent and the exception type allows the attribute).
+
+    ``known`` (a set, frozenset or dict): send only if every item is an exact
+    ``(bytes, (str, int))`` tuple whose address is in ``known``; else return None at once, nothing
+    sent (the caller checks the batch and calls again without it).
     """

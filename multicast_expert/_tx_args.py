@@ -123,33 +123,57 @@ def port_error(port: object) -> MulticastPortError:
 
 
 def check_batch(
-    datagrams: Iterable[tuple[bytes, IPv4Or6Address]], family: int, allowed: frozenset[str]
+    datagrams: Iterable[tuple[bytes, IPv4Or6Address]],
+    family: int,
+    allowed: frozenset[str],
+    known: dict[object, object] | None = None,
 ) -> Batch:
-    """Every ``(payload, address)`` pair checked as sendto checks it, before anything is sent."""
+    """Every ``(payload, address)`` pair checked as sendto checks it, before anything is sent.
+
+    ``known``: the ``(group, port)`` destinations already found valid for ``allowed`` (each a
+    plain tuple of a str and an int; the values are the platform's, see DatagramIO.send_known);
+    pairs to those are checked with one lookup (equal addresses whose port is not an int are
+    still refused), and the valid ones of a batch that needed the full check are added (up to
+    KNOWN_MAX).
+    """
     items = datagrams if type(datagrams) is list else list(datagrams)
-    try:  # the common case first, in one tight pass: bytes to an allowed (group, port)
-        for data, addr in items:
-            if not (
-                type(data) is bytes
-                and type(addr) is tuple
-                and len(addr) == 2
-                and addr[0] in allowed
-                and type(addr[1]) is int
-                and 0 <= addr[1] <= MAX_PORT
-            ):
+    good: dict[object, object] = known if known is not None else {}
+    try:  # the common case first, in one tight pass: bytes to a known (group, port)
+        for item in items:
+            if type(item) is not tuple:
+                break
+            data, addr = item
+            if not (type(data) is bytes and addr in good and type(addr[1]) is int):
                 break
         else:
             return items
     except (TypeError, ValueError):  # an item that is not a pair: reported below
         pass
-    return [_checked_pair(item, family, allowed) for item in items]
+    return [_checked_pair(item, family, allowed, good if known is not None else None) for item in items]
 
 
-def _checked_pair(item: object, family: int, allowed: frozenset[str]) -> tuple[bytes, IPv4Or6Address]:
+#: Most destinations a socket remembers as valid (see check_batch).
+KNOWN_MAX = 4096
+
+
+def _checked_pair(
+    item: object, family: int, allowed: frozenset[str], known: dict[object, object] | None = None
+) -> tuple[bytes, IPv4Or6Address]:
     """One ``(payload, address)`` pair checked in full, or the error naming what is wrong."""
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         raise TypeError(f"send_batch takes (payload, (group, port)) pairs, not {item!r:.80}")
     data, addr = item
+    if (
+        type(addr) is tuple
+        and len(addr) == 2
+        and type(addr[0]) is str
+        and addr[0] in allowed
+        and type(addr[1]) is int
+        and 0 <= addr[1] <= MAX_PORT
+    ):
+        if known is not None and len(known) < KNOWN_MAX:
+            known.setdefault(addr, None)
+        return (data if type(data) is bytes else _payload(data), addr)
     return (data if type(data) is bytes else _payload(data), check_destination(addr, family, allowed))
 
 

@@ -107,7 +107,11 @@ class McastTxSocket(OpenCloseContext):
         self._iface = self._outs[0].iface
         self.iface_ip: str = self._outs[0].ip
         self._allowed = frozenset(self.mcast_ips)
+        self._known: dict[object, object] = {}  # destinations found valid (see check_batch)
         self._sock: socket.socket | None = None  # the first interface's, for the one-interface path
+        #: While open on one interface: the allowed groups sendto() was given (the caller's str
+        #: objects, so a lookup finds them by identity) -> the OS socket. Empty while closed.
+        self._fast: dict[object, socket.socket] = {}
         self.is_opened: bool = False
         self._replies = Replies()  # receiving the unicast replies to the socket's own port
         self._timeout: float | None = check_timeout(timeout)
@@ -177,6 +181,7 @@ class McastTxSocket(OpenCloseContext):
             self._close_all()
             raise
         self._sock = self._outs[0].sock
+        self._fast = {}
         self.is_opened = True
 
     def _open_one(self, out: Out) -> _OsSocket:
@@ -224,6 +229,7 @@ class McastTxSocket(OpenCloseContext):
         self._replies.close()  # wakes receives waiting in other threads (they raise)
         self._close_all()
         self._sock = None
+        self._fast = {}  # (after _sock: a sendto that saw it open fills the discarded dict)
         self.is_opened = False
 
     def setblocking(self, flag: bool) -> None:
@@ -251,18 +257,31 @@ class McastTxSocket(OpenCloseContext):
                 interface was still sent on).
             OSError: the OS refused the send on the one interface.
         """
-        sock = self._sock
+        if iface is None:  # the common case first: one interface, open, an allowed group
+            try:
+                sock = self._fast[address[0]]
+            except (TypeError, LookupError):  # (the full check says what is wrong)
+                pass
+            else:
+                try:
+                    sock.sendto(bytes, address)
+                except (OverflowError, OSError) as exc:
+                    self._send_failed(exc, self._outs[0], address)
+                return
+        self._sendto(bytes, address, iface)
+
+    def _sendto(self, data: bytes, address: IPv4Or6Address, iface: IfaceSpecifier | None) -> None:
+        """:meth:`sendto` checked in full (closed, several interfaces, ``iface=``, a group new
+        to :attr:`_fast`)."""
+        fast, sock = self._fast, self._sock  # (in this order: see close)
         if sock is None:
             raise SocketClosedError("sendto() on a closed McastTxSocket; open it first")
-        if address[0] not in self._allowed:
+        group = address[0]
+        if group not in self._allowed:
             address = check_destination(address, self.addr_family, self._allowed)
-        if iface is not None or self._many:
-            self._send_on(self._chosen(iface), bytes, address)
-            return
-        try:  # the common case inline: one socket, no extra call on the hot path
-            sock.sendto(bytes, address)
-        except (OverflowError, OSError) as exc:
-            self._send_failed(exc, self._outs[0], address)
+        elif iface is None and not self._many and type(group) is str:
+            fast[group] = sock  # the caller's own str: found without comparing next time
+        self._send_on(self._chosen(iface), data, address)
 
     def _send_on(self, outs: list[Out], data: bytes, address: IPv4Or6Address) -> None:
         """Send one datagram on each of ``outs`` whatever the others do, then raise for failures."""
@@ -333,21 +352,43 @@ class McastTxSocket(OpenCloseContext):
         """
         if self._sock is None:
             raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
-        checked = check_batch(datagrams, self.addr_family, self._allowed)
+        items = datagrams if type(datagrams) is list else list(datagrams)
+        first = self._batch_known(self._outs[0], items) if iface is None and not self._many else None
+        if first is not None:  # (every destination known valid: sent without the check in Python)
+            count, results = len(items), [(self._outs[0], first)]
+        else:
+            checked = check_batch(items, self.addr_family, self._allowed, self._known)
+            results = [(out, self._batch_on(out, checked)) for out in self._chosen(iface)]
+            count = len(checked)
         sent: dict[str, int] = {}
         failures: dict[str, OSError] = {}
-        for out in self._chosen(iface):
-            sent[out.name], exc = self._batch_on(out, checked)
+        for out, (n, exc) in results:
+            sent[out.name] = n
             if exc is not None:
                 failures[out.name] = self._explain(exc, "Sending a batch", out)
         if failures:
-            raise MulticastSendError(f"Sending a batch of {len(checked)}", failures, sent)
+            raise MulticastSendError(f"Sending a batch of {count}", failures, sent)
         return min(sent.values())
 
-    def _batch_on(self, out: Out, checked: Batch) -> tuple[int, OSError | None]:
-        """Send ``checked`` on one interface: (how many went out, the error that stopped it, if any).
-        A full send buffer only stops it."""
-        io, sock, done = _platform.IO, out.sock, 0
+    def _batch_known(self, out: Out, items: Batch) -> tuple[int, OSError | None] | None:
+        """:meth:`_batch_on` of a batch not checked yet, if the platform finds every datagram an
+        exact ``(bytes, (str, int))`` tuple to a destination in :attr:`_known`; else None, nothing
+        sent (see DatagramIO.send_known)."""
+        assert out.sock is not None  # (open: checked by the caller)
+        try:
+            n = _platform.IO.send_known(out.sock, self.addr_family, items, self._known)
+        except BlockingIOError:
+            return 0, None
+        except OSError as exc:
+            return 0, exc
+        if n is None:
+            return None
+        return self._batch_on(out, items, n) if 0 < n < len(items) else (n, None)
+
+    def _batch_on(self, out: Out, checked: Batch, done: int = 0) -> tuple[int, OSError | None]:
+        """Send ``checked`` on one interface, from ``checked[done]`` on: (how many went out, the
+        error that stopped it, if any). A full send buffer only stops it."""
+        io, sock = _platform.IO, out.sock
         assert sock is not None  # (open: checked by the caller)
         while done < len(checked):
             try:

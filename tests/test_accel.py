@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any, NamedTuple
 
 import pytest
 from helpers import IN_CI, V4, V6, Net
@@ -771,7 +772,7 @@ def test_send_batch_bad_data_and_arguments(net: Net) -> None:
         with pytest.raises(TypeError):
             sp.send_batch(tx.fileno(), V4, [(b"x",)])  # type: ignore[list-item]
         with pytest.raises(TypeError):
-            sp.send_batch(tx.fileno(), V4, (d for d in [(b"x", dest)]))  # type: ignore[arg-type]
+            sp.send_batch(tx.fileno(), V4, (d for d in [(b"x", dest)]))  # type: ignore[call-overload]
         with pytest.raises(OSError) as err:
             sp.send_batch(tx.fileno(), socket.AF_UNIX, [(b"x", dest)])
         assert err.value.errno == errno.EAFNOSUPPORT
@@ -806,6 +807,39 @@ def test_send_batch_matches_the_pure_python_send_many(net: Net) -> None:
         settle(rx, 80)
         got = [p.payload for p in sp.recv_batch(rx.fileno(), 100, 10, "g", 0, McastPacket)]
         assert got == [d for d, _ in batch] * 2
+
+
+class _Dest(NamedTuple):
+    group: str
+    port: int
+
+
+def test_send_batch_with_known_sends_only_when_every_destination_is_known(net: Net) -> None:
+    with pair(V4) as (ra, tx), pair(V4) as (rb, _):
+        a, b = ra.getsockname(), rb.getsockname()
+        known: set[object] = {a, b}
+        assert sp.send_batch(tx.fileno(), V4, [(b"1", a), (b"2", b)], known) == 2
+        assert sp.send_batch(tx.fileno(), V4, [], frozenset()) == 0
+        assert sp.send_batch(tx.fileno(), V4, [(b"3", a)], None) == 1  # (None: no such check)
+        refused: list[list[Any]] = [
+            [(b"x", a), (b"x", ("127.0.0.1", 9))],  # a destination not known
+            [(b"x", a), [b"x", a]],  # a list, not a tuple
+            [(b"x", a), (bytearray(b"x"), a)],  # not exactly bytes
+            [(b"x", a), (b"x", (a[0], float(a[1])))],  # equal, but the port is not an int
+            [(b"x", a), (b"x", _Dest(*a))],  # equal, but not exactly a tuple
+            [(b"x", a), (b"x",)],
+            [(b"x", a), (b"x", a, b"y")],
+        ]
+        for batch in refused:
+            assert sp.send_batch(tx.fileno(), V4, batch, known) is None
+        with pytest.raises(TypeError, match="known must be a set, a dict"):
+            sp.send_batch(tx.fileno(), V4, [(b"x", a)], [a])  # type: ignore[call-overload]
+        settle(rb)
+        assert [sp.recv_from(ra.fileno(), 100)[0] for _ in range(2)] == [b"1", b"3"]
+        assert sp.recv_from(rb.fileno(), 100)[0] == b"2"
+        for r in (ra, rb):  # nothing of the refused batches went out
+            with pytest.raises(BlockingIOError):
+                sp.recv_from(r.fileno(), 100)
 
 
 # ---- no leaks -----------------------------------------------------------------------------------

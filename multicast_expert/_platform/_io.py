@@ -144,6 +144,19 @@ class DatagramIO:
         """Send datagrams in as few system calls as possible; None where the OS has no such call."""
         return None
 
+    def send_known(
+        self,
+        sock: socket.socket,
+        family: int,
+        datagrams: Sequence[tuple[bytes, Address]],
+        known: dict[object, object],
+    ) -> int | None:
+        """:meth:`send_many` of datagrams not yet checked, if every one is a ``(bytes, (str, int))``
+        tuple to an address in ``known`` (found valid before; the values are the platform's to
+        keep, None at first); else None, nothing sent, and the caller checks them (here: always
+        None)."""
+        return None
+
     def poller(self, fds: Iterable[int]) -> Poller:
         """A poller over ``fds`` plus a fresh wake-up descriptor."""
         return Poller(fds, Waker())

@@ -17,6 +17,8 @@ import socket
 import struct
 import threading
 from collections.abc import Sequence
+from itertools import accumulate
+from operator import itemgetter
 
 MSG_DONTWAIT = 0x40  # <bits/socket.h>
 MSG_TRUNC = 0x20
@@ -236,9 +238,10 @@ class _SendBuffers:
     """Preallocated sendmmsg arrays, a payload area and a destination area for up to ``count``
     datagrams (kept per thread, grown as needed).
 
-    The destination area has one slot per message, so a call never reuses a slot that another
-    message of the same call still points to; within a call, datagrams to one destination share
-    its slot (:meth:`name_address`), and :meth:`start` forgets the slots of the previous call.
+    Message ``i`` always points at iovec ``i`` and at destination slot ``i`` (``namelen`` bytes
+    each, back to back), so a call writes only the destinations (one copy of their joined raw
+    sockaddrs) and the payloads (one copy of their join); the iovecs are rewritten (one ``struct``
+    call) only when the payload sizes differ from the previous call's.
     """
 
     def __init__(self, count: int, capacity: int) -> None:
@@ -247,102 +250,155 @@ class _SendBuffers:
         self.msgs = (_Mmsghdr * count)()
         self.payload = ctypes.create_string_buffer(capacity)
         self.payload_view = memoryview(self.payload).cast("B")
-        self.payload_base = ctypes.addressof(self.payload)
         self.names = ctypes.create_string_buffer(_NAME_SIZE * count)
         self.names_view = memoryview(self.names).cast("B")
-        self.names_base = ctypes.addressof(self.names)
-        self.name_at: dict[bytes, int] = {}  # destination sockaddr -> its slot, this call only
         self.iov_view = memoryview(self.iovs).cast("B")
-        self.hdrs = memoryview(self.msgs).cast("B")
+        self.namelen = 0  # the destination size the headers describe (0: none yet)
+        self.sizes: list[int] = []  # the payload sizes the iovecs describe
         for i in range(count):
             h = self.msgs[i].hdr
             h.iov = ctypes.pointer(self.iovs[i])
             h.iovlen = 1
 
-    def start(self) -> None:
-        """Begin a call: no slot is in use."""
-        self.name_at.clear()
+    def point_names(self, namelen: int) -> None:
+        """Point message ``i`` at destination slot ``i`` of ``namelen`` bytes."""
+        hdrs, base = memoryview(self.msgs).cast("B"), ctypes.addressof(self.names)
+        for i in range(self.count):
+            _NAME_FIELDS.pack_into(hdrs, i * _MMSG + _OFF_NAME, base + i * namelen, namelen)
+        self.namelen = namelen
 
-    def name_address(self, name: bytes) -> int:
-        """The address of a slot holding ``name`` (a new slot for a destination new to this call)."""
-        at = self.name_at.get(name)
-        if at is None:  # at most one new slot per message: never more than ``count``
-            at = len(self.name_at) * _NAME_SIZE
-            self.names_view[at : at + len(name)] = name
-            self.name_at[name] = at
-        return self.names_base + at
+    def describe(self, sizes: list[int]) -> None:
+        """Point the first ``len(sizes)`` iovecs at consecutive payloads of these sizes."""
+        fields: list[int] = [0] * (2 * len(sizes))
+        fields[0::2] = accumulate(sizes[:-1], initial=ctypes.addressof(self.payload))
+        fields[1::2] = sizes
+        _iov_struct(len(sizes)).pack_into(self.iov_view, 0, *fields)
+        self.sizes = sizes
 
 
-_PTR = struct.Struct("@P")
-_IOV = struct.Struct("@PN")
+#: Message name pointer and namelen, consecutive in struct msghdr.
+_NAME_FIELDS = struct.Struct("@PI")
 _OFF_NAME = _Msghdr.name.offset
 _CHUNK = 1024  # sendmmsg takes at most UIO_MAXIOV (1024) messages per call
-_EINTR, _EAGAIN = 4, 11  # <asm-generic/errno-base.h>
+_EINTR = 4  # <asm-generic/errno-base.h>
+_iov_structs: dict[int, struct.Struct] = {}
+_PAYLOAD, _DESTINATION = itemgetter(0), itemgetter(1)
+#: Raw sockaddr of each destination sent to, per family (few groups, many datagrams).
+_raw_names: dict[int, dict[object, bytes]] = {socket.AF_INET: {}, socket.AF_INET6: {}}
+_NAMELEN: dict[int, int] = {socket.AF_INET: 16, socket.AF_INET6: 28}
+_KNOWN_MAX = 4096
+
+
+def _iov_struct(count: int) -> struct.Struct:
+    """The layout of ``count`` consecutive iovecs (one per batch size, at most _CHUNK of them)."""
+    layout = _iov_structs.get(count)
+    if layout is None:
+        layout = _iov_structs[count] = struct.Struct("@" + "PN" * count)
+    return layout
 
 
 def _send_buffers(count: int, capacity: int) -> _SendBuffers:
     bufs: _SendBuffers | None = getattr(_local, "send", None)
     if bufs is None or bufs.count < count or bufs.capacity < capacity:
         bufs = _local.send = _SendBuffers(max(count, 64), max(capacity, 1 << 16))
-    bufs.start()
     return bufs
 
 
-def _fill(bufs: _SendBuffers, chunk: Sequence[tuple[bytes, bytes]]) -> None:
-    """Point the first ``len(chunk)`` messages at copies of the chunk's payloads and destinations."""
-    iovs, hdrs, view, base, name_address = (
-        bufs.iov_view,
-        bufs.hdrs,
-        bufs.payload_view,
-        bufs.payload_base,
-        bufs.name_address,
-    )
-    iov_pack, ptr_pack, uint_pack = _IOV.pack_into, _PTR.pack_into, _UINT.pack_into
-    offset = 0
-    for i, (payload, name) in enumerate(chunk):
-        size = len(payload)
-        view[offset : offset + size] = payload
-        iov_pack(iovs, i * 16, base + offset, size)
-        offset += size
-        at = i * _MMSG
-        ptr_pack(hdrs, at + _OFF_NAME, name_address(name))
-        uint_pack(hdrs, at + _OFF_NAMELEN, len(name))
+def _raw_name(family: int, known: dict[object, bytes], address: Address) -> bytes:
+    """The raw sockaddr of ``address``, remembered while fewer than _KNOWN_MAX are."""
+    name = known.get(address)
+    if name is None:
+        flow, scope = (address[2], address[3]) if len(address) == 4 else (0, 0)
+        name = sockaddr(family, address[0], address[1], scope, flow)
+        if len(known) < _KNOWN_MAX:
+            known[address] = name
+    return name
 
 
-def send_many(sock: socket.socket, datagrams: Sequence[tuple[bytes, bytes]]) -> int:
-    """Send ``(payload, raw sockaddr)`` pairs in as few calls as the kernel allows.
+def send_many(sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]]) -> int:
+    """Send checked ``(payload, address)`` pairs (``sock``'s ``family``) in as few sendmmsg calls
+    as the kernel allows.
 
     Returns how many were sent, in order. Like sendmmsg(2) itself it stops early, returning the
     count, when a datagram after the first fails or would block; the caller learns why by sending
     the rest. Raises OSError (BlockingIOError for EAGAIN) only when the first datagram fails.
     """
-    count = len(datagrams)
+    known = _raw_names[family]
+    try:
+        names = list(map(known.__getitem__, map(_DESTINATION, datagrams)))
+    except KeyError:  # a destination new to this process
+        names = [_raw_name(family, known, a) for a in map(_DESTINATION, datagrams)]
+    return _send(sock, list(map(_PAYLOAD, datagrams)), names, _NAMELEN[family])
+
+
+def send_known(
+    sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]], known: dict[object, object]
+) -> int | None:
+    """:func:`send_many` of pairs not checked yet, if every one is a tuple of bytes and an
+    address in ``known`` (destinations found valid, each with its raw sockaddr once sent to, else
+    None) with an int port; else None, nothing sent. One pass does the check and gathers."""
+    payloads: list[bytes] = []
+    names: list[bytes] = []
+    payload, name = payloads.append, names.append
+    try:
+        for item in datagrams:
+            if type(item) is not tuple:
+                return None
+            data, addr = item
+            if type(data) is not bytes or type(addr[1]) is not int:
+                return None
+            raw = known[addr]
+            if raw is None:
+                raw = known[addr] = _raw_name(family, _raw_names[family], addr)
+            payload(data)
+            name(raw)  # type: ignore[arg-type]  # (the raw sockaddrs stored just above)
+    except (KeyError, TypeError, ValueError):  # unknown, unhashable, not a pair
+        return None
+    return _send(sock, payloads, names, _NAMELEN[family])
+
+
+def _send(sock: socket.socket, payloads: list[bytes], names: list[bytes], namelen: int) -> int:
+    """Send ``payloads[i]`` to raw sockaddr ``names[i]`` (each ``namelen`` bytes), in order."""
+    count = len(payloads)
     sent = 0
     fd = sock.fileno()
     while sent < count:
-        chunk = datagrams[sent : sent + _CHUNK]
-        bufs = _send_buffers(len(chunk), sum(len(p) for p, _ in chunk))
-        _fill(bufs, chunk)
-        n = _c().sendmmsg(fd, bufs.msgs, len(chunk), 0)
-        if n < 0:
+        if sent or count > _CHUNK:
+            chunk, dests = payloads[sent : sent + _CHUNK], names[sent : sent + _CHUNK]
+        else:
+            chunk, dests = payloads, names
+        n = len(chunk)
+        sizes = list(map(len, chunk))
+        bufs = _send_buffers(n, sum(sizes))
+        if bufs.namelen != namelen:
+            bufs.point_names(namelen)
+        if sizes != bufs.sizes:
+            bufs.describe(sizes)
+        joined = b"".join(dests)
+        bufs.names_view[: len(joined)] = joined
+        joined = b"".join(chunk)
+        bufs.payload_view[: len(joined)] = joined
+        done = _c().sendmmsg(fd, bufs.msgs, n, 0)
+        if done < 0:
             err = ctypes.get_errno()
             if err == _EINTR:
                 continue
             if sent:  # report what went out; the caller's next call meets the error itself
                 break
             raise OSError(err, os.strerror(err))
-        sent += n
-        if n < len(chunk):  # the kernel stopped at a datagram it could not send (yet)
+        sent += done
+        if done < n:  # the kernel stopped at a datagram it could not send (yet)
             break
     return sent
 
 
-def sockaddr(family: int, ip: str, port: int, scope: int = 0) -> bytes:
-    """The raw ``sockaddr_in`` / ``sockaddr_in6`` for a destination."""
+def sockaddr(family: int, ip: str, port: int, scope: int = 0, flowinfo: int = 0) -> bytes:
+    """The raw ``sockaddr_in`` / ``sockaddr_in6`` for a destination (flowinfo in network order,
+    as CPython's sendto writes it)."""
     if family == socket.AF_INET:
         return struct.pack("=H", family) + struct.pack("!H4s", port, socket.inet_pton(family, ip)) + bytes(8)
     return (
         struct.pack("=H", family)
-        + struct.pack("!HI16s", port, 0, socket.inet_pton(family, ip.split("%", 1)[0]))
+        + struct.pack("!HI16s", port, flowinfo, socket.inet_pton(family, ip.split("%", 1)[0]))
         + struct.pack("=I", scope)
     )

@@ -84,10 +84,6 @@ _UNUSABLE_SOURCE = IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE
 _PROBE_GROUP = "ff0e::1"
 
 
-#: Raw sockaddr of each destination sent to in batches (few groups, many datagrams).
-_sockaddrs: dict[tuple[int, tuple[str, int] | tuple[str, int, int, int]], bytes] = {}
-
-
 class LinuxMulticast(OsOptions):
     """Linux: one socket per (group, interface), bound to the group and tied to the device."""
 
@@ -170,16 +166,16 @@ class LinuxIO(DatagramIO):
         family: int,
         datagrams: Sequence[tuple[bytes, Address]],
     ) -> int | None:
-        cache = _sockaddrs
-        raw = []
-        for payload, addr in datagrams:
-            name = cache.get((family, addr))
-            if name is None:
-                name = _mmsg.sockaddr(family, addr[0], addr[1], addr[3] if len(addr) == 4 else 0)
-                if len(cache) < 4096:
-                    cache[(family, addr)] = name
-            raw.append((payload, name))
-        return _mmsg.send_many(sock, raw)
+        return _mmsg.send_many(sock, family, datagrams)
+
+    def send_known(
+        self,
+        sock: socket.socket,
+        family: int,
+        datagrams: Sequence[tuple[bytes, Address]],
+        known: dict[object, object],
+    ) -> int | None:
+        return _mmsg.send_known(sock, family, datagrams, known)
 
 
 class LinuxHost(Host):
@@ -381,6 +377,22 @@ class AcceleratedLinuxIO(LinuxIO):
         except OSError as exc:
             done = getattr(exc, "sent", 0)
             if done:  # some went out: report them; the next call meets the error (as sendmmsg does)
+                return int(done)
+            raise
+        return sent
+
+    def send_known(
+        self,
+        sock: socket.socket,
+        family: int,
+        datagrams: Sequence[tuple[bytes, Address]],
+        known: dict[object, object],
+    ) -> int | None:
+        try:
+            sent: int | None = self._sp.send_batch(sock.fileno(), family, datagrams, known)
+        except OSError as exc:
+            done = getattr(exc, "sent", 0)
+            if done:
                 return int(done)
             raise
         return sent
