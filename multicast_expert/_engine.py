@@ -435,13 +435,20 @@ class ReceiveEngine(Generic[_U]):
         return bool(events)
 
     def receive_batch(
-        self, read_many: Callable[[_U, int], list[_T]], max_count: int, timeout: float | None
+        self,
+        read_many: Callable[[_U, int], list[_T]],
+        max_count: int,
+        timeout: float | None,
+        read_share: Callable[[list[_U], int, int, list[_T], Callable[[_U], bool]], None] | None = None,
     ) -> list[_T]:
         """Up to ``max_count`` datagrams: waits by ``timeout`` for the first, then takes every one
         already queued, up to ``max_count``, without waiting more; [] on timeout.
 
         ``read_many(unit, n)`` returns up to n datagrams ([] when none is queued). Fair: the ready
         sockets share ``max_count`` equally; the remainder goes to a different socket each call.
+        ``read_share(units, start, room, out, gone)``, where the OS layer offers one, does a whole
+        share (:meth:`_share`'s rule, from ``units[start]``) in one call, appending to ``out``;
+        ``gone(unit)`` tells it whether a unit whose read failed was left or closed under us.
         """
         deadline = None if not timeout else time.monotonic() + timeout
         out: list[_T] = []
@@ -449,7 +456,13 @@ class ReceiveEngine(Generic[_U]):
         while True:
             units = self._ready_now()
             if units:
-                self._share(units, read_many, max_count, out)
+                if read_share is None:
+                    self._share(units, read_many, max_count, out)
+                else:
+                    n = len(units)
+                    start = self._turn % n
+                    self._turn += max_count % n  # as _share: the ones given one more come last next call
+                    read_share(units, start, max_count, out, self._gone)
                 if out:
                     return out
             if self.mode is _CLOSED:
@@ -458,6 +471,10 @@ class ReceiveEngine(Generic[_U]):
             if left is EXPIRED:
                 return out
             waited = self._wait(left) or timeout == 0
+
+    def _gone(self, unit: _U) -> bool:
+        """Whether a unit whose read failed was left or closed under us (its error is not ours)."""
+        return not unit.live or self.mode is _CLOSED
 
     def _share(
         self, units: list[_U], read_many: Callable[[_U, int], list[_T]], room: int, out: list[_T]
@@ -498,6 +515,20 @@ class ReceiveEngine(Generic[_U]):
             return [single] if single is not None else []
         if mode is not _MULTI:
             return []
+        poller = self._poller
+        if self._plain and not self._ready and poller is not None:
+            # Nothing queued, no services: the poll alone says which (epoll reports each once).
+            try:
+                events = poller.poll(0)
+            except (ValueError, OSError):
+                events = None  # closed under us: the general path below raises
+            if events is not None:
+                if self.mode is _CLOSED:
+                    raise EngineClosedError
+                by_fd = self.by_fd
+                if len(events) > 1:
+                    events.sort()
+                return [by_fd[fd] for fd, _ in events if fd in by_fd]
         self._wait(0)
         units = sorted({u.fd: u for u in self._ready if u.live}.values(), key=_by_fd)
         self._ready.clear()

@@ -9,6 +9,7 @@ read (the C accelerator), wait too and return None on timeout or False when woke
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from . import _platform
@@ -22,6 +23,8 @@ BATCH_BUFSIZE = 65535
 _new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot path
 
 Datagram = tuple[bytes, IPv4Or6Address]
+#: ``read_share(units, start, room, out, gone)``: see :meth:`~._engine.ReceiveEngine.receive_batch`.
+ShareReader = Callable[[list[Unit], int, int, list[McastPacket], Callable[[Unit], bool]], None]
 
 
 def datagram_readers(
@@ -123,11 +126,26 @@ def meta_reader(bufsize: int, family: int) -> Callable[[Unit], McastPacket | Dro
     return read
 
 
-def batch_reader(bufsize: int, family: int, meta: bool) -> Callable[[Unit, int], list[McastPacket]]:
-    """``read_many(unit, n)``: recvmmsg where the OS has it (straight into packets with the C
-    accelerator), else one datagram at a time."""
+def batch_readers(
+    bufsize: int, family: int, meta: bool
+) -> tuple[Callable[[Unit, int], list[McastPacket]], ShareReader | None]:
+    """``(read_many, read_share)``. ``read_many(unit, n)``: recvmmsg where the OS has it (straight
+    into packets from the descriptor where the OS layer can), else one datagram at a time.
+    ``read_share(units, start, room, out, gone)``: a whole fair batch in one call where the OS
+    layer has one (the C accelerator, without metadata), else None."""
     io = _platform.IO
     size = min(bufsize, BATCH_BUFSIZE)
+    share = io.recv_share
+    read_share = None if meta or share is None else functools.partial(share, size, McastPacket)
+    from_fd = io.recv_packets_fd
+    if from_fd is not None and not meta:
+
+        def read_fd(u: Unit, n: int) -> list[McastPacket]:
+            if not u.live:  # left or closed under us: nothing to read (and its number may be reused)
+                return []
+            return from_fd(u.fd, n, size, u.group, u.iface.index, McastPacket)
+
+        return read_fd, read_share
     one = meta_reader(bufsize, family) if meta else plain_reader(bufsize)
 
     def read_many(u: Unit, n: int) -> list[McastPacket]:
@@ -154,4 +172,4 @@ def batch_reader(bufsize: int, family: int, meta: bool) -> Callable[[Unit, int],
                 out.append(packet)
         return out
 
-    return read_many
+    return read_many, read_share

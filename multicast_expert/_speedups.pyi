@@ -19,13 +19,14 @@ Common contract:
   is ValueError (never for a UDP socket of these families).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Literal, TypeVar
 
 from _typeshed import ReadableBuffer
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 _P = TypeVar("_P", bound=tuple[object, ...])
+_U = TypeVar("_U")
 
 #: recv_batch: payload bytes one recvmmsg call may use (1 MiB); see recv_batch.
 ARENA_BYTES: Final[int]
@@ -116,4 +117,34 @@ def send_batch(fd: int, family: int, datagrams: Sequence[tuple[ReadableBuffer, A
     the first, raises the OSError with ``exc.sent`` = how many of this call were already sent
     (every OSError from here has ``sent``; a signal handler's exception gets it too when some were
     sent and the exception type allows the attribute).
+    """
+
+def recv_share(
+    bufsize: int,
+    packet_cls: type[_P],
+    units: list[_U],
+    start: int,
+    room: int,
+    out: list[_P],
+    gone: Callable[[_U], object],
+    /,
+) -> None:
+    """A fair share of ``room`` datagrams over several sockets in one call: what recv_batch does
+    for one socket, with the receive engine's sharing rule, appending packets to ``out``.
+
+    Each unit is an object with ``fd`` (int), ``group`` (str) and ``iface.index`` (int), read once
+    at the start, and ``live``, read before each of its reads (false: skipped for the rest of the
+    call, never read); the packets are recv_batch's with that group and index. The units are served
+    from ``units[start % len(units)]`` on, wrapping round, in rounds: the room left is divided
+    equally among the units still active, the first ``room % active`` of them one more; each
+    reads up to its quota (recvmmsg, MSG_DONTWAIT, never waiting) and only those that filled it
+    stay active for the next round. It ends when the room is spent or no unit is active; each
+    socket's datagrams stay in arrival order. Memory: recv_batch's bound, one arena for the call.
+
+    Errors: a read that fails before any datagram of that read calls ``gone(unit)``: truthy (the
+    socket was closed or left under us) skips the unit for the rest of the call, falsy raises the
+    OSError (``out`` keeps what was read before). An error after some datagrams of a read keeps
+    them and ends that unit's read (as recv_batch). A signal handler's exception, or one of
+    ``gone``, propagates. ``units`` and ``out`` must be lists, ``gone`` callable; a unit missing an
+    attribute, or one of the wrong type, is AttributeError / TypeError before anything is read.
     """

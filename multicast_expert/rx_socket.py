@@ -470,12 +470,18 @@ class McastRxSocket(OpenCloseContext):
         return self._recv_batch(max_packets, bufsize, self._timeout)
 
     def _recv_batch(self, max_packets: int, bufsize: int, timeout: float | None) -> list[McastPacket]:
-        check_int_range(max_packets, "max_packets", 1, 1024)
-        check_bufsize(bufsize)
-        try:
-            return self._engine.receive_batch(
-                _rx_read.batch_reader(bufsize, self.addr_family, self._meta), max_packets, timeout
+        if type(max_packets) is not int or not 0 < max_packets <= 1024:
+            check_int_range(max_packets, "max_packets", 1, 1024)
+        if type(bufsize) is not int or not 0 < bufsize < _MAX_BUF:
+            check_bufsize(bufsize)
+        readers = self._readers.get((2, bufsize, 0))
+        if readers is None:
+            readers = self._remember(
+                (2, bufsize, 0), _rx_read.batch_readers(bufsize, self.addr_family, self._meta)
             )
+        read_many, read_share = readers
+        try:
+            return self._engine.receive_batch(read_many, max_packets, timeout, read_share)
         except EngineClosedError:
             raise _closed("recv_batch()") from None
 

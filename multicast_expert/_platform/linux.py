@@ -140,6 +140,7 @@ class LinuxIO(DatagramIO):
     """Linux I/O: recvmmsg/sendmmsg (ctypes), metadata control messages, epoll with an eventfd."""
 
     DONTWAIT = 0x40  # MSG_DONTWAIT, <bits/socket.h>
+    recv_packets_fd = staticmethod(_mmsg.recv_packets)
 
     def poller(self, fds: Iterable[int]) -> Poller:
         return EpollPoller(fds, EventfdWaker())
@@ -355,6 +356,8 @@ class AcceleratedLinuxIO(LinuxIO):
         self.wait_read = speedups.wait_recv
         self.recv_from_fd = speedups.recv_from
         self.recv_packet_fd = speedups.recv_packet
+        self.recv_share = speedups.recv_share
+        self.recv_packets_fd = speedups.recv_batch
 
     def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
         got: tuple[bytes, Address] = self._sp.recv_from(sock.fileno(), bufsize, flags)
