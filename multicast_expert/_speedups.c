@@ -44,6 +44,9 @@
 #define ARENA_BYTES (1024 * 1024)
 /* recv_batch: slots in its first recvmmsg call; later calls use as many as fit in ARENA_BYTES. */
 #define FIRST_CHUNK 16
+/* recv_batch/recv_share: a recvmmsg that can copy at most this many bytes keeps the GIL (it never
+ * waits, and releasing costs more than reading a few datagrams); a larger one releases it. */
+#define HOLD_GIL_BYTES (256 * 1024)
 /* The kernel caps one recvmmsg/sendmmsg call at UIO_MAXIOV (1024) messages. */
 #define MAX_VLEN 1024
 /* recv_from/recv_packet/wait_recv read into the C stack up to this size, else into the heap. */
@@ -772,9 +775,13 @@ arena_read(rx_arena *a, int fd, Py_ssize_t count, PyObject *group, PyObject *ifi
             a->hdrs[i].msg_hdr.msg_iov = &a->iovs[i];
             a->hdrs[i].msg_hdr.msg_iovlen = 1;
         }
-        Py_BEGIN_ALLOW_THREADS
-        n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
-        Py_END_ALLOW_THREADS
+        if ((size_t)chunk * (size_t)a->bufsize <= HOLD_GIL_BYTES) {
+            n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+            Py_END_ALLOW_THREADS
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0)

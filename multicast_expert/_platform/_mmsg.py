@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 MSG_DONTWAIT = 0x40  # <bits/socket.h>
 MSG_TRUNC = 0x20
@@ -135,6 +135,7 @@ class _RecvBuffers:
         self.dirty = 0  # entries whose lengths the kernel changed since the last reset
         #: The headers as made: copied back over the entries a call used, in one slice assignment.
         self.pristine = memoryview(bytes(self.hdrs))
+        self.blank_names = memoryview(bytes(count * _NAME_SIZE))
 
     def reset(self) -> None:
         # The kernel writes back namelen (the sender's address size: 16 after an IPv4 datagram,
@@ -236,10 +237,19 @@ def _recv_into(bufs: _RecvBuffers, fd: int, want: int, size: int, out: list[Rece
     return int(n)
 
 
-#: From one mmsghdr: namelen, flags, len (the fields the kernel writes; pointers skipped).
-_RESULT = struct.Struct("@8xI4x8x8x8x8xi4xI4x")
-assert _RESULT.size == _MMSG
+#: From one mmsghdr: flags and len (the fields the kernel writes that a plain read needs).
+_RESULT = struct.Struct(f"@{_OFF_FLAGS}xi{_OFF_LEN - _OFF_FLAGS - 4}xI{_MMSG - _OFF_LEN - 4}x")
+#: A sender slot's first 28 bytes: a whole sockaddr_in6, or a sockaddr_in and zeros.
+_SENDER = struct.Struct(f"28s{_NAME_SIZE - 28}x")
 _recvmmsg_fast: Callable[..., int] | None = None
+
+
+def _sender(raw: bytes) -> Address:
+    """The address of a raw sender slot, remembered (for up to 4,096 senders)."""
+    src = parse_sockaddr(raw)
+    if len(_names) < 4096:
+        _names[raw] = src
+    return src
 
 
 def _fast_call() -> Callable[..., int]:
@@ -257,19 +267,24 @@ def _fast_call() -> Callable[..., int]:
 def recv_packets(fd: int, count: int, size: int, group: str, ifindex: int, cls: type[_P]) -> list[_P]:
     """Up to ``count`` queued datagrams of descriptor ``fd`` as ``cls`` tuples ``(payload, sender,
     group, ifindex, truncated, None, None, None)``, built in one pass; [] if none is queued.
-    The calls, buffers and errors of :func:`recv_many` (without ancillary data)."""
+    The calls, buffers and errors of :func:`recv_many` (without ancillary data).
+
+    Before each call the entries it may use get their headers back as made and their sender slots
+    zeroed (the kernel writes only the sender's own length), so a slot's first 28 bytes are the
+    sender exactly: one ``iter_unpack`` pass reads every sender, a second every header.
+    """
     bufs: _RecvBuffers | None = getattr(_local, "recv", None)
     if bufs is None or bufs.size != size or bufs.control is not None:
         bufs = _buffers(size, False)
     call = _recvmmsg_fast or _fast_call()
-    msgs, hdrs, pristine, names, data = bufs.msgs, bufs.hdrs, bufs.pristine, bufs.name_view, bufs.data_view
-    known = _names
+    msgs, hdrs, pristine, names, data = bufs.msgs, bufs.hdrs, bufs.pristine, bufs.name_view, bufs.data
+    known = _names.get
     new = tuple.__new__
     out: list[_P] = []
-    append = out.append
     while True:
         want = min(count - len(out), bufs.count)
         hdrs[: want * _MMSG] = pristine[: want * _MMSG]
+        names[: want * _NAME_SIZE] = bufs.blank_names[: want * _NAME_SIZE]
         n = call(fd, msgs, want, MSG_DONTWAIT, None)
         if n < 0:
             err = ctypes.get_errno()
@@ -277,18 +292,120 @@ def recv_packets(fd: int, count: int, size: int, group: str, ifindex: int, cls: 
                 return out
             raise OSError(err, os.strerror(err))
         bufs.dirty = max(bufs.dirty, n)  # (for recv_many's reset on this thread)
-        for at, (namelen, flags, length) in enumerate(_RESULT.iter_unpack(hdrs[: n * _MMSG])):
-            raw = bytes(names[at * _NAME_SIZE : at * _NAME_SIZE + namelen])
-            src = known.get(raw)
-            if src is None:
-                src = parse_sockaddr(raw)
-                if len(known) < 4096:
-                    known[raw] = src
-            start = at * size
-            payload = bytes(data[start : start + (length if length < size else size)])
-            append(new(cls, (payload, src, group, ifindex, (flags & MSG_TRUNC) != 0, None, None, None)))
+        # (len is what was copied, never more than the slot: MSG_TRUNC is not among the flags)
+        out += [
+            new(
+                cls,
+                (
+                    data[at : at + length],
+                    known(raw) or _sender(raw),
+                    group,
+                    ifindex,
+                    (flags & MSG_TRUNC) != 0,
+                    None,
+                    None,
+                    None,
+                ),
+            )
+            for (flags, length), (raw,), at in zip(
+                _RESULT.iter_unpack(hdrs[: n * _MMSG]),
+                _SENDER.iter_unpack(names[: n * _NAME_SIZE]),
+                range(0, n * size, size),
+                strict=True,
+            )
+        ]
         if n < want or len(out) >= count:
             return out
+
+
+def recv_share(
+    size: int,
+    cls: type[_P],
+    units: list[Any],
+    start: int,
+    room: int,
+    out: list[_P],
+    gone: Callable[[Any], object],
+) -> None:
+    """A fair share of ``room`` datagrams over several sockets, appended to ``out``: the contract
+    of the C accelerator's ``recv_share`` (see ``_speedups.pyi``: the units' attributes, the
+    rounds, the errors) done here with :func:`recv_packets`' calls, one pass per recvmmsg."""
+    n = len(units)
+    if not n or not room:
+        return
+    start %= n
+    order = units[start:] + units[:start] if start else units
+    active = [(u, u.fd, u.group, u.iface.index) for u in order]
+    bufs: _RecvBuffers | None = getattr(_local, "recv", None)
+    if bufs is None or bufs.size != size or bufs.control is not None:
+        bufs = _buffers(size, False)
+    call = _recvmmsg_fast or _fast_call()
+    msgs, hdrs, pristine, names, blank, data = (
+        bufs.msgs,
+        bufs.hdrs,
+        bufs.pristine,
+        bufs.name_view,
+        bufs.blank_names,
+        bufs.data,
+    )
+    slots, known, new, append, unpack_results, unpack_senders = (
+        bufs.count,
+        _names.get,
+        tuple.__new__,
+        out.append,
+        _RESULT.iter_unpack,
+        _SENDER.iter_unpack,
+    )
+    while active and room > 0:
+        base, extra = divmod(room, len(active))
+        more = []
+        for i, entry in enumerate(active):
+            quota = base + (i < extra)
+            if not quota or not entry[0].live:  # (left or closed since the call began: skipped)
+                continue
+            _, fd, group, ifindex = entry
+            got = 0
+            while got < quota:
+                want = quota - got if quota - got < slots else slots
+                hdrs[: want * _MMSG] = pristine[: want * _MMSG]
+                names[: want * _NAME_SIZE] = blank[: want * _NAME_SIZE]
+                k = call(fd, msgs, want, MSG_DONTWAIT, None)
+                if k < 0:
+                    err = ctypes.get_errno()
+                    if err in (_EAGAIN, _EINTR) or got:
+                        break
+                    if gone(entry[0]):
+                        break  # left or closed under us: skipped
+                    raise OSError(err, os.strerror(err))
+                bufs.dirty = max(bufs.dirty, k)  # (for recv_many's reset on this thread)
+                for (flags, length), (raw,), at in zip(
+                    unpack_results(hdrs[: k * _MMSG]),
+                    unpack_senders(names[: k * _NAME_SIZE]),
+                    range(0, k * size, size),
+                    strict=True,
+                ):
+                    append(
+                        new(
+                            cls,
+                            (
+                                data[at : at + length],
+                                known(raw) or _sender(raw),
+                                group,
+                                ifindex,
+                                (flags & MSG_TRUNC) != 0,
+                                None,
+                                None,
+                                None,
+                            ),
+                        )
+                    )
+                got += k
+                if k < want:
+                    break
+            room -= got
+            if got == quota:
+                more.append(entry)  # it may hold more
+        active = more
 
 
 class _SendBuffers:

@@ -141,6 +141,7 @@ class LinuxIO(DatagramIO):
 
     DONTWAIT = 0x40  # MSG_DONTWAIT, <bits/socket.h>
     recv_packets_fd = staticmethod(_mmsg.recv_packets)
+    recv_share = staticmethod(_mmsg.recv_share)
 
     def poller(self, fds: Iterable[int]) -> Poller:
         return EpollPoller(fds, EventfdWaker())
