@@ -12,8 +12,9 @@
  *   - EINTR: PyErr_CheckSignals() runs the Python signal handlers; an exception from one propagates,
  *     otherwise the system call is retried (waits with the time that is left).
  *   - The GIL is released around every call that can block or copy a lot: ppoll, epoll_wait,
- *     recvmmsg, sendmmsg. Single non-blocking reads (recvfrom/recvmsg with MSG_DONTWAIT) keep it:
- *     they never wait, and releasing costs more than the read of a small datagram.
+ *     sendmmsg, recvmmsg into more than HOLD_GIL_BYTES of slots. Single non-blocking reads
+ *     (recvfrom/recvmsg with MSG_DONTWAIT) and smaller recvmmsg calls keep it: they never wait,
+ *     and releasing costs more than the read of a few small datagrams.
  *
  * References: recv(2), recvmsg(2), recvmmsg(2), sendmmsg(2), poll(2) (ppoll), epoll_wait(2),
  * inet_ntop(3), inet_pton(3), <sys/socket.h> (struct mmsghdr, MSG_TRUNC, MSG_DONTWAIT; glibc

@@ -10,8 +10,9 @@ Common contract:
   non-blocking read is BlockingIOError, EBADF is OSError(errno.EBADF), ...
 * EINTR runs the Python signal handlers; an exception raised by one propagates out of the call,
   otherwise the call goes on (a wait with the time that is left).
-* The GIL is released around every call that can block or copy much: ppoll, epoll_wait, recvmmsg,
-  sendmmsg. Single non-blocking reads keep it (they never wait).
+* The GIL is released around every call that can block or copy much: ppoll, epoll_wait, sendmmsg,
+  and a recvmmsg whose slots hold more than 256 KiB. Single non-blocking reads and smaller
+  recvmmsg calls keep it (they never wait, and releasing costs more than they do).
 * A negative ``fd`` / ``epfd`` is ValueError; ``waker_fd`` may be -1 (no waker).
 * Sender addresses are exactly what ``socket.recvfrom`` returns: ``(ip, port)`` for AF_INET and
   ``(ip, port, flowinfo, scope_id)`` for AF_INET6, the ip as inet_ntop writes it (no ``%scope``
