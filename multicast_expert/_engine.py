@@ -440,6 +440,8 @@ class ReceiveEngine(Generic[_U]):
         max_count: int,
         timeout: float | None,
         read_share: Callable[[list[_U], int, int, list[_T], Callable[[_U], bool]], None] | None = None,
+        poll_share: Callable[[int, dict[int, _U], int, int, list[_T], Callable[[_U], bool]], int]
+        | None = None,
     ) -> list[_T]:
         """Up to ``max_count`` datagrams: waits by ``timeout`` for the first, then takes every one
         already queued, up to ``max_count``, without waiting more; [] on timeout.
@@ -449,11 +451,41 @@ class ReceiveEngine(Generic[_U]):
         ``read_share(units, start, room, out, gone)``, where the OS layer offers one, does a whole
         share (:meth:`_share`'s rule, from ``units[start]``) in one call, appending to ``out``;
         ``gone(unit)`` tells it whether a unit whose read failed was left or closed under us.
+        ``poll_share(epfd, by_fd, turn, room, out, gone)`` does the non-waiting poll too (several
+        sockets, nothing queued, no services): it shares over the ready ones in descriptor order
+        from ``turn`` and returns how many were ready (-1: the poll failed; the general path
+        finds out why).
         """
         deadline = None if not timeout else time.monotonic() + timeout
         out: list[_T] = []
         waited = False
         while True:
+            poller = self._poller
+            if (
+                poll_share is not None
+                and poller is not None
+                and self.mode is _MULTI
+                and self._plain
+                and not self._ready
+            ):
+                try:
+                    ready = poll_share(poller.fileno(), self.by_fd, self._turn, max_count, out, self._gone)
+                except ValueError:
+                    if poller is self._poller:  # (a poller closed under us is the general path's)
+                        raise
+                    ready = -1
+                if ready > 0:
+                    self._turn += max_count % ready  # as _share
+                if not self.is_open():  # (the poll saw the waker: closed meanwhile)
+                    raise EngineClosedError
+                if out:
+                    return out
+                if ready >= 0:
+                    left = remaining(timeout, deadline, waited)
+                    if left is EXPIRED:
+                        return out
+                    waited = self._wait(left) or timeout == 0
+                    continue
             units = self._ready_now()
             if units:
                 if read_share is None:

@@ -35,6 +35,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -953,66 +954,27 @@ share_gone(PyObject *gone, PyObject *unit)
     return truth > 0 ? 1 : -1;
 }
 
-static PyObject *
-sp_recv_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+/* The rounds of a share over srcs[0..n) (already in serving order), appending to out. 0, or -1
+ * with an exception set. */
+static int
+share_run(share_src *srcs, Py_ssize_t n, Py_ssize_t bufsize, Py_ssize_t room, PyObject *cls, PyObject *out,
+          PyObject *gone)
 {
-    Py_ssize_t bufsize, start, room, n, nactive, made = 0;
-    PyObject *cls, *units, *out, *gone, *result = NULL;
-    share_src *srcs = NULL;
-    Py_ssize_t *active = NULL;
+    Py_ssize_t nactive = n;
+    Py_ssize_t *active = PyMem_Malloc((size_t)n * sizeof *active);
     rx_arena a;
-    int opened = 0;
-    (void)mod;
+    int r = -1;
 
-    if (check_nargs("recv_share", nargs, 7, 7) < 0 || get_size(args[0], &bufsize, "buffersize in recv_share") < 0 ||
-        get_size(args[3], &start, "start in recv_share") < 0 || get_size(args[4], &room, "room in recv_share") < 0)
-        return NULL;
-    cls = args[1];
-    units = args[2];
-    out = args[5];
-    gone = args[6];
-    if (check_packet_cls("recv_share", cls) < 0 || check_bufsize_uint("recv_share", bufsize) < 0)
-        return NULL;
-    if (!PyList_Check(units) || !PyList_Check(out)) {
-        PyErr_SetString(PyExc_TypeError, "recv_share(): units and out must be lists");
-        return NULL;
-    }
-    if (!PyCallable_Check(gone)) {
-        PyErr_SetString(PyExc_TypeError, "recv_share(): gone must be callable");
-        return NULL;
-    }
-    n = PyList_Size(units);
-    if (n == 0 || room == 0)
-        Py_RETURN_NONE;
-    if (share_names() < 0)
-        return NULL;
-    if ((size_t)n > SIZE_MAX / (sizeof *srcs + sizeof *active))
-        return PyErr_NoMemory();
-    srcs = PyMem_Calloc((size_t)n, sizeof *srcs);
-    active = PyMem_Malloc((size_t)n * sizeof *active);
-    if (srcs == NULL || active == NULL) {
+    if (active == NULL) {
         PyErr_NoMemory();
-        goto done;
+        return -1;
     }
-    /* Every unit's details first, in the order served (from `start`, wrapping round); the units
-     * are held, so a list changed by gone() or another thread does not matter. */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *unit = PyList_GetItem(units, (start + i) % n); /* (NULL: the list shrank) */
-        if (unit == NULL)
-            goto done;
-        made = i + 1;
-        if (share_source(unit, &srcs[i]) < 0)
-            goto done;
+    for (Py_ssize_t i = 0; i < n; i++)
         active[i] = i;
-    }
-    if (arena_open(&a, room, bufsize) < 0) {
-        arena_close(&a);
+    if (arena_open(&a, room, bufsize) < 0)
         goto done;
-    }
-    opened = 1;
     /* Rounds: the room is shared equally among the active units, the first `extra` one more;
      * a unit that filled its quota may hold more and stays for the next round. */
-    nactive = n;
     while (nactive > 0 && room > 0) {
         Py_ssize_t base = room / nactive, extra = room % nactive, more = 0;
         for (Py_ssize_t k = 0; k < nactive; k++) {
@@ -1042,17 +1004,195 @@ sp_recv_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         }
         nactive = more;
     }
-    result = Py_NewRef(Py_None);
+    r = 0;
 done:
-    if (opened)
-        arena_close(&a);
+    arena_close(&a);
+    PyMem_Free(active);
+    return r;
+}
+
+static void
+share_free(share_src *srcs, Py_ssize_t made)
+{
     for (Py_ssize_t i = 0; i < made; i++) {
         Py_XDECREF(srcs[i].unit);
         Py_XDECREF(srcs[i].group);
         Py_XDECREF(srcs[i].ifindex);
     }
     PyMem_Free(srcs);
-    PyMem_Free(active);
+}
+
+static int
+share_check(const char *name, Py_ssize_t bufsize, PyObject *cls, PyObject *out, PyObject *gone)
+{
+    if (check_packet_cls(name, cls) < 0 || check_bufsize_uint(name, bufsize) < 0)
+        return -1;
+    if (!PyList_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "%s(): out must be a list", name);
+        return -1;
+    }
+    if (!PyCallable_Check(gone)) {
+        PyErr_Format(PyExc_TypeError, "%s(): gone must be callable", name);
+        return -1;
+    }
+    return share_names();
+}
+
+static PyObject *
+sp_recv_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t bufsize, start, room, n, made = 0;
+    PyObject *cls, *units, *out, *gone, *result = NULL;
+    share_src *srcs = NULL;
+    (void)mod;
+
+    if (check_nargs("recv_share", nargs, 7, 7) < 0 || get_size(args[0], &bufsize, "buffersize in recv_share") < 0 ||
+        get_size(args[3], &start, "start in recv_share") < 0 || get_size(args[4], &room, "room in recv_share") < 0)
+        return NULL;
+    cls = args[1];
+    units = args[2];
+    out = args[5];
+    gone = args[6];
+    if (!PyList_Check(units)) {
+        PyErr_SetString(PyExc_TypeError, "recv_share(): units must be a list");
+        return NULL;
+    }
+    if (share_check("recv_share", bufsize, cls, out, gone) < 0)
+        return NULL;
+    n = PyList_Size(units);
+    if (n == 0 || room == 0)
+        Py_RETURN_NONE;
+    if ((size_t)n > SIZE_MAX / sizeof *srcs)
+        return PyErr_NoMemory();
+    srcs = PyMem_Calloc((size_t)n, sizeof *srcs);
+    if (srcs == NULL)
+        return PyErr_NoMemory();
+    /* Every unit's details first, in the order served (from `start`, wrapping round); the units
+     * are held, so a list changed by gone() or another thread does not matter. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *unit = PyList_GetItem(units, (start + i) % n); /* (NULL: the list shrank) */
+        if (unit == NULL)
+            goto done;
+        made = i + 1;
+        if (share_source(unit, &srcs[i]) < 0)
+            goto done;
+    }
+    if (share_run(srcs, n, bufsize, room, cls, out, gone) == 0)
+        result = Py_NewRef(Py_None);
+done:
+    share_free(srcs, made);
+    return result;
+}
+
+static int
+compare_fds(const void *x, const void *y)
+{
+    int a = *(const int *)x, b = *(const int *)y;
+    return (a > b) - (a < b);
+}
+
+/* epoll.poll's default maxevents (FD_SETSIZE - 1): the same ready sockets as a Python poll. */
+#define POLL_SHARE_MAX 1023
+
+static PyObject *
+sp_recv_poll_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int epfd, nev, nfds = 0;
+    Py_ssize_t bufsize, turn, room, made = 0;
+    PyObject *cls, *by_fd, *out, *gone, *result = NULL;
+    struct epoll_event stack[64];
+    struct epoll_event *events = stack;
+    int fds_stack[64];
+    int *fds = fds_stack;
+    share_src *srcs = NULL;
+    (void)mod;
+
+    if (check_nargs("recv_poll_share", nargs, 8, 8) < 0 ||
+        get_size(args[0], &bufsize, "buffersize in recv_poll_share") < 0 || get_fd(args[2], &epfd, 0) < 0 ||
+        get_size(args[4], &turn, "turn in recv_poll_share") < 0 ||
+        get_size(args[5], &room, "room in recv_poll_share") < 0)
+        return NULL;
+    cls = args[1];
+    by_fd = args[3];
+    out = args[6];
+    gone = args[7];
+    if (!PyDict_Check(by_fd)) {
+        PyErr_SetString(PyExc_TypeError, "recv_poll_share(): by_fd must be a dict");
+        return NULL;
+    }
+    if (share_check("recv_poll_share", bufsize, cls, out, gone) < 0)
+        return NULL;
+    Py_ssize_t want = PyDict_Size(by_fd) + 1; /* (+1: the waker, also registered) */
+    int maxevents = want > POLL_SHARE_MAX ? POLL_SHARE_MAX : (int)want;
+    if (maxevents > 64) {
+        events = PyMem_Malloc((size_t)maxevents * sizeof *events);
+        fds = PyMem_Malloc((size_t)maxevents * sizeof *fds);
+        if (events == NULL || fds == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    for (;;) {
+        nev = epoll_wait(epfd, events, maxevents, 0);
+        if (nev >= 0)
+            break;
+        if (errno != EINTR) { /* (a closed poller: the caller's general path finds out why) */
+            result = PyLong_FromLong(-1);
+            goto done;
+        }
+        if (PyErr_CheckSignals() < 0)
+            goto done;
+    }
+    for (int i = 0; i < nev; i++)
+        fds[i] = events[i].data.fd;
+    qsort(fds, (size_t)nev, sizeof *fds, compare_fds);
+    srcs = PyMem_Calloc((size_t)(nev > 0 ? nev : 1), sizeof *srcs);
+    if (srcs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* The ready units in descriptor order (fds not in by_fd, such as the waker, left out). */
+    for (int i = 0; i < nev; i++) {
+        PyObject *key = PyLong_FromLong(fds[i]), *unit;
+        if (key == NULL)
+            goto done;
+        unit = PyDict_GetItemWithError(by_fd, key); /* borrowed */
+        Py_DECREF(key);
+        if (unit == NULL) {
+            if (PyErr_Occurred())
+                goto done;
+            continue;
+        }
+        srcs[nfds].unit = Py_NewRef(unit);
+        made = ++nfds;
+    }
+    if (nfds > 0 && room > 0) {
+        /* Rotate to start at turn % nfds: fill the details in serving order. */
+        share_src *ordered = PyMem_Calloc((size_t)nfds, sizeof *ordered);
+        Py_ssize_t start = turn % nfds, filled = 0;
+        int bad = 0;
+        if (ordered == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < nfds && !bad; i++) {
+            filled = i + 1;
+            bad = share_source(srcs[(start + i) % nfds].unit, &ordered[i]) < 0;
+        }
+        if (!bad)
+            bad = share_run(ordered, nfds, bufsize, room, cls, out, gone) < 0;
+        share_free(ordered, filled);
+        if (bad)
+            goto done;
+    }
+    result = PyLong_FromLong(nfds);
+done:
+    if (srcs != NULL)
+        share_free(srcs, made);
+    if (events != stack)
+        PyMem_Free(events);
+    if (fds != fds_stack)
+        PyMem_Free(fds);
     return result;
 }
 
@@ -1188,6 +1328,8 @@ static PyMethodDef methods[] = {
      "send_batch(fd, family, datagrams, /) -> int"},
     {"recv_share", (PyCFunction)(void (*)(void))sp_recv_share, METH_FASTCALL,
      "recv_share(bufsize, packet_cls, units, start, room, out, gone, /) -> None"},
+    {"recv_poll_share", (PyCFunction)(void (*)(void))sp_recv_poll_share, METH_FASTCALL,
+     "recv_poll_share(bufsize, packet_cls, epfd, by_fd, turn, room, out, gone, /) -> int"},
     {NULL, NULL, 0, NULL},
 };
 

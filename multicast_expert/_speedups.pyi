@@ -149,3 +149,24 @@ def recv_share(
     ``gone``, propagates. ``units`` and ``out`` must be lists, ``gone`` callable; a unit missing an
     attribute, or one of the wrong type, is AttributeError / TypeError before anything is read.
     """
+
+def recv_poll_share(
+    bufsize: int,
+    packet_cls: type[_P],
+    epfd: int,
+    by_fd: dict[int, _U],
+    turn: int,
+    room: int,
+    out: list[_P],
+    gone: Callable[[_U], object],
+    /,
+) -> int:
+    """``epoll_wait(epfd, timeout 0)``, then recv_share over the ready units, in one call.
+
+    The ready descriptors (at most 1,023, epoll.poll's default) that are keys of ``by_fd`` are
+    the units, in ascending descriptor order; others (a waker) are left alone, neither counted nor
+    read. The share starts at unit ``turn % ready``. Returns how many units were ready (0: none;
+    nothing read). The poll never waits and keeps the GIL; a failed poll (a closed or non-epoll
+    ``epfd``) returns -1 without an exception, so the caller can find out why its own way.
+    ``by_fd`` must be a dict; otherwise arguments and errors as recv_share.
+    """

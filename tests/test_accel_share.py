@@ -306,8 +306,10 @@ def test_c_share_argument_types(net: Net) -> None:
         out: list[McastPacket] = []
         with pytest.raises(TypeError, match="tuple subclass"):
             sp.recv_share(100, dict, units, 0, 4, out, never_gone)  # type: ignore[misc]
-        with pytest.raises(TypeError, match="lists"):
+        with pytest.raises(TypeError, match="units must be a list"):
             sp.recv_share(100, McastPacket, tuple(units), 0, 4, out, never_gone)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="out must be a list"):
+            sp.recv_share(100, McastPacket, units, 0, 4, (), never_gone)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="callable"):
             sp.recv_share(100, McastPacket, units, 0, 4, out, None)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="negative"):
@@ -357,3 +359,69 @@ def test_c_and_pure_share_give_the_same_packets(net: Net, start: int) -> None:
             leftover(units)
     assert results[0] == results[1]
     assert [type(p) for p in results[0]] == [type(p) for p in results[1]]
+
+
+# ---- recv_poll_share: the non-waiting poll and the share in one call (C only) -------------------
+
+
+@pytest.mark.parametrize(("turn", "room"), [(0, 64), (1, 10), (7, 5)])
+def test_c_poll_share_polls_then_shares_in_descriptor_order(net: Net, turn: int, room: int) -> None:
+    share_of("c")
+    with sockets(5) as (units, tx), select.epoll() as ep:
+        waker = os.eventfd(0, os.EFD_NONBLOCK)
+        try:
+            for u in units:
+                ep.register(u.fd, select.EPOLLIN)
+            ep.register(waker, select.EPOLLIN)
+            os.eventfd_write(waker, 1)  # readable too: never counted, never read
+            counts = [6, 0, 3, 9, 2]
+            queue(units, tx, counts)
+            by_fd = {u.fd: u for u in units[:4]}  # unit 4 is ready but not (or no longer) ours
+            out: list[McastPacket] = []
+            ready = sp.recv_poll_share(100, McastPacket, ep.fileno(), by_fd, turn, room, out, never_gone)
+            ours = sorted((u for u in units[:4] if counts[units.index(u)]), key=lambda u: u.fd)
+            assert ready == len(ours) == 3
+            # The rule over the ready units in descriptor order, from turn % ready.
+            order = [units.index(u) for u in ours]
+            want = [(order[i], seq) for i, seq in rule([counts[k] for k in order], turn % ready, room)]
+            assert seqs(out) == want
+            assert leftover(units)[4] == [0, 1]  # never read
+            assert os.eventfd_read(waker) == 1  # not drained
+        finally:
+            os.close(waker)
+
+
+def test_c_poll_share_reports_nothing_ready_and_a_failed_poll(net: Net) -> None:
+    share_of("c")
+    with sockets(2) as (units, _tx), select.epoll() as ep:
+        for u in units:
+            ep.register(u.fd, select.EPOLLIN)
+        by_fd = {u.fd: u for u in units}
+        out: list[McastPacket] = []
+        assert sp.recv_poll_share(100, McastPacket, ep.fileno(), by_fd, 0, 64, out, never_gone) == 0
+        assert out == []
+        r, w = os.pipe()  # not an epoll descriptor: epoll_wait fails (EINVAL): -1, no exception
+        try:
+            assert sp.recv_poll_share(100, McastPacket, r, by_fd, 0, 64, out, never_gone) == -1
+        finally:
+            os.close(r)
+            os.close(w)
+        with pytest.raises(TypeError, match="by_fd must be a dict"):
+            sp.recv_poll_share(100, McastPacket, ep.fileno(), [], 0, 64, out, never_gone)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="negative"):
+            sp.recv_poll_share(100, McastPacket, -1, by_fd, 0, 64, out, never_gone)
+
+
+def test_c_poll_share_over_64_ready(net: Net) -> None:
+    """More ready sockets than the call's stack arrays: the heap ones, same rule."""
+    share_of("c")
+    with sockets(70) as (units, tx), select.epoll() as ep:
+        for u in units:
+            ep.register(u.fd, select.EPOLLIN)
+        counts = [3] * 70
+        queue(units, tx, counts)
+        by_fd = {u.fd: u for u in units}
+        out: list[McastPacket] = []
+        assert sp.recv_poll_share(100, McastPacket, ep.fileno(), by_fd, 3, 100, out, never_gone) == 70
+        order = [units.index(u) for u in sorted(units, key=lambda u: u.fd)]
+        assert seqs(out) == [(order[i], seq) for i, seq in rule(counts, 3, 100)]

@@ -116,6 +116,10 @@ class DatagramIO:
     recv_share: (
         Callable[[int, type[Any], list[Any], int, int, list[Any], Callable[[Any], object]], None] | None
     ) = None
+    #: ``recv_poll_share(bufsize, packet_cls, epfd, by_fd, turn, room, out, gone)``: one
+    #: non-waiting poll of the engine's poller and the share over the sockets it reports, in one
+    #: call (returns how many were ready, -1 if the poll failed), where the OS layer has it.
+    recv_poll_share: Callable[..., int] | None = None
 
     def recv_packets(
         self, sock: socket.socket, count: int, size: int, group: str, ifindex: int, packet: type[_P]

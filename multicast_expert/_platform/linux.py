@@ -358,6 +358,7 @@ class AcceleratedLinuxIO(LinuxIO):
         self.recv_from_fd = speedups.recv_from
         self.recv_packet_fd = speedups.recv_packet
         self.recv_share = speedups.recv_share
+        self.recv_poll_share = speedups.recv_poll_share
         self.recv_packets_fd = speedups.recv_batch
 
     def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
