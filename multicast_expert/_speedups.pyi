@@ -147,7 +147,8 @@ def recv_share(
     OSError (``out`` keeps what was read before). An error after some datagrams of a read keeps
     them and ends that unit's read (as recv_batch). A signal handler's exception, or one of
     ``gone``, propagates. ``units`` and ``out`` must be lists, ``gone`` callable; a unit missing an
-    attribute, or one of the wrong type, is AttributeError / TypeError before anything is read.
+    attribute, or one of the wrong type, is AttributeError / TypeError before anything is read
+    (the pure-Python one reads them at each unit's turn).
     """
 
 def recv_poll_share(

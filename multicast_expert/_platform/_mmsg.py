@@ -329,55 +329,48 @@ def recv_share(
 ) -> None:
     """A fair share of ``room`` datagrams over several sockets, appended to ``out``: the contract
     of the C accelerator's ``recv_share`` (see ``_speedups.pyi``: the units' attributes, the
-    rounds, the errors) done here with :func:`recv_packets`' calls, one pass per recvmmsg."""
+    rounds, the errors) done here with :func:`recv_packets`' calls, one pass per recvmmsg.
+
+    The units are of one address family (one receiving socket's), so the headers and sender slots
+    are restored once per share, not per call: every call writes the same sender length.
+    """
     n = len(units)
     if not n or not room:
         return
     start %= n
-    order = units[start:] + units[:start] if start else units
-    active = [(u, u.fd, u.group, u.iface.index) for u in order]
+    active = units[start:] + units[:start] if start else units
     bufs: _RecvBuffers | None = getattr(_local, "recv", None)
     if bufs is None or bufs.size != size or bufs.control is not None:
         bufs = _buffers(size, False)
-    call = _recvmmsg_fast or _fast_call()
-    msgs, hdrs, pristine, names, blank, data = (
-        bufs.msgs,
-        bufs.hdrs,
-        bufs.pristine,
-        bufs.name_view,
-        bufs.blank_names,
-        bufs.data,
-    )
-    slots, known, new, append, unpack_results, unpack_senders = (
-        bufs.count,
-        _names.get,
-        tuple.__new__,
-        out.append,
-        _RESULT.iter_unpack,
-        _SENDER.iter_unpack,
-    )
+    slots = bufs.count
+    used = room if room < slots else slots
+    hdrs, names = bufs.hdrs, bufs.name_view
+    hdrs[: used * _MMSG] = bufs.pristine[: used * _MMSG]
+    names[: used * _NAME_SIZE] = bufs.blank_names[: used * _NAME_SIZE]
+    bufs.dirty = max(bufs.dirty, used)  # (for recv_many's reset on this thread)
+    call, msgs, data = _recvmmsg_fast or _fast_call(), bufs.msgs, bufs.data
+    known, new, append = _names.get, tuple.__new__, out.append
+    unpack_results, unpack_senders = _RESULT.iter_unpack, _SENDER.iter_unpack
     while active and room > 0:
         base, extra = divmod(room, len(active))
         more = []
-        for i, entry in enumerate(active):
+        for i, unit in enumerate(active):
             quota = base + (i < extra)
-            if not quota or not entry[0].live:  # (left or closed since the call began: skipped)
+            if not quota or not unit.live:  # (left or closed since the call began: skipped)
                 continue
-            _, fd, group, ifindex = entry
+            fd, group, ifindex = unit.fd, unit.group, unit.iface.index
             got = 0
             while got < quota:
                 want = quota - got if quota - got < slots else slots
-                hdrs[: want * _MMSG] = pristine[: want * _MMSG]
-                names[: want * _NAME_SIZE] = blank[: want * _NAME_SIZE]
                 k = call(fd, msgs, want, MSG_DONTWAIT, None)
                 if k < 0:
                     err = ctypes.get_errno()
                     if err in (_EAGAIN, _EINTR) or got:
                         break
-                    if gone(entry[0]):
+                    if gone(unit):
                         break  # left or closed under us: skipped
                     raise OSError(err, os.strerror(err))
-                bufs.dirty = max(bufs.dirty, k)  # (for recv_many's reset on this thread)
+                # (len is what was copied, never more than the slot: MSG_TRUNC is not a flag here)
                 for (flags, length), (raw,), at in zip(
                     unpack_results(hdrs[: k * _MMSG]),
                     unpack_senders(names[: k * _NAME_SIZE]),
@@ -404,7 +397,7 @@ def recv_share(
                     break
             room -= got
             if got == quota:
-                more.append(entry)  # it may hold more
+                more.append(unit)  # it may hold more
         active = more
 
 
