@@ -136,6 +136,17 @@ class _RecvBuffers:
         #: The headers as made: copied back over the entries a call used, in one slice assignment.
         self.pristine = memoryview(bytes(self.hdrs))
         self.blank_names = memoryview(bytes(count * _NAME_SIZE))
+        #: By result count k: the first k headers, the first k sender slots, the k payload offsets.
+        self.results: dict[int, tuple[memoryview, memoryview, range]] = {}
+
+    def first(self, k: int) -> tuple[memoryview, memoryview, range]:
+        """Views of the first ``k`` entries, made once per k (at most ``count`` of them)."""
+        views = self.results[k] = (
+            self.hdrs[: k * _MMSG],
+            self.name_view[: k * _NAME_SIZE],
+            range(0, k * self.size, self.size),
+        )
+        return views
 
     def reset(self) -> None:
         # The kernel writes back namelen (the sender's address size: 16 after an IPv4 datagram,
@@ -351,6 +362,7 @@ def recv_share(
     call, msgs, data = _recvmmsg_fast or _fast_call(), bufs.msgs, bufs.data
     known, new, append = _names.get, tuple.__new__, out.append
     unpack_results, unpack_senders = _RESULT.iter_unpack, _SENDER.iter_unpack
+    results, first = bufs.results.get, bufs.first
     while active and room > 0:
         base, extra = divmod(room, len(active))
         more = []
@@ -370,12 +382,10 @@ def recv_share(
                     if gone(unit):
                         break  # left or closed under us: skipped
                     raise OSError(err, os.strerror(err))
+                heads, senders, offsets = results(k) or first(k)
                 # (len is what was copied, never more than the slot: MSG_TRUNC is not a flag here)
                 for (flags, length), (raw,), at in zip(
-                    unpack_results(hdrs[: k * _MMSG]),
-                    unpack_senders(names[: k * _NAME_SIZE]),
-                    range(0, k * size, size),
-                    strict=True,
+                    unpack_results(heads), unpack_senders(senders), offsets, strict=True
                 ):
                     append(
                         new(
