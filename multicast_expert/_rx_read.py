@@ -133,24 +133,15 @@ BatchReaders = tuple[Callable[[Unit, int], list[McastPacket]], ShareReader | Non
 
 def batch_readers(bufsize: int, family: int, meta: bool) -> BatchReaders:
     """``(read_many, read_share, poll_share)``. ``read_many(unit, n)``: recvmmsg where the OS has
-    it (straight into packets from the descriptor where the OS layer can), else one datagram at a
-    time. ``read_share(units, start, room, out, gone)``: a whole fair batch in one call where the
-    OS layer has one (Linux, without metadata), else None. ``poll_share(epfd, by_fd, turn, room,
+    it (straight into packets with the C accelerator), else one datagram at a time.
+    ``read_share(units, start, room, out, gone)``: a whole fair batch in one call where the OS
+    layer has one (Linux, without metadata), else None. ``poll_share(epfd, by_fd, turn, room,
     out, gone)``: the poll for ready sockets and the share in one call (the C accelerator)."""
     io = _platform.IO
     size = min(bufsize, BATCH_BUFSIZE)
     share, polled = io.recv_share, io.recv_poll_share
     read_share = None if meta or share is None else functools.partial(share, size, McastPacket)
     poll_share = None if meta or polled is None else functools.partial(polled, size, McastPacket)
-    from_fd = io.recv_packets_fd
-    if from_fd is not None and not meta:
-
-        def read_fd(u: Unit, n: int) -> list[McastPacket]:
-            if not u.live:  # left or closed under us: nothing to read (and its number may be reused)
-                return []
-            return from_fd(u.fd, n, size, u.group, u.iface.index, McastPacket)
-
-        return read_fd, read_share, poll_share
     one = meta_reader(bufsize, family) if meta else plain_reader(bufsize)
 
     def read_many(u: Unit, n: int) -> list[McastPacket]:

@@ -107,9 +107,6 @@ class DatagramIO:
     #: accelerator; never with a destination filter); else None.
     recv_from_fd: Callable[[int, int, int], Any] | None = None
     recv_packet_fd: Callable[[int, int], Any] | None = None
-    #: ``recv_packets_fd(fd, count, size, group, ifindex, packet_cls)``: :meth:`recv_packets`
-    #: straight from a descriptor, where the OS layer has it; else None.
-    recv_packets_fd: Callable[[int, int, int, str, int, type[Any]], list[Any]] | None = None
     #: ``recv_share(bufsize, packet_cls, units, start, room, out, gone)``: a whole fair batch over
     #: several sockets in one call, appending packets to ``out`` (the sharing rule and errors of
     #: ``_speedups.recv_share``), where the OS layer has it; else None (the engine shares itself).

@@ -275,60 +275,6 @@ def _fast_call() -> Callable[..., int]:
     return _recvmmsg_fast
 
 
-def recv_packets(fd: int, count: int, size: int, group: str, ifindex: int, cls: type[_P]) -> list[_P]:
-    """Up to ``count`` queued datagrams of descriptor ``fd`` as ``cls`` tuples ``(payload, sender,
-    group, ifindex, truncated, None, None, None)``, built in one pass; [] if none is queued.
-    The calls, buffers and errors of :func:`recv_many` (without ancillary data).
-
-    Before each call the entries it may use get their headers back as made and their sender slots
-    zeroed (the kernel writes only the sender's own length), so a slot's first 28 bytes are the
-    sender exactly: one ``iter_unpack`` pass reads every sender, a second every header.
-    """
-    bufs: _RecvBuffers | None = getattr(_local, "recv", None)
-    if bufs is None or bufs.size != size or bufs.control is not None:
-        bufs = _buffers(size, False)
-    call = _recvmmsg_fast or _fast_call()
-    msgs, hdrs, pristine, names, data = bufs.msgs, bufs.hdrs, bufs.pristine, bufs.name_view, bufs.data
-    known = _names.get
-    new = tuple.__new__
-    out: list[_P] = []
-    while True:
-        want = min(count - len(out), bufs.count)
-        hdrs[: want * _MMSG] = pristine[: want * _MMSG]
-        names[: want * _NAME_SIZE] = bufs.blank_names[: want * _NAME_SIZE]
-        n = call(fd, msgs, want, MSG_DONTWAIT, None)
-        if n < 0:
-            err = ctypes.get_errno()
-            if err in (_EAGAIN, _EINTR) or out:  # (an error after some: theirs, as recv_many)
-                return out
-            raise OSError(err, os.strerror(err))
-        bufs.dirty = max(bufs.dirty, n)  # (for recv_many's reset on this thread)
-        # (len is what was copied, never more than the slot: MSG_TRUNC is not among the flags)
-        out += [
-            new(
-                cls,
-                (
-                    data[at : at + length],
-                    known(raw) or _sender(raw),
-                    group,
-                    ifindex,
-                    (flags & MSG_TRUNC) != 0,
-                    None,
-                    None,
-                    None,
-                ),
-            )
-            for (flags, length), (raw,), at in zip(
-                _RESULT.iter_unpack(hdrs[: n * _MMSG]),
-                _SENDER.iter_unpack(names[: n * _NAME_SIZE]),
-                range(0, n * size, size),
-                strict=True,
-            )
-        ]
-        if n < want or len(out) >= count:
-            return out
-
-
 def recv_share(
     size: int,
     cls: type[_P],
@@ -340,7 +286,7 @@ def recv_share(
 ) -> None:
     """A fair share of ``room`` datagrams over several sockets, appended to ``out``: the contract
     of the C accelerator's ``recv_share`` (see ``_speedups.pyi``: the units' attributes, the
-    rounds, the errors) done here with :func:`recv_packets`' calls, one pass per recvmmsg.
+    rounds, the errors) done here through ctypes, in one pass per recvmmsg.
 
     The units are of one address family (one receiving socket's), so the headers and sender slots
     are restored once per share, not per call: every call writes the same sender length.

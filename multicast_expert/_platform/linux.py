@@ -140,7 +140,6 @@ class LinuxIO(DatagramIO):
     """Linux I/O: recvmmsg/sendmmsg (ctypes), metadata control messages, epoll with an eventfd."""
 
     DONTWAIT = 0x40  # MSG_DONTWAIT, <bits/socket.h>
-    recv_packets_fd = staticmethod(_mmsg.recv_packets)
     recv_share = staticmethod(_mmsg.recv_share)
 
     def poller(self, fds: Iterable[int]) -> Poller:
@@ -359,7 +358,6 @@ class AcceleratedLinuxIO(LinuxIO):
         self.recv_packet_fd = speedups.recv_packet
         self.recv_share = speedups.recv_share
         self.recv_poll_share = speedups.recv_poll_share
-        self.recv_packets_fd = speedups.recv_batch
 
     def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
         got: tuple[bytes, Address] = self._sp.recv_from(sock.fileno(), bufsize, flags)
