@@ -38,6 +38,7 @@ from . import _platform
 from ._errors import EngineClosedError
 from ._platform import DROPPED, Dropped
 from ._platform._poller import Poller
+from ._wait_policy import EXPIRED, ReadFirstPolicy, remaining
 
 _T = TypeVar("_T")
 
@@ -82,13 +83,6 @@ _MULTI: Final = Mode.MULTI
 _monotonic = time.monotonic
 
 
-class _Expired(enum.Enum):
-    EXPIRED = "expired"
-
-
-#: The wait is over (the deadline passed, or a zero timeout had its one non-waiting poll).
-EXPIRED: Final = _Expired.EXPIRED
-
 _engines: weakref.WeakSet[ReceiveEngine[Readable]] = weakref.WeakSet()
 
 
@@ -101,41 +95,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def remaining(timeout: float | None, deadline: float | None, polled_once: bool) -> float | _Expired | None:
-    """How long the next poll may wait: None forever, or seconds; ``EXPIRED`` when the wait is over."""
-    if timeout == 0:
-        return EXPIRED if polled_once else 0.0
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    return EXPIRED if left <= 0 else left
-
-
-class ReadFirstPolicy:
-    """SINGLE mode's order of operations. *Read first* when a burst is likely queued (the last read
-    found data without waiting), else *wait first* (ping-pong traffic, where a read before the wait
-    would only cost a failing system call). Every 8th waited-for read it tries reading first again."""
-
-    __slots__ = ("_waited_reads", "read_first")
-
-    def __init__(self) -> None:
-        self.read_first = False
-        self._waited_reads = 0
-
-    def found(self, waited: bool) -> None:
-        """A read returned data (after waiting or not)."""
-        if not waited:
-            self.read_first = True
-        else:
-            self._waited_reads += 1
-            if self._waited_reads >= 8:
-                self.read_first, self._waited_reads = True, 0
-
-    def missed(self) -> None:
-        """A read found nothing queued."""
-        self.read_first = False
 
 
 class ReceiveEngine(Generic[_U]):
@@ -474,21 +433,66 @@ class ReceiveEngine(Generic[_U]):
         return bool(events)
 
     def receive_batch(
-        self, read_many: Callable[[_U, int], list[_T]], max_count: int, timeout: float | None
+        self,
+        read_many: Callable[[_U, int], list[_T]],
+        max_count: int,
+        timeout: float | None,
+        read_share: Callable[[list[_U], int, int, list[_T], Callable[[_U], bool]], None] | None = None,
+        poll_share: Callable[[int, dict[int, _U], int, int, list[_T], Callable[[_U], bool]], int]
+        | None = None,
     ) -> list[_T]:
         """Up to ``max_count`` datagrams: waits by ``timeout`` for the first, then takes every one
         already queued, up to ``max_count``, without waiting more; [] on timeout.
 
         ``read_many(unit, n)`` returns up to n datagrams ([] when none is queued). Fair: the ready
         sockets share ``max_count`` equally; the remainder goes to a different socket each call.
+        ``read_share(units, start, room, out, gone)``, where the OS layer offers one, does a whole
+        share (:meth:`_share`'s rule, from ``units[start]``) in one call, appending to ``out``;
+        ``gone(unit)`` tells it whether a unit whose read failed was left or closed under us.
+        ``poll_share(epfd, by_fd, turn, room, out, gone)`` does the non-waiting poll too (several
+        sockets, nothing queued, no services): it shares over the ready ones in descriptor order
+        from ``turn`` and returns how many were ready (-1: the poll failed; the general path
+        finds out why).
         """
         deadline = None if not timeout else time.monotonic() + timeout
         out: list[_T] = []
         waited = False
         while True:
+            poller = self._poller
+            if (
+                poll_share is not None
+                and poller is not None
+                and self.mode is _MULTI
+                and self._plain
+                and not self._ready
+            ):
+                try:
+                    ready = poll_share(poller.fileno(), self.by_fd, self._turn, max_count, out, self._gone)
+                except ValueError:
+                    if poller is self._poller:  # (a poller closed under us is the general path's)
+                        raise
+                    ready = -1
+                if ready > 0:
+                    self._turn += max_count % ready  # as _share
+                if not self.is_open():  # (the poll saw the waker: closed meanwhile)
+                    raise EngineClosedError
+                if out:
+                    return out
+                if ready >= 0:
+                    left = remaining(timeout, deadline, waited)
+                    if left is EXPIRED:
+                        return out
+                    waited = self._wait(left) or timeout == 0
+                    continue
             units = self._ready_now()
             if units:
-                self._share(units, read_many, max_count, out)
+                if read_share is None:
+                    self._share(units, read_many, max_count, out)
+                else:
+                    n = len(units)
+                    start = self._turn % n
+                    self._turn += max_count % n  # as _share: the ones given one more come last next call
+                    read_share(units, start, max_count, out, self._gone)
                 if out:
                     return out
             if self.mode is _CLOSED:
@@ -497,6 +501,10 @@ class ReceiveEngine(Generic[_U]):
             if left is EXPIRED:
                 return out
             waited = self._wait(left) or timeout == 0
+
+    def _gone(self, unit: _U) -> bool:
+        """Whether a unit whose read failed was left or closed under us (its error is not ours)."""
+        return not unit.live or self.mode is _CLOSED
 
     def _share(
         self, units: list[_U], read_many: Callable[[_U, int], list[_T]], room: int, out: list[_T]
@@ -537,6 +545,20 @@ class ReceiveEngine(Generic[_U]):
             return [single] if single is not None else []
         if mode is not _MULTI:
             return []
+        poller = self._poller
+        if self._plain and not self._ready and poller is not None:
+            # Nothing queued, no services: the poll alone says which (epoll reports each once).
+            try:
+                events = poller.poll(0)
+            except (ValueError, OSError):
+                events = None  # closed under us: the general path below raises
+            if events is not None:
+                if self.mode is _CLOSED:
+                    raise EngineClosedError
+                by_fd = self.by_fd
+                if len(events) > 1:
+                    events.sort()
+                return [by_fd[fd] for fd, _ in events if fd in by_fd]
         self._wait(0)
         units = sorted({u.fd: u for u in self._ready if u.live}.values(), key=_by_fd)
         self._ready.clear()

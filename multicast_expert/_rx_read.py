@@ -25,6 +25,10 @@ _new = tuple.__new__  # skips the NamedTuple's Python-level __new__ on the hot p
 
 Datagram = tuple[bytes, IPv4Or6Address]
 _T = TypeVar("_T")
+#: ``read_share(units, start, room, out, gone)``: see :meth:`~._engine.ReceiveEngine.receive_batch`.
+ShareReader = Callable[[list[Unit], int, int, list[McastPacket], Callable[[Unit], bool]], None]
+#: ``poll_share(epfd, by_fd, turn, room, out, gone)``: see ``ReceiveEngine.receive_batch``.
+PollShareReader = Callable[[int, dict[int, Unit], int, int, list[McastPacket], Callable[[Unit], bool]], int]
 
 
 #: ``fast(unit, wake_fd, timeout)``: one socket's wait and read in one call (None: timeout; False:
@@ -140,11 +144,20 @@ def meta_reader(bufsize: int, family: int) -> Callable[[Unit], McastPacket | Dro
     return read
 
 
-def batch_reader(bufsize: int, family: int, meta: bool) -> Callable[[Unit, int], list[McastPacket]]:
-    """``read_many(unit, n)``: recvmmsg where the OS has it (straight into packets with the C
-    accelerator), else one datagram at a time."""
+BatchReaders = tuple[Callable[[Unit, int], list[McastPacket]], ShareReader | None, PollShareReader | None]
+
+
+def batch_readers(bufsize: int, family: int, meta: bool) -> BatchReaders:
+    """``(read_many, read_share, poll_share)``. ``read_many(unit, n)``: recvmmsg where the OS has
+    it (straight into packets with the C accelerator), else one datagram at a time.
+    ``read_share(units, start, room, out, gone)``: a whole fair batch in one call where the OS
+    layer has one (Linux, without metadata), else None. ``poll_share(epfd, by_fd, turn, room,
+    out, gone)``: the poll for ready sockets and the share in one call (the C accelerator)."""
     io = _platform.IO
     size = min(bufsize, BATCH_BUFSIZE)
+    share, polled = io.recv_share, io.recv_poll_share
+    read_share = None if meta or share is None else functools.partial(share, size, McastPacket)
+    poll_share = None if meta or polled is None else functools.partial(polled, size, McastPacket)
     one = meta_reader(bufsize, family) if meta else plain_reader(bufsize)
 
     def read_many(u: Unit, n: int) -> list[McastPacket]:
@@ -171,4 +184,4 @@ def batch_reader(bufsize: int, family: int, meta: bool) -> Callable[[Unit, int],
                 out.append(packet)
         return out
 
-    return read_many
+    return read_many, read_share, poll_share

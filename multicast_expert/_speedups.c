@@ -12,8 +12,9 @@
  *   - EINTR: PyErr_CheckSignals() runs the Python signal handlers; an exception from one propagates,
  *     otherwise the system call is retried (waits with the time that is left).
  *   - The GIL is released around every call that can block or copy a lot: ppoll, epoll_wait,
- *     recvmmsg, sendmmsg. Single non-blocking reads (recvfrom/recvmsg with MSG_DONTWAIT) keep it:
- *     they never wait, and releasing costs more than the read of a small datagram.
+ *     sendmmsg, recvmmsg into more than HOLD_GIL_BYTES of slots. Single non-blocking reads
+ *     (recvfrom/recvmsg with MSG_DONTWAIT) and smaller recvmmsg calls keep it: they never wait,
+ *     and releasing costs more than the read of a few small datagrams.
  *
  * References: recv(2), recvmsg(2), recvmmsg(2), sendmmsg(2), poll(2) (ppoll), epoll_wait(2),
  * inet_ntop(3), inet_pton(3), <sys/socket.h> (struct mmsghdr, MSG_TRUNC, MSG_DONTWAIT; glibc
@@ -34,6 +35,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -44,6 +46,9 @@
 #define ARENA_BYTES (1024 * 1024)
 /* recv_batch: slots in its first recvmmsg call; later calls use as many as fit in ARENA_BYTES. */
 #define FIRST_CHUNK 16
+/* recv_batch/recv_share: a recvmmsg that can copy at most this many bytes keeps the GIL (it never
+ * waits, and releasing costs more than reading a few datagrams); a larger one releases it. */
+#define HOLD_GIL_BYTES (256 * 1024)
 /* The kernel caps one recvmmsg/sendmmsg call at UIO_MAXIOV (1024) messages. */
 #define MAX_VLEN 1024
 /* recv_from/recv_packet/wait_recv read into the C stack up to this size, else into the heap. */
@@ -527,7 +532,7 @@ unit_packet(PyObject *cls, PyObject *unit, PyObject *got)
 
 /* packet_cls arguments: None (datagram tuples) or a tuple subclass of 8 fields. */
 static int
-check_packet_cls(const char *name, PyObject *cls)
+check_packet_cls_or_none(const char *name, PyObject *cls)
 {
     if (cls != Py_None && (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type))) {
         PyErr_Format(PyExc_TypeError, "%s(): packet_cls must be None or a tuple subclass", name);
@@ -550,7 +555,7 @@ sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     (void)mod;
 
     if (check_nargs("wait_recv", nargs, 5, 5) < 0 || get_size(args[0], &bufsize, "buffersize in wait_recv") < 0 ||
-        check_packet_cls("wait_recv", args[1]) < 0)
+        check_packet_cls_or_none("wait_recv", args[1]) < 0)
         return NULL;
     cls = args[1];
     unit = args[2];
@@ -710,7 +715,7 @@ sp_epoll_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     cls = args[1];
     by_fd = args[2];
-    if (check_packet_cls("epoll_recv", cls) < 0)
+    if (check_packet_cls_or_none("epoll_recv", cls) < 0)
         return NULL;
     if (!PyDict_Check(by_fd)) {
         PyErr_SetString(PyExc_TypeError, "epoll_recv(): by_fd must be a dict");
@@ -779,29 +784,191 @@ sp_epoll_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- batches --------------------------------------------------------------------------------- */
 
-/* recv_batch's per-call buffers. Memory bound: `slots` message headers (mmsghdr + iovec + sockaddr,
- * about 110 bytes each) and slots * bufsize payload bytes, where slots = min(count, 1024,
- * max(1, ARENA_BYTES / bufsize)): at most ~1 MiB of payload area (or one bufsize when that is
- * larger) plus ~110 KiB of headers, whatever count is. Nothing is zero-filled: only the headers of
- * the slots a recvmmsg call uses are written, and the kernel writes only the bytes it delivers, so
- * the cost follows the datagrams read. The first call uses FIRST_CHUNK slots; only a full one is
- * followed by a call with every slot. */
+/* The buffers of one recv_batch / recv_share call. Memory bound: `slots` message headers (mmsghdr
+ * + iovec + sockaddr, about 110 bytes each) and slots * bufsize payload bytes, where slots =
+ * min(count, 1024, max(1, ARENA_BYTES / bufsize)): at most ~1 MiB of payload area (or one bufsize
+ * when that is larger) plus ~110 KiB of headers, whatever count is. Nothing is zero-filled: only
+ * the headers of the slots a recvmmsg call uses are written, and the kernel writes only the bytes
+ * it delivers, so the cost follows the datagrams read. The first recvmmsg of each read uses at
+ * most FIRST_CHUNK slots; only a full one is followed by a call with every slot. The arena also
+ * keeps the last sender's address tuple (datagrams from one sender share it) and the argument
+ * tuple of tuple.__new__, reused for every packet. */
 typedef struct {
+    Py_ssize_t slots, bufsize;
     struct mmsghdr *hdrs;
     struct iovec *iovs;
     sockaddr_any *names;
     char *payload;
+    PyObject *holder, *prev_src;
+    sockaddr_any prev_name;
+    socklen_t prev_len;
 } rx_arena;
+
+static int
+arena_open(rx_arena *a, Py_ssize_t count, Py_ssize_t bufsize)
+{
+    Py_ssize_t slots = bufsize > 0 ? ARENA_BYTES / bufsize : MAX_VLEN;
+    if (slots < 1)
+        slots = 1;
+    if (slots > MAX_VLEN)
+        slots = MAX_VLEN;
+    if (slots > count)
+        slots = count;
+    memset(a, 0, sizeof *a);
+    a->slots = slots;
+    a->bufsize = bufsize;
+    a->hdrs = PyMem_Malloc((size_t)slots * sizeof *a->hdrs);
+    a->iovs = PyMem_Malloc((size_t)slots * sizeof *a->iovs);
+    a->names = PyMem_Malloc((size_t)slots * sizeof *a->names);
+    a->payload = PyMem_Malloc((size_t)slots * (size_t)bufsize + 1); /* +1: never a 0-byte malloc */
+    if (a->hdrs == NULL || a->iovs == NULL || a->names == NULL || a->payload == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    a->holder = PyTuple_New(1);
+    return a->holder == NULL ? -1 : 0;
+}
+
+static void
+arena_close(rx_arena *a)
+{
+    Py_CLEAR(a->prev_src);
+    Py_CLEAR(a->holder);
+    PyMem_Free(a->hdrs);
+    PyMem_Free(a->iovs);
+    PyMem_Free(a->names);
+    PyMem_Free(a->payload);
+    a->hdrs = NULL;
+    a->iovs = NULL;
+    a->names = NULL;
+    a->payload = NULL;
+}
+
+/* One packet_cls tuple (data, sender, group, ifindex, truncated, None, None, None) for slot i of
+ * the last recvmmsg, appended to out. 0, or -1 with an exception set. */
+static int
+arena_packet(rx_arena *a, int i, PyObject *group, PyObject *ifindex, PyObject *cls, PyObject *out)
+{
+    struct msghdr *h = &a->hdrs[i].msg_hdr;
+    size_t len = a->hdrs[i].msg_len < (size_t)a->bufsize ? a->hdrs[i].msg_len : (size_t)a->bufsize;
+    socklen_t namelen = h->msg_namelen < sizeof(sockaddr_any) ? h->msg_namelen : sizeof(sockaddr_any);
+    PyObject *src, *data, *items, *pkt;
+
+    if (a->prev_src != NULL && namelen == a->prev_len && memcmp(&a->names[i], &a->prev_name, namelen) == 0) {
+        src = Py_NewRef(a->prev_src); /* same sender as the last datagram: share its tuple */
+    } else {
+        src = make_addr(&a->names[i], namelen);
+        if (src == NULL)
+            return -1;
+        Py_XDECREF(a->prev_src);
+        a->prev_src = Py_NewRef(src);
+        memcpy(&a->prev_name, &a->names[i], namelen);
+        a->prev_len = namelen;
+    }
+    data = PyBytes_FromStringAndSize(a->iovs[i].iov_base, (Py_ssize_t)len);
+    items = data == NULL ? NULL : PyTuple_New(8);
+    if (items == NULL) {
+        Py_XDECREF(data);
+        Py_DECREF(src);
+        return -1;
+    }
+    /* A fresh tuple of 8 and valid indexes: PyTuple_SetItem cannot fail; it steals each. */
+    PyTuple_SetItem(items, 0, data);
+    PyTuple_SetItem(items, 1, src);
+    PyTuple_SetItem(items, 2, Py_NewRef(group));
+    PyTuple_SetItem(items, 3, Py_NewRef(ifindex));
+    PyTuple_SetItem(items, 4, PyBool_FromLong(h->msg_flags & MSG_TRUNC));
+    PyTuple_SetItem(items, 5, Py_NewRef(Py_None));
+    PyTuple_SetItem(items, 6, Py_NewRef(Py_None));
+    PyTuple_SetItem(items, 7, Py_NewRef(Py_None));
+    if (PyTuple_SetItem(a->holder, 0, items) < 0) /* drops the previous packet's items */
+        return -1;
+    pkt = tuple_new((PyTypeObject *)cls, a->holder, NULL);
+    if (pkt == NULL)
+        return -1;
+    int r = PyList_Append(out, pkt);
+    Py_DECREF(pkt);
+    return r;
+}
+
+/* Up to count queued datagrams of fd (recvmmsg, MSG_DONTWAIT) appended to out as packets.
+ * Returns how many (0: nothing queued); -1: the socket's error before any datagram of this read
+ * (an OSError is set); -2: any other exception (a signal handler's, no memory). An error after
+ * some datagrams were read ends the read with those (a lasting error shows on the next read). */
+static Py_ssize_t
+arena_read(rx_arena *a, int fd, Py_ssize_t count, PyObject *group, PyObject *ifindex, PyObject *cls, PyObject *out)
+{
+    Py_ssize_t got = 0;
+    Py_ssize_t chunk = a->slots < FIRST_CHUNK ? a->slots : FIRST_CHUNK;
+    while (got < count) {
+        int n;
+        if (chunk > count - got)
+            chunk = count - got;
+        for (Py_ssize_t i = 0; i < chunk; i++) {
+            a->iovs[i].iov_base = a->payload + i * a->bufsize;
+            a->iovs[i].iov_len = (size_t)a->bufsize;
+            memset(&a->hdrs[i], 0, sizeof a->hdrs[i]);
+            a->hdrs[i].msg_hdr.msg_name = &a->names[i];
+            a->hdrs[i].msg_hdr.msg_namelen = sizeof a->names[i];
+            a->hdrs[i].msg_hdr.msg_iov = &a->iovs[i];
+            a->hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        if ((size_t)chunk * (size_t)a->bufsize <= HOLD_GIL_BYTES) {
+            n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+            Py_END_ALLOW_THREADS
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0)
+                    return -2;
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK || got > 0)
+                break;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        for (int i = 0; i < n; i++)
+            if (arena_packet(a, i, group, ifindex, cls, out) < 0)
+                return -2;
+        got += n;
+        if (n < chunk) /* the queue ran dry */
+            break;
+        chunk = a->slots;
+    }
+    return got;
+}
+
+static int
+check_packet_cls(const char *name, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s(): packet_cls must be a tuple subclass", name);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+check_bufsize_uint(const char *name, Py_ssize_t bufsize)
+{
+    if ((size_t)bufsize > (size_t)UINT_MAX) {
+        PyErr_Format(PyExc_OverflowError, "%s(): buffersize too large", name);
+        return -1;
+    }
+    return 0;
+}
 
 static PyObject *
 sp_recv_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     int fd;
-    Py_ssize_t count, bufsize, slots, got = 0;
-    PyObject *group, *ifindex, *cls, *out = NULL, *holder = NULL, *prev_src = NULL;
-    sockaddr_any prev_name;
-    socklen_t prev_len = 0;
-    rx_arena a = {0};
+    Py_ssize_t count, bufsize;
+    PyObject *group, *ifindex, *cls, *out;
+    rx_arena a;
     (void)mod;
 
     if (check_nargs("recv_batch", nargs, 6, 6) < 0 || get_fd(args[0], &fd, 0) < 0 ||
@@ -819,127 +986,350 @@ sp_recv_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "recv_batch(): ifindex must be an int");
         return NULL;
     }
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "recv_batch(): packet_cls must be a tuple subclass");
+    if (check_packet_cls("recv_batch", cls) < 0 || check_bufsize_uint("recv_batch", bufsize) < 0)
         return NULL;
-    }
-    if ((size_t)bufsize > (size_t)UINT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "recv_batch(): buffersize too large");
-        return NULL;
-    }
     out = PyList_New(0);
     if (out == NULL || count == 0)
         return out;
-
-    slots = bufsize > 0 ? ARENA_BYTES / bufsize : MAX_VLEN;
-    if (slots < 1)
-        slots = 1;
-    if (slots > MAX_VLEN)
-        slots = MAX_VLEN;
-    if (slots > count)
-        slots = count;
-    a.hdrs = PyMem_Malloc((size_t)slots * sizeof *a.hdrs);
-    a.iovs = PyMem_Malloc((size_t)slots * sizeof *a.iovs);
-    a.names = PyMem_Malloc((size_t)slots * sizeof *a.names);
-    a.payload = PyMem_Malloc((size_t)slots * (size_t)bufsize + 1); /* +1: never a 0-byte malloc */
-    holder = PyTuple_New(1); /* tuple.__new__'s argument tuple, reused for every packet */
-    if (a.hdrs == NULL || a.iovs == NULL || a.names == NULL || a.payload == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    if (holder == NULL)
-        goto fail;
-
-    Py_ssize_t chunk = slots < FIRST_CHUNK ? slots : FIRST_CHUNK;
-    while (got < count) {
-        int n;
-        if (chunk > count - got)
-            chunk = count - got;
-        for (Py_ssize_t i = 0; i < chunk; i++) {
-            a.iovs[i].iov_base = a.payload + i * bufsize;
-            a.iovs[i].iov_len = (size_t)bufsize;
-            memset(&a.hdrs[i], 0, sizeof a.hdrs[i]);
-            a.hdrs[i].msg_hdr.msg_name = &a.names[i];
-            a.hdrs[i].msg_hdr.msg_namelen = sizeof a.names[i];
-            a.hdrs[i].msg_hdr.msg_iov = &a.iovs[i];
-            a.hdrs[i].msg_hdr.msg_iovlen = 1;
-        }
-        Py_BEGIN_ALLOW_THREADS
-        n = recvmmsg(fd, a.hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
-        Py_END_ALLOW_THREADS
-        if (n < 0) {
-            if (errno == EINTR) {
-                if (PyErr_CheckSignals() < 0)
-                    goto fail;
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            if (got > 0) /* keep what was read; a lasting error (EBADF) shows on the next call */
-                break;
-            PyErr_SetFromErrno(PyExc_OSError);
-            goto fail;
-        }
-        for (int i = 0; i < n; i++) {
-            struct msghdr *h = &a.hdrs[i].msg_hdr;
-            size_t len = a.hdrs[i].msg_len < (size_t)bufsize ? a.hdrs[i].msg_len : (size_t)bufsize;
-            socklen_t namelen = h->msg_namelen < sizeof(sockaddr_any) ? h->msg_namelen : sizeof(sockaddr_any);
-            PyObject *src, *data, *items, *pkt;
-
-            if (prev_src != NULL && namelen == prev_len && memcmp(&a.names[i], &prev_name, namelen) == 0) {
-                src = Py_NewRef(prev_src); /* same sender as the last datagram: share its tuple */
-            } else {
-                src = make_addr(&a.names[i], namelen);
-                if (src == NULL)
-                    goto fail;
-                Py_XDECREF(prev_src);
-                prev_src = Py_NewRef(src);
-                memcpy(&prev_name, &a.names[i], namelen);
-                prev_len = namelen;
-            }
-            data = PyBytes_FromStringAndSize(a.iovs[i].iov_base, (Py_ssize_t)len);
-            items = data == NULL ? NULL : PyTuple_New(8);
-            if (items == NULL) {
-                Py_XDECREF(data);
-                Py_DECREF(src);
-                goto fail;
-            }
-            /* A fresh tuple of 8 and valid indexes: PyTuple_SetItem cannot fail; it steals each. */
-            PyTuple_SetItem(items, 0, data);
-            PyTuple_SetItem(items, 1, src);
-            PyTuple_SetItem(items, 2, Py_NewRef(group));
-            PyTuple_SetItem(items, 3, Py_NewRef(ifindex));
-            PyTuple_SetItem(items, 4, PyBool_FromLong(h->msg_flags & MSG_TRUNC));
-            PyTuple_SetItem(items, 5, Py_NewRef(Py_None));
-            PyTuple_SetItem(items, 6, Py_NewRef(Py_None));
-            PyTuple_SetItem(items, 7, Py_NewRef(Py_None));
-            if (PyTuple_SetItem(holder, 0, items) < 0) /* drops the previous packet's items */
-                goto fail;
-            pkt = tuple_new((PyTypeObject *)cls, holder, NULL);
-            if (pkt == NULL)
-                goto fail;
-            if (PyList_Append(out, pkt) < 0) {
-                Py_DECREF(pkt);
-                goto fail;
-            }
-            Py_DECREF(pkt);
-        }
-        got += n;
-        if (n < chunk) /* the queue ran dry */
-            break;
-        chunk = slots;
-    }
-    goto done;
-fail:
-    Py_CLEAR(out);
-done:
-    Py_XDECREF(prev_src);
-    Py_XDECREF(holder);
-    PyMem_Free(a.hdrs);
-    PyMem_Free(a.iovs);
-    PyMem_Free(a.names);
-    PyMem_Free(a.payload);
+    if (arena_open(&a, count, bufsize) < 0 || arena_read(&a, fd, count, group, ifindex, cls, out) < 0)
+        Py_CLEAR(out);
+    arena_close(&a);
     return out;
+}
+
+/* recv_share's view of one unit: its descriptor, group and interface index (new references). */
+typedef struct {
+    PyObject *unit, *group, *ifindex;
+    int fd;
+} share_src;
+
+/* Attribute names recv_share reads, interned once. */
+static PyObject *attr_fd, *attr_group, *attr_iface, *attr_index, *attr_live;
+
+static int
+share_names(void)
+{
+    if (attr_live != NULL)
+        return 0;
+    attr_fd = PyUnicode_InternFromString("fd");
+    attr_group = PyUnicode_InternFromString("group");
+    attr_iface = PyUnicode_InternFromString("iface");
+    attr_index = PyUnicode_InternFromString("index");
+    if (attr_fd == NULL || attr_group == NULL || attr_iface == NULL || attr_index == NULL)
+        return -1;
+    attr_live = PyUnicode_InternFromString("live");
+    return attr_live == NULL ? -1 : 0;
+}
+
+/* unit.live: 1, 0, or -1 with an exception set. */
+static int
+share_live(PyObject *unit)
+{
+    PyObject *live = PyObject_GetAttr(unit, attr_live);
+    int truth = live == NULL ? -1 : PyObject_IsTrue(live);
+    Py_XDECREF(live);
+    return truth;
+}
+
+/* src->* from the unit's attributes fd (int), group (str) and iface.index (int). */
+static int
+share_source(PyObject *unit, share_src *src)
+{
+    PyObject *fd, *iface;
+    int bad;
+    src->unit = Py_NewRef(unit);
+    fd = PyObject_GetAttr(unit, attr_fd);
+    if (fd == NULL)
+        return -1;
+    bad = !PyLong_Check(fd) || get_fd(fd, &src->fd, 0) < 0;
+    Py_DECREF(fd);
+    if (bad) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "recv_share(): unit.fd must be an int");
+        return -1;
+    }
+    src->group = PyObject_GetAttr(unit, attr_group);
+    if (src->group == NULL)
+        return -1;
+    if (!PyUnicode_Check(src->group)) {
+        PyErr_SetString(PyExc_TypeError, "recv_share(): unit.group must be a str");
+        return -1;
+    }
+    iface = PyObject_GetAttr(unit, attr_iface);
+    if (iface == NULL)
+        return -1;
+    src->ifindex = PyObject_GetAttr(iface, attr_index);
+    Py_DECREF(iface);
+    if (src->ifindex == NULL)
+        return -1;
+    if (!PyLong_Check(src->ifindex)) {
+        PyErr_SetString(PyExc_TypeError, "recv_share(): unit.iface.index must be an int");
+        return -1;
+    }
+    return 0;
+}
+
+/* A unit's read failed (the OSError is set): ask gone(unit). Returns 1 (it was gone: the error is
+ * dropped), 0 (live: the error stays set) or -1 (gone() raised: its exception is set). */
+static int
+share_gone(PyObject *gone, PyObject *unit)
+{
+    PyObject *type, *value, *tb, *answer;
+    int truth;
+    PyErr_Fetch(&type, &value, &tb);
+    answer = PyObject_CallFunctionObjArgs(gone, unit, NULL);
+    truth = answer == NULL ? -1 : PyObject_IsTrue(answer);
+    Py_XDECREF(answer);
+    if (truth == 0) {
+        PyErr_Restore(type, value, tb);
+        return 0;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return truth > 0 ? 1 : -1;
+}
+
+/* The rounds of a share over srcs[0..n) (already in serving order), appending to out. 0, or -1
+ * with an exception set. */
+static int
+share_run(share_src *srcs, Py_ssize_t n, Py_ssize_t bufsize, Py_ssize_t room, PyObject *cls, PyObject *out,
+          PyObject *gone)
+{
+    Py_ssize_t nactive = n;
+    Py_ssize_t *active = PyMem_Malloc((size_t)n * sizeof *active);
+    rx_arena a;
+    int r = -1;
+
+    if (active == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        active[i] = i;
+    if (arena_open(&a, room, bufsize) < 0)
+        goto done;
+    /* Rounds: the room is shared equally among the active units, the first `extra` one more;
+     * a unit that filled its quota may hold more and stays for the next round. */
+    while (nactive > 0 && room > 0) {
+        Py_ssize_t base = room / nactive, extra = room % nactive, more = 0;
+        for (Py_ssize_t k = 0; k < nactive; k++) {
+            share_src *s = &srcs[active[k]];
+            Py_ssize_t quota = base + (k < extra), got;
+            int live;
+            if (quota == 0)
+                continue;
+            /* Left or closed since the call began (another thread, while a read had the GIL
+             * released): skipped, never read by a descriptor number that may be reused. */
+            live = share_live(s->unit);
+            if (live < 0)
+                goto done;
+            if (live == 0)
+                continue;
+            got = arena_read(&a, s->fd, quota, s->group, s->ifindex, cls, out);
+            if (got == -2)
+                goto done;
+            if (got == -1) {
+                if (share_gone(gone, s->unit) != 1)
+                    goto done; /* a live unit's error, or gone()'s own */
+                continue;      /* left or closed under us: skipped */
+            }
+            room -= got;
+            if (got == quota)
+                active[more++] = active[k]; /* (more <= k: compacts in place) */
+        }
+        nactive = more;
+    }
+    r = 0;
+done:
+    arena_close(&a);
+    PyMem_Free(active);
+    return r;
+}
+
+static void
+share_free(share_src *srcs, Py_ssize_t made)
+{
+    for (Py_ssize_t i = 0; i < made; i++) {
+        Py_XDECREF(srcs[i].unit);
+        Py_XDECREF(srcs[i].group);
+        Py_XDECREF(srcs[i].ifindex);
+    }
+    PyMem_Free(srcs);
+}
+
+static int
+share_check(const char *name, Py_ssize_t bufsize, PyObject *cls, PyObject *out, PyObject *gone)
+{
+    if (check_packet_cls(name, cls) < 0 || check_bufsize_uint(name, bufsize) < 0)
+        return -1;
+    if (!PyList_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "%s(): out must be a list", name);
+        return -1;
+    }
+    if (!PyCallable_Check(gone)) {
+        PyErr_Format(PyExc_TypeError, "%s(): gone must be callable", name);
+        return -1;
+    }
+    return share_names();
+}
+
+static PyObject *
+sp_recv_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t bufsize, start, room, n, made = 0;
+    PyObject *cls, *units, *out, *gone, *result = NULL;
+    share_src *srcs = NULL;
+    (void)mod;
+
+    if (check_nargs("recv_share", nargs, 7, 7) < 0 || get_size(args[0], &bufsize, "buffersize in recv_share") < 0 ||
+        get_size(args[3], &start, "start in recv_share") < 0 || get_size(args[4], &room, "room in recv_share") < 0)
+        return NULL;
+    cls = args[1];
+    units = args[2];
+    out = args[5];
+    gone = args[6];
+    if (!PyList_Check(units)) {
+        PyErr_SetString(PyExc_TypeError, "recv_share(): units must be a list");
+        return NULL;
+    }
+    if (share_check("recv_share", bufsize, cls, out, gone) < 0)
+        return NULL;
+    n = PyList_Size(units);
+    if (n == 0 || room == 0)
+        Py_RETURN_NONE;
+    if ((size_t)n > SIZE_MAX / sizeof *srcs)
+        return PyErr_NoMemory();
+    srcs = PyMem_Calloc((size_t)n, sizeof *srcs);
+    if (srcs == NULL)
+        return PyErr_NoMemory();
+    /* Every unit's details first, in the order served (from `start`, wrapping round); the units
+     * are held, so a list changed by gone() or another thread does not matter. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *unit = PyList_GetItem(units, (start + i) % n); /* (NULL: the list shrank) */
+        if (unit == NULL)
+            goto done;
+        made = i + 1;
+        if (share_source(unit, &srcs[i]) < 0)
+            goto done;
+    }
+    if (share_run(srcs, n, bufsize, room, cls, out, gone) == 0)
+        result = Py_NewRef(Py_None);
+done:
+    share_free(srcs, made);
+    return result;
+}
+
+static int
+compare_fds(const void *x, const void *y)
+{
+    int a = *(const int *)x, b = *(const int *)y;
+    return (a > b) - (a < b);
+}
+
+/* epoll.poll's default maxevents (FD_SETSIZE - 1): the same ready sockets as a Python poll. */
+#define POLL_SHARE_MAX 1023
+
+static PyObject *
+sp_recv_poll_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int epfd, nev, nfds = 0;
+    Py_ssize_t bufsize, turn, room, made = 0;
+    PyObject *cls, *by_fd, *out, *gone, *result = NULL;
+    struct epoll_event stack[64];
+    struct epoll_event *events = stack;
+    int fds_stack[64];
+    int *fds = fds_stack;
+    share_src *srcs = NULL;
+    (void)mod;
+
+    if (check_nargs("recv_poll_share", nargs, 8, 8) < 0 ||
+        get_size(args[0], &bufsize, "buffersize in recv_poll_share") < 0 || get_fd(args[2], &epfd, 0) < 0 ||
+        get_size(args[4], &turn, "turn in recv_poll_share") < 0 ||
+        get_size(args[5], &room, "room in recv_poll_share") < 0)
+        return NULL;
+    cls = args[1];
+    by_fd = args[3];
+    out = args[6];
+    gone = args[7];
+    if (!PyDict_Check(by_fd)) {
+        PyErr_SetString(PyExc_TypeError, "recv_poll_share(): by_fd must be a dict");
+        return NULL;
+    }
+    if (share_check("recv_poll_share", bufsize, cls, out, gone) < 0)
+        return NULL;
+    Py_ssize_t want = PyDict_Size(by_fd) + 1; /* (+1: the waker, also registered) */
+    int maxevents = want > POLL_SHARE_MAX ? POLL_SHARE_MAX : (int)want;
+    if (maxevents > 64) {
+        events = PyMem_Malloc((size_t)maxevents * sizeof *events);
+        fds = PyMem_Malloc((size_t)maxevents * sizeof *fds);
+        if (events == NULL || fds == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    for (;;) {
+        nev = epoll_wait(epfd, events, maxevents, 0);
+        if (nev >= 0)
+            break;
+        if (errno != EINTR) { /* (a closed poller: the caller's general path finds out why) */
+            result = PyLong_FromLong(-1);
+            goto done;
+        }
+        if (PyErr_CheckSignals() < 0)
+            goto done;
+    }
+    for (int i = 0; i < nev; i++)
+        fds[i] = events[i].data.fd;
+    qsort(fds, (size_t)nev, sizeof *fds, compare_fds);
+    srcs = PyMem_Calloc((size_t)(nev > 0 ? nev : 1), sizeof *srcs);
+    if (srcs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* The ready units in descriptor order (fds not in by_fd, such as the waker, left out). */
+    for (int i = 0; i < nev; i++) {
+        PyObject *key = PyLong_FromLong(fds[i]), *unit;
+        if (key == NULL)
+            goto done;
+        unit = PyDict_GetItemWithError(by_fd, key); /* borrowed */
+        Py_DECREF(key);
+        if (unit == NULL) {
+            if (PyErr_Occurred())
+                goto done;
+            continue;
+        }
+        srcs[nfds].unit = Py_NewRef(unit);
+        made = ++nfds;
+    }
+    if (nfds > 0 && room > 0) {
+        /* Rotate to start at turn % nfds: fill the details in serving order. */
+        share_src *ordered = PyMem_Calloc((size_t)nfds, sizeof *ordered);
+        Py_ssize_t start = turn % nfds, filled = 0;
+        int bad = 0;
+        if (ordered == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < nfds && !bad; i++) {
+            filled = i + 1;
+            bad = share_source(srcs[(start + i) % nfds].unit, &ordered[i]) < 0;
+        }
+        if (!bad)
+            bad = share_run(ordered, nfds, bufsize, room, cls, out, gone) < 0;
+        share_free(ordered, filled);
+        if (bad)
+            goto done;
+    }
+    result = PyLong_FromLong(nfds);
+done:
+    if (srcs != NULL)
+        share_free(srcs, made);
+    if (events != stack)
+        PyMem_Free(events);
+    if (fds != fds_stack)
+        PyMem_Free(fds);
+    return result;
 }
 
 /* 1 if every item of ``seq`` is an exact (bytes, (str, int)) tuple whose address is in ``known``
@@ -1090,6 +1480,10 @@ static PyMethodDef methods[] = {
      "recv_batch(fd, count, bufsize, group, ifindex, packet_cls, /) -> list[packet_cls]"},
     {"send_batch", (PyCFunction)(void (*)(void))sp_send_batch, METH_FASTCALL,
      "send_batch(fd, family, datagrams, known=None, /) -> int | None"},
+    {"recv_share", (PyCFunction)(void (*)(void))sp_recv_share, METH_FASTCALL,
+     "recv_share(bufsize, packet_cls, units, start, room, out, gone, /) -> None"},
+    {"recv_poll_share", (PyCFunction)(void (*)(void))sp_recv_poll_share, METH_FASTCALL,
+     "recv_poll_share(bufsize, packet_cls, epfd, by_fd, turn, room, out, gone, /) -> int"},
     {NULL, NULL, 0, NULL},
 };
 

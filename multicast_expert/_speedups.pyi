@@ -10,8 +10,9 @@ Common contract:
   non-blocking read is BlockingIOError, EBADF is OSError(errno.EBADF), ...
 * EINTR runs the Python signal handlers; an exception raised by one propagates out of the call,
   otherwise the call goes on (a wait with the time that is left).
-* The GIL is released around every call that can block or copy much: ppoll, epoll_wait, recvmmsg,
-  sendmmsg. Single non-blocking reads keep it (they never wait).
+* The GIL is released around every call that can block or copy much: ppoll, epoll_wait, sendmmsg,
+  and a recvmmsg whose slots hold more than 256 KiB. Single non-blocking reads and smaller
+  recvmmsg calls keep it (they never wait, and releasing costs more than they do).
 * A negative ``fd`` / ``epfd`` is ValueError; ``waker_fd`` may be -1 (no waker).
 * Sender addresses are exactly what ``socket.recvfrom`` returns: ``(ip, port)`` for AF_INET and
   ``(ip, port, flowinfo, scope_id)`` for AF_INET6, the ip as inet_ntop writes it (no ``%scope``
@@ -19,7 +20,7 @@ Common contract:
   is ValueError (never for a UDP socket of these families).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final, Literal, TypeVar, overload
 
@@ -27,6 +28,7 @@ from _typeshed import ReadableBuffer
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 _P = TypeVar("_P", bound=tuple[object, ...])
+_U = TypeVar("_U")
 
 #: recv_batch: payload bytes one recvmmsg call may use (1 MiB); see recv_batch.
 ARENA_BYTES: Final[int]
@@ -154,4 +156,56 @@ def send_batch(
     ``known`` (a set, frozenset or dict): send only if every item is an exact
     ``(bytes, (str, int))`` tuple whose address is in ``known``; else return None at once, nothing
     sent (the caller checks the batch and calls again without it).
+    """
+
+def recv_share(
+    bufsize: int,
+    packet_cls: type[_P],
+    units: list[_U],
+    start: int,
+    room: int,
+    out: list[_P],
+    gone: Callable[[_U], object],
+    /,
+) -> None:
+    """A fair share of ``room`` datagrams over several sockets in one call: what recv_batch does
+    for one socket, with the receive engine's sharing rule, appending packets to ``out``.
+
+    Each unit is an object with ``fd`` (int), ``group`` (str) and ``iface.index`` (int), read once
+    at the start, and ``live``, read before each of its reads (false: skipped for the rest of the
+    call, never read); the packets are recv_batch's with that group and index. The units are served
+    from ``units[start % len(units)]`` on, wrapping round, in rounds: the room left is divided
+    equally among the units still active, the first ``room % active`` of them one more; each
+    reads up to its quota (recvmmsg, MSG_DONTWAIT, never waiting) and only those that filled it
+    stay active for the next round. It ends when the room is spent or no unit is active; each
+    socket's datagrams stay in arrival order. Memory: recv_batch's bound, one arena for the call.
+
+    Errors: a read that fails before any datagram of that read calls ``gone(unit)``: truthy (the
+    socket was closed or left under us) skips the unit for the rest of the call, falsy raises the
+    OSError (``out`` keeps what was read before). An error after some datagrams of a read keeps
+    them and ends that unit's read (as recv_batch). A signal handler's exception, or one of
+    ``gone``, propagates. ``units`` and ``out`` must be lists, ``gone`` callable; a unit missing an
+    attribute, or one of the wrong type, is AttributeError / TypeError before anything is read
+    (the pure-Python one reads them at each unit's turn).
+    """
+
+def recv_poll_share(
+    bufsize: int,
+    packet_cls: type[_P],
+    epfd: int,
+    by_fd: dict[int, _U],
+    turn: int,
+    room: int,
+    out: list[_P],
+    gone: Callable[[_U], object],
+    /,
+) -> int:
+    """``epoll_wait(epfd, timeout 0)``, then recv_share over the ready units, in one call.
+
+    The ready descriptors (at most 1,023, epoll.poll's default) that are keys of ``by_fd`` are
+    the units, in ascending descriptor order; others (a waker) are left alone, neither counted nor
+    read. The share starts at unit ``turn % ready``. Returns how many units were ready (0: none;
+    nothing read). The poll never waits and keeps the GIL; a failed poll (a closed or non-epoll
+    ``epfd``) returns -1 without an exception, so the caller can find out why its own way.
+    ``by_fd`` must be a dict; otherwise arguments and errors as recv_share.
     """

@@ -111,6 +111,7 @@ def test_layers_point_downwards_and_compat_modules_are_unused_inside() -> None:
             "_tx_args",
             "_membership",
             "_engine",
+            "_wait_policy",
             "_rx_read",
         ],
         ["_tx_replies"],

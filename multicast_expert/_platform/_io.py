@@ -124,6 +124,16 @@ class DatagramIO:
     #: epoll); else None.
     poll_read: Callable[[int, Any, dict[int, Any], int, int, float | None], Any] | None = None
     recv_packet_fd: Callable[[int, int], Any] | None = None
+    #: ``recv_share(bufsize, packet_cls, units, start, room, out, gone)``: a whole fair batch over
+    #: several sockets in one call, appending packets to ``out`` (the sharing rule and errors of
+    #: ``_speedups.recv_share``), where the OS layer has it; else None (the engine shares itself).
+    recv_share: (
+        Callable[[int, type[Any], list[Any], int, int, list[Any], Callable[[Any], object]], None] | None
+    ) = None
+    #: ``recv_poll_share(bufsize, packet_cls, epfd, by_fd, turn, room, out, gone)``: one
+    #: non-waiting poll of the engine's poller and the share over the sockets it reports, in one
+    #: call (returns how many were ready, -1 if the poll failed), where the OS layer has it.
+    recv_poll_share: Callable[..., int] | None = None
 
     def recv_packets(
         self, sock: socket.socket, count: int, size: int, group: str, ifindex: int, packet: type[_P]

@@ -16,9 +16,10 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from operator import itemgetter
+from typing import Any, TypeVar
 
 MSG_DONTWAIT = 0x40  # <bits/socket.h>
 MSG_TRUNC = 0x20
@@ -81,6 +82,7 @@ Address = tuple[str, int] | tuple[str, int, int, int]
 Received = tuple[bytes, Address, bool, list[tuple[int, int, bytes]]]
 
 
+_P = TypeVar("_P", bound=tuple[object, ...])
 _MMSG = ctypes.sizeof(_Mmsghdr)
 _OFF_NAMELEN = _Msghdr.namelen.offset
 _OFF_CONTROLLEN = _Msghdr.controllen.offset
@@ -133,6 +135,20 @@ class _RecvBuffers:
         self.name_view = memoryview(self.names).cast("B")
         self.control_view = memoryview(self.control).cast("B") if self.control is not None else None
         self.dirty = 0  # entries whose lengths the kernel changed since the last reset
+        #: The headers as made: copied back over the entries a call used, in one slice assignment.
+        self.pristine = memoryview(bytes(self.hdrs))
+        self.blank_names = memoryview(bytes(count * _NAME_SIZE))
+        #: By result count k: the first k headers, the first k sender slots, the k payload offsets.
+        self.results: dict[int, tuple[memoryview, memoryview, range]] = {}
+
+    def first(self, k: int) -> tuple[memoryview, memoryview, range]:
+        """Views of the first ``k`` entries, made once per k (at most ``count`` of them)."""
+        views = self.results[k] = (
+            self.hdrs[: k * _MMSG],
+            self.name_view[: k * _NAME_SIZE],
+            range(0, k * self.size, self.size),
+        )
+        return views
 
     def reset(self) -> None:
         # The kernel writes back namelen (the sender's address size: 16 after an IPv4 datagram,
@@ -234,6 +250,115 @@ def _recv_into(bufs: _RecvBuffers, fd: int, want: int, size: int, out: list[Rece
     return int(n)
 
 
+#: From one mmsghdr: flags and len (the fields the kernel writes that a plain read needs).
+_RESULT = struct.Struct(f"@{_OFF_FLAGS}xi{_OFF_LEN - _OFF_FLAGS - 4}xI{_MMSG - _OFF_LEN - 4}x")
+#: A sender slot's first 28 bytes: a whole sockaddr_in6, or a sockaddr_in and zeros.
+_SENDER = struct.Struct(f"28s{_NAME_SIZE - 28}x")
+_recvmmsg_fast: Callable[..., int] | None = None
+
+
+def _sender(raw: bytes) -> Address:
+    """The address of a raw sender slot, remembered (for up to 4,096 senders)."""
+    src = parse_sockaddr(raw)
+    if len(_names) < 4096:
+        _names[raw] = src
+    return src
+
+
+def _fast_call() -> Callable[..., int]:
+    """recvmmsg without argtypes: half the per-call cost of the checked binding. Its arguments
+    convert exactly (int descriptor, the ctypes array as its address, C ints, None as NULL)."""
+    global _recvmmsg_fast
+    if _recvmmsg_fast is None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = libc.recvmmsg
+        call.restype = ctypes.c_int
+        _recvmmsg_fast = call
+    return _recvmmsg_fast
+
+
+def recv_share(
+    size: int,
+    cls: type[_P],
+    units: list[Any],
+    start: int,
+    room: int,
+    out: list[_P],
+    gone: Callable[[Any], object],
+) -> None:
+    """A fair share of ``room`` datagrams over several sockets, appended to ``out``: the contract
+    of the C accelerator's ``recv_share`` (see ``_speedups.pyi``: the units' attributes, the
+    rounds, the errors) done here through ctypes, in one pass per recvmmsg.
+
+    The units are of one address family (one receiving socket's), so the headers and sender slots
+    are restored once per share, not per call: every call writes the same sender length.
+    """
+    n = len(units)
+    if not n or not room:
+        return
+    start %= n
+    active = units[start:] + units[:start] if start else units
+    bufs: _RecvBuffers | None = getattr(_local, "recv", None)
+    if bufs is None or bufs.size != size or bufs.control is not None:
+        bufs = _buffers(size, False)
+    slots = bufs.count
+    used = room if room < slots else slots
+    hdrs, names = bufs.hdrs, bufs.name_view
+    hdrs[: used * _MMSG] = bufs.pristine[: used * _MMSG]
+    names[: used * _NAME_SIZE] = bufs.blank_names[: used * _NAME_SIZE]
+    bufs.dirty = max(bufs.dirty, used)  # (for recv_many's reset on this thread)
+    call, msgs, data = _recvmmsg_fast or _fast_call(), bufs.msgs, bufs.data
+    known, new, append = _names.get, tuple.__new__, out.append
+    unpack_results, unpack_senders = _RESULT.iter_unpack, _SENDER.iter_unpack
+    results, first = bufs.results.get, bufs.first
+    while active and room > 0:
+        base, extra = divmod(room, len(active))
+        more = []
+        for i, unit in enumerate(active):
+            quota = base + (i < extra)
+            if not quota or not unit.live:  # (left or closed since the call began: skipped)
+                continue
+            fd, group, ifindex = unit.fd, unit.group, unit.iface.index
+            got = 0
+            while got < quota:
+                want = quota - got if quota - got < slots else slots
+                k = call(fd, msgs, want, MSG_DONTWAIT, None)
+                if k < 0:
+                    err = ctypes.get_errno()
+                    if err in (_EAGAIN, _EINTR) or got:
+                        break
+                    if gone(unit):
+                        break  # left or closed under us: skipped
+                    raise OSError(err, os.strerror(err))
+                heads, senders, offsets = results(k) or first(k)
+                # (len is what was copied, never more than the slot: MSG_TRUNC is not a flag here)
+                for (flags, length), (raw,), at in zip(
+                    unpack_results(heads), unpack_senders(senders), offsets, strict=True
+                ):
+                    append(
+                        new(
+                            cls,
+                            (
+                                data[at : at + length],
+                                known(raw) or _sender(raw),
+                                group,
+                                ifindex,
+                                (flags & MSG_TRUNC) != 0,
+                                None,
+                                None,
+                                None,
+                            ),
+                        )
+                    )
+                got += k
+                if k < want:
+                    break
+            room -= got
+            if got == quota:
+                more.append(unit)  # it may hold more
+        active = more
+
+
 class _SendBuffers:
     """Preallocated sendmmsg arrays, a payload area and a destination area for up to ``count``
     datagrams (kept per thread, grown as needed).
@@ -280,7 +405,7 @@ class _SendBuffers:
 _NAME_FIELDS = struct.Struct("@PI")
 _OFF_NAME = _Msghdr.name.offset
 _CHUNK = 1024  # sendmmsg takes at most UIO_MAXIOV (1024) messages per call
-_EINTR = 4  # <asm-generic/errno-base.h>
+_EINTR, _EAGAIN = 4, 11  # <asm-generic/errno-base.h>
 _iov_structs: dict[int, struct.Struct] = {}
 _PAYLOAD, _DESTINATION = itemgetter(0), itemgetter(1)
 #: Raw sockaddr of each destination sent to, per family (few groups, many datagrams).

@@ -136,6 +136,7 @@ class LinuxIO(DatagramIO):
     """Linux I/O: recvmmsg/sendmmsg (ctypes), metadata control messages, epoll with an eventfd."""
 
     DONTWAIT = 0x40  # MSG_DONTWAIT, <bits/socket.h>
+    recv_share = staticmethod(_mmsg.recv_share)
 
     def poller(self, fds: Iterable[int]) -> Poller:
         return EpollPoller(fds, EventfdWaker())
@@ -354,6 +355,8 @@ class AcceleratedLinuxIO(LinuxIO):
         self.recv_from_fd = speedups.recv_from
         self.recv_packet_fd = speedups.recv_packet
         self.poll_read = speedups.epoll_recv
+        self.recv_share = speedups.recv_share
+        self.recv_poll_share = speedups.recv_poll_share
 
     def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
         got: tuple[bytes, Address] = self._sp.recv_from(sock.fileno(), bufsize, flags)
