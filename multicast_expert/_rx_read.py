@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import _platform
 from ._membership import Unit
@@ -61,33 +61,26 @@ def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
         def read(u: Unit) -> Datagram | Dropped:
             return recvfrom(u.reader, bufsize, flags, u.group)
 
-    wait_read, poll_read = io.wait_read, io.poll_read
     if flags:
         return read, None, None
-    fast: Fast[Datagram] | None = None
-    multi: Multi[Datagram] | None = None
-    if wait_read is not None:  # (C functions: no Python frame between the engine and the OS)
-        fast = functools.partial(wait_read, bufsize, None)
-    if poll_read is not None:
-        multi = functools.partial(poll_read, bufsize, None)
+    return read, *_fast_readers(bufsize, None)
 
-    return read, fast, multi
+
+def _fast_readers(bufsize: int, packet_cls: type[McastPacket] | None) -> tuple[Any, Any]:
+    """``(fast, multi)``: the OS layer's single-call wait-and-read functions with ``bufsize`` and
+    the result type bound (C functions: no Python frame between the engine and the OS), or None
+    where it has none. ``packet_cls`` None: datagram tuples."""
+    io = _platform.IO
+    fast = None if io.wait_read is None else functools.partial(io.wait_read, bufsize, packet_cls)
+    multi = None if io.poll_read is None else functools.partial(io.poll_read, bufsize, packet_cls)
+    return fast, multi
 
 
 def packet_readers(bufsize: int, family: int, meta: bool) -> Readers[McastPacket]:
     """``(read, fast, multi)`` for recv_packet. No fast ones with metadata."""
     if meta:
         return meta_reader(bufsize, family), None, None
-    read = plain_reader(bufsize)
-    wait_read, poll_read = _platform.IO.wait_read, _platform.IO.poll_read
-    fast: Fast[McastPacket] | None = None
-    multi: Multi[McastPacket] | None = None
-    if wait_read is not None:  # (C functions: no Python frame between the engine and the OS)
-        fast = functools.partial(wait_read, bufsize, McastPacket)
-    if poll_read is not None:
-        multi = functools.partial(poll_read, bufsize, McastPacket)
-
-    return read, fast, multi
+    return plain_reader(bufsize), *_fast_readers(bufsize, McastPacket)
 
 
 def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:

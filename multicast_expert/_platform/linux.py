@@ -375,27 +375,21 @@ class AcceleratedLinuxIO(LinuxIO):
     def send_many(
         self, sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]]
     ) -> int | None:
-        try:
-            sent: int = self._sp.send_batch(sock.fileno(), family, datagrams)
-        except OSError as exc:
-            done = getattr(exc, "sent", 0)
-            if done:  # some went out: report them; the next call meets the error (as sendmmsg does)
-                return int(done)
-            raise
-        return sent
+        return self.send_known(sock, family, datagrams, None)
 
     def send_known(
         self,
         sock: socket.socket,
         family: int,
         datagrams: Sequence[tuple[bytes, Address]],
-        known: dict[object, object],
+        known: dict[object, object] | None,
     ) -> int | None:
+        # (known None: send_many, every pair checked by the caller; C send_batch treats it as absent)
         try:
             sent: int | None = self._sp.send_batch(sock.fileno(), family, datagrams, known)
         except OSError as exc:
             done = getattr(exc, "sent", 0)
-            if done:
+            if done:  # some went out: report them; the next call meets the error (as sendmmsg does)
                 return int(done)
             raise
         return sent
