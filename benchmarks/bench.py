@@ -374,15 +374,19 @@ CASES: list[tuple[str, float, float, Callable[[int, int], Result]]] = [
 ]
 
 
-def run_here(scale: int, reps: int) -> dict[str, object]:
-    """Every case in this process (accelerated or not, as ``multicast_expert.ACCELERATED`` says)."""
+def run_here(scale: int, reps: int, only: str | None = None) -> dict[str, object]:
+    """Every case in this process (accelerated or not, as ``multicast_expert.ACCELERATED`` says);
+    with ``only``, the cases whose name contains it (and no flood)."""
     out: dict[str, object] = {"accelerated": me.ACCELERATED, "cases": {}, "flood": {}}
     with testing.peers(2):
         me.scan_interfaces()
         for name, _, _, run in CASES:
+            if only is not None and only not in name:
+                continue
             ratio, lib_us, bare_us, floor = run(scale, reps)
             out["cases"][name] = [ratio, lib_us, bare_us, floor]  # type: ignore[index]
-        out["flood"] = {k: list(v) for k, v in flood(200_000 // scale).items()}
+        if only is None:
+            out["flood"] = {k: list(v) for k, v in flood(200_000 // scale).items()}
     return out
 
 
@@ -392,6 +396,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="fewer iterations (for CI smoke runs)")
     p.add_argument("--mode", choices=["both", "accelerated", "pure"], default="both")
     p.add_argument("--json", action="store_true", help="print this run's raw results as JSON")
+    p.add_argument("--only", help="run only the cases whose name contains this text (no flood)")
     args = p.parse_args()
     if args.mode == "both":
         return both_ways(args)
@@ -401,7 +406,7 @@ def main() -> int:
     if args.mode == "accelerated" and not me.ACCELERATED:
         print("the C accelerator is not built here; run: pip install -e .", file=sys.stderr)
         return 2
-    result = run_here(scale, reps)
+    result = run_here(scale, reps, args.only)
     result["reps"] = reps
     print(json.dumps(result))
     return 0
@@ -416,6 +421,8 @@ def both_ways(args: argparse.Namespace) -> int:
         if mode == "pure":
             env["MULTICAST_EXPERT_PURE_PYTHON"] = "1"
         argv = [sys.executable, str(Path(__file__).resolve()), "--mode", mode, "--reps", str(args.reps)]
+        if args.only is not None:
+            argv += ["--only", args.only]
         done = subprocess.run(
             [*argv, *(["--quick"] if args.quick else [])],
             env=env,
@@ -434,6 +441,8 @@ def both_ways(args: argparse.Namespace) -> int:
     for name, t_acc, t_pure, _ in CASES:
         acc = runs.get("accelerated", {}).get("cases", {}).get(name)  # type: ignore[attr-defined]
         pure = runs.get("pure", {}).get("cases", {}).get(name)  # type: ignore[attr-defined]
+        if acc is None and pure is None:
+            continue  # (not run: --only)
         verdict = []
         if acc is not None and acc[0] > t_acc:
             verdict.append(f"accelerated missed by {acc[0] - t_acc:.2f}")

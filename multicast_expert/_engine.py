@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
+import operator
 import os
 import socket
 import threading
@@ -38,6 +39,7 @@ from . import _platform
 from ._errors import EngineClosedError
 from ._platform import DROPPED, Dropped
 from ._platform._poller import Poller
+from ._rx_hot import HotPath, tell
 from ._wait_policy import EXPIRED, ReadFirstPolicy, remaining
 
 _T = TypeVar("_T")
@@ -81,6 +83,7 @@ _EMPTY: Final = Mode.EMPTY
 _SINGLE: Final = Mode.SINGLE
 _MULTI: Final = Mode.MULTI
 _monotonic = time.monotonic
+_by_fd = operator.attrgetter("fd")
 
 
 _engines: weakref.WeakSet[ReceiveEngine[Readable]] = weakref.WeakSet()
@@ -121,6 +124,8 @@ class ReceiveEngine(Generic[_U]):
         self._hot_multi = False
         #: Rotates which ready socket a batch serves first, so leftovers are shared out fairly.
         self._turn = 0
+        #: Told the fast paths' state at every change (see :class:`HotPath`), when set.
+        self.hot: HotPath | None = None
         _engines.add(self)  # type: ignore[arg-type]
 
     # ---- the socket set ------------------------------------------------------------------------
@@ -187,8 +192,16 @@ class ReceiveEngine(Generic[_U]):
 
     def _set_hot(self) -> None:
         plain = self._plain and self.mode is not _CLOSED
-        self._hot = self._single if plain and self.mode is _SINGLE else None
+        self._hot = unit = self._single if plain and self.mode is _SINGLE else None
         self._hot_multi = plain and self.mode is _MULTI
+        if self.hot is not None:
+            tell(self.hot, self.mode is _CLOSED, self._poller, unit, self._hot_multi, self.by_fd, self._ready)
+
+    def set_hot_path(self, hot: HotPath | None) -> None:
+        """Keep ``hot`` told of the fast paths' state from now on (None: stop)."""
+        with self._lock:  # (one replaced is already set_closed: it was installed before a close)
+            self.hot = hot
+            self._set_hot()
 
     def close(self, units: list[_U]) -> None:
         """Enter CLOSED, wake every receiver (they raise EngineClosedError), close ``units``."""
@@ -210,6 +223,7 @@ class ReceiveEngine(Generic[_U]):
     def forget_poller(self) -> None:
         """After fork(), in the child: let go of the poller shared with the parent."""
         poller, self._poller = self._poller, None
+        self._set_hot()
         if poller is not None:
             poller.close()  # closes this process's descriptors only; no EPOLL_CTL_DEL
 
@@ -223,6 +237,7 @@ class ReceiveEngine(Generic[_U]):
                 raise EngineClosedError
             if self._poller is None:
                 self._poller = _platform.IO.poller([*self.by_fd, *self._services])
+                self._set_hot()
             return self._poller
 
     def fileno(self) -> int:
@@ -352,6 +367,15 @@ class ReceiveEngine(Generic[_U]):
                     by_fd = self.by_fd
                     self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
         return self._receive(read, timeout, peek)
+
+    def resume(
+        self, read: Callable[[_U], _T | Dropped], timeout: float | None, polled: list[int] | None
+    ) -> _T | None:
+        """Go on with a :class:`HotPath`'s receive: woken (``polled`` None), or these ready."""
+        if polled:
+            by_fd = self.by_fd
+            self._ready.extend([by_fd[fd] for fd in polled if fd in by_fd])
+        return self._receive(read, timeout, False)
 
     def _receive(self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool) -> _T | None:
         """The general receive loop (see :meth:`receive`)."""
@@ -574,7 +598,3 @@ class ReceiveEngine(Generic[_U]):
             return self._wait(timeout)
         except EngineClosedError:
             return True  # the receive that follows reports the close
-
-
-def _by_fd(u: Readable) -> int:
-    return u.fd

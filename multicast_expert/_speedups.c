@@ -543,35 +543,46 @@ check_packet_cls_or_none(const char *name, PyObject *cls)
 
 /* ---- waiting --------------------------------------------------------------------------------- */
 
-static PyObject *
-sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+/* unit.live as 1 or 0; -1 with an exception set. */
+static int
+unit_live(PyObject *unit)
 {
-    int fd, waker, packet, forever, r, rc;
-    Py_ssize_t bufsize;
-    double timeout = 0, deadline = 0;
-    char stack[STACK_BUF];
-    char *buf;
-    PyObject *result = NULL, *cls, *unit;
-    (void)mod;
+    PyObject *flag = PyObject_GetAttr(unit, str_live);
+    if (flag == NULL)
+        return -1;
+    int live = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+    return live;
+}
 
-    if (check_nargs("wait_recv", nargs, 5, 5) < 0 || get_size(args[0], &bufsize, "buffersize in wait_recv") < 0 ||
-        check_packet_cls_or_none("wait_recv", args[1]) < 0)
-        return NULL;
-    cls = args[1];
-    unit = args[2];
-    packet = cls != Py_None;
-    PyObject *fdobj = PyObject_GetAttr(unit, str_fd);
-    if (fdobj == NULL)
-        return NULL;
-    rc = get_fd(fdobj, &fd, 0);
-    Py_DECREF(fdobj);
-    if (rc < 0 || get_fd(args[3], &waker, 1) < 0 || get_timeout(args[4], &timeout, &forever) < 0)
-        return NULL;
-    buf = get_buffer(stack, bufsize);
+/* One read of a unit's descriptor, only while the unit is live: a unit is marked dead before its
+ * socket is closed, and the GIL is held from this check through the read, so a descriptor closed
+ * (and its number reused by another socket) during a wait is never read. 2: not live (nothing
+ * read); else read_once's result. */
+static int
+read_live(PyObject *unit, int fd, char *buf, Py_ssize_t bufsize, int packet, PyObject **result)
+{
+    int live = unit_live(unit);
+    if (live <= 0)
+        return live < 0 ? -1 : 2;
+    return read_once(fd, buf, bufsize, 0, packet, result);
+}
+
+/* The wait and the read of wait_recv on raw values: a new reference to the datagram (recv_from's
+ * (data, sender), or (data, sender, truncated) when packet), Py_None (timed out) or Py_False
+ * (woken first, or the unit is no longer live); NULL with an exception set. */
+static PyObject *
+wait_read_fd(PyObject *unit, int fd, int waker, Py_ssize_t bufsize, int packet, int forever, double timeout)
+{
+    int r, rc;
+    double deadline = 0;
+    char stack[STACK_BUF];
+    PyObject *result = NULL;
+    char *buf = get_buffer(stack, bufsize);
     if (buf == NULL)
         return NULL;
 
-    r = read_once(fd, buf, bufsize, 0, packet, &result); /* queued data: one system call */
+    r = read_live(unit, fd, buf, bufsize, packet, &result); /* queued data: one system call */
     if (!forever)
         deadline = monotonic_now() + (timeout > 0 ? timeout : 0);
     while (r == 0) {
@@ -609,7 +620,7 @@ sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         if (p[0].revents) { /* the socket first: a datagram that arrived wins over the waker */
-            r = read_once(fd, buf, bufsize, 0, packet, &result);
+            r = read_live(unit, fd, buf, bufsize, packet, &result);
             if (r != 0)
                 break;
         }
@@ -626,12 +637,39 @@ sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     put_buffer(stack, buf);
-    if (r > 0 && packet && PyTuple_Check(result)) { /* a datagram: the unit's packet */
+    if (r == 2) /* left or closed: the caller re-checks its state */
+        return Py_NewRef(Py_False);
+    return r > 0 ? result : NULL;
+}
+
+static PyObject *
+sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, waker, forever, rc;
+    Py_ssize_t bufsize;
+    double timeout = 0;
+    PyObject *result, *cls, *unit;
+    (void)mod;
+
+    if (check_nargs("wait_recv", nargs, 5, 5) < 0 || get_size(args[0], &bufsize, "buffersize in wait_recv") < 0 ||
+        check_packet_cls_or_none("wait_recv", args[1]) < 0)
+        return NULL;
+    cls = args[1];
+    unit = args[2];
+    PyObject *fdobj = PyObject_GetAttr(unit, str_fd);
+    if (fdobj == NULL)
+        return NULL;
+    rc = get_fd(fdobj, &fd, 0);
+    Py_DECREF(fdobj);
+    if (rc < 0 || get_fd(args[3], &waker, 1) < 0 || get_timeout(args[4], &timeout, &forever) < 0)
+        return NULL;
+    result = wait_read_fd(unit, fd, waker, bufsize, cls != Py_None, forever, timeout);
+    if (result != NULL && cls != Py_None && PyTuple_Check(result)) { /* a datagram: the unit's packet */
         PyObject *pkt = unit_packet(cls, unit, result);
         Py_DECREF(result);
         return pkt;
     }
-    return r > 0 ? result : NULL;
+    return result;
 }
 
 /* Set exc.<name> = value on the exception being raised (best effort: an exception type without a
@@ -649,22 +687,6 @@ attach_int(const char *name, Py_ssize_t value)
         Py_XDECREF(num);
     }
     PyErr_Restore(type, val, tb);
-}
-
-/* What epoll_recv gives for a datagram read from fd: looked up in by_fd (see the .pyi). */
-static PyObject *
-claim(PyObject *by_fd, PyObject *cls, int fd, PyObject *got)
-{
-    PyObject *key = PyLong_FromLong(fd);
-    if (key == NULL)
-        return NULL;
-    PyObject *unit = PyDict_GetItemWithError(by_fd, key); /* borrowed */
-    Py_DECREF(key);
-    if (unit == NULL)
-        return PyErr_Occurred() ? NULL : PyList_New(0); /* a socket left meanwhile: not ours */
-    if (cls == Py_None)
-        return Py_NewRef(got);
-    return unit_packet(cls, unit, got);
 }
 
 /* The read of fd failed (an exception is set): keep it for a live unit of by_fd (with exc.fd);
@@ -700,30 +722,15 @@ read_failed(PyObject *by_fd, int fd)
     return PyList_New(0);
 }
 
-/* epoll_recv: the wait and the read of a receive over many sockets in one call (see the .pyi). */
+/* The wait and the read of epoll_recv on raw values (see the .pyi for the results). */
 static PyObject *
-sp_epoll_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+epoll_read(PyObject *by_fd, PyObject *cls, int epfd, int waker, Py_ssize_t bufsize, int forever, double timeout)
 {
-    int epfd, waker, forever, n;
-    Py_ssize_t bufsize;
-    double timeout = 0, deadline = 0;
+    int n;
+    double deadline = 0;
     struct epoll_event events[EPOLL_BATCH];
-    PyObject *cls, *by_fd, *fds;
-    (void)mod;
+    PyObject *fds;
 
-    if (check_nargs("epoll_recv", nargs, 6, 6) < 0 || get_size(args[0], &bufsize, "buffersize in epoll_recv") < 0)
-        return NULL;
-    cls = args[1];
-    by_fd = args[2];
-    if (check_packet_cls_or_none("epoll_recv", cls) < 0)
-        return NULL;
-    if (!PyDict_Check(by_fd)) {
-        PyErr_SetString(PyExc_TypeError, "epoll_recv(): by_fd must be a dict");
-        return NULL;
-    }
-    if (get_fd(args[3], &epfd, 0) < 0 || get_fd(args[4], &waker, 1) < 0 ||
-        get_timeout(args[5], &timeout, &forever) < 0)
-        return NULL;
     if (!forever)
         deadline = monotonic_now() + (timeout > 0 ? timeout : 0);
     for (;;) {
@@ -745,24 +752,39 @@ sp_epoll_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (n == 0)
         Py_RETURN_NONE;
     if (n == 1 && events[0].data.fd != waker) {
-        /* The common case: one socket ready. Read it now; the GIL is held from this read to the
-         * lookup in by_fd, so no Python code can close the descriptor and reuse its number. */
-        int fd = events[0].data.fd;
-        char stack[STACK_BUF];
-        PyObject *got = NULL, *result;
-        char *buf = get_buffer(stack, bufsize);
-        if (buf == NULL)
+        /* The common case: one socket ready. Read it now, if it is a live unit of by_fd: the GIL
+         * is held from that lookup through the read, so no Python code can close the descriptor
+         * and reuse its number in between (a unit is marked dead before its socket closes). */
+        int fd = events[0].data.fd, r = 0;
+        PyObject *key = PyLong_FromLong(fd), *unit;
+        if (key == NULL)
             return NULL;
-        int r = read_once(fd, buf, bufsize, 0, cls != Py_None, &got);
-        put_buffer(stack, buf);
-        if (r < 0)
-            return read_failed(by_fd, fd);
-        if (r > 0) {
-            result = claim(by_fd, cls, fd, got);
-            Py_DECREF(got);
-            return result;
+        unit = PyDict_GetItemWithError(by_fd, key); /* borrowed */
+        Py_DECREF(key);
+        if (unit == NULL && PyErr_Occurred())
+            return NULL;
+        if (unit != NULL) {
+            Py_INCREF(unit);
+            char stack[STACK_BUF];
+            PyObject *got = NULL, *result;
+            char *buf = get_buffer(stack, bufsize);
+            r = buf == NULL ? -1 : read_live(unit, fd, buf, bufsize, cls != Py_None, &got);
+            if (buf != NULL)
+                put_buffer(stack, buf);
+            if (r < 0) {
+                Py_DECREF(unit);
+                return buf == NULL ? NULL : read_failed(by_fd, fd);
+            }
+            if (r == 1) {
+                result = cls == Py_None ? Py_NewRef(got) : unit_packet(cls, unit, got);
+                Py_DECREF(got);
+                Py_DECREF(unit);
+                return result;
+            }
+            Py_DECREF(unit);
         }
-        /* Nothing after all (another reader took it): the caller's general loop decides. */
+        /* Not a live unit (left or closed meanwhile), or nothing after all (another reader took
+         * it): nothing read; the caller's general loop decides. */
     }
     fds = PyList_New(0);
     if (fds == NULL)
@@ -780,6 +802,32 @@ sp_epoll_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(num);
     }
     return fds;
+}
+
+/* epoll_recv: the wait and the read of a receive over many sockets in one call (see the .pyi). */
+static PyObject *
+sp_epoll_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int epfd, waker, forever;
+    Py_ssize_t bufsize;
+    double timeout = 0;
+    PyObject *cls, *by_fd;
+    (void)mod;
+
+    if (check_nargs("epoll_recv", nargs, 6, 6) < 0 || get_size(args[0], &bufsize, "buffersize in epoll_recv") < 0)
+        return NULL;
+    cls = args[1];
+    by_fd = args[2];
+    if (check_packet_cls_or_none("epoll_recv", cls) < 0)
+        return NULL;
+    if (!PyDict_Check(by_fd)) {
+        PyErr_SetString(PyExc_TypeError, "epoll_recv(): by_fd must be a dict");
+        return NULL;
+    }
+    if (get_fd(args[3], &epfd, 0) < 0 || get_fd(args[4], &waker, 1) < 0 ||
+        get_timeout(args[5], &timeout, &forever) < 0)
+        return NULL;
+    return epoll_read(by_fd, cls, epfd, waker, bufsize, forever, timeout);
 }
 
 /* ---- batches --------------------------------------------------------------------------------- */
@@ -1465,6 +1513,627 @@ done:
     return result;
 }
 
+/* ---- per-socket hot paths ---------------------------------------------------------------------
+ *
+ * RxHot and TxHot are the receive and send methods of one open McastRxSocket / McastTxSocket as C
+ * callables: the socket class puts their bound methods in its instance dict (recvfrom,
+ * recv_packet, sendto), so a call goes from the caller's bytecode straight into C, with no Python
+ * frame. Each holds a copy of what the common case needs (the engine's fast-path state: the one
+ * socket, or the socket map and epoll descriptor; the remembered destinations), kept current by the
+ * Python side under its own locks. Anything else (other arguments, keywords, a closed or changing
+ * socket, a wake-up, an error) is handed to the Python method, which does the full job, so the
+ * behaviour is the Python code's. The socket is referred to weakly (no reference cycle: dropping an
+ * unclosed socket frees it at once, as before). */
+
+#define HOT_CLOSED (-1) /* the engine is closed: errors of an in-flight read are not the caller's */
+#define HOT_OFF 0       /* open, but no fast path (no poller yet, services, no socket, ...) */
+#define HOT_SINGLE 1    /* one socket: wait_read_fd on it, woken through the poller's descriptor */
+#define HOT_MULTI 2     /* several: epoll_read on the poller, while the ready queue is empty */
+
+typedef struct {
+    PyObject_HEAD
+    int mode, fd, wake_fd, epfd, forever;
+    double timeout;
+    PyObject *unit, *poller, *by_fd, *ready; /* the engine's objects (SINGLE: unit; MULTI: the rest) */
+    PyObject *owner;                         /* weakref to the McastRxSocket */
+    PyObject *slow_from, *slow_packet;       /* the Python methods, unbound: f(owner, *args, **kw) */
+    PyObject *resume;                        /* resume(owner, kind, bufsize, timeout, polled) */
+    PyObject *packet_cls;                    /* McastPacket, or None: recv_packet always in Python */
+} RxHot;
+
+/* The owner (a new reference), or NULL with ReferenceError once it was collected. */
+static PyObject *
+hot_owner(PyObject *ref)
+{
+    PyObject *owner = PyObject_CallNoArgs(ref);
+    if (owner == Py_None) {
+        Py_DECREF(owner);
+        PyErr_SetString(PyExc_ReferenceError, "the socket this method was taken from no longer exists");
+        return NULL;
+    }
+    return owner;
+}
+
+/* func(owner, *args, **kwargs) for a vectorcall's arguments: the full Python method. */
+static PyObject *
+hot_forward(PyObject *func, PyObject *ref, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_Size(kwnames);
+    PyObject *owner, *pos, *kw = NULL, *result = NULL;
+    owner = hot_owner(ref);
+    if (owner == NULL)
+        return NULL;
+    pos = PyTuple_New(nargs + 1);
+    if (pos == NULL) {
+        Py_DECREF(owner);
+        return NULL;
+    }
+    PyTuple_SetItem(pos, 0, owner); /* steals */
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        PyTuple_SetItem(pos, i + 1, Py_NewRef(args[i]));
+    if (nkw > 0) {
+        kw = PyDict_New();
+        if (kw == NULL)
+            goto done;
+        for (Py_ssize_t i = 0; i < nkw; i++)
+            if (PyDict_SetItem(kw, PyTuple_GetItem(kwnames, i), args[nargs + i]) < 0)
+                goto done;
+    }
+    result = PyObject_Call(func, pos, kw);
+done:
+    Py_DECREF(pos);
+    Py_XDECREF(kw);
+    return result;
+}
+
+/* An exact int in 1..2**31-1 (a buffer size the Python method would accept as is), else 0. */
+static Py_ssize_t
+hot_bufsize(PyObject *obj)
+{
+    if (!PyLong_CheckExact(obj))
+        return 0;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return overflow == 0 && v > 0 && v < 2147483648LL ? (Py_ssize_t)v : 0;
+}
+
+/* The common receive (kind 0: recvfrom, 1: recv_packet) with the engine's fast-path state; NULL
+ * with an exception, or with none set when the Python method must do the whole job. */
+static PyObject *
+rxhot_receive(RxHot *self, int kind, Py_ssize_t bufsize)
+{
+    int mode = self->mode, forever = self->forever;
+    double timeout = self->timeout, start = 0;
+    PyObject *cls = kind ? self->packet_cls : Py_None;
+    PyObject *got, *polled = NULL, *owner, *result;
+
+    if (kind && cls == Py_None)
+        return NULL; /* packets with metadata: the Python reader */
+    if (!forever && timeout <= 0)
+        return NULL; /* non-blocking receives: the engine's general loop */
+    if (mode == HOT_SINGLE) {
+        PyObject *unit = Py_NewRef(self->unit), *poller = Py_NewRef(self->poller); /* held for this call */
+        if (!forever)
+            start = monotonic_now();
+        got = wait_read_fd(unit, self->fd, self->wake_fd, bufsize, kind, forever, timeout);
+        if (got == NULL) {
+            /* A failed read is the caller's unless the socket was left or closed meanwhile. */
+            PyObject *live = PyObject_GetAttr(unit, str_live);
+            int is_live = live == NULL ? -1 : PyObject_IsTrue(live);
+            Py_XDECREF(live);
+            if (is_live != 0 && self->mode != HOT_CLOSED) {
+                Py_DECREF(unit);
+                Py_DECREF(poller);
+                return NULL; /* (is_live -1: that error instead) */
+            }
+            PyErr_Clear();
+            got = Py_NewRef(Py_False);
+        }
+        if (got != Py_False) {
+            if (kind && got != Py_None) {
+                result = unit_packet(cls, unit, got);
+                Py_DECREF(got);
+                got = result;
+            }
+            Py_DECREF(unit);
+            Py_DECREF(poller);
+            return got;
+        }
+        Py_DECREF(got);
+        Py_DECREF(unit);
+        Py_DECREF(poller);
+        polled = Py_NewRef(Py_None); /* woken: another socket, a join, a leave or a close */
+        if (!forever)
+            timeout = start + timeout - monotonic_now();
+    } else if (mode == HOT_MULTI) {
+        Py_ssize_t queued = PyObject_Length(self->ready);
+        if (queued != 0) {
+            if (queued < 0)
+                PyErr_Clear();
+            return NULL;
+        }
+        PyObject *by_fd = Py_NewRef(self->by_fd), *poller = Py_NewRef(self->poller);
+        got = epoll_read(by_fd, cls, self->epfd, self->wake_fd, bufsize, forever, timeout);
+        Py_DECREF(by_fd);
+        Py_DECREF(poller);
+        if (got == NULL) {
+            if (self->mode != HOT_CLOSED)
+                return NULL;
+            PyErr_Clear();
+            got = PyList_New(0); /* closed under us: the general loop raises */
+            if (got == NULL)
+                return NULL;
+        }
+        if (!PyList_CheckExact(got))
+            return got; /* a datagram, or None: timed out */
+        polled = got;   /* the ready descriptors, nothing read */
+    } else {
+        return NULL;
+    }
+    /* The rest in Python: the engine's general loop from here. */
+    owner = hot_owner(self->owner);
+    if (owner == NULL) {
+        Py_DECREF(polled);
+        return NULL;
+    }
+    PyObject *k = PyLong_FromLong(kind), *b = PyLong_FromSsize_t(bufsize);
+    PyObject *t = forever ? Py_NewRef(Py_None) : PyFloat_FromDouble(timeout);
+    result = k == NULL || b == NULL || t == NULL
+                 ? NULL
+                 : PyObject_CallFunctionObjArgs(self->resume, owner, k, b, t, polled, NULL);
+    Py_XDECREF(k);
+    Py_XDECREF(b);
+    Py_XDECREF(t);
+    Py_DECREF(owner);
+    Py_DECREF(polled);
+    if (result == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, "resume failed without an exception");
+    return result;
+}
+
+/* recvfrom(bufsize=4096, flags=0): the common case here, the rest in McastRxSocket.recvfrom. */
+static PyObject *
+rxhot_recvfrom(RxHot *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t bufsize = 4096;
+    if ((kwnames != NULL && PyTuple_Size(kwnames) > 0) || nargs > 2)
+        goto slow;
+    if (nargs >= 1 && (bufsize = hot_bufsize(args[0])) == 0)
+        goto slow;
+    if (nargs == 2 && !(PyLong_CheckExact(args[1]) && PyObject_Not(args[1]) == 1))
+        goto slow; /* flags other than 0 */
+    PyObject *got = rxhot_receive(self, 0, bufsize);
+    if (got != NULL || PyErr_Occurred())
+        return got;
+slow:
+    return hot_forward(self->slow_from, self->owner, args, nargs, kwnames);
+}
+
+/* recv_packet(bufsize=65535): the common case here, the rest in McastRxSocket.recv_packet. */
+static PyObject *
+rxhot_recv_packet(RxHot *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t bufsize = 65535;
+    if ((kwnames != NULL && PyTuple_Size(kwnames) > 0) || nargs > 1)
+        goto slow;
+    if (nargs == 1 && (bufsize = hot_bufsize(args[0])) == 0)
+        goto slow;
+    PyObject *got = rxhot_receive(self, 1, bufsize);
+    if (got != NULL || PyErr_Occurred())
+        return got;
+slow:
+    return hot_forward(self->slow_packet, self->owner, args, nargs, kwnames);
+}
+
+static void
+rxhot_drop_state(RxHot *self)
+{
+    Py_CLEAR(self->unit);
+    Py_CLEAR(self->poller);
+    Py_CLEAR(self->by_fd);
+    Py_CLEAR(self->ready);
+    self->fd = self->wake_fd = self->epfd = -1;
+}
+
+/* set_single(unit, fd, poller, wake_fd) / set_multi(by_fd, ready, poller, epfd, wake_fd) /
+ * set_off() / set_closed(): the engine's fast-path state, told by the engine. */
+static PyObject *
+rxhot_set_single(RxHot *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, wake;
+    if (check_nargs("set_single", nargs, 4, 4) < 0 || get_fd(args[1], &fd, 0) < 0 || get_fd(args[3], &wake, 1) < 0)
+        return NULL;
+    rxhot_drop_state(self);
+    self->unit = Py_NewRef(args[0]);
+    self->poller = Py_NewRef(args[2]);
+    self->fd = fd;
+    self->wake_fd = wake;
+    self->mode = HOT_SINGLE;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rxhot_set_multi(RxHot *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int epfd, wake;
+    if (check_nargs("set_multi", nargs, 5, 5) < 0 || get_fd(args[3], &epfd, 0) < 0 || get_fd(args[4], &wake, 1) < 0)
+        return NULL;
+    if (!PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "set_multi(): by_fd must be a dict");
+        return NULL;
+    }
+    rxhot_drop_state(self);
+    self->by_fd = Py_NewRef(args[0]);
+    self->ready = Py_NewRef(args[1]);
+    self->poller = Py_NewRef(args[2]);
+    self->epfd = epfd;
+    self->wake_fd = wake;
+    self->mode = HOT_MULTI;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rxhot_set_off(RxHot *self, PyObject *unused)
+{
+    (void)unused;
+    rxhot_drop_state(self);
+    self->mode = HOT_OFF;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rxhot_set_closed(RxHot *self, PyObject *unused)
+{
+    (void)unused;
+    rxhot_drop_state(self);
+    self->mode = HOT_CLOSED;
+    Py_RETURN_NONE;
+}
+
+/* set_timeout(timeout): None waits for ever; 0 never waits (always the Python path). */
+static PyObject *
+rxhot_set_timeout(RxHot *self, PyObject *timeout)
+{
+    double t = 0;
+    int forever;
+    if (get_timeout(timeout, &t, &forever) < 0)
+        return NULL;
+    self->timeout = t;
+    self->forever = forever;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rxhot_get_mode(RxHot *self, void *unused)
+{
+    (void)unused;
+    return PyLong_FromLong(self->mode);
+}
+
+/* RxHot(owner_ref, slow_from, slow_packet, resume, packet_cls, timeout) */
+static PyObject *
+rxhot_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *ref, *slow_from, *slow_packet, *resume, *cls, *timeout;
+    if (kwargs != NULL && PyDict_Size(kwargs) > 0) {
+        PyErr_SetString(PyExc_TypeError, "RxHot() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "RxHot", 6, 6, &ref, &slow_from, &slow_packet, &resume, &cls, &timeout))
+        return NULL;
+    if (!PyCallable_Check(ref) || !PyCallable_Check(slow_from) || !PyCallable_Check(slow_packet) ||
+        !PyCallable_Check(resume)) {
+        PyErr_SetString(PyExc_TypeError, "RxHot(): owner_ref, slow_from, slow_packet and resume must be callable");
+        return NULL;
+    }
+    if (check_packet_cls_or_none("RxHot", cls) < 0)
+        return NULL;
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    RxHot *self = (RxHot *)alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->mode = HOT_OFF;
+    self->fd = self->wake_fd = self->epfd = -1;
+    self->forever = 1;
+    self->owner = Py_NewRef(ref);
+    self->slow_from = Py_NewRef(slow_from);
+    self->slow_packet = Py_NewRef(slow_packet);
+    self->resume = Py_NewRef(resume);
+    self->packet_cls = Py_NewRef(cls);
+    PyObject *none = rxhot_set_timeout(self, timeout);
+    if (none == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_DECREF(none);
+    return (PyObject *)self;
+}
+
+static int
+rxhot_traverse(RxHot *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE((PyObject *)self));
+    Py_VISIT(self->unit);
+    Py_VISIT(self->poller);
+    Py_VISIT(self->by_fd);
+    Py_VISIT(self->ready);
+    Py_VISIT(self->owner);
+    Py_VISIT(self->slow_from);
+    Py_VISIT(self->slow_packet);
+    Py_VISIT(self->resume);
+    Py_VISIT(self->packet_cls);
+    return 0;
+}
+
+static int
+rxhot_clear(RxHot *self)
+{
+    rxhot_drop_state(self);
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->slow_from);
+    Py_CLEAR(self->slow_packet);
+    Py_CLEAR(self->resume);
+    Py_CLEAR(self->packet_cls);
+    return 0;
+}
+
+static void
+hot_dealloc(PyObject *self, inquiry clear)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    clear(self);
+    freefunc free_slot = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    free_slot(self);
+    Py_DECREF(type);
+}
+
+static void
+rxhot_dealloc(PyObject *self)
+{
+    hot_dealloc(self, (inquiry)rxhot_clear);
+}
+
+static PyMethodDef rxhot_methods[] = {
+    {"recvfrom", (PyCFunction)(void (*)(void))rxhot_recvfrom, METH_FASTCALL | METH_KEYWORDS,
+     "recvfrom(bufsize=4096, flags=0) -> (data, address) | None: see McastRxSocket.recvfrom"},
+    {"recv_packet", (PyCFunction)(void (*)(void))rxhot_recv_packet, METH_FASTCALL | METH_KEYWORDS,
+     "recv_packet(bufsize=65535) -> McastPacket | None: see McastRxSocket.recv_packet"},
+    {"set_single", (PyCFunction)(void (*)(void))rxhot_set_single, METH_FASTCALL,
+     "set_single(unit, fd, poller, wake_fd, /): one socket, woken through wake_fd"},
+    {"set_multi", (PyCFunction)(void (*)(void))rxhot_set_multi, METH_FASTCALL,
+     "set_multi(by_fd, ready, poller, epfd, wake_fd, /): several sockets behind one epoll"},
+    {"set_off", (PyCFunction)rxhot_set_off, METH_NOARGS, "set_off(): no fast path (open)"},
+    {"set_closed", (PyCFunction)rxhot_set_closed, METH_NOARGS, "set_closed(): the engine is closed"},
+    {"set_timeout", (PyCFunction)rxhot_set_timeout, METH_O, "set_timeout(timeout, /): None or seconds"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef rxhot_getset[] = {
+    {"mode", (getter)rxhot_get_mode, NULL, "-1 closed, 0 off, 1 single, 2 multi", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot rxhot_slots[] = {
+    {Py_tp_new, (void *)rxhot_new},
+    {Py_tp_dealloc, (void *)rxhot_dealloc},
+    {Py_tp_traverse, (void *)rxhot_traverse},
+    {Py_tp_clear, (void *)rxhot_clear},
+    {Py_tp_methods, rxhot_methods},
+    {Py_tp_getset, rxhot_getset},
+    {Py_tp_doc, (void *)"The hot receive methods of one McastRxSocket (see _speedups.pyi)."},
+    {0, NULL},
+};
+
+static PyType_Spec rxhot_spec = {
+    .name = "multicast_expert._speedups.RxHot",
+    .basicsize = sizeof(RxHot),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = rxhot_slots,
+};
+
+/* TxHot: McastTxSocket.sendto on one interface, to destinations the Python method checked. */
+typedef struct {
+    PyObject_HEAD
+    int fd, family;
+    PyObject *dests; /* address tuple -> its sockaddr (bytes), remembered after the full check */
+    PyObject *owner; /* weakref to the McastTxSocket */
+    PyObject *slow;  /* McastTxSocket.sendto, unbound */
+} TxHot;
+
+/* Most destinations remembered; past that the table starts again (a program sending to ever new
+ * ports stays bounded). */
+#define TXHOT_MAX_DESTS 4096
+
+/* sendto(data, address, *, iface=None): one sendto(2) on the remembered sockaddr; anything else,
+ * and any failure of the system call, in McastTxSocket.sendto (which sends and explains). */
+static PyObject *
+txhot_sendto(TxHot *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (self->fd >= 0 && nargs == 2 && (kwnames == NULL || PyTuple_Size(kwnames) == 0) &&
+        PyBytes_CheckExact(args[0]) && PyTuple_CheckExact(args[1])) {
+        PyObject *name = PyDict_GetItemWithError(self->dests, args[1]); /* borrowed */
+        if (name != NULL) {
+            char *data, *sa;
+            Py_ssize_t len, salen;
+            ssize_t n;
+            int fd = self->fd;
+            if (PyBytes_AsStringAndSize(args[0], &data, &len) < 0 || PyBytes_AsStringAndSize(name, &sa, &salen) < 0)
+                return NULL;
+            Py_INCREF(name); /* (the table may change while the GIL is released) */
+            for (;;) {
+                Py_BEGIN_ALLOW_THREADS
+                n = sendto(fd, data, (size_t)len, 0, (const struct sockaddr *)sa, (socklen_t)salen);
+                Py_END_ALLOW_THREADS
+                if (n >= 0 || errno != EINTR)
+                    break;
+                if (PyErr_CheckSignals() < 0) {
+                    Py_DECREF(name);
+                    return NULL;
+                }
+            }
+            Py_DECREF(name);
+            if (n >= 0)
+                Py_RETURN_NONE;
+            /* Refused (nothing went out): the Python method tries it and says why. */
+        } else if (PyErr_Occurred()) {
+            PyErr_Clear(); /* (an unhashable address: the Python method says what is wrong) */
+        }
+    }
+    return hot_forward(self->slow, self->owner, args, nargs, kwnames);
+}
+
+/* remember(address): the Python method checked it; later sends to it go out from here. */
+static PyObject *
+txhot_remember(TxHot *self, PyObject *addr)
+{
+    sockaddr_any sa;
+    socklen_t len = 0;
+    if (self->fd < 0 || !PyTuple_CheckExact(addr))
+        Py_RETURN_NONE;
+    if (parse_addr(self->family, addr, &sa, &len) < 0) {
+        PyErr_Clear(); /* (not one this path can send to: it stays with the Python method) */
+        Py_RETURN_NONE;
+    }
+    if (PyDict_Size(self->dests) >= TXHOT_MAX_DESTS)
+        PyDict_Clear(self->dests);
+    PyObject *name = PyBytes_FromStringAndSize((const char *)&sa, (Py_ssize_t)len);
+    if (name == NULL)
+        return NULL;
+    int rc = PyDict_SetItem(self->dests, addr, name);
+    Py_DECREF(name);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* set_fd(fd): the one OS socket to send on (open, one interface), or -1 (closed, several
+ * interfaces): every send then goes through the Python method, and nothing stays remembered. */
+static PyObject *
+txhot_set_fd(TxHot *self, PyObject *arg)
+{
+    int fd;
+    if (get_fd(arg, &fd, 1) < 0)
+        return NULL;
+    if (fd < 0 || fd != self->fd)
+        PyDict_Clear(self->dests);
+    self->fd = fd < 0 ? -1 : fd;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+txhot_get_fd(TxHot *self, void *unused)
+{
+    (void)unused;
+    return PyLong_FromLong(self->fd);
+}
+
+static PyObject *
+txhot_get_remembered(TxHot *self, void *unused)
+{
+    (void)unused;
+    return PyLong_FromSsize_t(PyDict_Size(self->dests));
+}
+
+/* TxHot(owner_ref, slow, family) */
+static PyObject *
+txhot_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *ref, *slow, *fam;
+    int family;
+    if (kwargs != NULL && PyDict_Size(kwargs) > 0) {
+        PyErr_SetString(PyExc_TypeError, "TxHot() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "TxHot", 3, 3, &ref, &slow, &fam))
+        return NULL;
+    if (!PyCallable_Check(ref) || !PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "TxHot(): owner_ref and slow must be callable");
+        return NULL;
+    }
+    if (get_int(fam, &family) < 0)
+        return NULL;
+    if (family != AF_INET && family != AF_INET6) {
+        PyErr_Format(PyExc_ValueError, "TxHot(): family must be AF_INET or AF_INET6, not %d", family);
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    TxHot *self = (TxHot *)alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->fd = -1;
+    self->family = family;
+    self->dests = PyDict_New();
+    self->owner = Py_NewRef(ref);
+    self->slow = Py_NewRef(slow);
+    if (self->dests == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+txhot_traverse(TxHot *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE((PyObject *)self));
+    Py_VISIT(self->dests);
+    Py_VISIT(self->owner);
+    Py_VISIT(self->slow);
+    return 0;
+}
+
+static int
+txhot_clear(TxHot *self)
+{
+    Py_CLEAR(self->dests);
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->slow);
+    return 0;
+}
+
+static void
+txhot_dealloc(PyObject *self)
+{
+    hot_dealloc(self, (inquiry)txhot_clear);
+}
+
+static PyMethodDef txhot_methods[] = {
+    {"sendto", (PyCFunction)(void (*)(void))txhot_sendto, METH_FASTCALL | METH_KEYWORDS,
+     "sendto(bytes, address, *, iface=None) -> None: see McastTxSocket.sendto"},
+    {"remember", (PyCFunction)txhot_remember, METH_O, "remember(address, /): a destination checked in full"},
+    {"set_fd", (PyCFunction)txhot_set_fd, METH_O, "set_fd(fd, /): the one OS socket, or -1"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef txhot_getset[] = {
+    {"fd", (getter)txhot_get_fd, NULL, "the OS socket sent on, or -1", NULL},
+    {"remembered", (getter)txhot_get_remembered, NULL, "how many destinations are remembered", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot txhot_slots[] = {
+    {Py_tp_new, (void *)txhot_new},
+    {Py_tp_dealloc, (void *)txhot_dealloc},
+    {Py_tp_traverse, (void *)txhot_traverse},
+    {Py_tp_clear, (void *)txhot_clear},
+    {Py_tp_methods, txhot_methods},
+    {Py_tp_getset, txhot_getset},
+    {Py_tp_doc, (void *)"The hot send method of one McastTxSocket (see _speedups.pyi)."},
+    {0, NULL},
+};
+
+static PyType_Spec txhot_spec = {
+    .name = "multicast_expert._speedups.TxHot",
+    .basicsize = sizeof(TxHot),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = txhot_slots,
+};
+
 /* ---- module ---------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -1505,6 +2174,16 @@ exec_module(PyObject *m)
         if (str_fd == NULL || str_group == NULL || str_iface == NULL || str_index == NULL || str_live == NULL)
             return -1;
     }
+    PyObject *rxhot = PyType_FromModuleAndSpec(m, &rxhot_spec, NULL);
+    int added = rxhot == NULL ? -1 : PyModule_AddObjectRef(m, "RxHot", rxhot);
+    Py_XDECREF(rxhot);
+    if (added < 0)
+        return -1;
+    PyObject *txhot = PyType_FromModuleAndSpec(m, &txhot_spec, NULL);
+    added = txhot == NULL ? -1 : PyModule_AddObjectRef(m, "TxHot", txhot);
+    Py_XDECREF(txhot);
+    if (added < 0)
+        return -1;
     if (PyModule_AddIntConstant(m, "ARENA_BYTES", ARENA_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "MAX_VLEN", MAX_VLEN) < 0)
         return -1;

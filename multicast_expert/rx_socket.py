@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any, cast
 
-from . import _platform, _rx_read
+from . import _platform, _rx_hot, _rx_read
 from ._compat import rx as _compat
 from ._compat.names import (  # 1.2.0 exported these from this module
     LOCALHOST_IPV4,
@@ -189,6 +189,8 @@ class McastRxSocket(OpenCloseContext):
         #: The same for recvfrom without flags, by bufsize (no key tuple per call on the hot path).
         self._plain_readers: dict[int, _rx_read.Readers[Any]] = {}
         self._open_lock = threading.Lock()
+        #: The C receive methods in use (see _install_hot), else None.
+        self._hot: Any = None
 
     def __repr__(self) -> str:
         """``<McastRxSocket AF_INET 239.1.2.3:5000 on eth0 open>`` (long lists abbreviated)."""
@@ -271,6 +273,9 @@ class McastRxSocket(OpenCloseContext):
     @timeout.setter
     def timeout(self, timeout: float | None) -> None:
         self._timeout = check_timeout(timeout)
+        hot = self._hot
+        if hot is not None:
+            hot.set_timeout(self._timeout)
 
     @property
     def blocking(self) -> bool:
@@ -292,6 +297,7 @@ class McastRxSocket(OpenCloseContext):
             engine.open()
             self._readers.clear()  # (built afresh from the OS layer in use now)
             self._plain_readers.clear()
+            _rx_hot.install(self, _RX)
             try:
                 self._members.open()
                 if self._follow:
@@ -559,6 +565,7 @@ class McastRxSocket(OpenCloseContext):
 
 
 _MSG_PEEK = int(socket.MSG_PEEK)
+_RX = McastRxSocket
 
 
 def _closed(what: str) -> SocketClosedError:

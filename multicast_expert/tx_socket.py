@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import weakref
 from collections.abc import Iterable
+from typing import Any
 
 from . import _platform
 from ._compat.names import (  # 1.2.0 exported these from this module
@@ -112,6 +114,8 @@ class McastTxSocket(OpenCloseContext):
         #: While open on one interface: the allowed groups sendto() was given (the caller's str
         #: objects, so a lookup finds them by identity) -> the OS socket. Empty while closed.
         self._fast: dict[object, socket.socket] = {}
+        #: The C sendto in use while open on one interface (see _install_hot), else None.
+        self._hot: Any = None
         self.is_opened: bool = False
         self._replies = Replies()  # receiving the unicast replies to the socket's own port
         self._timeout: float | None = check_timeout(timeout)
@@ -183,6 +187,23 @@ class McastTxSocket(OpenCloseContext):
         self._sock = self._outs[0].sock
         self._fast = {}
         self.is_opened = True
+        self._install_hot()
+
+    def _install_hot(self) -> None:
+        """Where the OS layer has it (the C accelerator) and the socket sends on one interface,
+        make ``sendto`` its C method for this socket (an instance attribute over the class's
+        method): it sends to destinations :meth:`_sendto` checked and hands everything else to
+        the method below. A subclass's own override is left alone."""
+        make, hot = _platform.IO.tx_hot, None
+        if make is not None and not self._many and type(self).sendto is _TX.sendto and self._sock is not None:
+            hot = self._hot
+            if hot is None:
+                hot = make(weakref.ref(self), _TX._sendto_checked, self.addr_family)
+            hot.set_fd(self._sock.fileno())
+            self.__dict__["sendto"] = hot.sendto
+        else:
+            self.__dict__.pop("sendto", None)
+        self._hot = hot
 
     def _open_one(self, out: Out) -> _OsSocket:
         """One configured OS socket sending from ``out``'s interface and address."""
@@ -226,6 +247,8 @@ class McastTxSocket(OpenCloseContext):
         """Close the OS sockets. Raises MulticastExpertError if already closed."""
         if self._sock is None:
             raise MulticastExpertError("Attempt to close an McastTxSocket that is already closed!")
+        if self._hot is not None:
+            self._hot.set_fd(-1)  # (first: the C sendto then hands every call to the method below)
         self._replies.close()  # wakes receives waiting in other threads (they raise)
         self._close_all()
         self._sock = None
@@ -270,6 +293,17 @@ class McastTxSocket(OpenCloseContext):
                 return
         self._sendto(bytes, address, iface)
 
+    def _sendto_checked(
+        self,
+        bytes: bytes,  # noqa: A002  (the name sendto's callers may pass it by)
+        address: IPv4Or6Address,
+        *,
+        iface: IfaceSpecifier | None = None,
+    ) -> None:
+        """:meth:`sendto` as the C sendto hands it over (anything it did not send itself): always
+        checked in full, so a destination found valid is remembered for the C method."""
+        self._sendto(bytes, address, iface)
+
     def _sendto(self, data: bytes, address: IPv4Or6Address, iface: IfaceSpecifier | None) -> None:
         """:meth:`sendto` checked in full (closed, several interfaces, ``iface=``, a group new
         to :attr:`_fast`)."""
@@ -281,6 +315,9 @@ class McastTxSocket(OpenCloseContext):
             address = check_destination(address, self.addr_family, self._allowed)
         elif iface is None and not self._many and type(group) is str:
             fast[group] = sock  # the caller's own str: found without comparing next time
+            hot = self._hot
+            if hot is not None:
+                hot.remember(address)  # (checked: the C sendto sends to it from now on)
         self._send_on(self._chosen(iface), data, address)
 
     def _send_on(self, outs: list[Out], data: bytes, address: IPv4Or6Address) -> None:
@@ -505,6 +542,8 @@ class McastTxSocket(OpenCloseContext):
             raise SocketClosedError("setsockopt() on a closed McastTxSocket; open it first")
         apply_sockopt(self.sockets, level, opt, value)
 
+
+_TX = McastTxSocket
 
 __all__ = [  # the socket class, and what 1.2.0 also exported from this module
     "LOCALHOST_IPV4",

@@ -134,6 +134,13 @@ class DatagramIO:
     #: non-waiting poll of the engine's poller and the share over the sockets it reports, in one
     #: call (returns how many were ready, -1 if the poll failed), where the OS layer has it.
     recv_poll_share: Callable[..., int] | None = None
+    #: ``rx_hot(owner_ref, slow_from, slow_packet, resume, packet_cls, timeout)``: a receiving
+    #: socket's ``recvfrom`` and ``recv_packet`` as C methods over the engine's fast-path state
+    #: (``_speedups.RxHot``), where the OS layer has them; else None (the Python methods serve).
+    rx_hot: Callable[..., Any] | None = None
+    #: ``tx_hot(owner_ref, slow, family)``: a sending socket's one-interface ``sendto`` as a C
+    #: method over destinations the Python method checked (``_speedups.TxHot``); else None.
+    tx_hot: Callable[..., Any] | None = None
 
     def recv_packets(
         self, sock: socket.socket, count: int, size: int, group: str, ifindex: int, packet: type[_P]

@@ -357,6 +357,8 @@ class AcceleratedLinuxIO(LinuxIO):
         self.poll_read = speedups.epoll_recv
         self.recv_share = speedups.recv_share
         self.recv_poll_share = speedups.recv_poll_share
+        self.rx_hot = speedups.RxHot
+        self.tx_hot = speedups.TxHot
 
     def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
         got: tuple[bytes, Address] = self._sp.recv_from(sock.fileno(), bufsize, flags)
