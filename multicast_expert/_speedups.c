@@ -1900,9 +1900,9 @@ rxhot_dealloc(PyObject *self)
 
 static PyMethodDef rxhot_methods[] = {
     {"recvfrom", (PyCFunction)(void (*)(void))rxhot_recvfrom, METH_FASTCALL | METH_KEYWORDS,
-     "recvfrom(bufsize=4096, flags=0) -> (data, address) | None: see McastRxSocket.recvfrom"},
+     "recvfrom($self, /, bufsize=4096, flags=0)\n--\n\nSee McastRxSocket.recvfrom."},
     {"recv_packet", (PyCFunction)(void (*)(void))rxhot_recv_packet, METH_FASTCALL | METH_KEYWORDS,
-     "recv_packet(bufsize=65535) -> McastPacket | None: see McastRxSocket.recv_packet"},
+     "recv_packet($self, /, bufsize=65535)\n--\n\nSee McastRxSocket.recv_packet."},
     {"set_single", (PyCFunction)(void (*)(void))rxhot_set_single, METH_FASTCALL,
      "set_single(unit, fd, poller, wake_fd, /): one socket, woken through wake_fd"},
     {"set_multi", (PyCFunction)(void (*)(void))rxhot_set_multi, METH_FASTCALL,
@@ -2104,7 +2104,7 @@ txhot_dealloc(PyObject *self)
 
 static PyMethodDef txhot_methods[] = {
     {"sendto", (PyCFunction)(void (*)(void))txhot_sendto, METH_FASTCALL | METH_KEYWORDS,
-     "sendto(bytes, address, *, iface=None) -> None: see McastTxSocket.sendto"},
+     "sendto($self, /, bytes, address, *, iface=None)\n--\n\nSee McastTxSocket.sendto."},
     {"remember", (PyCFunction)txhot_remember, METH_O, "remember(address, /): a destination checked in full"},
     {"set_fd", (PyCFunction)txhot_set_fd, METH_O, "set_fd(fd, /): the one OS socket, or -1"},
     {NULL, NULL, 0, NULL},

@@ -50,8 +50,11 @@ def wait_recv(
 ) -> tuple[bytes, Address] | _P | Literal[False] | None:
     """Wait for and read one datagram of ``unit.fd``, wakeable through ``waker_fd``.
 
-    ``unit`` is a receive unit: an object with ``fd`` (its socket's descriptor) and, for packets,
-    ``group`` (str) and ``iface.index`` (int), as epoll_recv reads them.
+    ``unit`` is a receive unit: an object with ``fd`` (its socket's descriptor), ``live`` and,
+    for packets, ``group`` (str) and ``iface.index`` (int), as epoll_recv reads them. Every read
+    is made only while ``unit.live`` is true (checked with the GIL held through the read: a unit
+    is marked dead before its socket closes, so a descriptor closed and reused during the wait is
+    never read); a unit found dead returns False, nothing read.
 
     First one non-blocking read (a single system call when data is queued: a queued datagram is
     returned even if the waker is readable). Otherwise ppoll([fd, waker_fd], timeout) without the
@@ -93,15 +96,14 @@ def epoll_recv(
     object with attributes ``group`` (str), ``iface.index`` (int) and ``live``. Then:
 
     * nothing ready: None;
-    * exactly one descriptor ready and it is not ``waker_fd``: one non-blocking read of it, with
-      the GIL held from the read to the lookup of the descriptor in ``by_fd`` (so Python code
-      cannot close it and reuse the number in between). A datagram: recv_from's ``(data,
-      sender)`` when ``packet_cls`` is None, else ``tuple.__new__(packet_cls, (data, sender,
-      unit.group, unit.iface.index, truncated, None, None, None))``; a datagram of a descriptor
-      not in ``by_fd`` (a socket left meanwhile) is dropped: ``[]``. A read error raises the
-      OSError, with ``exc.fd`` set, when the descriptor's unit is in ``by_fd`` and live; else
-      ``[]``;
-    * otherwise (several ready, the waker ready, or the read found nothing queued): the ready
+    * exactly one descriptor ready, not ``waker_fd``, and a live unit of ``by_fd``: one
+      non-blocking read of it, with the GIL held from the lookup in ``by_fd`` through the read (so
+      Python code cannot close the descriptor and reuse its number in between). A datagram:
+      recv_from's ``(data, sender)`` when ``packet_cls`` is None, else ``tuple.__new__(packet_cls,
+      (data, sender, unit.group, unit.iface.index, truncated, None, None, None))``. A read error
+      raises the OSError, with ``exc.fd`` set, when the unit is still live; else ``[]``;
+    * otherwise (several ready, the waker ready, a descriptor that is not a live unit of
+      ``by_fd``, or the read found nothing queued): the ready
       descriptors in the kernel's order without ``waker_fd``, a list (possibly empty); nothing
       was read. The waker is never read or drained.
     """
@@ -209,3 +211,67 @@ def recv_poll_share(
     ``epfd``) returns -1 without an exception, so the caller can find out why its own way.
     ``by_fd`` must be a dict; otherwise arguments and errors as recv_share.
     """
+
+class RxHot:
+    """The receive methods of one open McastRxSocket in C (see ``multicast_expert._rx_hot``).
+
+    ``RxHot(owner_ref, slow_from, slow_packet, resume, packet_cls, timeout)``: ``owner_ref`` a
+    weak reference to the socket; ``slow_from(owner, *args, **kwargs)`` and ``slow_packet(...)``
+    the class's ``recvfrom`` / ``recv_packet``, called with the caller's own arguments for every
+    call served here not (keywords, other positional forms, flags, a buffer size that is not an
+    int in 1..2**31-1, timeout 0, no fast-path state, metadata packets when ``packet_cls`` is
+    None); ``resume(owner, kind, bufsize, timeout, polled)`` goes on with a receive begun here
+    (kind 0 recvfrom, 1 recv_packet; ``polled`` None when woken, else the ready descriptors,
+    nothing read; ``timeout`` what is left). ReferenceError when the socket is gone by then.
+
+    Served here: one socket (``set_single``): ``wait_recv``'s wait and read, woken through
+    ``wake_fd`` (the poller's descriptor); several (``set_multi``), while the ready queue is
+    empty: ``epoll_recv``'s. A read error is raised while the unit is live and the state not
+    closed; otherwise the receive resumes in Python.
+    """
+
+    def __new__(
+        cls,
+        owner_ref: Callable[[], object],
+        slow_from: Callable[..., object],
+        slow_packet: Callable[..., object],
+        resume: Callable[..., object],
+        packet_cls: type[tuple[object, ...]] | None,
+        timeout: float | None,
+        /,
+    ) -> RxHot: ...
+    @property
+    def mode(self) -> int:
+        """-1 closed, 0 off (open, no fast path), 1 one socket, 2 several."""
+    def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, Address] | None: ...
+    def recv_packet(self, bufsize: int = 65535) -> object: ...
+    def set_single(self, unit: object, fd: int, poller: object, wake_fd: int, /) -> None: ...
+    def set_multi(
+        self, by_fd: dict[int, object], ready: object, poller: object, epfd: int, wake_fd: int, /
+    ) -> None: ...
+    def set_off(self) -> None: ...
+    def set_closed(self) -> None: ...
+    def set_timeout(self, timeout: float | None, /) -> None: ...
+
+class TxHot:
+    """``sendto`` of one McastTxSocket open on one interface, in C.
+
+    ``TxHot(owner_ref, slow, family)``: ``slow(owner, *args, **kwargs)`` is called with the
+    caller's arguments for every call not sent here: keywords, a payload that is not exactly
+    bytes, an address that is not exactly a tuple remembered through ``remember`` (which the
+    Python method calls once it has checked one), no socket (``set_fd(-1)``: closed, or several
+    interfaces), or a failed ``sendto(2)`` (nothing went out; the Python method sends and says
+    why). The GIL is released around the system call. At most 4,096 destinations are remembered
+    (then the table starts again).
+    """
+
+    def __new__(
+        cls, owner_ref: Callable[[], object], slow: Callable[..., object], family: int, /
+    ) -> TxHot: ...
+    @property
+    def fd(self) -> int: ...
+    @property
+    def remembered(self) -> int: ...
+    def sendto(self, bytes: ReadableBuffer, address: Address, *, iface: object = None) -> None: ...  # noqa: A002
+    def remember(self, address: object, /) -> None: ...
+    def set_fd(self, fd: int, /) -> None: ...

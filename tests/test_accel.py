@@ -475,7 +475,7 @@ def test_epoll_recv_never_reads_a_socket_that_is_not_a_live_unit(net: Net) -> No
         tx.sendto(b"left", a.getsockname())
         settle(a)
         assert sp.epoll_recv(100, McastPacket, {}, ep.fileno(), waker, 1.0) == [a.fileno()]
-        dead = {a.fileno(): _Unit("g", 1, live=False)}
+        dead: dict[int, object] = {a.fileno(): _Unit("g", 1, live=False)}
         assert sp.epoll_recv(100, McastPacket, dead, ep.fileno(), waker, 1.0) == [a.fileno()]
         assert a.recvfrom(10)[0] == b"left"  # left queued: not read, not dropped
 
