@@ -1622,15 +1622,25 @@ rxhot_receive(RxHot *self, int kind, Py_ssize_t bufsize)
         got = wait_read_fd(unit, self->fd, self->wake_fd, bufsize, kind, forever, timeout);
         if (got == NULL) {
             /* A failed read is the caller's unless the socket was left or closed meanwhile. */
-            PyObject *live = PyObject_GetAttr(unit, str_live);
-            int is_live = live == NULL ? -1 : PyObject_IsTrue(live);
-            Py_XDECREF(live);
+            PyObject *type, *val, *tb;
+            PyErr_Fetch(&type, &val, &tb);
+            int is_live = unit_live(unit);
             if (is_live != 0 && self->mode != HOT_CLOSED) {
+                if (is_live > 0)
+                    PyErr_Restore(type, val, tb);
+                else { /* (the liveness check failed: report that one) */
+                    Py_XDECREF(type);
+                    Py_XDECREF(val);
+                    Py_XDECREF(tb);
+                }
                 Py_DECREF(unit);
                 Py_DECREF(poller);
-                return NULL; /* (is_live -1: that error instead) */
+                return NULL;
             }
             PyErr_Clear();
+            Py_XDECREF(type);
+            Py_XDECREF(val);
+            Py_XDECREF(tb);
             got = Py_NewRef(Py_False);
         }
         if (got != Py_False) {

@@ -11,13 +11,18 @@ session's private namespace (the ``net`` fixture checks it).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gc
 import importlib
+import os
+import select
 import socket
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -335,13 +340,14 @@ def test_a_method_taken_from_a_socket_that_is_gone(net: Net, port: int) -> None:
     rx.close()
     del rx
     gc.collect()
-    assert gone() is None  # the C methods do not keep the socket alive (no reference cycle)
     if me.ACCELERATED:
+        assert gone() is None  # the C methods do not keep the socket alive (no reference cycle)
         with pytest.raises(ReferenceError, match="no longer exists"):
             recv()
     else:
+        assert gone() is not None  # (a bound Python method keeps its socket)
         with pytest.raises(me.SocketClosedError):
-            recv()  # (a bound Python method keeps its socket)
+            recv()
 
 
 # ---- the C objects' own checks (called directly, whatever the mode) ---------------------------
@@ -401,3 +407,94 @@ def test_c_objects_check_their_arguments() -> None:
 def test_the_os_layer_offers_the_c_methods_exactly_when_accelerated() -> None:
     assert (_platform.IO.rx_hot is not None) is me.ACCELERATED
     assert (_platform.IO.tx_hot is not None) is me.ACCELERATED
+
+
+def test_rxhot_serves_reads_wakeups_errors_and_hands_over_the_rest(net: Net) -> None:
+    sp = _speedups()
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    calls: list[tuple[object, ...]] = []
+
+    def slow(o: object, *args: object, **kwargs: object) -> str:
+        assert o is owner
+        calls.append(("slow", args, kwargs))
+        return "slow"
+
+    def resume(o: object, kind: int, bufsize: int, timeout: float | None, polled: list[int] | None) -> str:
+        assert o is owner
+        calls.append(("resume", kind, bufsize, polled))
+        return "resumed"
+
+    hot = sp.RxHot(weakref.ref(owner), slow, slow, resume, me.McastPacket, 1.0)
+    waker = os.eventfd(0, os.EFD_NONBLOCK)
+    with socket.socket(V4, socket.SOCK_DGRAM) as rx, socket.socket(V4, socket.SOCK_DGRAM) as tx:
+        rx.bind((LO4, 0))
+        tx.bind((LO4, 0))
+        unit = SimpleNamespace(fd=rx.fileno(), live=True, group="g", iface=SimpleNamespace(index=7))
+        assert hot.recvfrom() == "slow"  # (off: no state yet)
+        hot.set_single(unit, rx.fileno(), object(), waker)
+        tx.sendto(b"one", rx.getsockname())
+        assert hot.recvfrom() == (b"one", tx.getsockname())
+        tx.sendto(b"two", rx.getsockname())
+        packet = hot.recv_packet(2)
+        assert packet == me.McastPacket(b"tw", tx.getsockname(), "g", 7, True, None, None, None)
+        os.eventfd_write(waker, 1)  # woken with nothing queued: handed to resume
+        assert hot.recvfrom(100) == "resumed" and calls[-1] == ("resume", 0, 100, None)
+        os.eventfd_read(waker)
+        tx.sendto(b"dead", rx.getsockname())
+        unit.live = False  # left meanwhile: never read, handed to resume
+        assert hot.recv_packet() == "resumed" and calls[-1] == ("resume", 1, 65535, None)
+        unit.live = True
+        assert hot.recvfrom() == (b"dead", tx.getsockname())  # (it stayed queued)
+        hot.set_timeout(0.05)
+        assert hot.recvfrom() is None  # timed out
+        handed: list[tuple[tuple[object, ...], dict[str, object]]] = [
+            ((), {"bufsize": 5}),
+            ((5, socket.MSG_PEEK), {}),
+            ((1.5,), {}),
+            ((0,), {}),
+        ]
+        for args, kwargs in handed:
+            assert hot.recvfrom(*args, **kwargs) == "slow"
+            assert calls.pop() == ("slow", args, kwargs)
+        hot.set_timeout(0)
+        assert hot.recvfrom() == "slow"  # (never waiting: the engine's general loop)
+        hot.set_timeout(None)
+        with epoll_over(rx, waker) as ep:
+            hot.set_multi({rx.fileno(): unit}, collections.deque(), object(), ep.fileno(), waker)
+            tx.sendto(b"multi", rx.getsockname())
+            assert hot.recv_packet() == me.McastPacket(
+                b"multi", tx.getsockname(), "g", 7, False, None, None, None
+            )
+            queued: collections.deque[object] = collections.deque([unit])
+            hot.set_multi({rx.fileno(): unit}, queued, object(), ep.fileno(), waker)
+            assert hot.recvfrom() == "slow"  # (something queued: the engine's general loop)
+        # A read error is raised while the unit is live (here ECONNREFUSED on a connected socket).
+        with socket.socket(V4, socket.SOCK_DGRAM) as gone:
+            gone.bind((LO4, 0))
+            closed_port = gone.getsockname()
+        rx.connect(closed_port)
+        rx.send(b"x")
+        threading.Event().wait(0.05)
+        hot.set_single(unit, rx.fileno(), object(), waker)
+        with pytest.raises(ConnectionRefusedError):
+            hot.recvfrom()
+        rx.send(b"x")
+        threading.Event().wait(0.05)
+        hot.set_closed()  # closed meanwhile: the error is not the caller's; the state is, below
+        assert hot.recvfrom() == "slow"
+    os.close(waker)
+
+
+@contextlib.contextmanager
+def epoll_over(*socks: socket.socket | int) -> Iterator[select.epoll]:
+    ep = select.epoll()
+    try:
+        for s in socks:
+            ep.register(s if isinstance(s, int) else s.fileno(), select.EPOLLIN)
+        yield ep
+    finally:
+        ep.close()
