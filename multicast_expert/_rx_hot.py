@@ -8,6 +8,10 @@ several behind one epoll with nothing queued) and hand everything else to the cl
 (other arguments, keywords, a closed socket) or to :func:`resume` (woken by another socket, a
 join, a leave or a close; several sockets ready at once), so the behaviour is the Python code's.
 
+Without the accelerator, :class:`PyHot` does the same in Python where the OS layer reads
+without a destination filter (POSIX): its two closures serve the same fast paths as the engine's
+own pure ones with one Python frame per receive instead of three.
+
 Layering rule: knows the engine's state only as the values :func:`tell` is given; uses the
 per-OS I/O layer (which makes the C object) and the packet type.
 """
@@ -15,13 +19,19 @@ per-OS I/O layer (which makes the C object) and the packet type.
 from __future__ import annotations
 
 import collections
+import time
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import _platform, _rx_read
 from ._errors import EngineClosedError, SocketClosedError
 from ._packet import McastPacket
 from ._platform._poller import Poller
+from ._wait_policy import ReadFirstPolicy
+
+_MAX_BUF = 2**31
+_new = tuple.__new__
 
 
 class HotPath(Protocol):
@@ -60,15 +70,180 @@ def tell(
         hot.set_off()
 
 
+class PyHot:
+    """:class:`HotPath` in Python: ``recvfrom`` and ``recv_packet`` closures over the engine's
+    fast-path state with the C ``RxHot``'s constructor and hand-overs (for a POSIX OS layer, whose
+    reads are ``reader.recvfrom``/``recvmsg`` with MSG_DONTWAIT). One socket: the engine's
+    read-first policy, then one poll of the poller (which also reports the waker) and a read;
+    several: one poll and, when one socket is ready, its read. The rest goes to ``resume``."""
+
+    def __init__(
+        self,
+        owner_ref: Callable[[], Any],
+        slow_from: Callable[..., Any],
+        slow_packet: Callable[..., Any],
+        resume: Callable[..., Any],
+        packet_cls: type[McastPacket] | None,
+        timeout: float | None,
+        policy: ReadFirstPolicy,
+    ) -> None:
+        #: [state, timeout, closed]; state: (unit, poller, None, None) for one socket,
+        #: (None, poller, by_fd, ready) for several, None when the engine's own paths serve. (The
+        #: poller itself, not its poll method: a receive holds it, so a close that drops the
+        #: engine's cannot close its waker under the wait and swallow the wake-up.)
+        self._cell: list[Any] = [None, timeout, False]
+        io = _platform.IO
+        self.recvfrom = _receiver(self._cell, owner_ref, slow_from, resume, policy, None, io.DONTWAIT)
+        if packet_cls is None:  # (metadata: always the engine's own path)
+
+            def recv_packet(bufsize: int = 65535) -> Any:
+                return slow_packet(_owner(owner_ref), bufsize)
+
+        else:
+            cls, dontwait, trunc = packet_cls, io.DONTWAIT, io.TRUNC
+
+            def read_packet(u: Any, bufsize: int) -> Any:
+                data, _anc, msg_flags, src = u.reader.recvmsg(bufsize, 0, dontwait)
+                return _new(
+                    cls, (data, src, u.group, u.iface.index, bool(msg_flags & trunc), None, None, None)
+                )
+
+            serve = _receiver(self._cell, owner_ref, slow_packet, resume, policy, read_packet, dontwait)
+
+            def recv_packet(bufsize: int = 65535) -> Any:
+                return serve(bufsize, 0)
+
+        self.recv_packet = recv_packet
+
+    def set_single(self, unit: Any, fd: int, poller: Poller, wake_fd: int, /) -> None:
+        self._cell[0], self._cell[2] = (unit, poller, None, None), False
+
+    def set_multi(
+        self, by_fd: dict[int, Any], ready: collections.deque[Any], poller: Poller, epfd: int, wake_fd: int, /
+    ) -> None:
+        self._cell[0], self._cell[2] = (None, poller, by_fd, ready), False
+
+    def set_off(self) -> None:
+        self._cell[0], self._cell[2] = None, False
+
+    def set_closed(self) -> None:
+        self._cell[0], self._cell[2] = None, True
+
+    def set_timeout(self, timeout: float | None, /) -> None:
+        self._cell[1] = timeout
+
+
+def _owner(ref: Callable[[], Any]) -> Any:
+    owner = ref()
+    if owner is None:
+        raise ReferenceError("the socket this method was taken from no longer exists")
+    return owner
+
+
+def _receiver(
+    cell: list[Any],
+    ref: Callable[[], Any],
+    slow: Callable[..., Any],
+    resume: Callable[..., Any],
+    policy: ReadFirstPolicy,
+    read_packet: Callable[[Any, int], Any] | None,
+    dontwait: int,
+) -> Callable[..., Any]:
+    """One of PyHot's closures: datagrams (``read_packet`` None: ``recvfrom`` itself, its read
+    inline) or packets (``read_packet``; the caller passes flags 0)."""
+    kind = 0 if read_packet is None else 1
+    monotonic = time.monotonic
+
+    def receive(bufsize: int = 4096, flags: int = 0) -> Any:
+        state, timeout = cell[0], cell[1]
+        if (
+            state is None
+            or timeout == 0
+            or flags.__class__ is not int
+            or flags
+            or bufsize.__class__ is not int
+            or not 0 < bufsize < _MAX_BUF
+        ):
+            return slow(_owner(ref), bufsize, flags) if kind == 0 else slow(_owner(ref), bufsize)
+        unit, poller, by_fd, ready = state
+        polled: list[int] | None = None
+        if unit is not None:  # one socket (the engine's pure single-socket path)
+            if policy.read_first:  # a burst is likely queued: one read, no poll
+                try:
+                    if read_packet is None:
+                        return unit.reader.recvfrom(bufsize, dontwait)
+                    return read_packet(unit, bufsize)
+                except (BlockingIOError, InterruptedError):
+                    policy.missed()  # nothing queued: wait, as for ping-pong traffic
+                except OSError:
+                    if unit.live and not cell[2]:
+                        raise
+                    return resume(_owner(ref), kind, bufsize, timeout, None)
+            start = 0.0 if timeout is None else monotonic()
+            try:
+                events = poller.poll(timeout)
+            except (ValueError, OSError):  # closed under us: the general loop says so
+                return resume(_owner(ref), kind, bufsize, timeout, None)
+            if not events:
+                return None
+            if unit.live:
+                try:
+                    got = (
+                        unit.reader.recvfrom(bufsize, dontwait)
+                        if read_packet is None
+                        else read_packet(unit, bufsize)
+                    )
+                except (BlockingIOError, InterruptedError):
+                    pass  # (another thread took it, or the wake-up was a close or a join)
+                except OSError:
+                    if unit.live and not cell[2]:
+                        raise
+                else:
+                    policy.found(True)
+                    return got
+            if timeout is not None:
+                timeout = start + timeout - monotonic()
+        elif ready:  # several sockets, some already queued by another receive: the general loop
+            return slow(_owner(ref), bufsize, flags) if kind == 0 else slow(_owner(ref), bufsize)
+        else:  # several sockets: one poll; one ready socket is read here
+            try:
+                events = poller.poll(timeout)
+            except (ValueError, OSError):
+                events = [(-1, 0)]
+            if not events:
+                return None
+            if len(events) == 1:
+                first = by_fd.get(events[0][0])
+                if first is not None and first.live:
+                    try:
+                        if read_packet is None:
+                            return first.reader.recvfrom(bufsize, dontwait)
+                        return read_packet(first, bufsize)
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError:
+                        if first.live and not cell[2]:
+                            raise
+            else:
+                polled = [fd for fd, _ in events]
+        return resume(_owner(ref), kind, bufsize, timeout, polled)
+
+    return receive
+
+
 def install(rx: Any, base: Any) -> None:
-    """On opening ``rx`` (an McastRxSocket; ``base`` the class itself): where the OS layer in use
-    has the C methods, make ``rx.recvfrom`` and ``rx.recv_packet`` them, unless a subclass
-    overrides the method; elsewhere, or when the OS layer changed, the class's methods again."""
-    make, cls, attrs = _platform.IO.rx_hot, type(rx), rx.__dict__
-    hot = None
-    if make is not None:
-        packet_cls = None if rx._meta else McastPacket
-        hot = make(weakref.ref(rx), base.recvfrom, base.recv_packet, resume, packet_cls, rx._timeout)
+    """On opening ``rx`` (an McastRxSocket; ``base`` the class itself): make ``rx.recvfrom`` and
+    ``rx.recv_packet`` the OS layer's C methods, or :class:`PyHot`'s closures where it reads
+    without a destination filter, unless a subclass overrides the method; elsewhere, or when the
+    OS layer changed, the class's methods again."""
+    io, cls, attrs = _platform.IO, type(rx), rx.__dict__
+    hot: Any = None
+    packet_cls = None if rx._meta else McastPacket
+    if io.rx_hot is not None:
+        hot = io.rx_hot(weakref.ref(rx), base.recvfrom, base.recv_packet, resume, packet_cls, rx._timeout)
+    elif io.UNFILTERED and io.DONTWAIT:
+        ref = weakref.ref(rx)
+        hot = PyHot(ref, base.recvfrom, base.recv_packet, resume, packet_cls, rx._timeout, rx._engine.policy)
     rx._hot = hot
     rx._engine.set_hot_path(hot)
     for name in ("recvfrom", "recv_packet"):

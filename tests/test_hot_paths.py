@@ -340,14 +340,9 @@ def test_a_method_taken_from_a_socket_that_is_gone(net: Net, port: int) -> None:
     rx.close()
     del rx
     gc.collect()
-    if me.ACCELERATED:
-        assert gone() is None  # the C methods do not keep the socket alive (no reference cycle)
-        with pytest.raises(ReferenceError, match="no longer exists"):
-            recv()
-    else:
-        assert gone() is not None  # (a bound Python method keeps its socket)
-        with pytest.raises(me.SocketClosedError):
-            recv()
+    assert gone() is None  # the hot methods do not keep the socket alive (no reference cycle)
+    with pytest.raises(ReferenceError, match="no longer exists"):
+        recv()
 
 
 # ---- the C objects' own checks (called directly, whatever the mode) ---------------------------
