@@ -397,6 +397,13 @@ def main() -> int:
     p.add_argument("--mode", choices=["both", "accelerated", "pure"], default="both")
     p.add_argument("--json", action="store_true", help="print this run's raw results as JSON")
     p.add_argument("--only", help="run only the cases whose name contains this text (no flood)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="whole runs of both modes; the table shows the "
+        "first run's ratios and the range over all of them",
+    )
     args = p.parse_args()
     if args.mode == "both":
         return both_ways(args)
@@ -412,10 +419,17 @@ def main() -> int:
     return 0
 
 
+def spread_text(seen: list[float] | None) -> str:
+    """`` (lowest-highest)`` of a case's ratios over the runs, or nothing."""
+    return f" ({min(seen):.2f}-{max(seen):.2f})" if seen else ""
+
+
 def both_ways(args: argparse.Namespace) -> int:
     """Run the cases accelerated and pure (each in its own process and namespace) and print the table."""
     runs: dict[str, dict[str, object]] = {}
-    for mode in ("accelerated", "pure"):
+    #: mode -> case -> the ratio of every run (the first run's is the table's; --runs N for the spread)
+    spread: dict[str, dict[str, list[float]]] = {"accelerated": {}, "pure": {}}
+    for run_no, mode in ((r, m) for r in range(args.runs) for m in ("accelerated", "pure")):
         env = dict(os.environ)
         env.pop(testing.MARKER_ENV, None)
         if mode == "pure":
@@ -433,7 +447,11 @@ def both_ways(args: argparse.Namespace) -> int:
         if done.returncode != 0:
             print(f"{mode}: {done.stderr.strip() or done.stdout.strip()}")
             continue
-        runs[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        if run_no == 0:
+            runs[mode] = result
+        for name, values in result["cases"].items():
+            spread[mode].setdefault(name, []).append(values[0])
     head = (
         f"{'case (library / bare, same run)':<32} {'accelerated':>11} {'target':>6} {'pure':>6} {'target':>6}"
     )
@@ -450,6 +468,9 @@ def both_ways(args: argparse.Namespace) -> int:
             verdict.append(f"pure missed by {pure[0] - t_pure:.2f}")
         a = f"{acc[0]:.2f}x" if acc else "-"
         u = f"{pure[0]:.2f}x" if pure else "-"
+        if args.runs > 1:  # the range over every run, after the first run's figure
+            a += spread_text(spread["accelerated"].get(name))
+            u += spread_text(spread["pure"].get(name))
         tp = f"{t_pure:.2f}x" if t_pure < 9 else "-"
         us = acc or pure
         lib_us = f"{us[1]:.2f}" if us and us[1] else "-"
