@@ -86,12 +86,13 @@ def compare(
     )
 
 
-def case_pingpong(groups_count: int, n: int, reps: int, timed_rx: bool) -> Result:
+def case_pingpong(groups_count: int, n: int, reps: int, timed_rx: bool, bare_send: bool = False) -> Result:
     """Send one datagram, receive it, repeat, rotating over the groups. ``timed_rx``: both sides
     wait with a timeout (the library's timeout=1.0; bare sockets settimeout(1.0), so CPython polls
-    before each recvfrom); else both block (the bare side: one recvfrom system call, the floor)."""
+    before each recvfrom); else both block (the bare side: one recvfrom system call, the floor).
+    ``bare_send``: the library side sends with a bare socket too, so only receiving is compared."""
     groups = [f"239.77.{i // 250}.{i % 250 + 1}" for i in range(groups_count)]
-    port = PORT + groups_count + (300 if timed_rx else 0)
+    port = PORT + groups_count + (300 if timed_rx else 0) + (600 if bare_send else 0)
     wait = 1.0 if timed_rx else None
     with (
         me.McastRxSocket(V4, groups, port, iface_ip=LO, timeout=wait) as rx,
@@ -113,7 +114,7 @@ def case_pingpong(groups_count: int, n: int, reps: int, timed_rx: bool) -> Resul
         by_fd = {s.fileno(): s for s in epoll_socks}
 
         def lib(count: int) -> None:
-            send, recv = tx.sendto, rx.recvfrom
+            send, recv = (btx.sendto if bare_send else tx.sendto), rx.recvfrom
             for i in range(count):
                 send(b"ping", addrs[i % k])
                 recv()
@@ -141,13 +142,10 @@ def case_pingpong(groups_count: int, n: int, reps: int, timed_rx: bool) -> Resul
 
 def case_recv_packet(groups_count: int, n: int, reps: int) -> Result:
     """recv_packet (payload, sender, group, interface, truncation) against bare recvmsg, both
-    waiting with a 1 s timeout."""
+    waiting with a 1 s timeout; both sides send with a bare socket (only receiving is compared)."""
     groups = [f"239.80.{i // 250}.{i % 250 + 1}" for i in range(groups_count)]
     port = PORT + 500 + groups_count
-    with (
-        me.McastRxSocket(V4, groups, port, iface_ip=LO, timeout=1.0) as rx,
-        me.McastTxSocket(V4, groups, LO) as tx,
-    ):
+    with me.McastRxSocket(V4, groups, port, iface_ip=LO, timeout=1.0) as rx:
         bare_socks = [bare_rx(g, port + 1, LO) for g in groups]
         for s in bare_socks:
             s.settimeout(1.0)
@@ -157,7 +155,7 @@ def case_recv_packet(groups_count: int, n: int, reps: int) -> Result:
         k = len(groups)
 
         def lib(count: int) -> None:
-            send, recv = tx.sendto, rx.recv_packet
+            send, recv = btx.sendto, rx.recv_packet
             for i in range(count):
                 send(b"ping", addrs[i % k])
                 recv()
@@ -365,6 +363,24 @@ CASES: list[tuple[str, float, float, Callable[[int, int], Result]]] = [
     ("ping-pong 16 groups, blocking", 1.20, 9.99, lambda sc, r: case_pingpong(16, 20000 // sc, r, False)),
     ("ping-pong 200 groups, timed", 1.10, 1.22, lambda sc, r: case_pingpong(200, 20000 // sc, r, True)),
     ("ping-pong 200 groups, blocking", 1.20, 9.99, lambda sc, r: case_pingpong(200, 20000 // sc, r, False)),
+    (
+        "receive only, 1 group, blocking",
+        1.08,
+        1.15,
+        lambda sc, r: case_pingpong(1, 20000 // sc, r, False, True),
+    ),
+    (
+        "receive only, 16 groups, timed",
+        1.10,
+        1.22,
+        lambda sc, r: case_pingpong(16, 20000 // sc, r, True, True),
+    ),
+    (
+        "receive only, 16 groups, blocking",
+        1.20,
+        9.99,
+        lambda sc, r: case_pingpong(16, 20000 // sc, r, False, True),
+    ),
     ("recv_packet 16 groups, timed", 1.15, 1.32, lambda sc, r: case_recv_packet(16, 20000 // sc, r)),
     ("recv_batch drain vs bare loop", 0.65, 1.30, lambda sc, r: case_batch_drain(3200, r)),
     ("send_batch vs sendto loop", 0.90, 1.00, lambda sc, r: case_send_batch(64000 // sc, r)),
