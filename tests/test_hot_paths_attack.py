@@ -564,3 +564,57 @@ def test_a_receive_interrupted_by_a_signal_that_does_not_raise_goes_on_waiting(
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
         assert len(fired) >= 3
+
+
+# ---- what a leave does while a receive waits ------------------------------------------------------------
+def kernel_groups(family: int) -> str:
+    """The memberships the kernel holds in this namespace (/proc/net/igmp or igmp6)."""
+    with open("/proc/net/igmp" if family == V4 else "/proc/net/igmp6") as f:
+        return f.read()
+
+
+def kernel_form(family: int, group: str) -> str:
+    """How ``group`` appears in :func:`kernel_groups`."""
+    if family == V4:
+        return f"{int.from_bytes(socket.inet_aton(group), 'little'):08X}"
+    return socket.inet_pton(V6, group).hex()
+
+
+@pytest.mark.parametrize("family", [V4, V6], ids=["v4", "v6"])
+def test_leaving_the_group_a_receive_waits_on_drops_the_membership_at_once(
+    net: Net, port: int, family: int
+) -> None:
+    """leave_group() "stops receiving a group (also for a receive already waiting)": when it returns,
+    the OS membership is gone (the IGMP/MLD leave goes out), as with the Python methods. The C wait
+    of a one-socket receive polls the socket's descriptor itself, and a poll holds the socket: the
+    closed socket stayed joined (and kept queueing the group's traffic) until that receive returned,
+    with timeout None for ever."""
+    first, other = ("239.183.8.1", "239.183.8.2") if family == V4 else ("ff12::183:8:1", "ff12::183:8:2")
+    iface = net.a.host_if
+    rx = me.McastRxSocket(family, [first], port, iface=iface, timeout=None)
+    rx.open()
+    out: list[Any] = []
+
+    def receive() -> None:
+        try:
+            out.append(rx.recvfrom())
+        except me.SocketClosedError as exc:
+            out.append(exc)
+
+    try:
+        with me.McastTxSocket(family, [first], iface=iface, enable_external_loopback=True) as tx:
+            tx.sendto(b"first", (first, port))  # (a first receive makes the poller: fast paths on)
+            assert rx.recvfrom() is not None
+        t = threading.Thread(target=receive, daemon=True)
+        t.start()
+        threading.Event().wait(0.2)  # (the receive reaches its wait)
+        assert t.is_alive()
+        assert kernel_form(family, first) in kernel_groups(family)
+        rx.join_group(other)  # (the socket stays open, receiving another group)
+        rx.leave_group(first)
+        still_joined = kernel_form(family, first) in kernel_groups(family)
+    finally:
+        rx.close()
+    t.join(10)
+    assert not t.is_alive() and isinstance(out[0], me.SocketClosedError)
+    assert not still_joined, "the OS still holds the membership that leave_group() dropped"
