@@ -48,8 +48,9 @@ class InterruptedByTestError(Exception):
 
 # ---- exceptions raised while a receive waits ------------------------------------------------------
 @pytest.mark.parametrize("count", [1, 3], ids=["one-group", "three-groups"])
+@pytest.mark.parametrize("closes", [True, False], ids=["closes", "only-raises"])
 def test_a_signal_handler_that_closes_and_raises_propagates_its_exception(
-    net: Net, port: int, count: int
+    net: Net, port: int, count: int, closes: bool
 ) -> None:
     """A signal handler runs inside the wait of a receive in the main thread; an exception it
     raises must reach the caller, as it does from the Python methods, even when the handler
@@ -65,7 +66,8 @@ def test_a_signal_handler_that_closes_and_raises_propagates_its_exception(
             assert rx.recvfrom() is not None
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            rx.close()
+            if closes:
+                rx.close()
             raise InterruptedByTestError
 
         old = signal.signal(signal.SIGALRM, handler)
@@ -111,6 +113,35 @@ def test_a_class_level_patch_of_the_methods_is_called(
             tx.sendto(b"x", (group, port))
             assert rx.recvfrom() is not None
     assert calls == ["send", "recv"] * 3
+
+
+def test_a_class_level_patch_applied_after_open_is_called(
+    net: Net, port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same with the patch applied to the class once the sockets are open (a fixture opened
+    them; the test then patches the class): the instance dict's C methods shadow the class."""
+    group = "239.183.1.7"
+    calls: list[str] = []
+    with (
+        me.McastRxSocket(V4, [group], port, iface_ip=LO4, timeout=1.0) as rx,
+        me.McastTxSocket(V4, [group], LO4) as tx,
+    ):
+        real_send, real_recv = me.McastTxSocket.sendto, me.McastRxSocket.recv_packet
+
+        def spy_send(self: me.McastTxSocket, *args: Any, **kwargs: Any) -> None:
+            calls.append("send")
+            real_send(self, *args, **kwargs)
+
+        def spy_recv(self: me.McastRxSocket, *args: Any, **kwargs: Any) -> Any:
+            calls.append("recv")
+            return real_recv(self, *args, **kwargs)
+
+        monkeypatch.setattr(me.McastTxSocket, "sendto", spy_send)
+        monkeypatch.setattr(me.McastRxSocket, "recv_packet", spy_recv)
+        for _ in range(2):
+            tx.sendto(b"x", (group, port))
+            assert rx.recv_packet() is not None
+    assert calls == ["send", "recv"] * 2
 
 
 def test_an_instance_attribute_set_before_open_survives_open(net: Net, port: int) -> None:
