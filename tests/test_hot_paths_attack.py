@@ -9,6 +9,7 @@ behave as the Python ones. Live, in the session's private namespace (the ``net``
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import gc
 import os
@@ -290,6 +291,32 @@ def test_sendto_never_sends_on_a_descriptor_reused_after_the_socket_was_closed(n
                 assert rx.recvfrom() is None  # nothing went out on the other socket
         finally:
             tx.close()
+
+
+def test_a_kept_sendto_of_a_dropped_socket_never_sends_on_a_reused_descriptor(net: Net, port: int) -> None:
+    """``send = tx.sendto`` kept, the socket itself dropped (no misuse of ``tx.socket``): the Python
+    bound method keeps its socket, so sends go on from it. The C method holds the socket weakly
+    but its descriptor number strongly: the socket was collected and closed, the number reused
+    by an unrelated socket, and the kept ``send`` sent a remembered destination's datagram on
+    that unrelated socket (its source port, interface, TTL)."""
+    group = "239.183.2.3"
+    with me.McastRxSocket(V4, [group], port, iface_ip=LO4, timeout=0.3) as rx:
+        tx = me.McastTxSocket(V4, [group], LO4)
+        tx.open()
+        source = tx.getsockname()
+        send = tx.sendto
+        for _ in range(2):  # (checked, then remembered)
+            send(b"ok", (group, port))
+            assert rx.recvfrom() == (b"ok", source)
+        del tx
+        gc.collect()
+        with socket.socket(V4, socket.SOCK_DGRAM) as other:
+            other.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(LO4))
+            other.bind((LO4, 0))
+            with contextlib.suppress(OSError, ReferenceError):  # (refusing is acceptable ...)
+                send(b"kept", (group, port))  # (... sending from another socket is not)
+            got = rx.recvfrom()
+            assert got is None or got == (b"kept", source), got
 
 
 def test_a_receive_never_returns_a_datagram_of_a_socket_that_reused_the_descriptor(
