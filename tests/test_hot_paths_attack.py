@@ -28,6 +28,7 @@ from helpers import V4, V6, Net
 
 import multicast_expert as me
 from multicast_expert import _platform, testing
+from multicast_expert._errors import MulticastPortError
 
 LO4 = "127.0.0.1"
 UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
@@ -368,6 +369,19 @@ def test_sendto_with_a_port_that_is_not_an_int_raises_as_the_python_method(net: 
             (b"int", tx.getsockname()),
             None,
         ]
+
+
+def test_an_ipv6_flowinfo_out_of_range_is_not_reported_as_a_bad_port(net: Net, port: int) -> None:
+    """``sock.sendto`` raises OverflowError for a flowinfo above 2**20-1; sendto() turned every
+    OverflowError into MulticastPortError ("port 20000 is out of range") although the port is
+    valid (both modes: the message must not blame the port)."""
+    group = "ff12::183:3"
+    with me.McastTxSocket(V6, [group], iface=net.a.host_if) as tx:
+        for _ in range(2):  # (checked, then the remembered path)
+            with pytest.raises((OverflowError, ValueError)) as err:
+                tx.sendto(b"x", (group, port, 2**20, 0))
+            assert not isinstance(err.value, MulticastPortError), err.value
+            assert "flowinfo" in str(err.value)
 
 
 def test_sendto_past_the_remembered_destinations_cap_still_sends_correctly(net: Net, port: int) -> None:
