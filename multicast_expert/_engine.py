@@ -258,19 +258,18 @@ class ReceiveEngine(Generic[_U]):
         read: Callable[[_U], _T | Dropped],
         timeout: float | None,
         peek: bool = False,
-        wait_read: Callable[[_U, int, float | None], _T | bool | None] | None = None,
         multi: Callable[[dict[int, _U], int, int, float | None], _T | list[int] | None] | None = None,
     ) -> _T | None:
         """Read one datagram with ``read`` from whichever socket has one; None on timeout.
 
         ``read`` returns the datagram, ``DROPPED`` (taken, not ours: read again) or raises
         BlockingIOError (nothing queued). ``peek``: the read left the datagram queued, so the next
-        receive starts at the same socket. Where the OS layer offers single-call waits and reads:
-        ``wait_read(unit, wake_fd, timeout)`` waits for and reads one socket (None: timeout;
-        False: ``wake_fd``, the poller's descriptor, became readable first: another socket or a
-        close); ``multi(by_fd, poll_fd, wake_fd, timeout)`` waits on the poller and reads the one
-        socket that became ready (None: timeout; a list: the ready descriptors, nothing read).
-        Raises EngineClosedError once closed.
+        receive starts at the same socket. Where the OS layer offers a single-call wait and read:
+        ``multi(by_fd, poll_fd, wake_fd, timeout)`` waits on the poller and reads the one socket
+        that became ready (None: timeout; a list: the ready descriptors, nothing read). (The
+        socket's own descriptor is never polled alone: a poll pins its socket, so a leave during
+        the wait would keep the membership until the wait ends.) Raises EngineClosedError once
+        closed.
         """
         if timeout == 0:
             return self._receive(read, timeout, peek)
@@ -278,22 +277,8 @@ class ReceiveEngine(Generic[_U]):
         poller = self._poller  # (held: it stays open for this call even if a close drops it)
         if unit is not None and poller is not None:  # SINGLE, nothing but the socket to watch
             # (both single-socket paths inline: the hot path of one-group receives)
-            if wait_read is not None:  # one call waits and reads (the accelerator)
-                start = 0.0 if timeout is None else _monotonic()
-                try:
-                    fast = wait_read(unit, poller.fd, timeout)
-                except OSError:
-                    if unit.live and self.is_open():
-                        raise
-                    fast = False  # left or closed under us
-                if fast is None:
-                    return None
-                if fast is not False:
-                    return fast  # type: ignore[return-value]  # (True is never returned)
-                # Woken: another socket is ready, the set changed, or a close: the general loop.
-                return self._receive(read, None if timeout is None else start + timeout - _monotonic(), peek)
             policy = self.policy
-            if policy.read_first:  # (pure Python) a burst is likely queued: one read, no poll
+            if policy.read_first:  # a burst is likely queued: one read, no poll
                 try:
                     got = read(unit)
                 except (BlockingIOError, InterruptedError):
@@ -306,7 +291,7 @@ class ReceiveEngine(Generic[_U]):
                     if got is DROPPED:
                         return self._receive(read, timeout, peek)
                     return got  # (read_first stays set, as policy.found(False) would leave it)
-            if not policy.read_first:  # ping-pong traffic (pure Python): one poll, one read
+            if not policy.read_first:  # ping-pong traffic: one poll, one read
                 start = 0.0 if timeout is None else _monotonic()
                 try:
                     events = poller.poll(timeout)

@@ -38,7 +38,9 @@ class HotPath(Protocol):
     """A copy of the engine's fast-path state kept outside it: the engine tells it every change,
     under its lock, through :func:`tell`."""
 
-    def set_single(self, unit: Any, fd: int, poller: Poller, wake_fd: int, /) -> None: ...
+    def set_single(
+        self, unit: Any, fd: int, by_fd: dict[int, Any], poller: Poller, epfd: int, wake_fd: int, /
+    ) -> None: ...
     def set_multi(
         self, by_fd: dict[int, Any], ready: collections.deque[Any], poller: Poller, epfd: int, wake_fd: int, /
     ) -> None: ...
@@ -63,7 +65,7 @@ def tell(
     elif poller is None:
         hot.set_off()
     elif single is not None:
-        hot.set_single(single, single.fd, poller, poller.fd)
+        hot.set_single(single, single.fd, by_fd, poller, poller.fd, poller.waker.fd)
     elif multi:
         hot.set_multi(by_fd, ready, poller, poller.fd, poller.waker.fd)
     else:
@@ -87,17 +89,18 @@ class PyHot:
         timeout: float | None,
         policy: ReadFirstPolicy,
     ) -> None:
-        #: [state, timeout, closed]; state: (unit, poller, None, None) for one socket,
-        #: (None, poller, by_fd, ready) for several, None when the engine's own paths serve. (The
+        #: [state, timeout, closed, the socket while open (see hold)]; state: (unit, poller,
+        #: None, None) for one socket, (None, poller, by_fd, ready) for several, None when the
+        #: engine's own paths serve. (The
         #: poller itself, not its poll method: a receive holds it, so a close that drops the
         #: engine's cannot close its waker under the wait and swallow the wake-up.)
-        self._cell: list[Any] = [None, timeout, False]
-        io = _platform.IO
+        self._cell: list[Any] = [None, timeout, False, None]
+        cell, io = self._cell, _platform.IO
         self.recvfrom = _receiver(self._cell, owner_ref, slow_from, resume, policy, None, io.DONTWAIT)
         if packet_cls is None:  # (metadata: always the engine's own path)
 
             def recv_packet(bufsize: int = 65535) -> Any:
-                return slow_packet(_owner(owner_ref), bufsize)
+                return _call_class(cell, owner_ref, "recv_packet", slow_packet, bufsize)
 
         else:
             cls, dontwait, trunc = packet_cls, io.DONTWAIT, io.TRUNC
@@ -115,7 +118,9 @@ class PyHot:
 
         self.recv_packet = recv_packet
 
-    def set_single(self, unit: Any, fd: int, poller: Poller, wake_fd: int, /) -> None:
+    def set_single(
+        self, unit: Any, fd: int, by_fd: dict[int, Any], poller: Poller, epfd: int, wake_fd: int, /
+    ) -> None:
         self._cell[0], self._cell[2] = (unit, poller, None, None), False
 
     def set_multi(
@@ -127,14 +132,32 @@ class PyHot:
         self._cell[0], self._cell[2] = None, False
 
     def set_closed(self) -> None:
-        self._cell[0], self._cell[2] = None, True
+        self._cell[0], self._cell[2], self._cell[3] = None, True, None
+
+    def hold(self, owner: Any, /) -> None:
+        """While open, the methods keep their socket alive, as bound methods would (a cycle the
+        garbage collector clears; :meth:`set_closed` breaks it)."""
+        self._cell[3] = owner
 
     def set_timeout(self, timeout: float | None, /) -> None:
         self._cell[1] = timeout
 
 
-def _owner(ref: Callable[[], Any]) -> Any:
-    owner = ref()
+def _call_class(cell: list[Any], ref: Callable[[], Any], name: str, original: Any, *args: Any) -> Any:
+    """The socket's method ``name`` as its class has it, called: ``original`` itself, or what a
+    test patched on the class since (bound as an attribute lookup binds it)."""
+    owner = _owner(cell, ref)
+    attr = getattr(type(owner), name)
+    if attr is original:
+        return original(owner, *args)
+    get = getattr(type(attr), "__get__", None)
+    return (attr if get is None else get(attr, owner, type(owner)))(*args)
+
+
+def _owner(cell: list[Any], ref: Callable[[], Any]) -> Any:
+    owner = cell[3]
+    if owner is None:
+        owner = ref()
     if owner is None:
         raise ReferenceError("the socket this method was taken from no longer exists")
     return owner
@@ -152,10 +175,11 @@ def _receiver(
     """One of PyHot's closures: datagrams (``read_packet`` None: ``recvfrom`` itself, its read
     inline) or packets (``read_packet``; the caller passes flags 0)."""
     kind = 0 if read_packet is None else 1
+    name = "recvfrom" if read_packet is None else "recv_packet"
     monotonic = time.monotonic
 
     def receive(bufsize: int = 4096, flags: int = 0) -> Any:
-        state, timeout = cell[0], cell[1]
+        state, timeout, owner = cell[0], cell[1], cell[3]
         if (
             state is None
             or timeout == 0
@@ -163,12 +187,16 @@ def _receiver(
             or flags
             or bufsize.__class__ is not int
             or not 0 < bufsize < _MAX_BUF
+            or (owner is not None and getattr(owner.__class__, name) is not slow)  # (patched since)
         ):
-            return slow(_owner(ref), bufsize, flags) if kind == 0 else slow(_owner(ref), bufsize)
+            args = (bufsize, flags) if kind == 0 else (bufsize,)
+            return _call_class(cell, ref, name, slow, *args)
         unit, poller, by_fd, ready = state
         polled: list[int] | None = None
         if unit is not None:  # one socket (the engine's pure single-socket path)
-            if policy.read_first:  # a burst is likely queued: one read, no poll
+            if policy.read_first and unit.live and unit.sock.fileno() == unit.fd:
+                # A burst is likely queued: one read, no poll. (Only of a live unit whose socket
+                # is open: a socket closed by hand may have its number reused by another.)
                 try:
                     if read_packet is None:
                         return unit.reader.recvfrom(bufsize, dontwait)
@@ -178,12 +206,12 @@ def _receiver(
                 except OSError:
                     if unit.live and not cell[2]:
                         raise
-                    return resume(_owner(ref), kind, bufsize, timeout, None)
+                    return resume(_owner(cell, ref), kind, bufsize, timeout, None)
             start = 0.0 if timeout is None else monotonic()
             try:
                 events = poller.poll(timeout)
             except (ValueError, OSError):  # closed under us: the general loop says so
-                return resume(_owner(ref), kind, bufsize, timeout, None)
+                return resume(_owner(cell, ref), kind, bufsize, timeout, None)
             if not events:
                 return None
             if unit.live:
@@ -204,7 +232,7 @@ def _receiver(
             if timeout is not None:
                 timeout = start + timeout - monotonic()
         elif ready:  # several sockets, some already queued by another receive: the general loop
-            return slow(_owner(ref), bufsize, flags) if kind == 0 else slow(_owner(ref), bufsize)
+            return _call_class(cell, ref, name, slow, *((bufsize, flags) if kind == 0 else (bufsize,)))
         else:  # several sockets: one poll; one ready socket is read here
             try:
                 events = poller.poll(timeout)
@@ -226,28 +254,38 @@ def _receiver(
                             raise
             else:
                 polled = [fd for fd, _ in events]
-        return resume(_owner(ref), kind, bufsize, timeout, polled)
+        return resume(_owner(cell, ref), kind, bufsize, timeout, polled)
 
     return receive
 
 
-def install(rx: Any, base: Any) -> None:
-    """On opening ``rx`` (an McastRxSocket; ``base`` the class itself): make ``rx.recvfrom`` and
-    ``rx.recv_packet`` the OS layer's C methods, or :class:`PyHot`'s closures where it reads
-    without a destination filter, unless a subclass overrides the method; elsewhere, or when the
-    OS layer changed, the class's methods again."""
+def install(rx: Any, methods: dict[str, Any]) -> None:
+    """On opening ``rx`` (an McastRxSocket; ``methods`` its class's own ``recvfrom`` and
+    ``recv_packet`` as defined): put the OS layer's C methods, or :class:`PyHot`'s closures where
+    it reads without a destination filter, in the instance's dict over those methods. Left alone:
+    a method that a subclass overrides or a test patched on the class (both are called instead),
+    and an instance attribute the caller set. While open the methods keep their socket alive, as
+    bound methods do."""
     io, cls, attrs = _platform.IO, type(rx), rx.__dict__
-    hot: Any = None
+    old, hot = rx._hot, None
     packet_cls = None if rx._meta else McastPacket
+    slow_from, slow_packet = methods["recvfrom"], methods["recv_packet"]
     if io.rx_hot is not None:
-        hot = io.rx_hot(weakref.ref(rx), base.recvfrom, base.recv_packet, resume, packet_cls, rx._timeout)
+        hot = io.rx_hot(weakref.ref(rx), slow_from, slow_packet, resume, packet_cls, rx._timeout)
     elif io.UNFILTERED and io.DONTWAIT:
-        ref = weakref.ref(rx)
-        hot = PyHot(ref, base.recvfrom, base.recv_packet, resume, packet_cls, rx._timeout, rx._engine.policy)
+        policy = rx._engine.policy
+        hot = PyHot(weakref.ref(rx), slow_from, slow_packet, resume, packet_cls, rx._timeout, policy)
+    if hot is not None:
+        hot.hold(rx)
     rx._hot = hot
+    if hot is not None:
+        hot.set_timeout(rx._timeout)  # (again: a timeout assigned meanwhile reached the old one)
     rx._engine.set_hot_path(hot)
-    for name in ("recvfrom", "recv_packet"):
-        if hot is not None and getattr(cls, name) is getattr(base, name):
+    for name, original in methods.items():
+        current = attrs.get(name)
+        if current is not None and (old is None or current != getattr(old, name)):
+            continue  # the caller's own instance attribute
+        if hot is not None and getattr(cls, name) is original:
             attrs[name] = getattr(hot, name)
         else:
             attrs.pop(name, None)

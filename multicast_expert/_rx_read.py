@@ -3,8 +3,8 @@ the per-OS I/O layer: one datagram, one packet (with or without metadata), a bat
 
 Layering rule: uses the per-OS I/O layer, the packet type and the membership's units only. Each
 read returns its datagram, ``DROPPED`` (taken but not this socket's: read again) or raises
-BlockingIOError (nothing queued); the *fast* ones, where the OS layer offers a single-call wait and
-read (the C accelerator), wait too and return None on timeout or False when woken.
+BlockingIOError (nothing queued); the *multi* one, where the OS layer offers a single-call wait
+and read over a poller (the C accelerator), waits too (see ``ReceiveEngine.receive``).
 """
 
 from __future__ import annotations
@@ -31,16 +31,14 @@ ShareReader = Callable[[list[Unit], int, int, list[McastPacket], Callable[[Unit]
 PollShareReader = Callable[[int, dict[int, Unit], int, int, list[McastPacket], Callable[[Unit], bool]], int]
 
 
-#: ``fast(unit, wake_fd, timeout)``: one socket's wait and read in one call (None: timeout; False:
-#: woken first). ``multi(by_fd, poll_fd, wake_fd, timeout)``: a poller's wait and, when one socket
-#: became ready, its read: the datagram, None (timeout) or the ready descriptors (nothing read).
-Fast = Callable[[Unit, int, float | None], _T | bool | None]
+#: ``multi(by_fd, poll_fd, wake_fd, timeout)``: a poller's wait and, when one socket became ready,
+#: its read: the datagram, None (timeout) or the ready descriptors (nothing read).
 Multi = Callable[[dict[int, Unit], int, int, float | None], _T | list[int] | None]
-Readers = tuple[Callable[[Unit], _T | Dropped], Fast[_T] | None, Multi[_T] | None]
+Readers = tuple[Callable[[Unit], _T | Dropped], Multi[_T] | None]
 
 
 def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
-    """``(read, fast, multi)`` for recvfrom: ``(payload, sender)``. No fast ones with ``flags``."""
+    """``(read, multi)`` for recvfrom: ``(payload, sender)``. No ``multi`` with ``flags``."""
     io = _platform.IO
     recvfrom, from_fd = io.recvfrom, io.recv_from_fd
     if from_fd is not None:  # (the C accelerator: straight from the descriptor)
@@ -61,26 +59,22 @@ def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
         def read(u: Unit) -> Datagram | Dropped:
             return recvfrom(u.reader, bufsize, flags, u.group)
 
-    if flags:
-        return read, None, None
-    return read, *_fast_readers(bufsize, None)
+    return read, None if flags else _multi_reader(bufsize, None)
 
 
-def _fast_readers(bufsize: int, packet_cls: type[McastPacket] | None) -> tuple[Any, Any]:
-    """``(fast, multi)``: the OS layer's single-call wait-and-read functions with ``bufsize`` and
-    the result type bound (C functions: no Python frame between the engine and the OS), or None
-    where it has none. ``packet_cls`` None: datagram tuples."""
+def _multi_reader(bufsize: int, packet_cls: type[McastPacket] | None) -> Any:
+    """The OS layer's single-call wait-and-read over a poller with ``bufsize`` and the result type
+    bound (a C function: no Python frame between the engine and the OS), or None where it has
+    none. ``packet_cls`` None: datagram tuples."""
     io = _platform.IO
-    fast = None if io.wait_read is None else functools.partial(io.wait_read, bufsize, packet_cls)
-    multi = None if io.poll_read is None else functools.partial(io.poll_read, bufsize, packet_cls)
-    return fast, multi
+    return None if io.poll_read is None else functools.partial(io.poll_read, bufsize, packet_cls)
 
 
 def packet_readers(bufsize: int, family: int, meta: bool) -> Readers[McastPacket]:
-    """``(read, fast, multi)`` for recv_packet. No fast ones with metadata."""
+    """``(read, multi)`` for recv_packet. No ``multi`` with metadata."""
     if meta:
-        return meta_reader(bufsize, family), None, None
-    return plain_reader(bufsize), *_fast_readers(bufsize, McastPacket)
+        return meta_reader(bufsize, family), None
+    return plain_reader(bufsize), _multi_reader(bufsize, McastPacket)
 
 
 def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:

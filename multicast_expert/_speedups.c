@@ -1534,17 +1534,24 @@ typedef struct {
     PyObject_HEAD
     int mode, fd, wake_fd, epfd, forever;
     double timeout;
-    PyObject *unit, *poller, *by_fd, *ready; /* the engine's objects (SINGLE: unit; MULTI: the rest) */
+    PyObject *unit, *poller, *by_fd, *ready; /* the engine's objects (unit: SINGLE only) */
     PyObject *owner;                         /* weakref to the McastRxSocket */
+    PyObject *strong;                        /* the McastRxSocket itself while open (see hold), or NULL */
     PyObject *slow_from, *slow_packet;       /* the Python methods, unbound: f(owner, *args, **kw) */
     PyObject *resume;                        /* resume(owner, kind, bufsize, timeout, polled) */
     PyObject *packet_cls;                    /* McastPacket, or None: recv_packet always in Python */
 } RxHot;
 
-/* The owner (a new reference), or NULL with ReferenceError once it was collected. */
+/* Attribute and method names the hot objects use, interned once (exec_module). */
+static PyObject *str_sock, *str_fileno, *str_recvfrom, *str_recv_packet, *str_sendto;
+
+/* The owner (a new reference): the one held while open, else through the weak reference; NULL
+ * with ReferenceError once it was collected. */
 static PyObject *
-hot_owner(PyObject *ref)
+hot_owner(PyObject *strong, PyObject *ref)
 {
+    if (strong != NULL)
+        return Py_NewRef(strong);
     PyObject *owner = PyObject_CallNoArgs(ref);
     if (owner == Py_None) {
         Py_DECREF(owner);
@@ -1554,23 +1561,88 @@ hot_owner(PyObject *ref)
     return owner;
 }
 
-/* func(owner, *args, **kwargs) for a vectorcall's arguments: the full Python method. */
-static PyObject *
-hot_forward(PyObject *func, PyObject *ref, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* sock.fileno() == fd: 1 or 0 (closed, or another descriptor); -1 with an exception set. */
+static int
+sock_on_fd(PyObject *sock, int fd)
 {
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_Size(kwnames);
-    PyObject *owner, *pos, *kw = NULL, *result = NULL;
-    owner = hot_owner(ref);
+    PyObject *num = PyObject_CallMethodObjArgs(sock, str_fileno, NULL);
+    if (num == NULL)
+        return -1;
+    long v = PyLong_AsLong(num);
+    Py_DECREF(num);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    return v == fd;
+}
+
+/* type(owner).<name>, bound to owner as an attribute lookup binds it when the instance's own
+ * dict has no entry: what the class (a subclass's override, a test's patch) says the method is. */
+static PyObject *
+class_method(PyObject *owner, PyObject *name)
+{
+    PyObject *func = PyObject_GetAttr((PyObject *)Py_TYPE(owner), name);
+    if (func == NULL)
+        return NULL;
+    descrgetfunc get = (descrgetfunc)PyType_GetSlot(Py_TYPE(func), Py_tp_descr_get);
+    if (get == NULL)
+        return func;
+    PyObject *bound = get(func, owner, (PyObject *)Py_TYPE(owner));
+    Py_DECREF(func);
+    return bound;
+}
+
+/* Whether type(owner).<name> is still `original` (1), or a test patched the class (0); -1 with
+ * an exception set. No owner held (a bare object in tests): 1. */
+static int
+class_unpatched(PyObject *owner, PyObject *name, PyObject *original)
+{
+    if (owner == NULL)
+        return 1;
+    PyObject *func = PyObject_GetAttr((PyObject *)Py_TYPE(owner), name);
+    if (func == NULL)
+        return -1;
+    Py_DECREF(func);
+    return func == original;
+}
+
+/* The full Python method for a vectorcall's arguments: `func(owner, *args, **kwargs)`, or, when
+ * func is NULL or the class's method is no longer `original`, the class's method as bound. */
+static PyObject *
+hot_forward(PyObject *name, PyObject *original, PyObject *func, PyObject *strong, PyObject *ref,
+            PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_Size(kwnames), skip = 1;
+    PyObject *owner, *pos, *kw = NULL, *result = NULL, *target;
+    owner = hot_owner(strong, ref);
     if (owner == NULL)
         return NULL;
-    pos = PyTuple_New(nargs + 1);
-    if (pos == NULL) {
+    int same = func == NULL ? 0 : class_unpatched(owner, name, original);
+    if (same < 0) {
         Py_DECREF(owner);
         return NULL;
     }
-    PyTuple_SetItem(pos, 0, owner); /* steals */
+    if (same) {
+        target = Py_NewRef(func);
+        skip = 0;
+    } else {
+        target = class_method(owner, name);
+        if (target == NULL) {
+            Py_DECREF(owner);
+            return NULL;
+        }
+    }
+    pos = PyTuple_New(nargs + 1 - skip);
+    if (pos == NULL) {
+        Py_DECREF(owner);
+        Py_DECREF(target);
+        return NULL;
+    }
+    if (skip)
+        Py_DECREF(owner);
+    else
+        PyTuple_SetItem(pos, 0, owner); /* steals */
     for (Py_ssize_t i = 0; i < nargs; i++)
-        PyTuple_SetItem(pos, i + 1, Py_NewRef(args[i]));
+        PyTuple_SetItem(pos, i + 1 - skip, Py_NewRef(args[i]));
     if (nkw > 0) {
         kw = PyDict_New();
         if (kw == NULL)
@@ -1579,8 +1651,9 @@ hot_forward(PyObject *func, PyObject *ref, PyObject *const *args, Py_ssize_t nar
             if (PyDict_SetItem(kw, PyTuple_GetItem(kwnames, i), args[nargs + i]) < 0)
                 goto done;
     }
-    result = PyObject_Call(func, pos, kw);
+    result = PyObject_Call(target, pos, kw);
 done:
+    Py_DECREF(target);
     Py_DECREF(pos);
     Py_XDECREF(kw);
     return result;
@@ -1601,95 +1674,123 @@ hot_bufsize(PyObject *obj)
     return overflow == 0 && v > 0 && v < 2147483648LL ? (Py_ssize_t)v : 0;
 }
 
+/* An exception is set by a read or a wait: 1 if it is an OSError that is not the caller's (the
+ * socket was left, or the engine closed, meanwhile: the error is cleared and the receive goes on
+ * in Python), else 0 (it stays set: a signal handler's exception, say, always propagates). */
+static int
+hot_stale_error(RxHot *self, PyObject *unit)
+{
+    if (!PyErr_ExceptionMatches(PyExc_OSError))
+        return 0;
+    int stale = self->mode == HOT_CLOSED;
+    if (!stale && unit != NULL) {
+        PyObject *type, *val, *tb;
+        PyErr_Fetch(&type, &val, &tb);
+        int live = unit_live(unit);
+        if (live < 0) { /* (the check itself failed: report that one) */
+            Py_XDECREF(type);
+            Py_XDECREF(val);
+            Py_XDECREF(tb);
+            return 0;
+        }
+        PyErr_Restore(type, val, tb);
+        stale = !live;
+    }
+    if (stale)
+        PyErr_Clear();
+    return stale;
+}
+
+/* SINGLE's first, non-waiting read: the datagram (a new reference), Py_False (nothing queued),
+ * Py_True (not to be read: the unit is no longer live, or its socket was closed by hand, so the
+ * descriptor number may now be another socket's), or NULL with an exception set. */
+static PyObject *
+single_first_read(PyObject *unit, int fd, Py_ssize_t bufsize, PyObject *cls)
+{
+    int ok = unit_live(unit);
+    if (ok > 0) {
+        PyObject *sock = PyObject_GetAttr(unit, str_sock);
+        ok = sock == NULL ? -1 : sock_on_fd(sock, fd);
+        Py_XDECREF(sock);
+    }
+    if (ok <= 0)
+        return ok < 0 ? NULL : Py_NewRef(Py_True);
+    char stack[STACK_BUF];
+    PyObject *raw = NULL, *got;
+    char *buf = get_buffer(stack, bufsize);
+    if (buf == NULL)
+        return NULL;
+    int r = read_once(fd, buf, bufsize, 0, cls != Py_None, &raw);
+    put_buffer(stack, buf);
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(Py_False);
+    got = cls == Py_None ? Py_NewRef(raw) : unit_packet(cls, unit, raw);
+    Py_DECREF(raw);
+    return got;
+}
+
 /* The common receive (kind 0: recvfrom, 1: recv_packet) with the engine's fast-path state; NULL
- * with an exception, or with none set when the Python method must do the whole job. */
+ * with an exception, or with none set when the Python method must do the whole job.
+ * One socket: a first read (one system call when a datagram is queued), then the wait on the
+ * engine's epoll set and the read of epoll_read. Several: epoll_read while nothing is queued.
+ * The socket's own descriptor is never polled directly: a poll would pin its socket, so a leave
+ * during the wait would keep the membership until the wait ends. */
 static PyObject *
 rxhot_receive(RxHot *self, int kind, Py_ssize_t bufsize)
 {
     int mode = self->mode, forever = self->forever;
-    double timeout = self->timeout, start = 0;
+    double timeout = self->timeout, start = forever ? 0 : monotonic_now();
     PyObject *cls = kind ? self->packet_cls : Py_None;
-    PyObject *got, *polled = NULL, *owner, *result;
+    PyObject *got = NULL, *unit = NULL, *owner, *result;
 
     if (kind && cls == Py_None)
         return NULL; /* packets with metadata: the Python reader */
     if (!forever && timeout <= 0)
         return NULL; /* non-blocking receives: the engine's general loop */
-    if (mode == HOT_SINGLE) {
-        PyObject *unit = Py_NewRef(self->unit), *poller = Py_NewRef(self->poller); /* held for this call */
-        if (!forever)
-            start = monotonic_now();
-        got = wait_read_fd(unit, self->fd, self->wake_fd, bufsize, kind, forever, timeout);
-        if (got == NULL) {
-            /* A failed read is the caller's unless the socket was left or closed meanwhile. */
-            PyObject *type, *val, *tb;
-            PyErr_Fetch(&type, &val, &tb);
-            int is_live = unit_live(unit);
-            if (is_live != 0 && self->mode != HOT_CLOSED) {
-                if (is_live > 0)
-                    PyErr_Restore(type, val, tb);
-                else { /* (the liveness check failed: report that one) */
-                    Py_XDECREF(type);
-                    Py_XDECREF(val);
-                    Py_XDECREF(tb);
-                }
-                Py_DECREF(unit);
-                Py_DECREF(poller);
-                return NULL;
-            }
-            PyErr_Clear();
-            Py_XDECREF(type);
-            Py_XDECREF(val);
-            Py_XDECREF(tb);
-            got = Py_NewRef(Py_False);
-        }
-        if (got != Py_False) {
-            if (kind && got != Py_None) {
-                result = unit_packet(cls, unit, got);
-                Py_DECREF(got);
-                got = result;
-            }
-            Py_DECREF(unit);
-            Py_DECREF(poller);
-            return got;
-        }
-        Py_DECREF(got);
-        Py_DECREF(unit);
-        Py_DECREF(poller);
-        polled = Py_NewRef(Py_None); /* woken: another socket, a join, a leave or a close */
-        if (!forever)
-            timeout = start + timeout - monotonic_now();
-    } else if (mode == HOT_MULTI) {
+    if (mode != HOT_SINGLE && mode != HOT_MULTI)
+        return NULL;
+    if (mode == HOT_MULTI) {
         Py_ssize_t queued = PyObject_Length(self->ready);
-        if (queued != 0) {
+        if (queued != 0) { /* (something queued by another receive: the engine's general loop) */
             if (queued < 0)
                 PyErr_Clear();
             return NULL;
         }
-        PyObject *by_fd = Py_NewRef(self->by_fd), *poller = Py_NewRef(self->poller);
-        got = epoll_read(by_fd, cls, self->epfd, self->wake_fd, bufsize, forever, timeout);
-        Py_DECREF(by_fd);
-        Py_DECREF(poller);
-        if (got == NULL) {
-            if (self->mode != HOT_CLOSED)
-                return NULL;
-            PyErr_Clear();
-            got = PyList_New(0); /* closed under us: the general loop raises */
-            if (got == NULL)
-                return NULL;
-        }
-        if (!PyList_CheckExact(got))
-            return got; /* a datagram, or None: timed out */
-        polled = got;   /* the ready descriptors, nothing read */
+    }
+    /* Held for this call: a close or a change may drop them from self meanwhile. */
+    PyObject *by_fd = Py_NewRef(self->by_fd), *poller = Py_NewRef(self->poller);
+    int epfd = self->epfd, wake = self->wake_fd;
+    if (mode == HOT_SINGLE) {
+        unit = Py_NewRef(self->unit);
+        got = single_first_read(unit, self->fd, bufsize, cls);
     } else {
-        return NULL;
+        got = Py_NewRef(Py_False);
     }
-    /* The rest in Python: the engine's general loop from here. */
-    owner = hot_owner(self->owner);
+    if (got == Py_False) { /* nothing queued: wait */
+        Py_DECREF(got);
+        got = epoll_read(by_fd, cls, epfd, wake, bufsize, forever, timeout);
+    }
+    if (got == NULL && hot_stale_error(self, unit))
+        got = Py_NewRef(Py_True);
+    Py_XDECREF(unit);
+    Py_DECREF(by_fd);
+    Py_DECREF(poller);
+    if (got == NULL)
+        return NULL;
+    if (got != Py_True && !PyList_CheckExact(got))
+        return got; /* a datagram, or None: timed out */
+    /* Woken (a close, a join, a leave, several ready) or not to be read here: the engine's
+     * general loop goes on, with the time left. */
+    PyObject *polled = Py_None;
+    if (mode == HOT_MULTI && got != Py_True)
+        polled = got; /* the ready descriptors, nothing read */
+    owner = hot_owner(self->strong, self->owner);
     if (owner == NULL) {
-        Py_DECREF(polled);
+        Py_DECREF(got);
         return NULL;
     }
+    if (!forever)
+        timeout = start + timeout - monotonic_now();
     PyObject *k = PyLong_FromLong(kind), *b = PyLong_FromSsize_t(bufsize);
     PyObject *t = forever ? Py_NewRef(Py_None) : PyFloat_FromDouble(timeout);
     result = k == NULL || b == NULL || t == NULL
@@ -1699,7 +1800,7 @@ rxhot_receive(RxHot *self, int kind, Py_ssize_t bufsize)
     Py_XDECREF(b);
     Py_XDECREF(t);
     Py_DECREF(owner);
-    Py_DECREF(polled);
+    Py_DECREF(got);
     if (result == NULL && !PyErr_Occurred())
         PyErr_SetString(PyExc_SystemError, "resume failed without an exception");
     return result;
@@ -1716,11 +1817,17 @@ rxhot_recvfrom(RxHot *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         goto slow;
     if (nargs == 2 && !(PyLong_CheckExact(args[1]) && PyObject_Not(args[1]) == 1))
         goto slow; /* flags other than 0 */
-    PyObject *got = rxhot_receive(self, 0, bufsize);
-    if (got != NULL || PyErr_Occurred())
-        return got;
+    int same = class_unpatched(self->strong, str_recvfrom, self->slow_from);
+    if (same < 0)
+        return NULL;
+    if (same) {
+        PyObject *got = rxhot_receive(self, 0, bufsize);
+        if (got != NULL || PyErr_Occurred())
+            return got;
+    }
 slow:
-    return hot_forward(self->slow_from, self->owner, args, nargs, kwnames);
+    return hot_forward(str_recvfrom, self->slow_from, self->slow_from, self->strong, self->owner, args, nargs,
+                       kwnames);
 }
 
 /* recv_packet(bufsize=65535): the common case here, the rest in McastRxSocket.recv_packet. */
@@ -1732,11 +1839,17 @@ rxhot_recv_packet(RxHot *self, PyObject *const *args, Py_ssize_t nargs, PyObject
         goto slow;
     if (nargs == 1 && (bufsize = hot_bufsize(args[0])) == 0)
         goto slow;
-    PyObject *got = rxhot_receive(self, 1, bufsize);
-    if (got != NULL || PyErr_Occurred())
-        return got;
+    int same = class_unpatched(self->strong, str_recv_packet, self->slow_packet);
+    if (same < 0)
+        return NULL;
+    if (same) {
+        PyObject *got = rxhot_receive(self, 1, bufsize);
+        if (got != NULL || PyErr_Occurred())
+            return got;
+    }
 slow:
-    return hot_forward(self->slow_packet, self->owner, args, nargs, kwnames);
+    return hot_forward(str_recv_packet, self->slow_packet, self->slow_packet, self->strong, self->owner, args,
+                       nargs, kwnames);
 }
 
 static void
@@ -1749,18 +1862,25 @@ rxhot_drop_state(RxHot *self)
     self->fd = self->wake_fd = self->epfd = -1;
 }
 
-/* set_single(unit, fd, poller, wake_fd) / set_multi(by_fd, ready, poller, epfd, wake_fd) /
- * set_off() / set_closed(): the engine's fast-path state, told by the engine. */
+/* set_single(unit, fd, by_fd, poller, epfd, wake_fd) / set_multi(by_fd, ready, poller, epfd,
+ * wake_fd) / set_off() / set_closed(): the engine's fast-path state, told by the engine. */
 static PyObject *
 rxhot_set_single(RxHot *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    int fd, wake;
-    if (check_nargs("set_single", nargs, 4, 4) < 0 || get_fd(args[1], &fd, 0) < 0 || get_fd(args[3], &wake, 1) < 0)
+    int fd, epfd, wake;
+    if (check_nargs("set_single", nargs, 6, 6) < 0 || get_fd(args[1], &fd, 0) < 0 || get_fd(args[4], &epfd, 0) < 0 ||
+        get_fd(args[5], &wake, 1) < 0)
         return NULL;
+    if (!PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "set_single(): by_fd must be a dict");
+        return NULL;
+    }
     rxhot_drop_state(self);
     self->unit = Py_NewRef(args[0]);
-    self->poller = Py_NewRef(args[2]);
+    self->by_fd = Py_NewRef(args[2]);
+    self->poller = Py_NewRef(args[3]);
     self->fd = fd;
+    self->epfd = epfd;
     self->wake_fd = wake;
     self->mode = HOT_SINGLE;
     Py_RETURN_NONE;
@@ -1795,12 +1915,25 @@ rxhot_set_off(RxHot *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* set_closed(): the engine closed; the socket is no longer held (see hold). */
 static PyObject *
 rxhot_set_closed(RxHot *self, PyObject *unused)
 {
     (void)unused;
     rxhot_drop_state(self);
     self->mode = HOT_CLOSED;
+    Py_CLEAR(self->strong);
+    Py_RETURN_NONE;
+}
+
+/* hold(owner): while open, the methods keep their socket alive, as bound methods would (a cycle
+ * the garbage collector clears; set_closed breaks it). */
+static PyObject *
+rxhot_hold(RxHot *self, PyObject *owner)
+{
+    PyObject *old = self->strong;
+    self->strong = Py_NewRef(owner);
+    Py_XDECREF(old);
     Py_RETURN_NONE;
 }
 
@@ -1872,6 +2005,7 @@ rxhot_traverse(RxHot *self, visitproc visit, void *arg)
     Py_VISIT(self->by_fd);
     Py_VISIT(self->ready);
     Py_VISIT(self->owner);
+    Py_VISIT(self->strong);
     Py_VISIT(self->slow_from);
     Py_VISIT(self->slow_packet);
     Py_VISIT(self->resume);
@@ -1883,7 +2017,9 @@ static int
 rxhot_clear(RxHot *self)
 {
     rxhot_drop_state(self);
+    self->mode = HOT_CLOSED;
     Py_CLEAR(self->owner);
+    Py_CLEAR(self->strong);
     Py_CLEAR(self->slow_from);
     Py_CLEAR(self->slow_packet);
     Py_CLEAR(self->resume);
@@ -1914,7 +2050,8 @@ static PyMethodDef rxhot_methods[] = {
     {"recv_packet", (PyCFunction)(void (*)(void))rxhot_recv_packet, METH_FASTCALL | METH_KEYWORDS,
      "recv_packet($self, /, bufsize=65535)\n--\n\nSee McastRxSocket.recv_packet."},
     {"set_single", (PyCFunction)(void (*)(void))rxhot_set_single, METH_FASTCALL,
-     "set_single(unit, fd, poller, wake_fd, /): one socket, woken through wake_fd"},
+     "set_single(unit, fd, by_fd, poller, epfd, wake_fd, /): one socket behind the epoll set"},
+    {"hold", (PyCFunction)rxhot_hold, METH_O, "hold(owner, /): keep the socket alive until set_closed"},
     {"set_multi", (PyCFunction)(void (*)(void))rxhot_set_multi, METH_FASTCALL,
      "set_multi(by_fd, ready, poller, epfd, wake_fd, /): several sockets behind one epoll"},
     {"set_off", (PyCFunction)rxhot_set_off, METH_NOARGS, "set_off(): no fast path (open)"},
@@ -1950,51 +2087,82 @@ static PyType_Spec rxhot_spec = {
 typedef struct {
     PyObject_HEAD
     int fd, family;
-    PyObject *dests; /* address tuple -> its sockaddr (bytes), remembered after the full check */
-    PyObject *owner; /* weakref to the McastTxSocket */
-    PyObject *slow;  /* McastTxSocket.sendto, unbound */
+    PyObject *sock;   /* the OS socket while open (its fileno() is checked before each send), or NULL */
+    PyObject *dests;  /* address tuple -> its sockaddr (bytes), remembered after the full check */
+    PyObject *owner;  /* weakref to the McastTxSocket */
+    PyObject *strong; /* the McastTxSocket itself while open (as a bound method holds it), or NULL */
+    PyObject *original; /* McastTxSocket.sendto as defined: a class patched since is called instead */
+    PyObject *slow;     /* the Python method that checks in full and remembers, unbound */
 } TxHot;
 
 /* Most destinations remembered; past that the table starts again (a program sending to ever new
  * ports stays bounded). */
 #define TXHOT_MAX_DESTS 4096
 
+/* An address sendto may look up as remembered: exactly a tuple of a str and 1 (AF_INET) or 1 to
+ * 3 (AF_INET6) exact ints, so no value that merely compares equal (5000.0, a str subclass) is
+ * sent without the Python method's checks. */
+static int
+plain_address(int family, PyObject *addr)
+{
+    if (!PyTuple_CheckExact(addr))
+        return 0;
+    Py_ssize_t n = PyTuple_Size(addr);
+    if (n < 2 || n > (family == AF_INET ? 2 : 4) || !PyUnicode_CheckExact(PyTuple_GetItem(addr, 0)))
+        return 0;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (!PyLong_CheckExact(PyTuple_GetItem(addr, i)))
+            return 0;
+    return 1;
+}
+
 /* sendto(data, address, *, iface=None): one sendto(2) on the remembered sockaddr; anything else,
  * and any failure of the system call, in McastTxSocket.sendto (which sends and explains). */
 static PyObject *
 txhot_sendto(TxHot *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (self->fd >= 0 && nargs == 2 && (kwnames == NULL || PyTuple_Size(kwnames) == 0) &&
-        PyBytes_CheckExact(args[0]) && PyTuple_CheckExact(args[1])) {
+    int same = class_unpatched(self->strong, str_sendto, self->original);
+    if (same < 0)
+        return NULL;
+    if (same && self->sock != NULL && nargs == 2 && (kwnames == NULL || PyTuple_Size(kwnames) == 0) &&
+        PyBytes_CheckExact(args[0]) && plain_address(self->family, args[1])) {
         PyObject *name = PyDict_GetItemWithError(self->dests, args[1]); /* borrowed */
         if (name != NULL) {
             char *data, *sa;
             Py_ssize_t len, salen;
             ssize_t n;
             int fd = self->fd;
-            if (PyBytes_AsStringAndSize(args[0], &data, &len) < 0 || PyBytes_AsStringAndSize(name, &sa, &salen) < 0)
+            /* Still open on that descriptor: a socket closed by hand, its number reused by
+             * another socket, is never sent on (the Python method raises for it). */
+            int open = sock_on_fd(self->sock, fd);
+            if (open < 0)
                 return NULL;
-            Py_INCREF(name); /* (the table may change while the GIL is released) */
-            for (;;) {
-                Py_BEGIN_ALLOW_THREADS
-                n = sendto(fd, data, (size_t)len, 0, (const struct sockaddr *)sa, (socklen_t)salen);
-                Py_END_ALLOW_THREADS
-                if (n >= 0 || errno != EINTR)
-                    break;
-                if (PyErr_CheckSignals() < 0) {
-                    Py_DECREF(name);
+            if (open) {
+                if (PyBytes_AsStringAndSize(args[0], &data, &len) < 0 ||
+                    PyBytes_AsStringAndSize(name, &sa, &salen) < 0)
                     return NULL;
+                Py_INCREF(name); /* (the table may change while the GIL is released) */
+                for (;;) {
+                    Py_BEGIN_ALLOW_THREADS
+                    n = sendto(fd, data, (size_t)len, 0, (const struct sockaddr *)sa, (socklen_t)salen);
+                    Py_END_ALLOW_THREADS
+                    if (n >= 0 || errno != EINTR)
+                        break;
+                    if (PyErr_CheckSignals() < 0) {
+                        Py_DECREF(name);
+                        return NULL;
+                    }
                 }
+                Py_DECREF(name);
+                if (n >= 0)
+                    Py_RETURN_NONE;
+                /* Refused (nothing went out): the Python method tries it and says why. */
             }
-            Py_DECREF(name);
-            if (n >= 0)
-                Py_RETURN_NONE;
-            /* Refused (nothing went out): the Python method tries it and says why. */
         } else if (PyErr_Occurred()) {
-            PyErr_Clear(); /* (an unhashable address: the Python method says what is wrong) */
+            return NULL;
         }
     }
-    return hot_forward(self->slow, self->owner, args, nargs, kwnames);
+    return hot_forward(str_sendto, self->original, self->slow, self->strong, self->owner, args, nargs, kwnames);
 }
 
 /* remember(address): the Python method checked it; later sends to it go out from here. */
@@ -2003,7 +2171,7 @@ txhot_remember(TxHot *self, PyObject *addr)
 {
     sockaddr_any sa;
     socklen_t len = 0;
-    if (self->fd < 0 || !PyTuple_CheckExact(addr))
+    if (self->sock == NULL || !plain_address(self->family, addr))
         Py_RETURN_NONE;
     if (parse_addr(self->family, addr, &sa, &len) < 0) {
         PyErr_Clear(); /* (not one this path can send to: it stays with the Python method) */
@@ -2021,17 +2189,40 @@ txhot_remember(TxHot *self, PyObject *addr)
     Py_RETURN_NONE;
 }
 
-/* set_fd(fd): the one OS socket to send on (open, one interface), or -1 (closed, several
- * interfaces): every send then goes through the Python method, and nothing stays remembered. */
+/* open(sock, owner): the one OS socket to send on (one interface), and the socket object, held
+ * while open as a bound method would hold it. close(): every send through the Python method
+ * again; nothing stays remembered or held. */
 static PyObject *
-txhot_set_fd(TxHot *self, PyObject *arg)
+txhot_open(TxHot *self, PyObject *const *args, Py_ssize_t nargs)
 {
     int fd;
-    if (get_fd(arg, &fd, 1) < 0)
+    if (check_nargs("open", nargs, 2, 2) < 0)
         return NULL;
-    if (fd < 0 || fd != self->fd)
-        PyDict_Clear(self->dests);
-    self->fd = fd < 0 ? -1 : fd;
+    PyObject *num = PyObject_CallMethodObjArgs(args[0], str_fileno, NULL);
+    if (num == NULL)
+        return NULL;
+    int rc = get_fd(num, &fd, 0);
+    Py_DECREF(num);
+    if (rc < 0)
+        return NULL;
+    PyObject *old_sock = self->sock, *old_owner = self->strong;
+    self->sock = Py_NewRef(args[0]);
+    self->strong = Py_NewRef(args[1]);
+    self->fd = fd;
+    PyDict_Clear(self->dests);
+    Py_XDECREF(old_sock);
+    Py_XDECREF(old_owner);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+txhot_close(TxHot *self, PyObject *unused)
+{
+    (void)unused;
+    self->fd = -1;
+    PyDict_Clear(self->dests);
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->strong);
     Py_RETURN_NONE;
 }
 
@@ -2049,20 +2240,20 @@ txhot_get_remembered(TxHot *self, void *unused)
     return PyLong_FromSsize_t(PyDict_Size(self->dests));
 }
 
-/* TxHot(owner_ref, slow, family) */
+/* TxHot(owner_ref, original, slow, family) */
 static PyObject *
 txhot_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *ref, *slow, *fam;
+    PyObject *ref, *original, *slow, *fam;
     int family;
     if (kwargs != NULL && PyDict_Size(kwargs) > 0) {
         PyErr_SetString(PyExc_TypeError, "TxHot() takes no keyword arguments");
         return NULL;
     }
-    if (!PyArg_UnpackTuple(args, "TxHot", 3, 3, &ref, &slow, &fam))
+    if (!PyArg_UnpackTuple(args, "TxHot", 4, 4, &ref, &original, &slow, &fam))
         return NULL;
-    if (!PyCallable_Check(ref) || !PyCallable_Check(slow)) {
-        PyErr_SetString(PyExc_TypeError, "TxHot(): owner_ref and slow must be callable");
+    if (!PyCallable_Check(ref) || !PyCallable_Check(original) || !PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "TxHot(): owner_ref, original and slow must be callable");
         return NULL;
     }
     if (get_int(fam, &family) < 0)
@@ -2079,6 +2270,7 @@ txhot_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->family = family;
     self->dests = PyDict_New();
     self->owner = Py_NewRef(ref);
+    self->original = Py_NewRef(original);
     self->slow = Py_NewRef(slow);
     if (self->dests == NULL) {
         Py_DECREF(self);
@@ -2091,8 +2283,11 @@ static int
 txhot_traverse(TxHot *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE((PyObject *)self));
+    Py_VISIT(self->sock);
     Py_VISIT(self->dests);
     Py_VISIT(self->owner);
+    Py_VISIT(self->strong);
+    Py_VISIT(self->original);
     Py_VISIT(self->slow);
     return 0;
 }
@@ -2100,8 +2295,12 @@ txhot_traverse(TxHot *self, visitproc visit, void *arg)
 static int
 txhot_clear(TxHot *self)
 {
+    self->fd = -1;
+    Py_CLEAR(self->sock);
     Py_CLEAR(self->dests);
     Py_CLEAR(self->owner);
+    Py_CLEAR(self->strong);
+    Py_CLEAR(self->original);
     Py_CLEAR(self->slow);
     return 0;
 }
@@ -2116,7 +2315,9 @@ static PyMethodDef txhot_methods[] = {
     {"sendto", (PyCFunction)(void (*)(void))txhot_sendto, METH_FASTCALL | METH_KEYWORDS,
      "sendto($self, /, bytes, address, *, iface=None)\n--\n\nSee McastTxSocket.sendto."},
     {"remember", (PyCFunction)txhot_remember, METH_O, "remember(address, /): a destination checked in full"},
-    {"set_fd", (PyCFunction)txhot_set_fd, METH_O, "set_fd(fd, /): the one OS socket, or -1"},
+    {"open", (PyCFunction)(void (*)(void))txhot_open, METH_FASTCALL,
+     "open(sock, owner, /): send on sock (one interface), holding it and its McastTxSocket"},
+    {"close", (PyCFunction)txhot_close, METH_NOARGS, "close(): every send through the Python method"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2181,7 +2382,14 @@ exec_module(PyObject *m)
         str_iface = PyUnicode_InternFromString("iface");
         str_index = PyUnicode_InternFromString("index");
         str_live = PyUnicode_InternFromString("live");
-        if (str_fd == NULL || str_group == NULL || str_iface == NULL || str_index == NULL || str_live == NULL)
+        str_sock = PyUnicode_InternFromString("sock");
+        str_fileno = PyUnicode_InternFromString("fileno");
+        str_recvfrom = PyUnicode_InternFromString("recvfrom");
+        str_recv_packet = PyUnicode_InternFromString("recv_packet");
+        str_sendto = PyUnicode_InternFromString("sendto");
+        if (str_fd == NULL || str_group == NULL || str_iface == NULL || str_index == NULL || str_live == NULL ||
+            str_sock == NULL || str_fileno == NULL || str_recvfrom == NULL || str_recv_packet == NULL ||
+            str_sendto == NULL)
             return -1;
     }
     PyObject *rxhot = PyType_FromModuleAndSpec(m, &rxhot_spec, NULL);

@@ -122,6 +122,15 @@ def port_error(port: object) -> MulticastPortError:
     return MulticastPortError(f"port {port!r} is out of range; valid ports are 0..{MAX_PORT}")
 
 
+def overflow_error(exc: OverflowError, address: object) -> OverflowError:
+    """What an OverflowError of a send means: a port out of range (:func:`port_error`), or, when
+    the port is a valid one, the OS's own error as it is (an IPv6 flowinfo above 2**20-1)."""
+    port = address[1] if isinstance(address, tuple) and len(address) > 1 else None
+    if type(port) is int and 0 <= port <= MAX_PORT:
+        return exc
+    return port_error(port)
+
+
 def check_batch(
     datagrams: Iterable[tuple[bytes, IPv4Or6Address]],
     family: int,

@@ -297,7 +297,7 @@ class McastRxSocket(OpenCloseContext):
             engine.open()
             self._readers.clear()  # (built afresh from the OS layer in use now)
             self._plain_readers.clear()
-            _rx_hot.install(self, _RX)
+            _rx_hot.install(self, _RX_METHODS)
             try:
                 self._members.open()
                 if self._follow:
@@ -439,7 +439,7 @@ class McastRxSocket(OpenCloseContext):
         if readers is None:
             readers = self._remember((0, bufsize, 0), _rx_read.datagram_readers(bufsize, 0))
         try:
-            return self._engine.receive(readers[0], self._timeout, False, readers[1], readers[2])
+            return self._engine.receive(readers[0], self._timeout, False, readers[1])
         except EngineClosedError:
             raise _closed("recvfrom()") from None
 
@@ -454,7 +454,7 @@ class McastRxSocket(OpenCloseContext):
         if readers is None:
             readers = self._remember((0, bufsize, flags), _rx_read.datagram_readers(bufsize, flags))
         try:
-            return self._engine.receive(readers[0], timeout, bool(flags & _MSG_PEEK), readers[1], readers[2])
+            return self._engine.receive(readers[0], timeout, bool(flags & _MSG_PEEK), readers[1])
         except EngineClosedError:
             raise _closed("recvfrom()") from None
 
@@ -488,7 +488,7 @@ class McastRxSocket(OpenCloseContext):
                 (1, bufsize, 0), _rx_read.packet_readers(bufsize, self.addr_family, self._meta)
             )
         try:
-            return self._engine.receive(readers[0], self._timeout, False, readers[1], readers[2])
+            return self._engine.receive(readers[0], self._timeout, False, readers[1])
         except EngineClosedError:
             raise _closed("recv_packet()") from None
 
@@ -501,7 +501,7 @@ class McastRxSocket(OpenCloseContext):
                 (1, bufsize, 0), _rx_read.packet_readers(bufsize, self.addr_family, self._meta)
             )
         try:
-            return self._engine.receive(readers[0], timeout, False, readers[1], readers[2])
+            return self._engine.receive(readers[0], timeout, False, readers[1])
         except EngineClosedError:
             raise _closed("recv_packet()") from None
 
@@ -565,7 +565,8 @@ class McastRxSocket(OpenCloseContext):
 
 
 _MSG_PEEK = int(socket.MSG_PEEK)
-_RX = McastRxSocket
+#: The class's receive methods as defined (a patch of the class leaves these as they are).
+_RX_METHODS = {"recvfrom": McastRxSocket.recvfrom, "recv_packet": McastRxSocket.recv_packet}
 
 
 def _closed(what: str) -> SocketClosedError:

@@ -30,7 +30,15 @@ from ._errors import (
 from ._lifecycle import OpenCloseContext, apply_sockopt
 from ._packet import McastPacket
 from ._platform import Action, translate_oserror
-from ._tx_args import Batch, Out, check_batch, check_destination, interface_specs, port_error, records
+from ._tx_args import (
+    Batch,
+    Out,
+    check_batch,
+    check_destination,
+    interface_specs,
+    overflow_error,
+    records,
+)
 from ._tx_replies import Replies
 from ._validate import (
     IPv4Or6Address,
@@ -193,16 +201,23 @@ class McastTxSocket(OpenCloseContext):
         """Where the OS layer has it (the C accelerator) and the socket sends on one interface,
         make ``sendto`` its C method for this socket (an instance attribute over the class's
         method): it sends to destinations :meth:`_sendto` checked and hands everything else to
-        the method below. A subclass's own override is left alone."""
-        make, hot = _platform.IO.tx_hot, None
-        if make is not None and not self._many and type(self).sendto is _TX.sendto and self._sock is not None:
-            hot = self._hot
-            if hot is None:
-                hot = make(weakref.ref(self), _TX._sendto_checked, self.addr_family)
-            hot.set_fd(self._sock.fileno())
-            self.__dict__["sendto"] = hot.sendto
+        the Python method. Left alone: an override in a subclass or a patch of the class (called
+        instead), and an instance attribute the caller set. While open it keeps the socket alive,
+        as a bound method does."""
+        make, attrs, old = _platform.IO.tx_hot, self.__dict__, self._hot
+        current = attrs.get("sendto")
+        if current is not None and (old is None or current != old.sendto):
+            return  # the caller's own
+        hot = None
+        if make is not None and not self._many and type(self).sendto is _TX_SENDTO and self._sock is not None:
+            if old is None:
+                hot = make(weakref.ref(self), _TX_SENDTO, _TX._sendto_checked, self.addr_family)
+            else:
+                hot = old
+            hot.open(self._sock, self)
+            attrs["sendto"] = hot.sendto
         else:
-            self.__dict__.pop("sendto", None)
+            attrs.pop("sendto", None)
         self._hot = hot
 
     def _open_one(self, out: Out) -> _OsSocket:
@@ -248,7 +263,7 @@ class McastTxSocket(OpenCloseContext):
         if self._sock is None:
             raise MulticastExpertError("Attempt to close an McastTxSocket that is already closed!")
         if self._hot is not None:
-            self._hot.set_fd(-1)  # (first: the C sendto then hands every call to the method below)
+            self._hot.close()  # (first: the C sendto then hands every call to the Python method)
         self._replies.close()  # wakes receives waiting in other threads (they raise)
         self._close_all()
         self._sock = None
@@ -333,8 +348,8 @@ class McastTxSocket(OpenCloseContext):
         for out in outs:
             try:
                 out.sock.sendto(data, address)  # type: ignore[union-attr]
-            except OverflowError:  # the first socket refuses the port: nothing went out
-                raise port_error(address[1]) from None
+            except OverflowError as exc:  # the first socket refuses the address: nothing went out
+                raise overflow_error(exc, address) from None
             except OSError as exc:
                 if not _platform.OPS.harmless_send_error(exc, out.iface.is_localhost()):
                     failures[out.name] = self._explain(exc, f"Sending to {address[0]}", out)
@@ -345,7 +360,7 @@ class McastTxSocket(OpenCloseContext):
     def _send_failed(self, exc: OverflowError | OSError, out: Out, address: IPv4Or6Address) -> None:
         """Raise what a failed send on one interface means (nothing where the OS says it is harmless)."""
         if isinstance(exc, OverflowError):
-            raise port_error(address[1]) from None
+            raise overflow_error(exc, address) from None
         if _platform.OPS.harmless_send_error(exc, out.iface.is_localhost()):
             return
         better = self._explain(exc, f"Sending to {address[0]}", out)
@@ -544,6 +559,10 @@ class McastTxSocket(OpenCloseContext):
 
 
 _TX = McastTxSocket
+#: The class's sendto as defined (a patch of the class leaves this as it is).
+_TX_SENDTO = McastTxSocket.sendto
+# (A wrong call of the C sendto reaches this method: its errors name the method called.)
+McastTxSocket._sendto_checked.__qualname__ = "McastTxSocket.sendto"
 
 __all__ = [  # the socket class, and what 1.2.0 also exported from this module
     "LOCALHOST_IPV4",

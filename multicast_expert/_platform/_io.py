@@ -109,10 +109,6 @@ class DatagramIO:
         """(ttl, tos, timestamp) from ancillary data; None for what is absent or unknown here."""
         return (None, None, None)
 
-    #: ``wait_read(bufsize, packet_cls, unit, wake_fd, timeout)``: wait for and read one datagram
-    #: of one unit's socket in a single call (None: timeout; False: ``wake_fd`` became readable
-    #: first), where the OS layer has such a call (the C accelerator); else None.
-    wait_read: Callable[[int, Any, Any, int, float | None], Any] | None = None
     #: ``recv_from_fd(fd, bufsize, flags)`` / ``recv_packet_fd(fd, bufsize)``: :meth:`recvfrom` and
     #: :meth:`recv_packet` straight from a descriptor, where the OS layer has them (the C
     #: accelerator; never with a destination filter); else None.

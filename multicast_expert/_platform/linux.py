@@ -351,7 +351,6 @@ class AcceleratedLinuxIO(LinuxIO):
 
     def __init__(self, speedups: ModuleType) -> None:
         self._sp = speedups
-        self.wait_read = speedups.wait_recv
         self.recv_from_fd = speedups.recv_from
         self.recv_packet_fd = speedups.recv_packet
         self.poll_read = speedups.epoll_recv
