@@ -179,7 +179,7 @@ def test_a_weak_method_of_the_class_method_works_while_open(net: Net, port: int)
     ):
         if me.ACCELERATED:
             with pytest.raises(TypeError):
-                weakref.WeakMethod(rx.recvfrom)  # type: ignore[arg-type]
+                weakref.WeakMethod(rx.recvfrom)
         send = weakref.WeakMethod(me.McastTxSocket.sendto.__get__(tx))
         recv = weakref.WeakMethod(me.McastRxSocket.recvfrom.__get__(rx))
         fn = send()
