@@ -50,6 +50,10 @@ def wait_recv(
 ) -> tuple[bytes, Address] | _P | Literal[False] | None:
     """Wait for and read one datagram of ``unit.fd``, wakeable through ``waker_fd``.
 
+    (A primitive the library's receives no longer use: its ppoll on ``unit.fd`` holds the socket
+    for the whole wait, so a close by another thread, a leave say, takes effect in the kernel only
+    when the wait ends. ``RxHot`` waits on the engine's epoll set instead.)
+
     ``unit`` is a receive unit: an object with ``fd`` (its socket's descriptor), ``live`` and,
     for packets, ``group`` (str) and ``iface.index`` (int), as epoll_recv reads them. Every read
     is made only while ``unit.live`` is true (checked with the GIL held through the read: a unit
@@ -216,18 +220,24 @@ class RxHot:
     """The receive methods of one open McastRxSocket in C (see ``multicast_expert._rx_hot``).
 
     ``RxHot(owner_ref, slow_from, slow_packet, resume, packet_cls, timeout)``: ``owner_ref`` a
-    weak reference to the socket; ``slow_from(owner, *args, **kwargs)`` and ``slow_packet(...)``
-    the class's ``recvfrom`` / ``recv_packet``, called with the caller's own arguments for every
-    call served here not (keywords, other positional forms, flags, a buffer size that is not an
-    int in 1..2**31-1, timeout 0, no fast-path state, metadata packets when ``packet_cls`` is
-    None); ``resume(owner, kind, bufsize, timeout, polled)`` goes on with a receive begun here
-    (kind 0 recvfrom, 1 recv_packet; ``polled`` None when woken, else the ready descriptors,
-    nothing read; ``timeout`` what is left). ReferenceError when the socket is gone by then.
+    weak reference to the socket (``hold`` makes it a strong one while open, as a bound method
+    holds its object; ``set_closed`` lets go). ``slow_from`` / ``slow_packet`` are the class's
+    ``recvfrom`` / ``recv_packet`` as defined: every call not served here goes to the class's
+    method with the caller's own arguments (keywords, other positional forms, flags, a buffer
+    size that is not an int in 1..2**31-1, timeout 0, no fast-path state, metadata packets when
+    ``packet_cls`` is None), and so does every call once the class's method is no longer that
+    function (a test patched the class). ``resume(owner, kind, bufsize, timeout, polled)`` goes on
+    with a receive begun here (kind 0 recvfrom, 1 recv_packet; ``polled`` None, or the ready
+    descriptors when several were ready, nothing read; ``timeout`` what is left).
+    ReferenceError when the socket is gone by then (only after it was closed).
 
-    Served here: one socket (``set_single``): ``wait_recv``'s wait and read, woken through
-    ``wake_fd`` (the poller's descriptor); several (``set_multi``), while the ready queue is
-    empty: ``epoll_recv``'s. A read error is raised while the unit is live and the state not
-    closed; otherwise the receive resumes in Python.
+    Served here: one socket (``set_single``): a first read (only while the unit is live and
+    ``unit.sock.fileno()`` is still its descriptor), then ``epoll_recv``'s wait and read on the
+    engine's epoll set (the socket's own descriptor is never polled: a poll would pin it, so a
+    leave would keep the membership while the wait lasts); several (``set_multi``), while the
+    ready queue is empty: ``epoll_recv``'s. An OSError of a read is raised while its unit is live
+    and the state not closed, else the receive resumes in Python; any other exception (a signal
+    handler's) propagates.
     """
 
     def __new__(
@@ -245,28 +255,38 @@ class RxHot:
         """-1 closed, 0 off (open, no fast path), 1 one socket, 2 several."""
     def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, Address] | None: ...
     def recv_packet(self, bufsize: int = 65535) -> object: ...
-    def set_single(self, unit: object, fd: int, poller: object, wake_fd: int, /) -> None: ...
+    def set_single(
+        self, unit: object, fd: int, by_fd: dict[int, object], poller: object, epfd: int, wake_fd: int, /
+    ) -> None: ...
     def set_multi(
         self, by_fd: dict[int, object], ready: object, poller: object, epfd: int, wake_fd: int, /
     ) -> None: ...
     def set_off(self) -> None: ...
     def set_closed(self) -> None: ...
     def set_timeout(self, timeout: float | None, /) -> None: ...
+    def hold(self, owner: object, /) -> None: ...
 
 class TxHot:
     """``sendto`` of one McastTxSocket open on one interface, in C.
 
-    ``TxHot(owner_ref, slow, family)``: ``slow(owner, *args, **kwargs)`` is called with the
-    caller's arguments for every call not sent here: keywords, a payload that is not exactly
-    bytes, an address that is not exactly a tuple remembered through ``remember`` (which the
-    Python method calls once it has checked one), no socket (``set_fd(-1)``: closed, or several
-    interfaces), or a failed ``sendto(2)`` (nothing went out; the Python method sends and says
-    why). The GIL is released around the system call. At most 4,096 destinations are remembered
-    (then the table starts again).
+    ``TxHot(owner_ref, original, slow, family)``: ``original`` is the class's ``sendto`` as
+    defined; ``slow(owner, *args, **kwargs)`` the method that checks in full (and calls
+    ``remember``). Sent here: exactly bytes to an address that is exactly a tuple of a str and
+    ints, remembered, while the socket given to ``open`` is still open on its descriptor (its
+    ``fileno()`` is checked before each send) and the class's ``sendto`` is still ``original``.
+    Everything else goes to ``slow`` (or, once the class was patched, to the class's method), and
+    so does a failed ``sendto(2)`` (nothing went out; the Python method sends and says why). The
+    GIL is released around the system call. At most 4,096 destinations are remembered (then the
+    table starts again). While open the object holds the socket and its McastTxSocket.
     """
 
     def __new__(
-        cls, owner_ref: Callable[[], object], slow: Callable[..., object], family: int, /
+        cls,
+        owner_ref: Callable[[], object],
+        original: Callable[..., object],
+        slow: Callable[..., object],
+        family: int,
+        /,
     ) -> TxHot: ...
     @property
     def fd(self) -> int: ...
@@ -274,4 +294,5 @@ class TxHot:
     def remembered(self) -> int: ...
     def sendto(self, bytes: ReadableBuffer, address: Address, *, iface: object = None) -> None: ...  # noqa: A002
     def remember(self, address: object, /) -> None: ...
-    def set_fd(self, fd: int, /) -> None: ...
+    def open(self, sock: object, owner: object, /) -> None: ...
+    def close(self) -> None: ...
