@@ -29,38 +29,8 @@ from ._errors import MulticastExpertError, MulticastValueError
 from ._platform import Action, Concern
 from ._platform._options import RxPlan
 from ._platform._structs import Target
+from ._unit import Unit
 from .interfaces import IfaceInfo, cached_interfaces, iface_ip, listenable_interfaces, rescan_interfaces
-
-
-class Unit:
-    """One OS socket: a group (with some of its sources) on one interface."""
-
-    __slots__ = ("fd", "group", "iface", "live", "reader", "sock", "sources", "target")
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        reader: socket.socket,
-        group: str,
-        iface: IfaceInfo,
-        sources: tuple[str, ...],
-        target: Target,
-    ) -> None:
-        #: The OS socket, as the socket class exposes it.
-        self.sock = sock
-        #: What the library reads it through (see DatagramIO.reader).
-        self.reader = reader
-        self.fd = sock.fileno()
-        self.group = group
-        self.iface = iface
-        self.sources = sources
-        self.target = target
-        self.live = True
-
-    def close(self) -> None:
-        """Close the OS socket (leaving its group on its interface)."""
-        self.live = False
-        _platform.IO.release(self.reader, self.sock)
 
 
 class Change(NamedTuple):
@@ -415,18 +385,13 @@ class Membership:
                 raise
             raise better from exc
         try:
-            reader = io.reader(sock, family)
-            try:
-                ops.prepare_rx(sock, plan)
-                join = plan.join
-                if join is None:
-                    ops.set(sock, Concern.JOIN, family, t)  # (raises: this OS has no such option)
-                else:
-                    sock.setsockopt(*join)
-            except BaseException:
-                if reader is not sock:
-                    reader.detach()
-                raise
+            reader = io.open_reader(sock)
+            ops.prepare_rx(sock, plan)
+            join = plan.join
+            if join is None:
+                ops.set(sock, Concern.JOIN, family, t)  # (raises: this OS has no such option)
+            else:
+                sock.setsockopt(*join)
         except OSError as exc:
             sock.close()
             better = _join_error(exc, t.group, iface, family, sources=False)
@@ -486,9 +451,7 @@ class Membership:
             try:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 undo.callback(sock.close)
-                reader = io.reader(sock, family)
-                if reader is not sock:
-                    undo.callback(reader.detach)  # (runs first: the stack unwinds in reverse)
+                reader = io.open_reader(sock)
                 ops.configure_rx(sock, family, t, st.port, loop)
                 for src in chunk:
                     ops.set(sock, Concern.JOIN_SOURCE, family, t._replace(source=src))

@@ -36,10 +36,11 @@ from ._describe import describe, endpoint, some
 from ._engine import Mode, ReceiveEngine
 from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError, SocketClosedError
 from ._lifecycle import OpenCloseContext, apply_sockopt
-from ._membership import Membership, RxSettings, Unit
+from ._membership import Membership, RxSettings
 from ._packet import DEFAULT_RX_BUFSIZE, McastPacket
 from ._platform import METADATA, Concern
 from ._rx_args import parse_sources, pick_interfaces
+from ._unit import Unit
 from ._validate import (
     IPv4Or6Address,
     MulticastAddress,
