@@ -121,7 +121,6 @@ class ReceiveEngine(Generic[_U]):
         self._hot_multi = False
         #: Rotates which ready socket a batch serves first, so leftovers are shared out fairly.
         self._turn = 0
-        _engines.add(self)  # type: ignore[arg-type]
 
     # ---- the socket set ------------------------------------------------------------------------
     def open(self) -> None:
@@ -131,17 +130,17 @@ class ReceiveEngine(Generic[_U]):
         """Watch the added units' sockets; stop watching and close the removed ones (a receive
         already waiting never sees them again)."""
         with self._lock:
-            poller = self._poller
+            poller, by_fd = self._poller, self.by_fd
             for u in change.removed:
                 u.live = False
-                if self.by_fd.get(u.fd) is u:
-                    del self.by_fd[u.fd]
+                if by_fd.get(u.fd) is u:
+                    del by_fd[u.fd]
                     if poller is not None:
                         with contextlib.suppress(OSError, ValueError, KeyError):
                             poller.unregister(u.fd)
                 u.close()
             for u in change.added:
-                self.by_fd[u.fd] = u
+                by_fd[u.fd] = u
                 if poller is not None:
                     poller.register(u.fd)
             if change.removed and self._ready:
@@ -180,9 +179,16 @@ class ReceiveEngine(Generic[_U]):
     def _set_mode(self) -> None:
         if self.mode is _CLOSED:
             return
-        n = len(self.by_fd)
-        self._single = next(iter(self.by_fd.values())) if n == 1 else None
-        self.mode = _SINGLE if n == 1 else _MULTI if n else _EMPTY
+        by_fd = self.by_fd
+        n = len(by_fd)
+        if n == 1:  # (the one-socket case in full: _set_hot's result without the call)
+            single = self._single = next(iter(by_fd.values()))
+            self.mode = _SINGLE
+            self._hot = single if self._plain else None
+            self._hot_multi = False
+            return
+        self._single = None
+        self.mode = _MULTI if n else _EMPTY
         self._set_hot()
 
     def _set_hot(self) -> None:
@@ -200,12 +206,14 @@ class ReceiveEngine(Generic[_U]):
             for u in units:
                 u.close()
             self.by_fd = {}
-            self._ready.clear()
+            if self._ready:
+                self._ready.clear()
             self._single = None
-            self._services.clear()
+            if self._services:
+                self._services.clear()
             self._periodic = None
             self._plain = True
-            self._set_hot()
+            self._hot, self._hot_multi = None, False  # (what _set_hot() gives when CLOSED)
 
     def forget_poller(self) -> None:
         """After fork(), in the child: let go of the poller shared with the parent."""
@@ -223,6 +231,7 @@ class ReceiveEngine(Generic[_U]):
                 raise EngineClosedError
             if self._poller is None:
                 self._poller = _platform.IO.poller([*self.by_fd, *self._services])
+                _engines.add(self)  # type: ignore[arg-type]  # (only an engine with a poller has one to forget)
             return self._poller
 
     def fileno(self) -> int:

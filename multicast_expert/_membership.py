@@ -60,12 +60,13 @@ def caller_outside_package() -> int:
     return level
 
 
-def _identity(iface: IfaceInfo) -> tuple[int, str, str | None]:
+def _identity(iface: IfaceInfo | None) -> tuple[int, str, str | None] | None:
     """What must stay the same for an interface to be "the same one" (an index can come back)."""
-    return (iface.index, iface.machine_name, iface.link_layer_address)
+    return None if iface is None else (iface.index, iface.machine_name, iface.link_layer_address)
 
 
 _warned_fd_limit = False
+_new = tuple.__new__
 #: Receive side: DEBUG one line per OS socket opened, INFO the interfaces joined, skipped and followed.
 log = logging.getLogger("multicast_expert.rx")
 _R = TypeVar("_R")
@@ -94,7 +95,7 @@ class Membership:
         self.units: dict[str, list[Unit]] = {}
         #: The interfaces listened on, and the identity each had when joined.
         self.ifaces = list(ifaces)
-        self._joined_as: dict[int, tuple[int, str, str | None]] = {}
+        self._joined_as: dict[int, IfaceInfo] = {}  # (records are immutable: compared by _identity)
         #: Interfaces of the default set left out because they could not join: name -> reason.
         self.skipped: dict[str, str] = {}
         self.granted_rcvbuf: int | None = None
@@ -127,7 +128,8 @@ class Membership:
 
     def _open(self) -> None:
         self.skipped = {}
-        plain = self._plain()
+        st = self.settings
+        plain = st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
         needed = len(self.groups) * len(self.ifaces) if plain else self._sockets_needed(len(self.ifaces))
         self._make_fd_room(needed, cached=True)  # (open retries on EMFILE with a fresh count)
         skip = not self.named and bool(self.groups)
@@ -165,7 +167,11 @@ class Membership:
         """Leave everything: every OS socket is taken out under the lock and handed to ``finish``
         (the engine's close, which closes them and wakes every receiver)."""
         with self.lock:
-            removed = list(itertools.chain.from_iterable(self.units.values()))
+            units = self.units
+            if len(units) == 1:  # (one group: its own list, handed over; the dictionary is dropped)
+                removed = next(iter(units.values()))
+            else:
+                removed = list(itertools.chain.from_iterable(units.values()))
             self.units = {}
             finish(removed)
 
@@ -241,7 +247,7 @@ class Membership:
             stale |= {
                 idx
                 for idx, i in wanted.items()
-                if idx in current and self._joined_as.get(idx) != _identity(i)
+                if idx in current and _identity(self._joined_as.get(idx)) != _identity(i)
             }
             stale &= set(current)
             gone = [idx for idx in current if idx not in wanted or idx in stale]
@@ -259,7 +265,7 @@ class Membership:
             added = [i for idx, i in wanted.items() if idx not in current or idx in gone]
             self.ifaces = kept
             for i in kept:
-                self._joined_as[i.index] = _identity(i)
+                self._joined_as[i.index] = i
             if gone:
                 log.info(
                     "left every group on interface(s) %s (gone, changed or memberships lost)",
@@ -280,11 +286,12 @@ class Membership:
 
     # ---- steps ---------------------------------------------------------------------------------
     def _commit(self, added: list[Unit], removed: list[Unit]) -> None:
+        units, joined_as = self.units, self._joined_as
         for u in added:
-            self.units.setdefault(u.group, []).append(u)
+            units.setdefault(u.group, []).append(u)
         for i in self.ifaces:
-            self._joined_as.setdefault(i.index, _identity(i))
-        self._apply(Change(added, removed))
+            joined_as.setdefault(i.index, i)
+        self._apply(_new(Change, (added, removed)))  # (the NamedTuple's __new__ is a Python call)
 
     def _need_group(self, group: str) -> None:
         if group not in self.groups:
@@ -325,18 +332,13 @@ class Membership:
                 undo.callback(_quietly, ops.set, u.sock, undo_concern, family, target)
             undo.pop_all()
 
-    def _plain(self) -> bool:
-        """Whether every socket is one OS plan plus one any-source join: no sources, nothing
-        blocked, no receive buffer size, no metadata options."""
-        st = self.settings
-        return st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
-
     def _open_plain(
         self, ifaces: Sequence[IfaceInfo], *, skip: bool, debug: bool
     ) -> tuple[list[IfaceInfo], list[Unit]]:
-        """:meth:`_open_ifaces` for the :meth:`_plain` case, with the same outcome, without an undo
-        stack: a socket that fails closes itself, an interface skipped closes its sockets, and any
-        failure that ends the call closes every socket made so far."""
+        """:meth:`_open_ifaces` when every socket is one OS plan plus one any-source join (no
+        sources, nothing blocked, no receive buffer size, no metadata options), with the same
+        outcome, without an undo stack: a socket that fails closes itself, an interface skipped
+        closes its sockets, and any failure that ends the call closes every socket made so far."""
         groups = self.groups
         if not groups:
             return list(ifaces), []

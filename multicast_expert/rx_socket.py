@@ -56,7 +56,7 @@ from ._validate import (
     normalize_mcast_ips,
     normalize_source_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier
+from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface
 
 _MAX_BUF = 2**31
 _CLOSED = Mode.CLOSED
@@ -67,6 +67,7 @@ _INTS = (int, socket.AddressFamily)
 #: Seconds between rescans where the OS gives no change notifications.
 RESCAN_PERIOD = 1.0
 _log = logging.getLogger("multicast_expert.rx")
+_new = tuple.__new__  # (a NamedTuple's own __new__ is a Python call)
 
 
 class McastRxSocket(OpenCloseContext):
@@ -177,9 +178,11 @@ class McastRxSocket(OpenCloseContext):
         self._meta = bool(meta)
         self._engine: ReceiveEngine[Unit] = ReceiveEngine()
         self._members = Membership(
-            RxSettings(family, self.port, self.enable_external_loopback, self.rcvbuf, meta),
+            _new(RxSettings, (family, self.port, self.enable_external_loopback, self.rcvbuf, meta)),
             dict.fromkeys(groups, sources),
-            pick_interfaces(family, iface_ip, iface_ips, iface, ifaces),
+            [resolve_iface(iface_ip, family)]  # (one interface by its 1.2.0 name: the common case)
+            if iface_ip is not None and iface_ips is None and iface is None and ifaces is None
+            else pick_interfaces(family, iface_ip, iface_ips, iface, ifaces),
             named=named,
             raise_fd_limit=True if plain else check_bool(raise_fd_limit, "raise_fd_limit"),
             apply=self._engine.apply,
@@ -291,8 +294,9 @@ class McastRxSocket(OpenCloseContext):
             if engine.mode is not _CLOSED:
                 raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
             engine.open()
-            self._readers.clear()  # (built afresh from the OS layer in use now)
-            self._plain_readers.clear()
+            if self._readers:  # (built afresh from the OS layer in use now)
+                self._readers.clear()
+                self._plain_readers.clear()
             try:
                 self._members.open()
                 if self._follow:
