@@ -209,10 +209,10 @@ class ReceiveEngine(Generic[_U]):
             if self._ready:
                 self._ready.clear()
             self._single = None
-            if self._services:
+            if not self._plain:  # (services or a periodic callback)
                 self._services.clear()
-            self._periodic = None
-            self._plain = True
+                self._periodic = None
+                self._plain = True
             self._hot, self._hot_multi = None, False  # (what _set_hot() gives when CLOSED)
 
     def forget_poller(self) -> None:

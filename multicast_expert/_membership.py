@@ -131,7 +131,8 @@ class Membership:
         st = self.settings
         plain = st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
         needed = len(self.groups) * len(self.ifaces) if plain else self._sockets_needed(len(self.ifaces))
-        self._make_fd_room(needed, cached=True)  # (open retries on EMFILE with a fresh count)
+        if self.raise_fd_limit:  # (_make_fd_room's body: open retries on EMFILE with a fresh count)
+            _fd_limit_raised(_platform.HOST.ensure_fd_room(needed + 4, cached=True), needed)
         skip = not self.named and bool(self.groups)
         info = log.isEnabledFor(logging.INFO)  # (DEBUG is off whenever INFO is)
         if plain:
@@ -528,21 +529,28 @@ class Membership:
     def _make_fd_room(self, needed: int, *, force: bool = False, cached: bool = False) -> bool:
         """Raise the soft descriptor limit if ``needed`` more would not fit; True if it did.
         ``cached``: the caller retries with ``force`` after an EMFILE (see Host.ensure_fd_room)."""
-        global _warned_fd_limit
         if not self.raise_fd_limit:
             return False
         # + poller, waker, watch
-        raised = _platform.HOST.ensure_fd_room(needed + 4, force=force, cached=cached)
-        if raised is not None and not _warned_fd_limit:
-            _warned_fd_limit = True
-            warnings.warn(
-                f"raised this process's soft RLIMIT_NOFILE from {raised[0]} to {raised[1]} to hold "
-                f"{needed} multicast sockets (one per group and interface); pass raise_fd_limit=False "
-                "to McastRxSocket to prevent this",
-                RuntimeWarning,
-                stacklevel=caller_outside_package(),
-            )
-        return raised is not None
+        return _fd_limit_raised(_platform.HOST.ensure_fd_room(needed + 4, force=force, cached=cached), needed)
+
+
+def _fd_limit_raised(raised: tuple[int, int] | None, needed: int) -> bool:
+    """Whether the soft descriptor limit was raised (``ensure_fd_room``'s result); warns the first
+    time it was."""
+    global _warned_fd_limit
+    if raised is None:
+        return False
+    if not _warned_fd_limit:
+        _warned_fd_limit = True
+        warnings.warn(
+            f"raised this process's soft RLIMIT_NOFILE from {raised[0]} to {raised[1]} to hold "
+            f"{needed} multicast sockets (one per group and interface); pass raise_fd_limit=False "
+            "to McastRxSocket to prevent this",
+            RuntimeWarning,
+            stacklevel=caller_outside_package(),
+        )
+    return True
 
 
 def _quietly(fn: Callable[..., object], *args: object) -> None:

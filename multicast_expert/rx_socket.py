@@ -319,7 +319,9 @@ class McastRxSocket(OpenCloseContext):
         with self._open_lock:
             if self._engine.mode is _CLOSED:
                 raise MulticastExpertError("Attempt to close an McastRxSocket that is already closed!")
-            self._close_all()
+            if self._watch is not None:  # (the body of _close_all, inline)
+                self._stop_watch()
+            self._members.close(self._engine.close)
 
     # ---- live membership ---------------------------------------------------------------------
     def _need_open(self, what: str) -> None:
