@@ -127,12 +127,15 @@ class Membership:
                 self._open()
 
     def _open(self) -> None:
-        self.skipped = {}
+        if self.skipped:
+            self.skipped = {}
         st = self.settings
         plain = st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
         needed = len(self.groups) * len(self.ifaces) if plain else self._sockets_needed(len(self.ifaces))
         if self.raise_fd_limit:  # (_make_fd_room's body: open retries on EMFILE with a fresh count)
-            _fd_limit_raised(_platform.HOST.ensure_fd_room(needed + 4, cached=True), needed)
+            raised = _platform.HOST.ensure_fd_room(needed + 4, cached=True)
+            if raised is not None:
+                _fd_limit_raised(raised, needed)
         skip = not self.named and bool(self.groups)
         info = log.isEnabledFor(logging.INFO)  # (DEBUG is off whenever INFO is)
         if plain:
