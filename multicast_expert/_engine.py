@@ -230,8 +230,10 @@ class ReceiveEngine(Generic[_U]):
             if self.mode is _CLOSED:
                 raise EngineClosedError
             if self._poller is None:
+                # Listed for fork handling first (only an engine with a poller has one to forget):
+                # a fork between the two steps then finds the engine listed, with or without one.
+                _engines.add(self)  # type: ignore[arg-type]
                 self._poller = _platform.IO.poller([*self.by_fd, *self._services])
-                _engines.add(self)  # type: ignore[arg-type]  # (only an engine with a poller has one to forget)
             return self._poller
 
     def fileno(self) -> int:
