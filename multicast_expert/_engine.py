@@ -126,7 +126,6 @@ class ReceiveEngine(Generic[_U]):
         self._turn = 0
         #: Told the fast paths' state at every change (see :class:`HotPath`), when set.
         self.hot: HotPath | None = None
-        _engines.add(self)  # type: ignore[arg-type]
 
     # ---- the socket set ------------------------------------------------------------------------
     def open(self) -> None:
@@ -136,17 +135,17 @@ class ReceiveEngine(Generic[_U]):
         """Watch the added units' sockets; stop watching and close the removed ones (a receive
         already waiting never sees them again)."""
         with self._lock:
-            poller = self._poller
+            poller, by_fd = self._poller, self.by_fd
             for u in change.removed:
                 u.live = False
-                if self.by_fd.get(u.fd) is u:
-                    del self.by_fd[u.fd]
+                if by_fd.get(u.fd) is u:
+                    del by_fd[u.fd]
                     if poller is not None:
                         with contextlib.suppress(OSError, ValueError, KeyError):
                             poller.unregister(u.fd)
                 u.close()
             for u in change.added:
-                self.by_fd[u.fd] = u
+                by_fd[u.fd] = u
                 if poller is not None:
                     poller.register(u.fd)
             if change.removed and self._ready:
@@ -185,9 +184,18 @@ class ReceiveEngine(Generic[_U]):
     def _set_mode(self) -> None:
         if self.mode is _CLOSED:
             return
-        n = len(self.by_fd)
-        self._single = next(iter(self.by_fd.values())) if n == 1 else None
-        self.mode = _SINGLE if n == 1 else _MULTI if n else _EMPTY
+        by_fd = self.by_fd
+        n = len(by_fd)
+        if n == 1:  # (the one-socket case in full: _set_hot's result without the call)
+            single = self._single = next(iter(by_fd.values()))
+            self.mode = _SINGLE
+            self._hot = single if self._plain else None
+            self._hot_multi = False
+            if self.hot is not None:
+                self._set_hot()  # (and tell it)
+            return
+        self._single = None
+        self.mode = _MULTI if n else _EMPTY
         self._set_hot()
 
     def _set_hot(self) -> None:
@@ -213,12 +221,16 @@ class ReceiveEngine(Generic[_U]):
             for u in units:
                 u.close()
             self.by_fd = {}
-            self._ready.clear()
+            if self._ready:
+                self._ready.clear()
             self._single = None
-            self._services.clear()
-            self._periodic = None
-            self._plain = True
-            self._set_hot()
+            if not self._plain:  # (services or a periodic callback)
+                self._services.clear()
+                self._periodic = None
+                self._plain = True
+            self._hot, self._hot_multi = None, False  # (what _set_hot() gives when CLOSED)
+            if self.hot is not None:
+                self.hot.set_closed()
 
     def forget_poller(self) -> None:
         """After fork(), in the child: let go of the poller shared with the parent."""
@@ -236,6 +248,9 @@ class ReceiveEngine(Generic[_U]):
             if self.mode is _CLOSED:
                 raise EngineClosedError
             if self._poller is None:
+                # Listed for fork handling first (only an engine with a poller has one to forget):
+                # a fork between the two steps then finds the engine listed, with or without one.
+                _engines.add(self)  # type: ignore[arg-type]
                 self._poller = _platform.IO.poller([*self.by_fd, *self._services])
                 self._set_hot()
             return self._poller

@@ -29,38 +29,8 @@ from ._errors import MulticastExpertError, MulticastValueError
 from ._platform import Action, Concern
 from ._platform._options import RxPlan
 from ._platform._structs import Target
+from ._unit import Unit
 from .interfaces import IfaceInfo, cached_interfaces, iface_ip, listenable_interfaces, rescan_interfaces
-
-
-class Unit:
-    """One OS socket: a group (with some of its sources) on one interface."""
-
-    __slots__ = ("fd", "group", "iface", "live", "reader", "sock", "sources", "target")
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        reader: socket.socket,
-        group: str,
-        iface: IfaceInfo,
-        sources: tuple[str, ...],
-        target: Target,
-    ) -> None:
-        #: The OS socket, as the socket class exposes it.
-        self.sock = sock
-        #: What the library reads it through (see DatagramIO.reader).
-        self.reader = reader
-        self.fd = sock.fileno()
-        self.group = group
-        self.iface = iface
-        self.sources = sources
-        self.target = target
-        self.live = True
-
-    def close(self) -> None:
-        """Close the OS socket (leaving its group on its interface)."""
-        self.live = False
-        _platform.IO.release(self.reader, self.sock)
 
 
 class Change(NamedTuple):
@@ -90,12 +60,13 @@ def caller_outside_package() -> int:
     return level
 
 
-def _identity(iface: IfaceInfo) -> tuple[int, str, str | None]:
+def _identity(iface: IfaceInfo | None) -> tuple[int, str, str | None] | None:
     """What must stay the same for an interface to be "the same one" (an index can come back)."""
-    return (iface.index, iface.machine_name, iface.link_layer_address)
+    return None if iface is None else (iface.index, iface.machine_name, iface.link_layer_address)
 
 
 _warned_fd_limit = False
+_new = tuple.__new__
 #: Receive side: DEBUG one line per OS socket opened, INFO the interfaces joined, skipped and followed.
 log = logging.getLogger("multicast_expert.rx")
 _R = TypeVar("_R")
@@ -124,7 +95,7 @@ class Membership:
         self.units: dict[str, list[Unit]] = {}
         #: The interfaces listened on, and the identity each had when joined.
         self.ifaces = list(ifaces)
-        self._joined_as: dict[int, tuple[int, str, str | None]] = {}
+        self._joined_as: dict[int, IfaceInfo] = {}  # (records are immutable: compared by _identity)
         #: Interfaces of the default set left out because they could not join: name -> reason.
         self.skipped: dict[str, str] = {}
         self.granted_rcvbuf: int | None = None
@@ -156,10 +127,15 @@ class Membership:
                 self._open()
 
     def _open(self) -> None:
-        self.skipped = {}
-        plain = self._plain()
+        if self.skipped:
+            self.skipped = {}
+        st = self.settings
+        plain = st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
         needed = len(self.groups) * len(self.ifaces) if plain else self._sockets_needed(len(self.ifaces))
-        self._make_fd_room(needed, cached=True)  # (open retries on EMFILE with a fresh count)
+        if self.raise_fd_limit:  # (_make_fd_room's body: open retries on EMFILE with a fresh count)
+            raised = _platform.HOST.ensure_fd_room(needed + 4, cached=True)
+            if raised is not None:
+                _fd_limit_raised(raised, needed)
         skip = not self.named and bool(self.groups)
         info = log.isEnabledFor(logging.INFO)  # (DEBUG is off whenever INFO is)
         if plain:
@@ -195,7 +171,11 @@ class Membership:
         """Leave everything: every OS socket is taken out under the lock and handed to ``finish``
         (the engine's close, which closes them and wakes every receiver)."""
         with self.lock:
-            removed = list(itertools.chain.from_iterable(self.units.values()))
+            units = self.units
+            if len(units) == 1:  # (one group: its own list, handed over; the dictionary is dropped)
+                removed = next(iter(units.values()))
+            else:
+                removed = list(itertools.chain.from_iterable(units.values()))
             self.units = {}
             finish(removed)
 
@@ -271,7 +251,7 @@ class Membership:
             stale |= {
                 idx
                 for idx, i in wanted.items()
-                if idx in current and self._joined_as.get(idx) != _identity(i)
+                if idx in current and _identity(self._joined_as.get(idx)) != _identity(i)
             }
             stale &= set(current)
             gone = [idx for idx in current if idx not in wanted or idx in stale]
@@ -289,7 +269,7 @@ class Membership:
             added = [i for idx, i in wanted.items() if idx not in current or idx in gone]
             self.ifaces = kept
             for i in kept:
-                self._joined_as[i.index] = _identity(i)
+                self._joined_as[i.index] = i
             if gone:
                 log.info(
                     "left every group on interface(s) %s (gone, changed or memberships lost)",
@@ -310,11 +290,12 @@ class Membership:
 
     # ---- steps ---------------------------------------------------------------------------------
     def _commit(self, added: list[Unit], removed: list[Unit]) -> None:
+        units, joined_as = self.units, self._joined_as
         for u in added:
-            self.units.setdefault(u.group, []).append(u)
+            units.setdefault(u.group, []).append(u)
         for i in self.ifaces:
-            self._joined_as.setdefault(i.index, _identity(i))
-        self._apply(Change(added, removed))
+            joined_as.setdefault(i.index, i)
+        self._apply(_new(Change, (added, removed)))  # (the NamedTuple's __new__ is a Python call)
 
     def _need_group(self, group: str) -> None:
         if group not in self.groups:
@@ -355,18 +336,13 @@ class Membership:
                 undo.callback(_quietly, ops.set, u.sock, undo_concern, family, target)
             undo.pop_all()
 
-    def _plain(self) -> bool:
-        """Whether every socket is one OS plan plus one any-source join: no sources, nothing
-        blocked, no receive buffer size, no metadata options."""
-        st = self.settings
-        return st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
-
     def _open_plain(
         self, ifaces: Sequence[IfaceInfo], *, skip: bool, debug: bool
     ) -> tuple[list[IfaceInfo], list[Unit]]:
-        """:meth:`_open_ifaces` for the :meth:`_plain` case, with the same outcome, without an undo
-        stack: a socket that fails closes itself, an interface skipped closes its sockets, and any
-        failure that ends the call closes every socket made so far."""
+        """:meth:`_open_ifaces` when every socket is one OS plan plus one any-source join (no
+        sources, nothing blocked, no receive buffer size, no metadata options), with the same
+        outcome, without an undo stack: a socket that fails closes itself, an interface skipped
+        closes its sockets, and any failure that ends the call closes every socket made so far."""
         groups = self.groups
         if not groups:
             return list(ifaces), []
@@ -415,18 +391,13 @@ class Membership:
                 raise
             raise better from exc
         try:
-            reader = io.reader(sock, family)
-            try:
-                ops.prepare_rx(sock, plan)
-                join = plan.join
-                if join is None:
-                    ops.set(sock, Concern.JOIN, family, t)  # (raises: this OS has no such option)
-                else:
-                    sock.setsockopt(*join)
-            except BaseException:
-                if reader is not sock:
-                    reader.detach()
-                raise
+            reader = io.open_reader(sock)
+            ops.prepare_rx(sock, plan)
+            join = plan.join
+            if join is None:
+                ops.set(sock, Concern.JOIN, family, t)  # (raises: this OS has no such option)
+            else:
+                sock.setsockopt(*join)
         except OSError as exc:
             sock.close()
             better = _join_error(exc, t.group, iface, family, sources=False)
@@ -486,9 +457,7 @@ class Membership:
             try:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 undo.callback(sock.close)
-                reader = io.reader(sock, family)
-                if reader is not sock:
-                    undo.callback(reader.detach)  # (runs first: the stack unwinds in reverse)
+                reader = io.open_reader(sock)
                 ops.configure_rx(sock, family, t, st.port, loop)
                 for src in chunk:
                     ops.set(sock, Concern.JOIN_SOURCE, family, t._replace(source=src))
@@ -563,21 +532,28 @@ class Membership:
     def _make_fd_room(self, needed: int, *, force: bool = False, cached: bool = False) -> bool:
         """Raise the soft descriptor limit if ``needed`` more would not fit; True if it did.
         ``cached``: the caller retries with ``force`` after an EMFILE (see Host.ensure_fd_room)."""
-        global _warned_fd_limit
         if not self.raise_fd_limit:
             return False
         # + poller, waker, watch
-        raised = _platform.HOST.ensure_fd_room(needed + 4, force=force, cached=cached)
-        if raised is not None and not _warned_fd_limit:
-            _warned_fd_limit = True
-            warnings.warn(
-                f"raised this process's soft RLIMIT_NOFILE from {raised[0]} to {raised[1]} to hold "
-                f"{needed} multicast sockets (one per group and interface); pass raise_fd_limit=False "
-                "to McastRxSocket to prevent this",
-                RuntimeWarning,
-                stacklevel=caller_outside_package(),
-            )
-        return raised is not None
+        return _fd_limit_raised(_platform.HOST.ensure_fd_room(needed + 4, force=force, cached=cached), needed)
+
+
+def _fd_limit_raised(raised: tuple[int, int] | None, needed: int) -> bool:
+    """Whether the soft descriptor limit was raised (``ensure_fd_room``'s result); warns the first
+    time it was."""
+    global _warned_fd_limit
+    if raised is None:
+        return False
+    if not _warned_fd_limit:
+        _warned_fd_limit = True
+        warnings.warn(
+            f"raised this process's soft RLIMIT_NOFILE from {raised[0]} to {raised[1]} to hold "
+            f"{needed} multicast sockets (one per group and interface); pass raise_fd_limit=False "
+            "to McastRxSocket to prevent this",
+            RuntimeWarning,
+            stacklevel=caller_outside_package(),
+        )
+    return True
 
 
 def _quietly(fn: Callable[..., object], *args: object) -> None:

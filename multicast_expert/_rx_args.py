@@ -49,10 +49,12 @@ def pick_interfaces(
     iface: IfaceSpecifier | None,
     ifaces: Iterable[IfaceSpecifier] | None,
 ) -> list[IfaceInfo]:
-    if iface_ips is None and ifaces is None:  # (the common case: one interface, or the default set)
+    if iface_ips is None and ifaces is None:  # (the common cases: one interface, or the default set)
         single = iface if iface_ip is None else iface_ip if iface is None else None
         if single is not None:
             return [resolve_iface(single, family)]
+        if iface_ip is None:  # (and iface is None: nothing named)
+            return _default_set(family)
     given = [x for x in (iface_ip, iface_ips, iface, ifaces) if x is not None]
     if len(given) > 1:
         raise MulticastValueError(
@@ -67,15 +69,20 @@ def pick_interfaces(
         if not specs:
             raise MulticastValueError("iface_ips is empty; give at least one interface, or None for all")
     else:
-        found = listenable_interfaces(family)
-        if not found:
-            raise MulticastExpertError(
-                f"Unable to discover any listenable interfaces: no non-loopback interface has an "
-                f"{family_name(family)} address. Pass iface_ip (e.g. the loopback address) to choose one"
-            )
-        return found
+        return _default_set(family)
     chosen: dict[int, IfaceInfo] = {}
     for spec in specs:
         info = resolve_iface(spec, family)
         chosen.setdefault(info.index, info)
     return list(chosen.values())
+
+
+def _default_set(family: int) -> list[IfaceInfo]:
+    """Every non-loopback interface with an address of ``family`` (a fresh list)."""
+    found = listenable_interfaces(family)
+    if not found:
+        raise MulticastExpertError(
+            f"Unable to discover any listenable interfaces: no non-loopback interface has an "
+            f"{family_name(family)} address. Pass iface_ip (e.g. the loopback address) to choose one"
+        )
+    return found

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _platform
-from ._membership import Unit
 from ._packet import McastPacket
 from ._platform import DROPPED, Dropped
+from ._unit import Unit
 from ._validate import IPv4Or6Address
 
 #: Largest buffer a batch receive reads each datagram into (a UDP payload is at most 65,535 bytes).

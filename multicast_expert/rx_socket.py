@@ -36,10 +36,11 @@ from ._describe import describe, endpoint, some
 from ._engine import Mode, ReceiveEngine
 from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError, SocketClosedError
 from ._lifecycle import OpenCloseContext, apply_sockopt
-from ._membership import Membership, RxSettings, Unit
+from ._membership import Membership, RxSettings
 from ._packet import DEFAULT_RX_BUFSIZE, McastPacket
 from ._platform import METADATA, Concern
 from ._rx_args import parse_sources, pick_interfaces
+from ._unit import Unit
 from ._validate import (
     IPv4Or6Address,
     MulticastAddress,
@@ -55,7 +56,7 @@ from ._validate import (
     normalize_mcast_ips,
     normalize_source_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier
+from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface
 
 _MAX_BUF = 2**31
 _CLOSED = Mode.CLOSED
@@ -66,6 +67,7 @@ _INTS = (int, socket.AddressFamily)
 #: Seconds between rescans where the OS gives no change notifications.
 RESCAN_PERIOD = 1.0
 _log = logging.getLogger("multicast_expert.rx")
+_new = tuple.__new__  # (a NamedTuple's own __new__ is a Python call)
 
 
 class McastRxSocket(OpenCloseContext):
@@ -176,9 +178,11 @@ class McastRxSocket(OpenCloseContext):
         self._meta = bool(meta)
         self._engine: ReceiveEngine[Unit] = ReceiveEngine()
         self._members = Membership(
-            RxSettings(family, self.port, self.enable_external_loopback, self.rcvbuf, meta),
+            _new(RxSettings, (family, self.port, self.enable_external_loopback, self.rcvbuf, meta)),
             dict.fromkeys(groups, sources),
-            pick_interfaces(family, iface_ip, iface_ips, iface, ifaces),
+            [resolve_iface(iface_ip, family)]  # (one interface by its 1.2.0 name: the common case)
+            if iface_ip is not None and iface_ips is None and iface is None and ifaces is None
+            else pick_interfaces(family, iface_ip, iface_ips, iface, ifaces),
             named=named,
             raise_fd_limit=True if plain else check_bool(raise_fd_limit, "raise_fd_limit"),
             apply=self._engine.apply,
@@ -295,8 +299,9 @@ class McastRxSocket(OpenCloseContext):
             if engine.mode is not _CLOSED:
                 raise MulticastExpertError("Attempt to open an McastRxSocket that is already open!")
             engine.open()
-            self._readers.clear()  # (built afresh from the OS layer in use now)
-            self._plain_readers.clear()
+            if self._readers:  # (built afresh from the OS layer in use now)
+                self._readers.clear()
+                self._plain_readers.clear()
             _rx_hot.install(self, _RX_METHODS)
             try:
                 self._members.open()
@@ -320,7 +325,9 @@ class McastRxSocket(OpenCloseContext):
         with self._open_lock:
             if self._engine.mode is _CLOSED:
                 raise MulticastExpertError("Attempt to close an McastRxSocket that is already closed!")
-            self._close_all()
+            if self._watch is not None:  # (the body of _close_all, inline)
+                self._stop_watch()
+            self._members.close(self._engine.close)
 
     # ---- live membership ---------------------------------------------------------------------
     def _need_open(self, what: str) -> None:

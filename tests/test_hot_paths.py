@@ -510,3 +510,27 @@ def epoll_over(*socks: socket.socket | int) -> Iterator[select.epoll]:
         yield ep
     finally:
         ep.close()
+
+
+@pytest.mark.parametrize("count", [1, 3], ids=["one-group", "three-groups"])
+def test_a_closed_socket_is_freed_at_once_even_after_fast_receives_and_sends(
+    net: Net, port: int, count: int
+) -> None:
+    # (While open the fast methods keep their socket alive, as bound methods do; close() lets go.)
+    groups = [f"239.181.10.{i + 1}" for i in range(count)]
+    gc.collect()
+    gc.disable()
+    try:
+        rx = me.McastRxSocket(V4, groups, port, iface_ip=LO4, timeout=0.2)
+        tx = me.McastTxSocket(V4, groups, LO4)
+        with rx, tx:
+            for group in groups:
+                tx.sendto(b"x", (group, port))
+                tx.sendto(b"y", (group, port))
+            assert len([rx.recvfrom() for _ in range(2 * count)]) == 2 * count
+            assert rx.recv_packet() is None
+        gone = (weakref.ref(rx), weakref.ref(tx))
+        del rx, tx
+        assert [ref() for ref in gone] == [None, None]
+    finally:
+        gc.enable()

@@ -19,7 +19,7 @@ import pytest
 from helpers import V4, V6, Net, open_fds
 
 import multicast_expert as me
-from multicast_expert import _membership, _platform, interfaces, testing
+from multicast_expert import _engine, _membership, _platform, interfaces, testing
 from multicast_expert._platform import _posix, linux
 
 IP_ADD_MEMBERSHIP = 35  # <linux/in.h>
@@ -394,3 +394,12 @@ def test_send_plans_are_reused_and_hold_every_option() -> None:
     assert v6.before == ((socket.SOL_SOCKET, socket.SO_REUSEADDR, 1),)
     assert v6.address == ("fe80::1", 5000, 0, 7)  # the scope as the index
     assert v6.after[0] == (socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, 7)
+
+
+def test_an_engine_is_listed_for_fork_handling_once_it_has_a_poller(net: Net, port: int) -> None:
+    """Opening and closing does not list the engine (nothing to forget after a fork without a
+    poller); the first need of a poller does, so a fork from then on drops the child's copy."""
+    with me.McastRxSocket(V4, ["239.140.11.1"], port, iface="lo") as rx:
+        assert rx._engine not in _engine._engines
+        assert rx.fileno() >= 0  # (makes the poller)
+        assert rx._engine in _engine._engines

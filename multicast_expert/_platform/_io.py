@@ -73,6 +73,15 @@ class DatagramIO:
             shadow.settimeout(None)
         return shadow
 
+    def open_reader(self, sock: socket.socket) -> socket.socket | None:
+        """What a new receive socket is read through from the start: None where :meth:`reader`
+        may make it on first need (with MSG_DONTWAIT: the socket stays blocking, and most sockets
+        are never read through a second object, e.g. with the C accelerator); else (no such flag:
+        Windows) the socket itself, made non-blocking now."""
+        if self.DONTWAIT:
+            return None
+        return self.reader(sock)
+
     @staticmethod
     def release(reader: socket.socket, sock: socket.socket) -> None:
         """Close a receive socket and let go of its reader (which never closes the descriptor)."""
