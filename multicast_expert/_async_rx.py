@@ -9,6 +9,7 @@ readable (``add_reader``) or, on loops without it, a worker thread's wait on the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -252,7 +253,8 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             self._fail_waiters()
             return
         self._rx.close()  # another thread: the loop's own thread undoes its watch and wakes the tasks
-        loop.call_soon_threadsafe(self._after_close_elsewhere)
+        with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile: nothing waits on it)
+            loop.call_soon_threadsafe(self._after_close_elsewhere)
 
     def _after_close_elsewhere(self) -> None:
         self._unwatch()

@@ -16,6 +16,7 @@ and ``fileno()`` is one descriptor that becomes readable whenever any group has 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import socket
 from collections.abc import Callable, Iterable
@@ -188,7 +189,10 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
             if w.get_loop() is here:
                 _fail(w, "The AsyncMcastTxSocket was closed while sending")
             else:  # closed from another thread: the future's own loop sets it
-                w.get_loop().call_soon_threadsafe(_fail, w, "The AsyncMcastTxSocket was closed while sending")
+                with contextlib.suppress(RuntimeError):  # (that loop closed meanwhile: nothing waits)
+                    w.get_loop().call_soon_threadsafe(
+                        _fail, w, "The AsyncMcastTxSocket was closed while sending"
+                    )
         self._waiters.clear()
 
     async def _pace(self) -> None:

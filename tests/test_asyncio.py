@@ -385,3 +385,28 @@ def test_multicast_expert_testing_is_an_attribute_after_a_plain_import() -> None
     )
     with pytest.raises(AttributeError, match="no attribute 'tesing'"):
         me.tesing  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_close_from_a_thread_while_the_loop_closes_raises_nothing(net: Net, port: int) -> None:
+    # The race of the test above: the woken task ends and asyncio.run() closes the loop between
+    # close()'s check of the loop and its call into it (made certain here: a closed loop that
+    # says it is open). close() must still close, and raise nothing in the closing thread.
+    rx = me.AsyncMcastRxSocket(V4, ["239.74.0.9"], port, iface="lo")
+    rx.open()
+    loop = asyncio.new_event_loop()
+    loop.close()
+    loop.is_closed = lambda: False  # type: ignore[method-assign]
+    rx._loop = loop  # (the loop a receive was waiting on)
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            rx.close()
+        except BaseException as exc:  # (the thread's error, for the assertion below)
+            errors.append(exc)
+
+    t = threading.Thread(target=close)
+    t.start()
+    t.join(5)
+    del loop.is_closed  # (the loop's own again, for its finalizer)
+    assert errors == [] and not rx.is_opened
