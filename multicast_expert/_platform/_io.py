@@ -141,9 +141,10 @@ class DatagramIO:
     recv_poll_share: Callable[..., int] | None = None
     #: ``rx_hot(owner_ref, slow_from, slow_packet, resume, packet_cls, timeout)``: a receiving
     #: socket's ``recvfrom`` and ``recv_packet`` as C methods over the engine's fast-path state
-    #: (``_speedups.RxHot``), where the OS layer has them; else None (the Python methods serve).
+    #: (``_speedups.RxHot``), where the OS layer has them; else None (``_rx_hot.PyHot`` serves
+    #: where this layer reads without a destination filter, the class's methods elsewhere).
     rx_hot: Callable[..., Any] | None = None
-    #: ``tx_hot(owner_ref, slow, family)``: a sending socket's one-interface ``sendto`` as a C
+    #: ``tx_hot(owner_ref, original, slow, family)``: a sending socket's one-interface ``sendto`` as a C
     #: method over destinations the Python method checked (``_speedups.TxHot``); else None.
     tx_hot: Callable[..., Any] | None = None
 
