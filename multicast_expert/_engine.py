@@ -191,8 +191,8 @@ class ReceiveEngine(Generic[_U]):
             self.mode = _SINGLE
             self._hot = single if self._plain else None
             self._hot_multi = False
-            if self.hot is not None:
-                self._set_hot()  # (and tell it)
+            if self.hot is not None and self._poller is not None:
+                self._set_hot()  # (and tell it; without a poller it stays off, as installed)
             return
         self._single = None
         self.mode = _MULTI if n else _EMPTY
@@ -206,10 +206,11 @@ class ReceiveEngine(Generic[_U]):
             tell(self.hot, self.mode is _CLOSED, self._poller, unit, self._hot_multi, self.by_fd, self._ready)
 
     def set_hot_path(self, hot: HotPath | None) -> None:
-        """Keep ``hot`` told of the fast paths' state from now on (None: stop)."""
-        with self._lock:  # (one replaced is already set_closed: it was installed before a close)
+        """Keep ``hot`` (made off; one replaced is closed) told of the fast paths' state from now on."""
+        with self._lock:
             self.hot = hot
-            self._set_hot()
+            if self._poller is not None:  # (else it stays off, as it is without a poller)
+                self._set_hot()
 
     def close(self, units: list[_U]) -> None:
         """Enter CLOSED, wake every receiver (they raise EngineClosedError), close ``units``."""
@@ -373,8 +374,7 @@ class ReceiveEngine(Generic[_U]):
     ) -> _T | None:
         """Go on with a :class:`HotPath`'s receive: woken (``polled`` None), or these ready."""
         if polled:
-            by_fd = self.by_fd
-            self._ready.extend([by_fd[fd] for fd in polled if fd in by_fd])
+            self._ready.extend([self.by_fd[fd] for fd in polled if fd in self.by_fd])
         return self._receive(read, timeout, False)
 
     def _receive(self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool) -> _T | None:

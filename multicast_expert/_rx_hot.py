@@ -266,21 +266,35 @@ def install(rx: Any, methods: dict[str, Any]) -> None:
     a method that a subclass overrides or a test patched on the class (both are called instead),
     and an instance attribute the caller set. While open the methods keep their socket alive, as
     bound methods do."""
-    io, cls, attrs = _platform.IO, type(rx), rx.__dict__
+    io, attrs, timeout = _platform.IO, rx.__dict__, rx._timeout
     old, hot = rx._hot, None
-    packet_cls = None if rx._meta else McastPacket
-    slow_from, slow_packet = methods["recvfrom"], methods["recv_packet"]
     if io.rx_hot is not None:
-        hot = io.rx_hot(weakref.ref(rx), slow_from, slow_packet, resume, packet_cls, rx._timeout)
+        packet_cls = None if rx._meta else McastPacket
+        hot = io.rx_hot(
+            weakref.ref(rx), methods["recvfrom"], methods["recv_packet"], resume, packet_cls, timeout
+        )
     elif io.UNFILTERED and io.DONTWAIT:
-        policy = rx._engine.policy
-        hot = PyHot(weakref.ref(rx), slow_from, slow_packet, resume, packet_cls, rx._timeout, policy)
+        packet_cls, policy = None if rx._meta else McastPacket, rx._engine.policy
+        hot = PyHot(
+            weakref.ref(rx), methods["recvfrom"], methods["recv_packet"], resume, packet_cls, timeout, policy
+        )
     if hot is not None:
         hot.hold(rx)
     rx._hot = hot
-    if hot is not None:
-        hot.set_timeout(rx._timeout)  # (again: a timeout assigned meanwhile reached the old one)
+    if hot is not None and rx._timeout != timeout:
+        hot.set_timeout(rx._timeout)  # (assigned meanwhile: the setter told the old one)
     rx._engine.set_hot_path(hot)
+    cls = type(rx)
+    if (  # (the usual case: a first open of the class itself or a subclass that overrides neither)
+        old is None
+        and hot is not None
+        and "recvfrom" not in attrs
+        and "recv_packet" not in attrs
+        and cls.recvfrom is methods["recvfrom"]
+        and cls.recv_packet is methods["recv_packet"]
+    ):
+        attrs["recvfrom"], attrs["recv_packet"] = hot.recvfrom, hot.recv_packet
+        return
     for name, original in methods.items():
         current = attrs.get(name)
         if current is not None and (old is None or current != getattr(old, name)):
