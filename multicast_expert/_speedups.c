@@ -62,6 +62,11 @@ typedef union {
     struct sockaddr_in6 v6;
 } sockaddr_any;
 
+/* CPython 3.12+ headers define Py_RETURN_NONE as a bare `return Py_None` (None is immortal
+ * there), also for a limited-API build aimed at 3.11: such an abi3 build, run on 3.11, would give
+ * away a reference to None it never took. This one always takes it. */
+#define RETURN_NONE return Py_NewRef(Py_None)
+
 /* tuple.__new__, looked up once: builds instances of tuple subclasses (NamedTuples) the way
  * tuple.__new__(cls, items) does, so hash caching and GC tracking are the interpreter's own. */
 static newfunc tuple_new;
@@ -750,7 +755,7 @@ epoll_read(PyObject *by_fd, PyObject *cls, int epfd, int waker, Py_ssize_t bufsi
             return NULL;
     }
     if (n == 0)
-        Py_RETURN_NONE;
+        RETURN_NONE;
     if (n == 1 && events[0].data.fd != waker) {
         /* The common case: one socket ready. Read it now, if it is a live unit of by_fd: the GIL
          * is held from that lookup through the read, so no Python code can close the descriptor
@@ -1245,7 +1250,7 @@ sp_recv_share(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     n = PyList_Size(units);
     if (n == 0 || room == 0)
-        Py_RETURN_NONE;
+        RETURN_NONE;
     if ((size_t)n > SIZE_MAX / sizeof *srcs)
         return PyErr_NoMemory();
     srcs = PyMem_Calloc((size_t)n, sizeof *srcs);
@@ -1432,7 +1437,7 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         if (known < 0)
             return NULL;
         if (known == 0)
-            Py_RETURN_NONE;
+            RETURN_NONE;
     }
     if (count == 0)
         return PyLong_FromLong(0);
@@ -1883,7 +1888,7 @@ rxhot_set_single(RxHot *self, PyObject *const *args, Py_ssize_t nargs)
     self->epfd = epfd;
     self->wake_fd = wake;
     self->mode = HOT_SINGLE;
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 static PyObject *
@@ -1903,7 +1908,7 @@ rxhot_set_multi(RxHot *self, PyObject *const *args, Py_ssize_t nargs)
     self->epfd = epfd;
     self->wake_fd = wake;
     self->mode = HOT_MULTI;
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 static PyObject *
@@ -1912,7 +1917,7 @@ rxhot_set_off(RxHot *self, PyObject *unused)
     (void)unused;
     rxhot_drop_state(self);
     self->mode = HOT_OFF;
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 /* set_closed(): the engine closed; the socket is no longer held (see hold). */
@@ -1923,7 +1928,7 @@ rxhot_set_closed(RxHot *self, PyObject *unused)
     rxhot_drop_state(self);
     self->mode = HOT_CLOSED;
     Py_CLEAR(self->strong);
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 /* hold(owner): while open, the methods keep their socket alive, as bound methods would (a cycle
@@ -1934,7 +1939,7 @@ rxhot_hold(RxHot *self, PyObject *owner)
     PyObject *old = self->strong;
     self->strong = Py_NewRef(owner);
     Py_XDECREF(old);
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 /* set_timeout(timeout): None waits for ever; 0 never waits (always the Python path). */
@@ -1947,7 +1952,7 @@ rxhot_set_timeout(RxHot *self, PyObject *timeout)
         return NULL;
     self->timeout = t;
     self->forever = forever;
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 static PyObject *
@@ -2155,7 +2160,7 @@ txhot_sendto(TxHot *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
                 }
                 Py_DECREF(name);
                 if (n >= 0)
-                    Py_RETURN_NONE;
+                    RETURN_NONE;
                 /* Refused (nothing went out): the Python method tries it and says why. */
             }
         } else if (PyErr_Occurred()) {
@@ -2172,10 +2177,10 @@ txhot_remember(TxHot *self, PyObject *addr)
     sockaddr_any sa;
     socklen_t len = 0;
     if (self->sock == NULL || !plain_address(self->family, addr))
-        Py_RETURN_NONE;
+        RETURN_NONE;
     if (parse_addr(self->family, addr, &sa, &len) < 0) {
         PyErr_Clear(); /* (not one this path can send to: it stays with the Python method) */
-        Py_RETURN_NONE;
+        RETURN_NONE;
     }
     if (PyDict_Size(self->dests) >= TXHOT_MAX_DESTS)
         PyDict_Clear(self->dests);
@@ -2186,7 +2191,7 @@ txhot_remember(TxHot *self, PyObject *addr)
     Py_DECREF(name);
     if (rc < 0)
         return NULL;
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 /* open(sock, owner): the one OS socket to send on (one interface), and the socket object, held
@@ -2212,7 +2217,7 @@ txhot_open(TxHot *self, PyObject *const *args, Py_ssize_t nargs)
     PyDict_Clear(self->dests);
     Py_XDECREF(old_sock);
     Py_XDECREF(old_owner);
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 static PyObject *
@@ -2223,7 +2228,7 @@ txhot_close(TxHot *self, PyObject *unused)
     PyDict_Clear(self->dests);
     Py_CLEAR(self->sock);
     Py_CLEAR(self->strong);
-    Py_RETURN_NONE;
+    RETURN_NONE;
 }
 
 static PyObject *

@@ -18,6 +18,7 @@ import importlib
 import os
 import select
 import socket
+import sys
 import threading
 import weakref
 from collections import Counter
@@ -534,3 +535,32 @@ def test_a_closed_socket_is_freed_at_once_even_after_fast_receives_and_sends(
         assert [ref() for ref in gone] == [None, None]
     finally:
         gc.enable()
+
+
+def test_c_methods_keep_the_reference_count_of_none() -> None:
+    # An abi3 build made with CPython 3.12+ headers (where Py_RETURN_NONE takes no reference,
+    # None being immortal there) and run on 3.11 gave away a reference to None per call, until
+    # the interpreter aborted. The count must not fall, whichever headers built the extension.
+    sp = _speedups()
+
+    class Owner:
+        def recvfrom(self, *args: object) -> None:
+            return None
+
+    owner = Owner()
+    hot = sp.RxHot(weakref.ref(owner), Owner.recvfrom, Owner.recvfrom, Owner.recvfrom, None, 1.0)
+    tx = sp.TxHot(weakref.ref(owner), Owner.recvfrom, Owner.recvfrom, int(V4))
+    calls: list[Callable[[], object]] = [
+        hot.set_off,
+        hot.set_closed,
+        lambda: hot.set_timeout(None),
+        lambda: hot.hold(owner),
+        lambda: tx.remember(("239.1.1.1", 5)),
+        tx.close,
+    ]
+    for call in calls:
+        call()
+        before = sys.getrefcount(None)
+        for _ in range(2000):
+            assert call() is None
+        assert sys.getrefcount(None) > before - 100, call  # (one lost per call: 2,000)
