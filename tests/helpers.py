@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import multicast_expert as me
@@ -84,3 +85,27 @@ def send_from_peer(
                 s.sendto(p, (group, port))
 
     peer.run(go)
+
+
+#: scripts/check-accel preloads AddressSanitizer: its quarantine keeps freed memory resident, so
+#: resident-size checks say nothing there (ASan checks the accesses instead).
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
+
+
+def rss_bytes() -> int:
+    """This process's resident size."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_growth(step: Callable[[], object], warm: int = 300, count: int = 3000) -> int:
+    """Bytes the resident size grew over ``count`` calls of ``step`` after ``warm`` calls
+    (0 under AddressSanitizer, where the figure means nothing)."""
+    for _ in range(warm):
+        step()
+    gc.collect()
+    before = rss_bytes()
+    for _ in range(count):
+        step()
+    gc.collect()
+    return 0 if UNDER_ASAN else rss_bytes() - before

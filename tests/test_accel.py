@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any, NamedTuple
 
 import pytest
-from helpers import IN_CI, V4, V6, Net
+from helpers import IN_CI, UNDER_ASAN, V4, V6, Net, resident_growth, rss_bytes
 
 from multicast_expert import _accel, _platform, testing
 from multicast_expert._packet import McastPacket
@@ -36,9 +36,6 @@ except ImportError as exc:  # pragma: no cover - depends on the build
     pytest.skip(f"the C accelerator is not built here: {exc}", allow_module_level=True)
 
 LOOP: dict[int, str] = {V4: "127.0.0.1", V6: "::1"}
-# scripts/check-accel runs this file with AddressSanitizer preloaded: its quarantine keeps freed
-# memory resident, so the resident-size checks are skipped there (ASan checks the accesses).
-UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 FAMILIES = pytest.mark.parametrize("family", [V4, V6], ids=["v4", "v6"])
 
 
@@ -86,11 +83,6 @@ def alarm(after: float, handler: Callable[[int, FrameType | None], None]) -> Ite
 
 def raise_boom(signum: int, frame: FrameType | None) -> None:
     raise BoomError
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 # ---- the loader -------------------------------------------------------------------------------
@@ -875,12 +867,5 @@ def test_repeated_calls_do_not_leak(net: Net) -> None:
             with pytest.raises(BlockingIOError):
                 sp.recv_from(fd, 100)
 
-        for _ in range(300):
-            round_trip()
-        gc.collect()
-        before = rss_bytes()
-        for _ in range(3000):
-            round_trip()
-        gc.collect()
-        assert UNDER_ASAN or rss_bytes() - before < 4 << 20
+        assert resident_growth(round_trip) < 4 << 20
     os.close(waker)

@@ -24,24 +24,18 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from helpers import V4, V6, Net
+from helpers import V4, V6, Net, resident_growth
 
 import multicast_expert as me
 from multicast_expert import _platform, testing
 from multicast_expert._errors import MulticastPortError
 
 LO4 = "127.0.0.1"
-UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 
 def fd_count() -> int:
     """Descriptors open now, without collecting garbage first."""
     return len(os.listdir("/proc/self/fd"))
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class InterruptedByTestError(Exception):
@@ -86,16 +80,11 @@ def test_a_signal_handler_that_closes_and_raises_propagates_its_exception(
 
 
 # ---- patching, subclassing and introspection -------------------------------------------------------
-def test_a_class_level_patch_of_the_methods_is_called(
-    net: Net, port: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``monkeypatch.setattr(McastTxSocket, "sendto", spy)`` / ``mock.patch.object`` on the class
-    (a common way to observe a library in tests) must be what ``tx.sendto`` calls. With the
-    accelerator, open() compared the class's method with itself (both the patch) and installed
-    the C methods, which never call the patch."""
-    group = "239.183.1.1"
+def patch_with_spies(monkeypatch: pytest.MonkeyPatch, recv_name: str) -> list[str]:
+    """Patch McastTxSocket.sendto and McastRxSocket.<recv_name> on the classes with spies that
+    note "send" / "recv" in the returned list, then call the real methods."""
     calls: list[str] = []
-    real_send, real_recv = me.McastTxSocket.sendto, me.McastRxSocket.recvfrom
+    real_send, real_recv = me.McastTxSocket.sendto, getattr(me.McastRxSocket, recv_name)
 
     def spy_send(self: me.McastTxSocket, *args: Any, **kwargs: Any) -> None:
         calls.append("send")
@@ -106,7 +95,19 @@ def test_a_class_level_patch_of_the_methods_is_called(
         return real_recv(self, *args, **kwargs)
 
     monkeypatch.setattr(me.McastTxSocket, "sendto", spy_send)
-    monkeypatch.setattr(me.McastRxSocket, "recvfrom", spy_recv)
+    monkeypatch.setattr(me.McastRxSocket, recv_name, spy_recv)
+    return calls
+
+
+def test_a_class_level_patch_of_the_methods_is_called(
+    net: Net, port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``monkeypatch.setattr(McastTxSocket, "sendto", spy)`` / ``mock.patch.object`` on the class
+    (a common way to observe a library in tests) must be what ``tx.sendto`` calls. With the
+    accelerator, open() compared the class's method with itself (both the patch) and installed
+    the C methods, which never call the patch."""
+    group = "239.183.1.1"
+    calls = patch_with_spies(monkeypatch, "recvfrom")
     with (
         me.McastRxSocket(V4, [group], port, iface_ip=LO4, timeout=1.0) as rx,
         me.McastTxSocket(V4, [group], LO4) as tx,
@@ -123,23 +124,11 @@ def test_a_class_level_patch_applied_after_open_is_called(
     """The same with the patch applied to the class once the sockets are open (a fixture opened
     them; the test then patches the class): the instance dict's C methods shadow the class."""
     group = "239.183.1.7"
-    calls: list[str] = []
     with (
         me.McastRxSocket(V4, [group], port, iface_ip=LO4, timeout=1.0) as rx,
         me.McastTxSocket(V4, [group], LO4) as tx,
     ):
-        real_send, real_recv = me.McastTxSocket.sendto, me.McastRxSocket.recv_packet
-
-        def spy_send(self: me.McastTxSocket, *args: Any, **kwargs: Any) -> None:
-            calls.append("send")
-            real_send(self, *args, **kwargs)
-
-        def spy_recv(self: me.McastRxSocket, *args: Any, **kwargs: Any) -> Any:
-            calls.append("recv")
-            return real_recv(self, *args, **kwargs)
-
-        monkeypatch.setattr(me.McastTxSocket, "sendto", spy_send)
-        monkeypatch.setattr(me.McastRxSocket, "recv_packet", spy_recv)
+        calls = patch_with_spies(monkeypatch, "recv_packet")
         for _ in range(2):
             tx.sendto(b"x", (group, port))
             assert rx.recv_packet() is not None
@@ -599,14 +588,7 @@ def test_the_c_methods_do_not_leak_over_many_calls(net: Net, port: int) -> None:
             with pytest.raises(me.MulticastExpertError):
                 tx.sendto(b"x", ("239.183.6.9", port))
 
-        for _ in range(300):
-            round_trip()
-        gc.collect()
-        before = rss_bytes()
-        for _ in range(3000):
-            round_trip()
-        gc.collect()
-        assert UNDER_ASAN or rss_bytes() - before < 4 << 20
+        assert resident_growth(round_trip) < 4 << 20
 
 
 @pytest.fixture
