@@ -40,24 +40,23 @@ Readers = tuple[Callable[[Unit], _T | Dropped], Multi[_T] | None]
 def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
     """``(read, multi)`` for recvfrom: ``(payload, sender)``. No ``multi`` with ``flags``."""
     io = _platform.IO
-    recvfrom, from_fd = io.recvfrom, io.recv_from_fd
-    if from_fd is not None:  # (the C accelerator: straight from the descriptor)
-
-        def read(u: Unit) -> Datagram | Dropped:
-            got: Datagram = from_fd(u.fd, bufsize, flags)
-            return got
-
+    recvfrom, recv_unit = io.recvfrom, io.recv_unit
+    if recv_unit is not None:  # (the C accelerator: a C call straight from the engine)
+        read: Callable[[Unit], Datagram | Dropped] = functools.partial(recv_unit, bufsize, flags, None)
     elif io.UNFILTERED:  # (no destination filter: the OS layer's recvfrom is just this call)
         read_flags = flags | io.DONTWAIT
 
-        def read(u: Unit) -> Datagram | Dropped:
+        def read_direct(u: Unit) -> Datagram | Dropped:
             got: Datagram = u.reader.recvfrom(bufsize, read_flags)
             return got
 
+        read = read_direct
     else:
 
-        def read(u: Unit) -> Datagram | Dropped:
+        def read_filtered(u: Unit) -> Datagram | Dropped:
             return recvfrom(u.reader, bufsize, flags, u.group)
+
+        read = read_filtered
 
     return read, None if flags else _multi_reader(bufsize, None)
 
@@ -79,18 +78,9 @@ def packet_readers(bufsize: int, family: int, meta: bool) -> Readers[McastPacket
 
 def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
     """One datagram as an McastPacket without metadata."""
-    from_fd = _platform.IO.recv_packet_fd
-    if from_fd is not None:  # (the C accelerator: straight from the descriptor)
-
-        def read_fd(u: Unit) -> McastPacket | Dropped:
-            data, src, truncated = from_fd(u.fd, bufsize)
-            packet: McastPacket = _new(
-                McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
-            )
-            return packet
-
-        return read_fd
     io = _platform.IO
+    if io.recv_unit is not None:  # (the C accelerator: the packet made in the same C call)
+        return functools.partial(io.recv_unit, bufsize, 0, McastPacket)
     if io.UNFILTERED:  # (no destination filter: the OS layer's recv_packet is just this call)
         dontwait, trunc = io.DONTWAIT, io.TRUNC
 

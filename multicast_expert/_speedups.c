@@ -115,6 +115,36 @@ get_fd(PyObject *obj, int *out, int allow_negative)
     return 0;
 }
 
+/* A socket's descriptor: an int, or an object's fileno() (a socket object) read here, under the
+ * GIL, so no other thread can close the socket and reuse its number between the look-up and the
+ * system call that follows. A closed socket object (fileno() -1): OSError EBADF. */
+static int
+get_sock_fd(PyObject *obj, int *out)
+{
+    if (PyLong_Check(obj))
+        return get_fd(obj, out, 0);
+    PyObject *fileno = PyObject_GetAttrString(obj, "fileno");
+    if (fileno == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "expected a descriptor (int) or a socket, got %R", obj);
+        }
+        return -1;
+    }
+    PyObject *num = PyObject_CallNoArgs(fileno);
+    Py_DECREF(fileno);
+    if (num == NULL)
+        return -1;
+    int rc = get_int(num, out);
+    Py_DECREF(num);
+    if (rc == 0 && *out < 0) {
+        errno = EBADF;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return rc;
+}
+
 static int
 get_size(PyObject *obj, Py_ssize_t *out, const char *what)
 {
@@ -482,7 +512,7 @@ sp_recv_from(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     int fd, flags = 0;
     Py_ssize_t bufsize;
     (void)mod;
-    if (check_nargs("recv_from", nargs, 2, 3) < 0 || get_fd(args[0], &fd, 0) < 0 ||
+    if (check_nargs("recv_from", nargs, 2, 3) < 0 || get_sock_fd(args[0], &fd) < 0 ||
         get_size(args[1], &bufsize, "buffersize in recv_from") < 0 || (nargs > 2 && get_int(args[2], &flags) < 0))
         return NULL;
     return single_read(fd, bufsize, flags, 0);
@@ -494,7 +524,7 @@ sp_recv_packet(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     int fd;
     Py_ssize_t bufsize;
     (void)mod;
-    if (check_nargs("recv_packet", nargs, 2, 2) < 0 || get_fd(args[0], &fd, 0) < 0 ||
+    if (check_nargs("recv_packet", nargs, 2, 2) < 0 || get_sock_fd(args[0], &fd) < 0 ||
         get_size(args[1], &bufsize, "buffersize in recv_packet") < 0)
         return NULL;
     return single_read(fd, bufsize, 0, 1);
@@ -1024,7 +1054,7 @@ sp_recv_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     rx_arena a;
     (void)mod;
 
-    if (check_nargs("recv_batch", nargs, 6, 6) < 0 || get_fd(args[0], &fd, 0) < 0 ||
+    if (check_nargs("recv_batch", nargs, 6, 6) < 0 || get_sock_fd(args[0], &fd) < 0 ||
         get_size(args[1], &count, "count in recv_batch") < 0 ||
         get_size(args[2], &bufsize, "buffersize in recv_batch") < 0)
         return NULL;
@@ -1422,7 +1452,7 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = NULL;
     (void)mod;
 
-    if (check_nargs("send_batch", nargs, 3, 4) < 0 || get_fd(args[0], &fd, 0) < 0 || get_int(args[1], &family) < 0)
+    if (check_nargs("send_batch", nargs, 3, 4) < 0 || get_sock_fd(args[0], &fd) < 0 || get_int(args[1], &family) < 0)
         return NULL;
     seq = args[2];
     if (nargs == 4 && args[3] != Py_None && !PyAnySet_Check(args[3]) && !PyDict_Check(args[3])) {
@@ -1706,11 +1736,14 @@ hot_stale_error(RxHot *self, PyObject *unit)
     return stale;
 }
 
-/* SINGLE's first, non-waiting read: the datagram (a new reference), Py_False (nothing queued),
- * Py_True (not to be read: the unit is no longer live, or its socket was closed by hand, so the
- * descriptor number may now be another socket's), or NULL with an exception set. */
+/* One non-waiting read of a unit's descriptor (SINGLE's first read; recv_unit): the datagram (a
+ * new reference), Py_False (nothing queued), Py_True (not to be read: the unit is no longer live,
+ * or its socket was closed by hand, so the descriptor number may now be another socket's), or
+ * NULL with an exception set. The GIL is held from the checks through the read: a unit is marked
+ * dead before its socket is closed, so no other thread can close the socket and reuse its number
+ * in between. `flags` (recvfrom's) only with cls None. */
 static PyObject *
-single_first_read(PyObject *unit, int fd, Py_ssize_t bufsize, PyObject *cls)
+unit_read(PyObject *unit, int fd, Py_ssize_t bufsize, int flags, PyObject *cls)
 {
     int ok = unit_live(unit);
     if (ok > 0) {
@@ -1725,12 +1758,42 @@ single_first_read(PyObject *unit, int fd, Py_ssize_t bufsize, PyObject *cls)
     char *buf = get_buffer(stack, bufsize);
     if (buf == NULL)
         return NULL;
-    int r = read_once(fd, buf, bufsize, 0, cls != Py_None, &raw);
+    int r = read_once(fd, buf, bufsize, flags, cls != Py_None, &raw);
     put_buffer(stack, buf);
     if (r <= 0)
         return r < 0 ? NULL : Py_NewRef(Py_False);
     got = cls == Py_None ? Py_NewRef(raw) : unit_packet(cls, unit, raw);
     Py_DECREF(raw);
+    return got;
+}
+
+/* recv_unit(bufsize, flags, packet_cls, unit, /): the engine's read of one unit (see the .pyi). */
+static PyObject *
+sp_recv_unit(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd, flags, rc;
+    Py_ssize_t bufsize;
+    (void)mod;
+    if (check_nargs("recv_unit", nargs, 4, 4) < 0 || get_size(args[0], &bufsize, "buffersize in recv_unit") < 0 ||
+        get_int(args[1], &flags) < 0 || check_packet_cls_or_none("recv_unit", args[2]) < 0)
+        return NULL;
+    if (flags && args[2] != Py_None) {
+        PyErr_Format(PyExc_ValueError, "recv_unit(): flags (%d) only without packet_cls", flags);
+        return NULL;
+    }
+    PyObject *fdobj = PyObject_GetAttr(args[3], str_fd);
+    if (fdobj == NULL)
+        return NULL;
+    rc = get_fd(fdobj, &fd, 0);
+    Py_DECREF(fdobj);
+    if (rc < 0)
+        return NULL;
+    PyObject *got = unit_read(args[3], fd, bufsize, flags, args[2]);
+    if (got == Py_False || got == Py_True) {
+        errno = got == Py_False ? EAGAIN : EBADF; /* BlockingIOError, or the unit's socket is gone */
+        Py_DECREF(got);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
     return got;
 }
 
@@ -1767,7 +1830,7 @@ rxhot_receive(RxHot *self, int kind, Py_ssize_t bufsize)
     int epfd = self->epfd, wake = self->wake_fd;
     if (mode == HOT_SINGLE) {
         unit = Py_NewRef(self->unit);
-        got = single_first_read(unit, self->fd, bufsize, cls);
+        got = unit_read(unit, self->fd, bufsize, 0, cls);
     } else {
         got = Py_NewRef(Py_False);
     }
@@ -2357,6 +2420,8 @@ static PyMethodDef methods[] = {
      "recv_from(fd, bufsize, flags=0, /) -> (data, address)"},
     {"recv_packet", (PyCFunction)(void (*)(void))sp_recv_packet, METH_FASTCALL,
      "recv_packet(fd, bufsize, /) -> (data, address, truncated)"},
+    {"recv_unit", (PyCFunction)(void (*)(void))sp_recv_unit, METH_FASTCALL,
+     "recv_unit(bufsize, flags, packet_cls, unit, /) -> a datagram or a packet of a live unit"},
     {"wait_recv", (PyCFunction)(void (*)(void))sp_wait_recv, METH_FASTCALL,
      "wait_recv(bufsize, packet_cls, unit, waker_fd, timeout, /) -> datagram | None | False"},
     {"epoll_recv", (PyCFunction)(void (*)(void))sp_epoll_recv, METH_FASTCALL,

@@ -14,6 +14,10 @@ Common contract:
   and a recvmmsg whose slots hold more than 256 KiB. Single non-blocking reads and smaller
   recvmmsg calls keep it (they never wait, and releasing costs more than they do).
 * A negative ``fd`` / ``epfd`` is ValueError; ``waker_fd`` may be -1 (no waker).
+* ``recv_from``, ``recv_packet``, ``recv_batch`` and ``send_batch`` also take the socket object
+  itself (``Socket``) for ``fd``: its ``fileno()`` is read in the same call as the system call,
+  so no other thread can close it and reuse its number in between; a closed socket object
+  (``fileno()`` -1) is OSError(EBADF). A value with neither form is TypeError.
 * Sender addresses are exactly what ``socket.recvfrom`` returns: ``(ip, port)`` for AF_INET and
   ``(ip, port, flowinfo, scope_id)`` for AF_INET6, the ip as inet_ntop writes it (no ``%scope``
   suffix: a link-local sender is ``('fe80::1', port, 0, ifindex)``). A sender of any other family
@@ -22,11 +26,17 @@ Common contract:
 
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Final, Literal, TypeVar, overload
+from typing import Final, Literal, Protocol, TypeVar, overload
 
 from _typeshed import ReadableBuffer
 
 Address = tuple[str, int] | tuple[str, int, int, int]
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+#: A descriptor, or a socket object whose ``fileno()`` is read inside the call.
+Socket = int | _HasFileno
 _P = TypeVar("_P", bound=tuple[object, ...])
 _U = TypeVar("_U")
 
@@ -35,15 +45,28 @@ ARENA_BYTES: Final[int]
 #: Most messages the kernel takes in one recvmmsg/sendmmsg call (UIO_MAXIOV, 1024).
 MAX_VLEN: Final[int]
 
-def recv_from(fd: int, bufsize: int, flags: int = 0, /) -> tuple[bytes, Address]:
+def recv_from(fd: Socket, bufsize: int, flags: int = 0, /) -> tuple[bytes, Address]:
     """``recvfrom(fd, bufsize, MSG_DONTWAIT | flags)``: as ``socket.recvfrom(bufsize, flags)`` on a
     non-blocking socket. Nothing queued: BlockingIOError. A datagram longer than ``bufsize`` is
     cut to ``bufsize`` (also with MSG_TRUNC in ``flags``). Negative ``bufsize``: ValueError."""
 
-def recv_packet(fd: int, bufsize: int, /) -> tuple[bytes, Address, bool]:
+def recv_packet(fd: Socket, bufsize: int, /) -> tuple[bytes, Address, bool]:
     """``recvmsg`` with MSG_DONTWAIT: ``(data, sender, truncated)``, byte for byte what
     ``data, _, msg_flags, sender = sock.recvmsg(bufsize)`` gives, ``truncated`` being
     ``bool(msg_flags & MSG_TRUNC)``. Nothing queued: BlockingIOError."""
+
+@overload
+def recv_unit(bufsize: int, flags: int, packet_cls: None, unit: object, /) -> tuple[bytes, Address]: ...
+@overload
+def recv_unit(bufsize: int, flags: int, packet_cls: type[_P], unit: object, /) -> _P:
+    """One read of a unit's descriptor without waiting (``unit.fd``; the unit also has ``live``,
+    ``sock``, ``group`` and ``iface.index``): recv_from's ``(data, sender)`` with ``flags`` when
+    ``packet_cls`` is None, else ``tuple.__new__(packet_cls, (data, sender, unit.group,
+    unit.iface.index, truncated, None, None, None))`` (``flags`` must be 0). Nothing queued:
+    BlockingIOError. A unit no longer live, or whose socket is no longer open on ``unit.fd``
+    (closed by hand): OSError (EBADF), nothing read. The checks and the read are one step for
+    other threads (the GIL is held throughout), and a unit is marked dead before its socket
+    closes, so a descriptor number another thread freed and reused is never read."""
 
 def wait_recv(
     bufsize: int, packet_cls: type[_P] | None, unit: object, waker_fd: int, timeout: float | None, /
@@ -113,7 +136,7 @@ def epoll_recv(
     """
 
 def recv_batch(
-    fd: int, count: int, bufsize: int, group: str, ifindex: int, packet_cls: type[_P], /
+    fd: Socket, count: int, bufsize: int, group: str, ifindex: int, packet_cls: type[_P], /
 ) -> list[_P]:
     """Up to ``count`` queued datagrams of ``fd`` (recvmmsg, MSG_DONTWAIT), never waiting.
 
@@ -132,10 +155,10 @@ def recv_batch(
     """
 
 @overload
-def send_batch(fd: int, family: int, datagrams: Sequence[tuple[ReadableBuffer, Address]], /) -> int: ...
+def send_batch(fd: Socket, family: int, datagrams: Sequence[tuple[ReadableBuffer, Address]], /) -> int: ...
 @overload
 def send_batch(
-    fd: int,
+    fd: Socket,
     family: int,
     datagrams: Sequence[tuple[ReadableBuffer, Address]],
     known: AbstractSet[object] | Mapping[object, object] | None,

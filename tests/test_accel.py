@@ -170,6 +170,18 @@ def test_recv_errors_match_the_socket_module(net: Net, family: int) -> None:
     with pytest.raises(OSError) as err:
         sp.recv_from(fd, 10)
     assert err.value.errno == errno.EBADF
+    calls: list[Callable[[], object]] = [
+        lambda: sp.recv_from(closed, 10),
+        lambda: sp.recv_packet(closed, 10),
+        lambda: sp.recv_batch(closed, 4, 10, "g", 1, McastPacket),
+        lambda: sp.send_batch(closed, family, [(b"x", (LOOP[family], 9))]),
+    ]
+    for call in calls:  # a socket object's fileno() is read in the call: closed is EBADF, not ValueError
+        with pytest.raises(OSError) as err:
+            call()
+        assert err.value.errno == errno.EBADF
+    with pytest.raises(TypeError, match="a descriptor"):
+        sp.recv_packet(object(), 10)  # type: ignore[arg-type]
 
 
 @FAMILIES
@@ -238,7 +250,10 @@ class _Iface:
 
 
 class _Unit:
-    """What wait_recv and epoll_recv read of a unit: fd, group, iface.index, live."""
+    """What wait_recv, epoll_recv and recv_unit read of a unit: fd, group, iface.index, live
+    (recv_unit: sock too)."""
+
+    sock: socket.socket
 
     def __init__(self, group: str, index: int, live: bool = True, fd: int = -1) -> None:
         self.group, self.iface, self.live, self.fd = group, _Iface(index), live, fd
@@ -246,6 +261,44 @@ class _Unit:
 
 def unit_of(sock: socket.socket | int, group: str = "g", index: int = 1) -> _Unit:
     return _Unit(group, index, fd=sock if isinstance(sock, int) else sock.fileno())
+
+
+@FAMILIES
+def test_recv_unit_reads_only_a_live_unit_whose_socket_is_on_its_descriptor(net: Net, family: int) -> None:
+    """recv_unit, the engine's read: recv_from's datagram, or the unit's packet; nothing queued is
+    BlockingIOError; a unit no longer live, or whose socket was closed (by hand) with its number
+    reused by another socket, is EBADF and that other socket's datagram stays queued for it."""
+    with pair(family) as (rx, tx):
+        unit = unit_of(rx, "239.1.2.3", 5)
+        unit.sock = rx  # (recv_unit also checks that the unit's socket is still on its descriptor)
+        with pytest.raises(BlockingIOError):
+            sp.recv_unit(100, 0, None, unit)
+        for payload in (b"one", b"two", b"three"):
+            tx.sendto(payload, rx.getsockname())
+        assert select.select([rx], [], [], 1.0)[0]
+        assert sp.recv_unit(100, socket.MSG_PEEK, None, unit) == (b"one", tx.getsockname())
+        assert sp.recv_unit(2, 0, None, unit) == (b"on", tx.getsockname())
+        assert sp.recv_unit(3, 0, McastPacket, unit) == McastPacket(
+            b"two", tx.getsockname(), "239.1.2.3", 5, False, None, None, None
+        )
+        with pytest.raises(ValueError, match="flags"):
+            sp.recv_unit(100, socket.MSG_PEEK, McastPacket, unit)
+        unit.live = False
+        for cls in (None, McastPacket):
+            with pytest.raises(OSError) as err:
+                sp.recv_unit(100, 0, cls, unit)
+            assert err.value.errno == errno.EBADF
+        unit.live = True
+        assert sp.recv_unit(100, 0, McastPacket, unit).payload == b"three"
+        rx.close()  # by hand, the unit still "live"; its number is reused at once
+        with _bound(family) as other:
+            assert other.fileno() == unit.fd
+            tx.sendto(b"other's", other.getsockname())
+            assert select.select([other], [], [], 1.0)[0]
+            with pytest.raises(OSError) as err:
+                sp.recv_unit(100, 0, None, unit)
+            assert err.value.errno == errno.EBADF
+            assert other.recvfrom(100)[0] == b"other's"
 
 
 @FAMILIES

@@ -14,6 +14,7 @@ import decimal
 import gc
 import os
 import random
+import select
 import signal
 import socket
 import threading
@@ -27,7 +28,7 @@ import pytest
 from helpers import V4, V6, Net, resident_growth
 
 import multicast_expert as me
-from multicast_expert import _platform, testing
+from multicast_expert import _platform, _rx_read, testing
 from multicast_expert._errors import MulticastPortError
 
 LO4 = "127.0.0.1"
@@ -519,6 +520,45 @@ def test_receivers_during_joins_leaves_and_reopens_get_each_datagram_once_from_i
     finally:
         if rx.is_opened:
             rx.close()
+
+
+@pytest.mark.parametrize("reader_made", [False, True], ids=["reader-unmade", "reader-made"])
+def test_a_read_of_a_unit_left_meanwhile_never_reads_the_socket_that_reused_its_descriptor(
+    net: Net, port: int, reader_made: bool
+) -> None:
+    """The engine takes a ready unit, then reads it. Between the two another thread may leave
+    that unit's group (its socket closes) and join another (whose socket may get the same
+    descriptor number). The read of the old unit must fail with an OSError (which the engine
+    passes over for a unit no longer live), never return the new socket's datagram under the
+    old group: the accelerated reads took the bare number, so CI once saw a packet of one group
+    labelled with another (the churn test above). Every read function, both ways."""
+    first, second, third = "239.183.5.1", "239.183.5.2", "239.183.5.3"
+    with (
+        me.McastRxSocket(V4, [first, second], port, iface_ip=LO4, timeout=1.0) as rx,
+        me.McastTxSocket(V4, [third], LO4) as tx,
+    ):
+        old = next(u for u in rx._members.all_units() if u.group == first)
+        if reader_made:
+            assert old.reader is not None  # (made before the leave, then let go by it)
+        rx.leave_group(first)
+        rx.join_group(third)
+        new = next(u for u in rx._members.all_units() if u.group == third)
+        assert new.fd == old.fd and not old.live  # (the number was reused: the case under test)
+        tx.sendto(b"third", (third, port))
+        assert select.select([new.sock], [], [], 1.0)[0]
+        reads: list[Callable[[], object]] = [
+            lambda: _rx_read.datagram_readers(4096, 0)[0](old),
+            lambda: _rx_read.datagram_readers(4096, socket.MSG_PEEK)[0](old),
+            lambda: _rx_read.packet_readers(65535, V4, False)[0](old),
+            lambda: _rx_read.packet_readers(65535, V4, True)[0](old),
+            lambda: _rx_read.batch_readers(65535, V4, False)[0](old, 4),
+        ]
+        for read in reads:
+            with pytest.raises(OSError) as err:
+                read()
+            assert not isinstance(err.value, BlockingIOError), err.value
+        got = rx.recv_packet()
+        assert got is not None and (got.payload, got.group) == (b"third", third)
 
 
 # ---- resources ---------------------------------------------------------------------------------------------

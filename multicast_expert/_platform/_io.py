@@ -118,17 +118,18 @@ class DatagramIO:
         """(ttl, tos, timestamp) from ancillary data; None for what is absent or unknown here."""
         return (None, None, None)
 
-    #: ``recv_from_fd(fd, bufsize, flags)`` / ``recv_packet_fd(fd, bufsize)``: :meth:`recvfrom` and
-    #: :meth:`recv_packet` straight from a descriptor, where the OS layer has them (the C
-    #: accelerator; never with a destination filter); else None.
-    recv_from_fd: Callable[[int, int, int], Any] | None = None
+    #: ``recv_unit(bufsize, flags, packet_cls, unit)``: :meth:`recvfrom` (``packet_cls`` None) or a
+    #: packet (:meth:`recv_packet` with the unit's group and interface index) straight from a
+    #: unit's descriptor, where the OS layer has it (the C accelerator; never with a destination
+    #: filter); else None. The unit's liveness is checked in the same call as the read, so a unit
+    #: left or closed by another thread is never read through a descriptor number reused since.
+    recv_unit: Callable[[int, int, Any, Any], Any] | None = None
     #: ``poll_read(bufsize, packet_cls, by_fd, poll_fd, wake_fd, timeout)``: the wait on a poller's
     #: descriptor and, when exactly one socket became ready, its read, in a single call: None
     #: (timeout), the datagram (a ``packet_cls`` tuple unless that is None), or the ready
     #: descriptors (nothing read); where the OS layer has such a call (the C accelerator over
     #: epoll); else None.
     poll_read: Callable[[int, Any, dict[int, Any], int, int, float | None], Any] | None = None
-    recv_packet_fd: Callable[[int, int], Any] | None = None
     #: ``recv_share(bufsize, packet_cls, units, start, room, out, gone)``: a whole fair batch over
     #: several sockets in one call, appending packets to ``out`` (the sharing rule and errors of
     #: ``_speedups.recv_share``), where the OS layer has it; else None (the engine shares itself).

@@ -348,8 +348,7 @@ class AcceleratedLinuxIO(LinuxIO):
 
     def __init__(self, speedups: ModuleType) -> None:
         self._sp = speedups
-        self.recv_from_fd = speedups.recv_from
-        self.recv_packet_fd = speedups.recv_packet
+        self.recv_unit = speedups.recv_unit
         self.poll_read = speedups.epoll_recv
         self.recv_share = speedups.recv_share
         self.recv_poll_share = speedups.recv_poll_share
@@ -357,17 +356,17 @@ class AcceleratedLinuxIO(LinuxIO):
         self.tx_hot = speedups.TxHot
 
     def recvfrom(self, sock: socket.socket, bufsize: int, flags: int, group: str) -> tuple[bytes, Address]:
-        got: tuple[bytes, Address] = self._sp.recv_from(sock.fileno(), bufsize, flags)
+        got: tuple[bytes, Address] = self._sp.recv_from(sock, bufsize, flags)
         return got
 
     def recv_packet(self, sock: socket.socket, bufsize: int, group: str) -> tuple[bytes, Address, bool]:
-        got: tuple[bytes, Address, bool] = self._sp.recv_packet(sock.fileno(), bufsize)
+        got: tuple[bytes, Address, bool] = self._sp.recv_packet(sock, bufsize)
         return got
 
     def recv_packets(
         self, sock: socket.socket, count: int, size: int, group: str, ifindex: int, packet: type[_P]
     ) -> list[_P] | None:
-        got: list[_P] = self._sp.recv_batch(sock.fileno(), count, size, group, ifindex, packet)
+        got: list[_P] = self._sp.recv_batch(sock, count, size, group, ifindex, packet)
         return got
 
     def send_many(
@@ -384,7 +383,7 @@ class AcceleratedLinuxIO(LinuxIO):
     ) -> int | None:
         # (known None: send_many, every pair checked by the caller; C send_batch treats it as absent)
         try:
-            sent: int | None = self._sp.send_batch(sock.fileno(), family, datagrams, known)
+            sent: int | None = self._sp.send_batch(sock, family, datagrams, known)
         except OSError as exc:
             done = getattr(exc, "sent", 0)
             if done:  # some went out: report them; the next call meets the error (as sendmmsg does)
