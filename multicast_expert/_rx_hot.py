@@ -107,6 +107,8 @@ class PyHot:
 
             def read_packet(u: Any, bufsize: int) -> Any:
                 data, _anc, msg_flags, src = u.reader.recvmsg(bufsize, 0, dontwait)
+                if not u.live:  # (see _rx_read.gone: the read may have met a reused number)
+                    raise _rx_read.gone(u)
                 return _new(
                     cls, (data, src, u.group, u.iface.index, bool(msg_flags & trunc), None, None, None)
                 )

@@ -9,6 +9,7 @@ and read over a poller (the C accelerator), waits too (see ``ReceiveEngine.recei
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,6 +36,15 @@ PollShareReader = Callable[[int, dict[int, Unit], int, int, list[McastPacket], C
 #: its read: the datagram, None (timeout) or the ready descriptors (nothing read).
 Multi = Callable[[dict[int, Unit], int, int, float | None], _T | list[int] | None]
 Readers = tuple[Callable[[Unit], _T | Dropped], Multi[_T] | None]
+
+
+def gone(u: Unit) -> OSError:
+    """The error for a packet read from ``u`` while another thread left or closed it (raised, and
+    the packet dropped, when ``u`` is no longer live after the read). Python's socket methods
+    release the GIL before their system call: the descriptor number may have been closed and
+    reused by a new socket (a group joined meanwhile) by the time the read ran, and its datagram
+    must not be labelled with ``u``'s group. (Were it ``u``'s, ``u``'s group was being left.)"""
+    return OSError(errno.EBADF, f"the socket for {u.group} was closed during the read")
 
 
 def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
@@ -86,6 +96,8 @@ def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
 
         def read_direct(u: Unit) -> McastPacket | Dropped:
             data, _anc, msg_flags, src = u.reader.recvmsg(bufsize, 0, dontwait)  # type: ignore[attr-defined,unused-ignore]  # (win32: never UNFILTERED)
+            if not u.live:
+                raise gone(u)
             packet: McastPacket = _new(
                 McastPacket, (data, src, u.group, u.iface.index, bool(msg_flags & trunc), None, None, None)
             )
@@ -98,6 +110,8 @@ def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
         got = recv_packet(u.reader, bufsize, u.group)
         if got is DROPPED:
             return got
+        if not u.live:
+            raise gone(u)
         data, src, truncated = got
         packet: McastPacket = _new(
             McastPacket, (data, src, u.group, u.iface.index, truncated, None, None, None)
@@ -115,6 +129,8 @@ def meta_reader(bufsize: int, family: int) -> Callable[[Unit], McastPacket | Dro
         got = recv_meta(u.reader, bufsize, family, u.group)
         if got is DROPPED:
             return got
+        if not u.live:
+            raise gone(u)
         data, src, truncated, (ttl, tos, stamp) = got
         return McastPacket(data, src, u.group, u.iface.index, truncated, ttl, tos, stamp)
 
@@ -141,8 +157,12 @@ def batch_readers(bufsize: int, family: int, meta: bool) -> BatchReaders:
         if not meta:
             packets = io.recv_packets(u.reader, n, size, u.group, u.iface.index, McastPacket)
             if packets is not None:
+                if packets and not u.live:
+                    raise gone(u)
                 return packets
         got = io.recv_many(u.reader, n, size, meta)
+        if got and not u.live:
+            raise gone(u)
         group, index = u.group, u.iface.index
         if got is not None:
             if not meta:

@@ -1217,6 +1217,15 @@ share_run(share_src *srcs, Py_ssize_t n, Py_ssize_t bufsize, Py_ssize_t room, Py
                     goto done; /* a live unit's error, or gone()'s own */
                 continue;      /* left or closed under us: skipped */
             }
+            /* A large read releases the GIL before its system call: a unit left meanwhile may
+             * have had its number reused by a new socket before the call ran. Its packets would
+             * carry the wrong group: dropped (were they its own, its group was being left). */
+            if (got > 0 && (live = share_live(s->unit)) <= 0) {
+                Py_ssize_t len = PyList_Size(out);
+                if (live < 0 || len < 0 || PyList_SetSlice(out, len - got, len, NULL) < 0)
+                    goto done;
+                continue;
+            }
             room -= got;
             if (got == quota)
                 active[more++] = active[k]; /* (more <= k: compacts in place) */

@@ -561,6 +561,60 @@ def test_a_read_of_a_unit_left_meanwhile_never_reads_the_socket_that_reused_its_
         assert got is not None and (got.payload, got.group) == (b"third", third)
 
 
+class _LeftDuringTheRead:
+    """A unit's reader whose reads return, then find the unit left: what another thread's
+    leave_group() looks like when it runs while Python's socket method waits for its system call
+    without the GIL (the call may then have read a new socket that reused the number)."""
+
+    def __init__(self, unit: Any) -> None:
+        self.unit, self.real = unit, unit.reader
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.real, name)
+
+        def call(*args: Any) -> Any:
+            got = method(*args)
+            if name.startswith("recv") or name == "fileno":  # (fileno: the ctypes reads' descriptor)
+                self.unit.live = False
+            return got
+
+        return call
+
+
+def test_a_packet_read_while_its_group_is_left_is_dropped_not_labelled(net: Net, port: int) -> None:
+    """Each packet read through a unit's reader (the pure-Python reads, and the metadata read
+    both ways) looks at the unit again after the read: left meanwhile, the packet is dropped (an
+    OSError the engine passes over, or nothing from the public method), never returned with the
+    left group's name."""
+    group = "239.183.6.1"
+    with (
+        me.McastRxSocket(V4, [group], port, iface_ip=LO4, timeout=0.2) as rx,
+        me.McastTxSocket(V4, [group], LO4) as tx,
+    ):
+        unit = next(iter(rx._members.all_units()))
+        unit.reader = _LeftDuringTheRead(unit)  # type: ignore[assignment]
+        reads: dict[str, Callable[[], object]] = {
+            "metadata": lambda: _rx_read.packet_readers(65535, V4, True)[0](unit)
+        }
+        if _platform.IO.recv_unit is None:  # (accelerated, these read the descriptor in one C call)
+            reads["plain"] = lambda: _rx_read.packet_readers(65535, V4, False)[0](unit)
+            reads["batch"] = lambda: _rx_read.batch_readers(65535, V4, False)[0](unit, 4)
+            reads["public"] = rx.recv_packet
+        for name, read in reads.items():
+            unit.live = True
+            tx.sendto(name.encode(), (group, port))
+            assert select.select([unit.sock], [], [], 1.0)[0], name
+            try:
+                got = read()
+            except OSError as exc:
+                assert not isinstance(exc, BlockingIOError), (name, exc)
+            else:
+                assert name == "public" and got is None, (name, got)
+            assert not unit.live, name  # (the read ran: the datagram was taken, then dropped)
+        unit.live = True  # (so close() lets go of it as usual)
+        unit.reader = unit.reader.real  # type: ignore[attr-defined]
+
+
 # ---- resources ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("count", [1, 3], ids=["one-group", "three-groups"])
 def test_dropping_unclosed_sockets_after_c_receives_and_sends_frees_their_descriptors(

@@ -330,6 +330,12 @@ def recv_share(
                     if gone(unit):
                         break  # left or closed under us: skipped
                     raise OSError(err, os.strerror(err))
+                if not unit.live:
+                    # Left or closed by another thread during the call (ctypes releases the GIL):
+                    # the number may have been reused by a new socket, whose datagrams must not
+                    # carry this unit's group. Dropped (were they its own, its group was being left).
+                    quota = -1  # (never served again in this share)
+                    break
                 heads, senders, offsets = results(k) or first(k)
                 # (len is what was copied, never more than the slot: MSG_TRUNC is not a flag here)
                 for (flags, length), (raw,), at in zip(
