@@ -47,6 +47,13 @@ def gone(u: Unit) -> OSError:
     return OSError(errno.EBADF, f"the socket for {u.group} was closed during the read")
 
 
+def closed_by_hand(u: Unit) -> OSError:
+    """The error for a read of ``u`` whose socket (one of ``rx.sockets``) the program closed: its
+    number may already be another socket's, which the library's reader (a second socket object
+    on the same number) would read. The reads that go through the reader check this first."""
+    return OSError(errno.EBADF, f"the socket for {u.group} was closed outside the library")
+
+
 def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
     """``(read, multi)`` for recvfrom: ``(payload, sender)``. No ``multi`` with ``flags``."""
     io = _platform.IO
@@ -57,6 +64,8 @@ def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
         read_flags = flags | io.DONTWAIT
 
         def read_direct(u: Unit) -> Datagram | Dropped:
+            if u.sock.fileno() != u.fd:
+                raise closed_by_hand(u)
             got: Datagram = u.reader.recvfrom(bufsize, read_flags)
             return got
 
@@ -64,6 +73,8 @@ def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
     else:
 
         def read_filtered(u: Unit) -> Datagram | Dropped:
+            if u.sock.fileno() != u.fd:
+                raise closed_by_hand(u)
             return recvfrom(u.reader, bufsize, flags, u.group)
 
         read = read_filtered
@@ -95,6 +106,8 @@ def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
         dontwait, trunc = io.DONTWAIT, io.TRUNC
 
         def read_direct(u: Unit) -> McastPacket | Dropped:
+            if u.sock.fileno() != u.fd:
+                raise closed_by_hand(u)
             data, _anc, msg_flags, src = u.reader.recvmsg(bufsize, 0, dontwait)  # type: ignore[attr-defined,unused-ignore]  # (win32: never UNFILTERED)
             if not u.live:
                 raise gone(u)
@@ -107,6 +120,8 @@ def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
     recv_packet = io.recv_packet
 
     def read(u: Unit) -> McastPacket | Dropped:
+        if u.sock.fileno() != u.fd:
+            raise closed_by_hand(u)
         got = recv_packet(u.reader, bufsize, u.group)
         if got is DROPPED:
             return got
@@ -126,6 +141,8 @@ def meta_reader(bufsize: int, family: int) -> Callable[[Unit], McastPacket | Dro
     recv_meta = _platform.IO.recv_packet_meta
 
     def read(u: Unit) -> McastPacket | Dropped:
+        if u.sock.fileno() != u.fd:
+            raise closed_by_hand(u)
         got = recv_meta(u.reader, bufsize, family, u.group)
         if got is DROPPED:
             return got
@@ -154,6 +171,8 @@ def batch_readers(bufsize: int, family: int, meta: bool) -> BatchReaders:
     one = meta_reader(bufsize, family) if meta else plain_reader(bufsize)
 
     def read_many(u: Unit, n: int) -> list[McastPacket]:
+        if u.sock.fileno() != u.fd:
+            raise closed_by_hand(u)
         if not meta:
             packets = io.recv_packets(u.reader, n, size, u.group, u.iface.index, McastPacket)
             if packets is not None:

@@ -1080,7 +1080,10 @@ sp_recv_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
-/* recv_share's view of one unit: its descriptor, group and interface index (new references). */
+static int sock_on_fd(PyObject *sock, int fd);
+
+/* recv_share's view of one unit: its descriptor (-1: its socket was closed outside the library,
+ * never read), group and interface index (new references). */
 typedef struct {
     PyObject *unit, *group, *ifindex;
     int fd;
@@ -1130,6 +1133,20 @@ share_source(PyObject *unit, share_src *src)
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "recv_share(): unit.fd must be an int");
         return -1;
+    }
+    /* One of rx.sockets closed by the program: its number may be another socket's by now. */
+    PyObject *sock = PyObject_GetAttrString(unit, "sock");
+    if (sock == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear(); /* (a unit without one: nothing to check) */
+    } else {
+        int on = sock_on_fd(sock, src->fd);
+        Py_DECREF(sock);
+        if (on < 0)
+            return -1;
+        if (!on)
+            src->fd = -1;
     }
     src->group = PyObject_GetAttr(unit, attr_group);
     if (src->group == NULL)
@@ -1200,7 +1217,7 @@ share_run(share_src *srcs, Py_ssize_t n, Py_ssize_t bufsize, Py_ssize_t room, Py
             share_src *s = &srcs[active[k]];
             Py_ssize_t quota = base + (k < extra), got;
             int live;
-            if (quota == 0)
+            if (quota == 0 || s->fd < 0) /* (fd -1: closed outside the library, skipped) */
                 continue;
             /* Left or closed since the call began (another thread, while a read had the GIL
              * released): skipped, never read by a descriptor number that may be reused. */

@@ -49,11 +49,23 @@ class Iface:
         self.index = index
 
 
+class Pipe:
+    """A pipe's read end as a unit's socket: reads of it fail (ENOTSOCK), an error of a live unit."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+
 class ShareUnit:
     """What recv_share reads of a unit: fd, group, iface.index, live."""
 
     def __init__(self, sock: socket.socket, group: str, index: int) -> None:
-        self.sock = sock
+        #: The test's socket; ``sock`` is what the share checks ``fd`` against (see on_pipe).
+        self.own = sock
+        self.sock: socket.socket | Pipe = sock
         self.fd = sock.fileno()
         self.group = group
         self.iface = Iface(index)
@@ -81,10 +93,10 @@ def queue(units: list[ShareUnit], tx: socket.socket, counts: list[int]) -> None:
     for seq in range(max(counts, default=0)):
         for i, (u, c) in enumerate(zip(units, counts, strict=True)):
             if seq < c:
-                tx.sendto(b"%d %d" % (i, seq), u.sock.getsockname())
+                tx.sendto(b"%d %d" % (i, seq), u.own.getsockname())
     for u, c in zip(units, counts, strict=True):
         if c:
-            select.select([u.sock], [], [], 2.0)
+            select.select([u.own], [], [], 2.0)
     time.sleep(0.05)
 
 
@@ -128,7 +140,7 @@ def leftover(units: list[ShareUnit]) -> list[list[int]]:
         mine = []
         while True:
             try:
-                mine.append(int(u.sock.recv(100).split()[1]))
+                mine.append(int(u.own.recv(100).split()[1]))
             except BlockingIOError:
                 break
         rest.append(mine)
@@ -171,8 +183,8 @@ def test_share_follows_the_rule_and_leaves_the_rest_queued(
 def test_share_appends_and_cuts_to_bufsize(net: Net, impl: str) -> None:
     share = share_of(impl)
     with sockets(2) as (units, tx):
-        tx.sendto(b"0 0 and some more bytes", units[0].sock.getsockname())
-        tx.sendto(b"1 0", units[1].sock.getsockname())
+        tx.sendto(b"0 0 and some more bytes", units[0].own.getsockname())
+        tx.sendto(b"1 0", units[1].own.getsockname())
         queue(units, tx, [0, 0])
         time.sleep(0.05)
         marker = McastPacket(b"x", ("1.2.3.4", 1), "old", 1, False)
@@ -203,7 +215,7 @@ def test_share_error_on_a_live_unit_raises_keeping_what_was_read(net: Net, impl:
     try:
         with sockets(3) as (units, tx):
             queue(units, tx, [5, 0, 5])
-            units[1].fd = r
+            units[1].fd, units[1].sock = r, Pipe(r)
             asked: list[object] = []
 
             def live(unit: object) -> bool:
@@ -229,7 +241,7 @@ def test_share_skips_a_unit_gone_under_it_and_one_left_during_the_call(net: Net,
     try:
         with sockets(4) as (units, tx):
             queue(units, tx, [5, 0, 5, 5])
-            units[1].fd = r  # its read fails: gone() says it was closed under us
+            units[1].fd, units[1].sock = r, Pipe(r)  # its read fails: gone() says it was closed under us
             units[3].live = False  # left before the call: never read
 
             def gone(unit: object) -> bool:
@@ -272,11 +284,31 @@ def test_share_drops_what_it_read_from_a_unit_left_during_the_read(net: Net, imp
     share = share_of(impl)
     with sockets(3) as (units, tx):
         queue(units, tx, [3, 3, 3])
-        dying = DiesDuringItsRead(units[1].sock, "g1", 11)
+        dying = DiesDuringItsRead(units[1].own, "g1", 11)
         out: list[McastPacket] = []
         share(100, McastPacket, [units[0], dying, units[2]], 0, 30, out, never_gone)
         assert sorted(seqs(out)) == [(0, s) for s in range(3)] + [(2, s) for s in range(3)]
         assert dying.looks >= 2  # (looked at again after its read)
+
+
+@impls
+def test_share_never_reads_a_unit_whose_socket_was_closed_outside_the_library(net: Net, impl: str) -> None:
+    """One of ``rx.sockets`` closed by the program, its number reused at once by another socket:
+    the share passes that unit over and leaves the other socket's datagram queued for it."""
+    share = share_of(impl)
+    with sockets(2) as (units, tx):
+        queue(units, tx, [2, 2])
+        fd = units[1].fd
+        units[1].own.close()
+        with socket.socket(V4, socket.SOCK_DGRAM) as other:
+            other.bind(("127.0.0.1", 0))
+            assert other.fileno() == fd
+            tx.sendto(b"1 99", other.getsockname())
+            assert select.select([other], [], [], 1.0)[0]
+            out: list[McastPacket] = []
+            share(100, McastPacket, units, 0, 10, out, never_gone)
+            assert seqs(out) == [(0, 0), (0, 1)]
+            assert other.recv(100) == b"1 99"
 
 
 class BoomError(Exception):
@@ -290,7 +322,7 @@ def test_share_propagates_an_exception_of_gone(net: Net, impl: str) -> None:
     try:
         with sockets(2) as (units, tx):
             queue(units, tx, [0, 3])
-            units[0].fd = r
+            units[0].fd, units[0].sock = r, Pipe(r)
 
             def boom(unit: object) -> bool:
                 raise BoomError

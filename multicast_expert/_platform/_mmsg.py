@@ -319,6 +319,9 @@ def recv_share(
             if not quota or not unit.live:  # (left or closed since the call began: skipped)
                 continue
             fd, group, ifindex = unit.fd, unit.group, unit.iface.index
+            sock = getattr(unit, "sock", None)
+            if sock is not None and sock.fileno() != fd:  # closed outside the library: skipped
+                continue
             got = 0
             while got < quota:
                 want = quota - got if quota - got < slots else slots
