@@ -11,16 +11,16 @@
  *     BlockingIOError, ECONNREFUSED -> ConnectionRefusedError, ...).
  *   - EINTR: PyErr_CheckSignals() runs the Python signal handlers; an exception from one propagates,
  *     otherwise the system call is retried (waits with the time that is left).
- *   - The GIL is released around every call that can block or copy a lot: ppoll, epoll_wait,
+ *   - The GIL is released around every call that can block or copy a lot: epoll_wait,
  *     sendmmsg, recvmmsg into more than HOLD_GIL_BYTES of slots. Single non-blocking reads
  *     (recvfrom/recvmsg with MSG_DONTWAIT) and smaller recvmmsg calls keep it: they never wait,
  *     and releasing costs more than the read of a few small datagrams.
  *
- * References: recv(2), recvmsg(2), recvmmsg(2), sendmmsg(2), poll(2) (ppoll), epoll_wait(2),
+ * References: recv(2), recvmsg(2), recvmmsg(2), sendmmsg(2), epoll_wait(2),
  * inet_ntop(3), inet_pton(3), <sys/socket.h> (struct mmsghdr, MSG_TRUNC, MSG_DONTWAIT; glibc
  * declares recvmmsg/sendmmsg under _GNU_SOURCE), <netinet/in.h> (sockaddr_in, sockaddr_in6).
  */
-#define _GNU_SOURCE 1 /* recvmmsg, sendmmsg, struct mmsghdr, ppoll, EAI_ADDRFAMILY */
+#define _GNU_SOURCE 1 /* recvmmsg, sendmmsg, struct mmsghdr, EAI_ADDRFAMILY */
 #define PY_SSIZE_T_CLEAN
 #ifndef Py_LIMITED_API
 #define Py_LIMITED_API 0x030B0000
@@ -34,7 +34,6 @@
 #include <netdb.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -51,7 +50,7 @@
 #define HOLD_GIL_BYTES (256 * 1024)
 /* The kernel caps one recvmmsg/sendmmsg call at UIO_MAXIOV (1024) messages. */
 #define MAX_VLEN 1024
-/* recv_from/recv_packet/wait_recv read into the C stack up to this size, else into the heap. */
+/* recv_from/recv_packet/recv_unit read into the C stack up to this size, else into the heap. */
 #define STACK_BUF 8192
 /* epoll_recv: most events one epoll_wait reports (readiness is level-triggered: the rest stay). */
 #define EPOLL_BATCH 64
@@ -70,7 +69,7 @@ typedef union {
 /* tuple.__new__, looked up once: builds instances of tuple subclasses (NamedTuples) the way
  * tuple.__new__(cls, items) does, so hash caching and GC tracking are the interpreter's own. */
 static newfunc tuple_new;
-/* Attribute names wait_recv and epoll_recv read of a unit, interned once (exec_module). */
+/* Attribute names recv_unit, epoll_recv and RxHot read of a unit, interned once (exec_module). */
 static PyObject *str_fd, *str_group, *str_iface, *str_index, *str_live;
 
 /* ---- argument helpers ------------------------------------------------------------------------ */
@@ -601,110 +600,6 @@ read_live(PyObject *unit, int fd, char *buf, Py_ssize_t bufsize, int packet, PyO
     if (live <= 0)
         return live < 0 ? -1 : 2;
     return read_once(fd, buf, bufsize, 0, packet, result);
-}
-
-/* The wait and the read of wait_recv on raw values: a new reference to the datagram (recv_from's
- * (data, sender), or (data, sender, truncated) when packet), Py_None (timed out) or Py_False
- * (woken first, or the unit is no longer live); NULL with an exception set. */
-static PyObject *
-wait_read_fd(PyObject *unit, int fd, int waker, Py_ssize_t bufsize, int packet, int forever, double timeout)
-{
-    int r, rc;
-    double deadline = 0;
-    char stack[STACK_BUF];
-    PyObject *result = NULL;
-    char *buf = get_buffer(stack, bufsize);
-    if (buf == NULL)
-        return NULL;
-
-    r = read_live(unit, fd, buf, bufsize, packet, &result); /* queued data: one system call */
-    if (!forever)
-        deadline = monotonic_now() + (timeout > 0 ? timeout : 0);
-    while (r == 0) {
-        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = waker, .events = POLLIN}};
-        struct timespec ts, *tsp = NULL;
-        if (!forever) {
-            double left = remaining(deadline);
-            ts.tv_sec = (time_t)left;
-            ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-            if (ts.tv_nsec > 999999999)
-                ts.tv_nsec = 999999999;
-            tsp = &ts;
-        }
-        Py_BEGIN_ALLOW_THREADS
-        rc = ppoll(p, 2, tsp, NULL); /* a negative waker fd is ignored by poll(2) */
-        Py_END_ALLOW_THREADS
-        if (rc < 0) {
-            if (errno != EINTR) {
-                PyErr_SetFromErrno(PyExc_OSError);
-                r = -1;
-            } else if (PyErr_CheckSignals() < 0) {
-                r = -1;
-            }
-            continue; /* EINTR: the loop recomputes what is left of the timeout */
-        }
-        if (rc == 0) { /* timed out */
-            result = Py_NewRef(Py_None);
-            r = 1;
-            break;
-        }
-        if ((p[0].revents | p[1].revents) & POLLNVAL) {
-            errno = EBADF;
-            PyErr_SetFromErrno(PyExc_OSError);
-            r = -1;
-            break;
-        }
-        if (p[0].revents) { /* the socket first: a datagram that arrived wins over the waker */
-            r = read_live(unit, fd, buf, bufsize, packet, &result);
-            if (r != 0)
-                break;
-        }
-        if (p[1].revents) { /* woken: the caller re-checks its state (the waker is not drained) */
-            result = Py_NewRef(Py_False);
-            r = 1;
-            break;
-        }
-        if (r == 0 && !forever && monotonic_now() >= deadline) {
-            /* Readable but nothing to read, with no time left (another reader took it, or a
-             * socket shut down for reading stays "readable" for ever): the timeout has passed. */
-            result = Py_NewRef(Py_None);
-            r = 1;
-        }
-    }
-    put_buffer(stack, buf);
-    if (r == 2) /* left or closed: the caller re-checks its state */
-        return Py_NewRef(Py_False);
-    return r > 0 ? result : NULL;
-}
-
-static PyObject *
-sp_wait_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    int fd, waker, forever, rc;
-    Py_ssize_t bufsize;
-    double timeout = 0;
-    PyObject *result, *cls, *unit;
-    (void)mod;
-
-    if (check_nargs("wait_recv", nargs, 5, 5) < 0 || get_size(args[0], &bufsize, "buffersize in wait_recv") < 0 ||
-        check_packet_cls_or_none("wait_recv", args[1]) < 0)
-        return NULL;
-    cls = args[1];
-    unit = args[2];
-    PyObject *fdobj = PyObject_GetAttr(unit, str_fd);
-    if (fdobj == NULL)
-        return NULL;
-    rc = get_fd(fdobj, &fd, 0);
-    Py_DECREF(fdobj);
-    if (rc < 0 || get_fd(args[3], &waker, 1) < 0 || get_timeout(args[4], &timeout, &forever) < 0)
-        return NULL;
-    result = wait_read_fd(unit, fd, waker, bufsize, cls != Py_None, forever, timeout);
-    if (result != NULL && cls != Py_None && PyTuple_Check(result)) { /* a datagram: the unit's packet */
-        PyObject *pkt = unit_packet(cls, unit, result);
-        Py_DECREF(result);
-        return pkt;
-    }
-    return result;
 }
 
 /* Set exc.<name> = value on the exception being raised (best effort: an exception type without a
@@ -1588,7 +1483,7 @@ done:
 
 #define HOT_CLOSED (-1) /* the engine is closed: errors of an in-flight read are not the caller's */
 #define HOT_OFF 0       /* open, but no fast path (no poller yet, services, no socket, ...) */
-#define HOT_SINGLE 1    /* one socket: wait_read_fd on it, woken through the poller's descriptor */
+#define HOT_SINGLE 1    /* one socket: a first read, then epoll_read on the poller's set */
 #define HOT_MULTI 2     /* several: epoll_read on the poller, while the ready queue is empty */
 
 typedef struct {
@@ -2448,8 +2343,6 @@ static PyMethodDef methods[] = {
      "recv_packet(fd, bufsize, /) -> (data, address, truncated)"},
     {"recv_unit", (PyCFunction)(void (*)(void))sp_recv_unit, METH_FASTCALL,
      "recv_unit(bufsize, flags, packet_cls, unit, /) -> a datagram or a packet of a live unit"},
-    {"wait_recv", (PyCFunction)(void (*)(void))sp_wait_recv, METH_FASTCALL,
-     "wait_recv(bufsize, packet_cls, unit, waker_fd, timeout, /) -> datagram | None | False"},
     {"epoll_recv", (PyCFunction)(void (*)(void))sp_epoll_recv, METH_FASTCALL,
      "epoll_recv(bufsize, packet_cls, by_fd, epfd, waker_fd, timeout, /) -> datagram | list[fd] | None"},
     {"recv_batch", (PyCFunction)(void (*)(void))sp_recv_batch, METH_FASTCALL,

@@ -10,7 +10,7 @@ Common contract:
   non-blocking read is BlockingIOError, EBADF is OSError(errno.EBADF), ...
 * EINTR runs the Python signal handlers; an exception raised by one propagates out of the call,
   otherwise the call goes on (a wait with the time that is left).
-* The GIL is released around every call that can block or copy much: ppoll, epoll_wait, sendmmsg,
+* The GIL is released around every call that can block or copy much: epoll_wait, sendmmsg,
   and a recvmmsg whose slots hold more than 256 KiB. Single non-blocking reads and smaller
   recvmmsg calls keep it (they never wait, and releasing costs more than they do).
 * A negative ``fd`` / ``epfd`` is ValueError; ``waker_fd`` may be -1 (no waker).
@@ -26,7 +26,7 @@ Common contract:
 
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Final, Literal, Protocol, TypeVar, overload
+from typing import Final, Protocol, TypeVar, overload
 
 from _typeshed import ReadableBuffer
 
@@ -67,43 +67,6 @@ def recv_unit(bufsize: int, flags: int, packet_cls: type[_P], unit: object, /) -
     (closed by hand): OSError (EBADF), nothing read. The checks and the read are one step for
     other threads (the GIL is held throughout), and a unit is marked dead before its socket
     closes, so a descriptor number another thread freed and reused is never read."""
-
-def wait_recv(
-    bufsize: int, packet_cls: type[_P] | None, unit: object, waker_fd: int, timeout: float | None, /
-) -> tuple[bytes, Address] | _P | Literal[False] | None:
-    """Wait for and read one datagram of ``unit.fd``, wakeable through ``waker_fd``.
-
-    (A primitive the library's receives no longer use: its ppoll on ``unit.fd`` holds the socket
-    for the whole wait, so a close by another thread, a leave say, takes effect in the kernel only
-    when the wait ends. ``RxHot`` waits on the engine's epoll set instead.)
-
-    ``unit`` is a receive unit: an object with ``fd`` (its socket's descriptor), ``live`` and,
-    for packets, ``group`` (str) and ``iface.index`` (int), as epoll_recv reads them. Every read
-    is made only while ``unit.live`` is true (checked with the GIL held through the read: a unit
-    is marked dead before its socket closes, so a descriptor closed and reused during the wait is
-    never read); a unit found dead returns False, nothing read.
-
-    First one non-blocking read (a single system call when data is queued: a queued datagram is
-    returned even if the waker is readable). Otherwise ppoll([fd, waker_fd], timeout) without the
-    GIL, and read again, until:
-
-    * a datagram: recv_from's ``(data, sender)`` when ``packet_cls`` is None, else
-      ``tuple.__new__(packet_cls, (data, sender, unit.group, unit.iface.index, truncated, None,
-      None, None))`` (``truncated`` as recv_packet gives it);
-    * the timeout passed: None (``timeout`` None waits forever; 0 or negative checks once without
-      waiting; NaN is ValueError);
-    * ``waker_fd`` became readable (or reports an error / hang-up): False. The waker is not read
-      or drained: that is the caller's job; while it stays readable, every call that finds ``fd``
-      empty returns False at once. When ``fd`` and the waker both became readable during a wait,
-      the datagram wins (the waker may be any pollable descriptor, such as the engine's epoll
-      descriptor, which is readable whenever one of its sockets is).
-
-    A wake-up that finds nothing to read (another reader took it) waits again for the time left,
-    and ends with None once no time is left. (A connected socket shut down for reading polls
-    readable for ever while reads find nothing: with a timeout that ends with None, with None it
-    spins, as a pure-Python poll-and-read loop does.)
-    A closed ``fd`` or ``waker_fd`` (POLLNVAL) is OSError(EBADF).
-    """
 
 def epoll_recv(
     bufsize: int,

@@ -241,7 +241,7 @@ def test_ipv4_mapped_senders_are_as_the_socket_module_writes_them(net: Net) -> N
         )
 
 
-# ---- wait_recv ----------------------------------------------------------------------------------
+# ---- units: recv_unit, epoll_recv ---------------------------------------------------------------
 
 
 class _Iface:
@@ -250,8 +250,8 @@ class _Iface:
 
 
 class _Unit:
-    """What wait_recv, epoll_recv and recv_unit read of a unit: fd, group, iface.index, live
-    (recv_unit: sock too)."""
+    """What epoll_recv and recv_unit read of a unit: fd, group, iface.index, live (recv_unit:
+    sock too)."""
 
     sock: socket.socket
 
@@ -299,159 +299,6 @@ def test_recv_unit_reads_only_a_live_unit_whose_socket_is_on_its_descriptor(net:
                 sp.recv_unit(100, 0, None, unit)
             assert err.value.errno == errno.EBADF
             assert other.recvfrom(100)[0] == b"other's"
-
-
-@FAMILIES
-@pytest.mark.parametrize("packet", [False, True])
-def test_wait_recv_returns_queued_data_at_once_even_if_woken(net: Net, family: int, packet: bool) -> None:
-    waker = os.eventfd(1)  # already readable: queued data still wins
-    try:
-        with pair(family) as (rx, tx):
-            tx.sendto(b"queued", rx.getsockname())
-            settle(rx)
-            got = sp.wait_recv(1000, McastPacket if packet else None, unit_of(rx), waker, None)
-            want = (b"queued", tx.getsockname())
-            assert got == (McastPacket(*want, "g", 1, False) if packet else want)
-            assert type(got) is (McastPacket if packet else tuple)
-            assert (
-                sp.wait_recv(1000, McastPacket if packet else None, unit_of(rx), waker, None) is False
-            )  # now empty: woken
-            assert os.eventfd_read(waker) == 1  # not drained by wait_recv
-    finally:
-        os.close(waker)
-
-
-@FAMILIES
-def test_wait_recv_times_out_with_none(net: Net, family: int) -> None:
-    waker = os.eventfd(0)
-    try:
-        with pair(family) as (rx, _tx):
-            for timeout in (0, -1.0, 0.0001):
-                start = time.monotonic()
-                assert sp.wait_recv(100, None, unit_of(rx), waker, timeout) is None
-                assert time.monotonic() - start < 0.5
-            start = time.monotonic()
-            assert sp.wait_recv(100, McastPacket, unit_of(rx), -1, 0.25) is None
-            took = time.monotonic() - start
-            assert 0.24 <= took < 1.5
-            with pytest.raises(ValueError, match="NaN"):
-                sp.wait_recv(100, None, unit_of(rx), waker, float("nan"))
-            with pytest.raises(TypeError):
-                sp.wait_recv(100, None, unit_of(rx), waker, "1")  # type: ignore[arg-type]
-    finally:
-        os.close(waker)
-
-
-def test_wait_recv_is_woken_promptly_from_another_thread(net: Net) -> None:
-    waker = os.eventfd(0)
-    try:
-        with pair(V4) as (rx, _tx):
-            timer = threading.Timer(0.1, os.eventfd_write, (waker, 1))
-            start = time.monotonic()
-            timer.start()
-            assert sp.wait_recv(100, None, unit_of(rx), waker, None) is False
-            took = time.monotonic() - start
-            timer.join()
-            assert 0.09 <= took < 1.0
-    finally:
-        os.close(waker)
-
-
-@FAMILIES
-def test_wait_recv_gets_data_sent_while_it_waits_and_releases_the_gil(net: Net, family: int) -> None:
-    waker = os.eventfd(0)
-    ticks = 0
-    stop = threading.Event()
-
-    def spin() -> None:  # runs only while wait_recv has released the GIL
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            time.sleep(0.001)
-
-    try:
-        with pair(family) as (rx, tx):
-            spinner = threading.Thread(target=spin)
-            spinner.start()
-            timer = threading.Timer(0.2, tx.sendto, (b"late", rx.getsockname()))
-            timer.start()
-            got = sp.wait_recv(100, McastPacket, unit_of(rx), waker, 5.0)
-            stop.set()
-            spinner.join()
-            timer.join()
-            assert got == McastPacket(b"late", tx.getsockname(), "g", 1, False)
-            assert ticks > 20
-    finally:
-        os.close(waker)
-
-
-def test_wait_recv_spurious_wakeup_waits_again_for_the_rest(net: Net) -> None:
-    # Two readers on one socket: the other thread takes the datagram, wait_recv must keep waiting.
-    with pair(V4) as (rx, tx):
-        taken: list[object] = []
-
-        def steal() -> None:
-            tx.sendto(b"stolen", rx.getsockname())
-            try:
-                taken.append(rx.recvfrom(100) if select.select([rx], [], [], 1)[0] else None)
-            except BlockingIOError:  # wait_recv took it between the select and this read
-                taken.append(None)
-
-        timer = threading.Timer(0.05, steal)
-        start = time.monotonic()
-        timer.start()
-        got = sp.wait_recv(100, None, unit_of(rx), -1, 0.4)
-        timer.join()
-        took = time.monotonic() - start
-        # Either this thread won the race (fine) or it timed out after the full time.
-        assert got == (b"stolen", tx.getsockname()) or (got is None and took >= 0.39 and taken)
-
-
-def test_wait_recv_ends_on_time_when_readable_but_empty(net: Net) -> None:
-    # A connected UDP socket shut down for reading polls readable, yet reads find nothing.
-    with pair(V4) as (rx, tx):
-        rx.connect(tx.getsockname())
-        rx.shutdown(socket.SHUT_RD)
-        assert select.select([rx], [], [], 0)[0]
-        for timeout in (0, 0.2):
-            start = time.monotonic()
-            assert sp.wait_recv(100, None, unit_of(rx), -1, timeout) is None
-            assert timeout <= time.monotonic() - start < timeout + 1.0
-
-
-def test_wait_recv_signal_handler_that_raises_interrupts_it(net: Net) -> None:
-    with pair(V4) as (rx, _tx), alarm(0.1, raise_boom):
-        start = time.monotonic()
-        with pytest.raises(BoomError):
-            sp.wait_recv(100, None, unit_of(rx), -1, 10.0)
-        assert time.monotonic() - start < 2.0
-    with pair(V4) as (rx, _tx), alarm(0.1, raise_boom), pytest.raises(BoomError):
-        sp.wait_recv(100, McastPacket, unit_of(rx), -1, None)  # waiting forever too
-
-
-def test_wait_recv_quiet_signal_keeps_the_deadline(net: Net) -> None:
-    seen: list[int] = []
-    with pair(V4) as (rx, _tx), alarm(0.05, lambda signum, frame: seen.append(signum)):
-        start = time.monotonic()
-        assert sp.wait_recv(100, None, unit_of(rx), -1, 0.3) is None
-        took = time.monotonic() - start
-    assert seen == [signal.SIGALRM]
-    assert 0.29 <= took < 1.5
-
-
-def test_wait_recv_bad_descriptors(net: Net) -> None:
-    with pair(V4) as (rx, _tx):
-        gone = os.eventfd(0)
-        os.close(gone)
-        with pytest.raises(OSError) as err:
-            sp.wait_recv(100, None, unit_of(rx), gone, 1.0)
-        assert err.value.errno == errno.EBADF
-        with pytest.raises(ValueError):
-            sp.wait_recv(100, None, unit_of(-1), -1, 1.0)
-        with pytest.raises(TypeError, match="packet_cls"):
-            sp.wait_recv(100, dict, unit_of(rx), -1, 1.0)  # type: ignore[type-var]
-        with pytest.raises(AttributeError):
-            sp.wait_recv(100, None, object(), -1, 1.0)  # not a unit: no fd
 
 
 # ---- epoll_recv ---------------------------------------------------------------------------------
@@ -911,10 +758,14 @@ def test_repeated_calls_do_not_leak(net: Net) -> None:
             assert type(got) is McastPacket and got.group == "g"
             sp.recv_from(fd, 100)
             sp.recv_packet(fd, 20000)  # heap buffer
-            assert sp.wait_recv(100, McastPacket, unit_of(fd), waker, 1.0) is not None
-            assert sp.wait_recv(20000, None, unit_of(fd), waker, 1.0) is not None
-            assert len(sp.recv_batch(fd, 1024, 9000, "g", 1, McastPacket)) == 3
-            assert sp.wait_recv(100, None, unit_of(fd), waker, 0) is None
+            unit = unit_of(fd)
+            unit.sock = rx
+            assert type(sp.recv_unit(100, 0, McastPacket, unit)) is McastPacket
+            assert sp.recv_unit(20000, 0, None, unit)[0] == b"leak test payload"  # heap buffer
+            assert len(sp.recv_batch(rx, 1024, 9000, "g", 1, McastPacket)) == 3
+            unit.live = False
+            with pytest.raises(OSError):
+                sp.recv_unit(100, 0, None, unit)  # (not live: EBADF, nothing read)
             with pytest.raises(OverflowError):
                 sp.send_batch(tx.fileno(), V6, [(b"x", dest), (b"x", ("::1", 70000))])
             with pytest.raises(BlockingIOError):
