@@ -252,7 +252,8 @@ class ReceiveEngine(Generic[_U]):
                 # Listed for fork handling first (only an engine with a poller has one to forget):
                 # a fork between the two steps then finds the engine listed, with or without one.
                 _engines.add(self)  # type: ignore[arg-type]
-                self._poller = _platform.IO.poller([*self.by_fd, *self._services])
+                live = [fd for fd, u in self.by_fd.items() if u.sock.fileno() == fd]  # (not closed by hand)
+                self._poller = _platform.IO.poller([*live, *self._services])
                 self._set_hot()
             return self._poller
 
@@ -264,9 +265,7 @@ class ReceiveEngine(Generic[_U]):
         except EngineClosedError:
             return -1
         single = self._single
-        if fd < 0 and single is not None:
-            return single.fd
-        return fd
+        return single.fd if fd < 0 and single is not None else fd
 
     # ---- receiving ---------------------------------------------------------------------------
     def receive(

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, TypeVar
 
 from . import _platform
-from ._errors import MulticastExpertError, MulticastValueError
+from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError
 from ._platform import Action, Concern
 from ._platform._options import RxPlan
 from ._platform._structs import Target
@@ -102,6 +102,11 @@ class Membership:
         self.named = named
         self.raise_fd_limit = raise_fd_limit
         self._apply = apply
+        #: Whether open: set by a successful :meth:`open` and cleared by :meth:`close`, both under
+        #: the lock. Every other transaction checks it under the lock (``_need_opened``): a join
+        #: that lost a race with close() or open() would otherwise commit sockets no close takes
+        #: out (left open) or that open() makes again (every datagram twice).
+        self.opened = False
 
     # ---- queries -----------------------------------------------------------------------------
     def all_units(self) -> list[Unit]:
@@ -125,6 +130,7 @@ class Membership:
                 ):
                     raise
                 self._open()
+            self.opened = True
 
     def _open(self) -> None:
         if self.skipped:
@@ -171,6 +177,7 @@ class Membership:
         """Leave everything: every OS socket is taken out under the lock and handed to ``finish``
         (the engine's close, which closes them and wakes every receiver)."""
         with self.lock:
+            self.opened = False
             units = self.units
             if len(units) == 1:  # (one group: its own list, handed over; the dictionary is dropped)
                 removed = next(iter(units.values()))
@@ -182,6 +189,7 @@ class Membership:
     def join(self, group: str, sources: tuple[str, ...]) -> None:
         """Join one more group on every interface; all or nothing."""
         with self.lock:
+            self._need_opened()
             if group in self.groups:
                 raise MulticastValueError(f"Group {group} is already joined by this socket")
             self._make_fd_room(self._sockets_needed(len(self.ifaces), [sources]))
@@ -200,6 +208,7 @@ class Membership:
     def leave(self, group: str) -> None:
         """Leave one group on every interface."""
         with self.lock:
+            self._need_opened()
             self._need_group(group)
             removed = self.units.pop(group, [])
             del self.groups[group]
@@ -209,6 +218,7 @@ class Membership:
     def block(self, group: str, source: str) -> None:
         """Stop receiving ``source`` on an any-source group, on every interface; all or nothing."""
         with self.lock:
+            self._need_opened()
             self._need_any_source(group)
             if source in self.blocked.get(group, ()):
                 raise MulticastValueError(f"Source {source} is already blocked on {group}")
@@ -222,6 +232,7 @@ class Membership:
     def unblock(self, group: str, source: str) -> None:
         """Undo :meth:`block`; all or nothing."""
         with self.lock:
+            self._need_opened()
             self._need_any_source(group)
             if source not in self.blocked.get(group, ()):
                 raise MulticastValueError(f"Source {source} is not blocked on {group}")
@@ -239,6 +250,7 @@ class Membership:
         same index); their memberships are made again.
         """
         with self.lock:
+            self._need_opened()
             rescan_interfaces()
             family = self.settings.family
             current = {i.index: i for i in self.ifaces}
@@ -296,6 +308,10 @@ class Membership:
         for i in self.ifaces:
             joined_as.setdefault(i.index, i)
         self._apply(_new(Change, (added, removed)))  # (the NamedTuple's __new__ is a Python call)
+
+    def _need_opened(self) -> None:
+        if not self.opened:
+            raise EngineClosedError  # (the socket class words the error the user sees)
 
     def _need_group(self, group: str) -> None:
         if group not in self.groups:

@@ -216,7 +216,7 @@ def _receiver(
                 return resume(_owner(cell, ref), kind, bufsize, timeout, None)
             if not events:
                 return None
-            if unit.live:
+            if unit.live and unit.sock.fileno() == unit.fd:  # (as above)
                 try:
                     got = (
                         unit.reader.recvfrom(bufsize, dontwait)
@@ -244,7 +244,7 @@ def _receiver(
                 return None
             if len(events) == 1:
                 first = by_fd.get(events[0][0])
-                if first is not None and first.live:
+                if first is not None and first.live and first.sock.fileno() == first.fd:
                     try:
                         if read_packet is None:
                             return first.reader.recvfrom(bufsize, dontwait)

@@ -179,7 +179,7 @@ def batch_readers(bufsize: int, family: int, meta: bool) -> BatchReaders:
                 if packets and not u.live:
                     raise gone(u)
                 return packets
-        got = io.recv_many(u.reader, n, size, meta)
+        got = io.recv_many(u.reader, n, size, meta, u)
         if got and not u.live:
             raise gone(u)
         group, index = u.group, u.iface.index

@@ -11,10 +11,11 @@
  *     BlockingIOError, ECONNREFUSED -> ConnectionRefusedError, ...).
  *   - EINTR: PyErr_CheckSignals() runs the Python signal handlers; an exception from one propagates,
  *     otherwise the system call is retried (waits with the time that is left).
- *   - The GIL is released around every call that can block or copy a lot: epoll_wait,
- *     sendmmsg, recvmmsg into more than HOLD_GIL_BYTES of slots. Single non-blocking reads
- *     (recvfrom/recvmsg with MSG_DONTWAIT) and smaller recvmmsg calls keep it: they never wait,
- *     and releasing costs more than the read of a few small datagrams.
+ *   - The GIL is released around every call that can block: epoll_wait, sendmmsg. Reads
+ *     (recvfrom/recvmsg/recvmmsg, always MSG_DONTWAIT) keep it: they never wait, and a read of a
+ *     unit is then one step with the check that the unit is still live and open on its number
+ *     (see unit_readable), so a number another thread closed and reused is never read. (A
+ *     recvmmsg copies at most ARENA_BYTES, or one bufsize: well under a millisecond.)
  *
  * References: recv(2), recvmsg(2), recvmmsg(2), sendmmsg(2), epoll_wait(2),
  * inet_ntop(3), inet_pton(3), <sys/socket.h> (struct mmsghdr, MSG_TRUNC, MSG_DONTWAIT; glibc
@@ -45,9 +46,6 @@
 #define ARENA_BYTES (1024 * 1024)
 /* recv_batch: slots in its first recvmmsg call; later calls use as many as fit in ARENA_BYTES. */
 #define FIRST_CHUNK 16
-/* recv_batch/recv_share: a recvmmsg that can copy at most this many bytes keeps the GIL (it never
- * waits, and releasing costs more than reading a few datagrams); a larger one releases it. */
-#define HOLD_GIL_BYTES (256 * 1024)
 /* The kernel caps one recvmmsg/sendmmsg call at UIO_MAXIOV (1024) messages. */
 #define MAX_VLEN 1024
 /* recv_from/recv_packet/recv_unit read into the C stack up to this size, else into the heap. */
@@ -71,6 +69,7 @@ typedef union {
 static newfunc tuple_new;
 /* Attribute names recv_unit, epoll_recv and RxHot read of a unit, interned once (exec_module). */
 static PyObject *str_fd, *str_group, *str_iface, *str_index, *str_live;
+static PyObject *str_sock, *str_fileno, *str_recvfrom, *str_recv_packet, *str_sendto;
 
 /* ---- argument helpers ------------------------------------------------------------------------ */
 
@@ -589,16 +588,46 @@ unit_live(PyObject *unit)
     return live;
 }
 
-/* One read of a unit's descriptor, only while the unit is live: a unit is marked dead before its
- * socket is closed, and the GIL is held from this check through the read, so a descriptor closed
- * (and its number reused by another socket) during a wait is never read. 2: not live (nothing
- * read); else read_once's result. */
+/* sock.fileno() == fd: 1 or 0 (closed, or another descriptor); -1 with an exception set. */
+static int
+sock_on_fd(PyObject *sock, int fd)
+{
+    PyObject *num = PyObject_CallMethodObjArgs(sock, str_fileno, NULL);
+    if (num == NULL)
+        return -1;
+    long v = PyLong_AsLong(num);
+    Py_DECREF(num);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    return v == fd;
+}
+
+/* Whether a unit's descriptor may be read now: the unit is live and its socket (unit.sock) is
+ * still open on fd (not closed by the program, whose number another socket may have taken).
+ * 1, 0, or -1 with an exception set. Every read of a unit makes this check with the GIL held
+ * from it through the system call, with nothing in between that could run Python code: a unit
+ * is marked dead before its socket is closed, so a number closed and reused by another thread
+ * is never read. */
+static int
+unit_readable(PyObject *unit, int fd)
+{
+    int ok = unit_live(unit);
+    if (ok > 0) {
+        PyObject *sock = PyObject_GetAttr(unit, str_sock);
+        ok = sock == NULL ? -1 : sock_on_fd(sock, fd);
+        Py_XDECREF(sock);
+    }
+    return ok;
+}
+
+/* One read of a unit's descriptor, only while unit_readable. 2: not readable (nothing read);
+ * else read_once's result. */
 static int
 read_live(PyObject *unit, int fd, char *buf, Py_ssize_t bufsize, int packet, PyObject **result)
 {
-    int live = unit_live(unit);
-    if (live <= 0)
-        return live < 0 ? -1 : 2;
+    int ok = unit_readable(unit, fd);
+    if (ok <= 0)
+        return ok < 0 ? -1 : 2;
     return read_once(fd, buf, bufsize, 0, packet, result);
 }
 
@@ -874,7 +903,8 @@ arena_packet(rx_arena *a, int i, PyObject *group, PyObject *ifindex, PyObject *c
  * (an OSError is set); -2: any other exception (a signal handler's, no memory). An error after
  * some datagrams were read ends the read with those (a lasting error shows on the next read). */
 static Py_ssize_t
-arena_read(rx_arena *a, int fd, Py_ssize_t count, PyObject *group, PyObject *ifindex, PyObject *cls, PyObject *out)
+arena_read(rx_arena *a, int fd, PyObject *unit, PyObject *sock, Py_ssize_t count, PyObject *group,
+           PyObject *ifindex, PyObject *cls, PyObject *out)
 {
     Py_ssize_t got = 0;
     Py_ssize_t chunk = a->slots < FIRST_CHUNK ? a->slots : FIRST_CHUNK;
@@ -891,13 +921,15 @@ arena_read(rx_arena *a, int fd, Py_ssize_t count, PyObject *group, PyObject *ifi
             a->hdrs[i].msg_hdr.msg_iov = &a->iovs[i];
             a->hdrs[i].msg_hdr.msg_iovlen = 1;
         }
-        if ((size_t)chunk * (size_t)a->bufsize <= HOLD_GIL_BYTES) {
-            n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
-        } else {
-            Py_BEGIN_ALLOW_THREADS
-            n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
-            Py_END_ALLOW_THREADS
-        }
+        /* Checked before every chunk: making the last chunk's packets may have run Python code
+         * (a garbage collection's finalizers) that left the unit or closed the socket. From the
+         * check through the call the GIL is held and nothing runs Python code. */
+        int ok = unit != NULL ? unit_readable(unit, fd) : sock != NULL ? sock_on_fd(sock, fd) : 1;
+        if (ok < 0)
+            return -2;
+        if (ok == 0)
+            break; /* left or closed meanwhile: what was read stays, the rest is not ours to read */
+        n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0)
@@ -969,47 +1001,32 @@ sp_recv_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     out = PyList_New(0);
     if (out == NULL || count == 0)
         return out;
-    if (arena_open(&a, count, bufsize) < 0 || arena_read(&a, fd, count, group, ifindex, cls, out) < 0)
+    if (arena_open(&a, count, bufsize) < 0 ||
+        arena_read(&a, fd, NULL, PyLong_Check(args[0]) ? NULL : args[0], count, group, ifindex, cls, out) < 0)
         Py_CLEAR(out);
     arena_close(&a);
     return out;
 }
 
-static int sock_on_fd(PyObject *sock, int fd);
-
-/* recv_share's view of one unit: its descriptor (-1: its socket was closed outside the library,
- * never read), group and interface index (new references). */
+/* recv_share's view of one unit: its descriptor, group and interface index (new references). */
 typedef struct {
     PyObject *unit, *group, *ifindex;
     int fd;
 } share_src;
 
 /* Attribute names recv_share reads, interned once. */
-static PyObject *attr_fd, *attr_group, *attr_iface, *attr_index, *attr_live;
+static PyObject *attr_fd, *attr_group, *attr_iface, *attr_index;
 
 static int
 share_names(void)
 {
-    if (attr_live != NULL)
+    if (attr_index != NULL)
         return 0;
     attr_fd = PyUnicode_InternFromString("fd");
     attr_group = PyUnicode_InternFromString("group");
     attr_iface = PyUnicode_InternFromString("iface");
     attr_index = PyUnicode_InternFromString("index");
-    if (attr_fd == NULL || attr_group == NULL || attr_iface == NULL || attr_index == NULL)
-        return -1;
-    attr_live = PyUnicode_InternFromString("live");
-    return attr_live == NULL ? -1 : 0;
-}
-
-/* unit.live: 1, 0, or -1 with an exception set. */
-static int
-share_live(PyObject *unit)
-{
-    PyObject *live = PyObject_GetAttr(unit, attr_live);
-    int truth = live == NULL ? -1 : PyObject_IsTrue(live);
-    Py_XDECREF(live);
-    return truth;
+    return attr_fd == NULL || attr_group == NULL || attr_iface == NULL || attr_index == NULL ? -1 : 0;
 }
 
 /* src->* from the unit's attributes fd (int), group (str) and iface.index (int). */
@@ -1028,20 +1045,6 @@ share_source(PyObject *unit, share_src *src)
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "recv_share(): unit.fd must be an int");
         return -1;
-    }
-    /* One of rx.sockets closed by the program: its number may be another socket's by now. */
-    PyObject *sock = PyObject_GetAttrString(unit, "sock");
-    if (sock == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-            return -1;
-        PyErr_Clear(); /* (a unit without one: nothing to check) */
-    } else {
-        int on = sock_on_fd(sock, src->fd);
-        Py_DECREF(sock);
-        if (on < 0)
-            return -1;
-        if (!on)
-            src->fd = -1;
     }
     src->group = PyObject_GetAttr(unit, attr_group);
     if (src->group == NULL)
@@ -1111,32 +1114,18 @@ share_run(share_src *srcs, Py_ssize_t n, Py_ssize_t bufsize, Py_ssize_t room, Py
         for (Py_ssize_t k = 0; k < nactive; k++) {
             share_src *s = &srcs[active[k]];
             Py_ssize_t quota = base + (k < extra), got;
-            int live;
-            if (quota == 0 || s->fd < 0) /* (fd -1: closed outside the library, skipped) */
+            if (quota == 0)
                 continue;
-            /* Left or closed since the call began (another thread, while a read had the GIL
-             * released): skipped, never read by a descriptor number that may be reused. */
-            live = share_live(s->unit);
-            if (live < 0)
-                goto done;
-            if (live == 0)
-                continue;
-            got = arena_read(&a, s->fd, quota, s->group, s->ifindex, cls, out);
+            /* arena_read reads only while the unit is live and its socket open on its number
+             * (unit_readable, checked before every recvmmsg): a unit left, or a socket closed by
+             * the program, since the call began gives nothing (skipped). */
+            got = arena_read(&a, s->fd, s->unit, NULL, quota, s->group, s->ifindex, cls, out);
             if (got == -2)
                 goto done;
             if (got == -1) {
                 if (share_gone(gone, s->unit) != 1)
                     goto done; /* a live unit's error, or gone()'s own */
                 continue;      /* left or closed under us: skipped */
-            }
-            /* A large read releases the GIL before its system call: a unit left meanwhile may
-             * have had its number reused by a new socket before the call ran. Its packets would
-             * carry the wrong group: dropped (were they its own, its group was being left). */
-            if (got > 0 && (live = share_live(s->unit)) <= 0) {
-                Py_ssize_t len = PyList_Size(out);
-                if (live < 0 || len < 0 || PyList_SetSlice(out, len - got, len, NULL) < 0)
-                    goto done;
-                continue;
             }
             room -= got;
             if (got == quota)
@@ -1499,7 +1488,6 @@ typedef struct {
 } RxHot;
 
 /* Attribute and method names the hot objects use, interned once (exec_module). */
-static PyObject *str_sock, *str_fileno, *str_recvfrom, *str_recv_packet, *str_sendto;
 
 /* The owner (a new reference): the one held while open, else through the weak reference; NULL
  * with ReferenceError once it was collected. */
@@ -1515,20 +1503,6 @@ hot_owner(PyObject *strong, PyObject *ref)
         return NULL;
     }
     return owner;
-}
-
-/* sock.fileno() == fd: 1 or 0 (closed, or another descriptor); -1 with an exception set. */
-static int
-sock_on_fd(PyObject *sock, int fd)
-{
-    PyObject *num = PyObject_CallMethodObjArgs(sock, str_fileno, NULL);
-    if (num == NULL)
-        return -1;
-    long v = PyLong_AsLong(num);
-    Py_DECREF(num);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    return v == fd;
 }
 
 /* type(owner).<name>, bound to owner as an attribute lookup binds it when the instance's own
@@ -1666,12 +1640,7 @@ hot_stale_error(RxHot *self, PyObject *unit)
 static PyObject *
 unit_read(PyObject *unit, int fd, Py_ssize_t bufsize, int flags, PyObject *cls)
 {
-    int ok = unit_live(unit);
-    if (ok > 0) {
-        PyObject *sock = PyObject_GetAttr(unit, str_sock);
-        ok = sock == NULL ? -1 : sock_on_fd(sock, fd);
-        Py_XDECREF(sock);
-    }
+    int ok = unit_readable(unit, fd);
     if (ok <= 0)
         return ok < 0 ? NULL : Py_NewRef(Py_True);
     char stack[STACK_BUF];

@@ -10,9 +10,11 @@ Common contract:
   non-blocking read is BlockingIOError, EBADF is OSError(errno.EBADF), ...
 * EINTR runs the Python signal handlers; an exception raised by one propagates out of the call,
   otherwise the call goes on (a wait with the time that is left).
-* The GIL is released around every call that can block or copy much: epoll_wait, sendmmsg,
-  and a recvmmsg whose slots hold more than 256 KiB. Single non-blocking reads and smaller
-  recvmmsg calls keep it (they never wait, and releasing costs more than they do).
+* The GIL is released around the calls that can block: epoll_wait and sendmmsg. Reads (always
+  MSG_DONTWAIT, never waiting) keep it: a read of a receive unit is one step with the check that
+  the unit is live and its ``sock`` still open on its ``fd`` (a unit is marked dead before its
+  socket closes), so a number another thread closed and reused is never read. A recvmmsg
+  copies at most max(ARENA_BYTES, bufsize) bytes.
 * A negative ``fd`` / ``epfd`` is ValueError; ``waker_fd`` may be -1 (no waker).
 * ``recv_from``, ``recv_packet``, ``recv_batch`` and ``send_batch`` also take the socket object
   itself (``Socket``) for ``fd``: its ``fileno()`` is read in the same call as the system call,
@@ -83,7 +85,9 @@ def epoll_recv(
     seconds rounded up to whole milliseconds as ``select.epoll.poll`` does; 0 or negative does not
     wait; NaN is ValueError). The epoll set's event data must hold the descriptor, as
     ``select.epoll.register`` stores it. ``by_fd`` maps each socket's descriptor to its unit, an
-    object with attributes ``group`` (str), ``iface.index`` (int) and ``live``. Then:
+    object with attributes ``group`` (str), ``iface.index`` (int), ``live`` and ``sock`` (the
+    socket object: a unit whose ``sock.fileno()`` is no longer its descriptor, a socket the
+    program closed, counts as not live). Then:
 
     * nothing ready: None;
     * exactly one descriptor ready, not ``waker_fd``, and a live unit of ``by_fd``: one
@@ -114,7 +118,9 @@ def recv_batch(
     a call uses are initialised: the first recvmmsg uses 16 slots and only a full one is followed
     by calls with every slot, so the cost follows the datagrams read, not ``count * bufsize``.
     An error after some datagrams were read in the same call returns those (a lasting error such
-    as EBADF shows on the next call); an error before any is raised.
+    as EBADF shows on the next call); an error before any is raised. Given a socket object, its
+    ``fileno()`` is checked again before each recvmmsg (changed: closed or detached meanwhile, by
+    code a garbage collection ran: the call returns what it read).
     """
 
 @overload
@@ -164,8 +170,8 @@ def recv_share(
     for one socket, with the receive engine's sharing rule, appending packets to ``out``.
 
     Each unit is an object with ``fd`` (int), ``group`` (str) and ``iface.index`` (int), read once
-    at the start, and ``live``, read before each of its reads (false: skipped for the rest of the
-    call, never read); the packets are recv_batch's with that group and index. The units are served
+    at the start, and ``live`` and ``sock``, checked before each recvmmsg (not live, or
+    ``sock.fileno()`` no longer ``fd``: nothing more read of it in this call); the packets are recv_batch's with that group and index. The units are served
     from ``units[start % len(units)]`` on, wrapping round, in rounds: the room left is divided
     equally among the units still active, the first ``room % active`` of them one more; each
     reads up to its quota (recvmmsg, MSG_DONTWAIT, never waiting) and only those that filled it

@@ -58,14 +58,14 @@ class Unit:
 
     def __getattr__(self, name: str) -> socket.socket:
         """Make :attr:`reader` on its first access (only unset attributes come here). Raises
-        OSError (EBADF) once the unit is closed: a reader is never made on a descriptor number
-        that may belong to another socket by then."""
+        OSError (EBADF) once the unit is closed, or its socket was closed by the program: a
+        reader is never made on a descriptor number that may belong to another socket by then."""
         if name != "reader":
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         with _reader_lock:
             if self.made:  # made by another thread meanwhile
                 return self.reader
-            if not self.live:
+            if not self.live or self.sock.fileno() != self.fd:  # (also one the program closed)
                 raise OSError(errno.EBADF, f"the socket for {self.group} is closed")
             reader = _platform.IO.reader(self.sock)
             self.reader = reader

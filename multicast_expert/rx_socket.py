@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from . import _platform, _rx_hot, _rx_read
@@ -348,7 +348,8 @@ class McastRxSocket(OpenCloseContext):
         """
         self._need_open("join_group()")
         family = self.addr_family
-        self._members.join(normalize_mcast_ip(mcast_ip, family), parse_sources(source_ips, family))
+        group, sources = normalize_mcast_ip(mcast_ip, family), parse_sources(source_ips, family)
+        self._change("join_group()", self._members.join, group, sources)
 
     def leave_group(self, mcast_ip: MulticastAddress) -> None:
         """Stop receiving a group on every interface (also for a receive already waiting).
@@ -357,7 +358,7 @@ class McastRxSocket(OpenCloseContext):
             MulticastExpertError: the socket is closed, or the group is not joined by it.
         """
         self._need_open("leave_group()")
-        self._members.leave(normalize_mcast_ip(mcast_ip, self.addr_family))
+        self._change("leave_group()", self._members.leave, normalize_mcast_ip(mcast_ip, self.addr_family))
 
     def block_source(self, mcast_ip: MulticastAddress, source_ip: MulticastAddress) -> None:
         """Stop receiving one sender on an any-source group (all interfaces; all or nothing).
@@ -369,7 +370,8 @@ class McastRxSocket(OpenCloseContext):
         self._need_open("block_source()")
         _platform.OPS.require(Concern.BLOCK_SOURCE, self.addr_family)
         family = self.addr_family
-        self._members.block(normalize_mcast_ip(mcast_ip, family), normalize_source_ip(source_ip, family))
+        group, source = normalize_mcast_ip(mcast_ip, family), normalize_source_ip(source_ip, family)
+        self._change("block_source()", self._members.block, group, source)
 
     def unblock_source(self, mcast_ip: MulticastAddress, source_ip: MulticastAddress) -> None:
         """Undo block_source() (all or nothing).
@@ -379,7 +381,8 @@ class McastRxSocket(OpenCloseContext):
         """
         self._need_open("unblock_source()")
         family = self.addr_family
-        self._members.unblock(normalize_mcast_ip(mcast_ip, family), normalize_source_ip(source_ip, family))
+        group, source = normalize_mcast_ip(mcast_ip, family), normalize_source_ip(source_ip, family)
+        self._change("unblock_source()", self._members.unblock, group, source)
 
     # ---- following interfaces ----------------------------------------------------------------
     def refresh_interfaces(self) -> None:
@@ -394,11 +397,20 @@ class McastRxSocket(OpenCloseContext):
             MulticastExpertError: the socket is closed.
         """
         self._need_open("refresh_interfaces()")
-        self._members.refresh()
+        self._change("refresh_interfaces()", self._members.refresh)
+
+    def _change(self, what: str, change: Callable[..., None], *args: Any) -> None:
+        """A membership transaction; closed meanwhile (close() or an unfinished open()): raises."""
+        try:
+            change(*args)
+        except EngineClosedError:
+            raise _closed(what) from None
 
     def _refresh_quietly(self, lost: Iterable[int] = ()) -> None:
         try:
             self._members.refresh(lost)
+        except EngineClosedError:
+            pass  # (closed meanwhile: nothing to follow)
         except Exception as exc:  # a receive must not fail because an interface changed
             _log.warning("following interfaces: %s (the socket keeps its current interfaces)", exc)
 
@@ -486,18 +498,8 @@ class McastRxSocket(OpenCloseContext):
             MulticastExpertError: the socket is closed.
             ValueError, TypeError: a bufsize outside 1..2**31-1.
         """
-        # (the body of _recv_packet, inline: one call less on the hot path)
-        if bufsize.__class__ is not int or not 0 < bufsize < _MAX_BUF:
-            check_bufsize(bufsize)
-        readers = self._readers.get((1, bufsize, 0))
-        if readers is None:
-            readers = self._remember(
-                (1, bufsize, 0), _rx_read.packet_readers(bufsize, self.addr_family, self._meta)
-            )
-        try:
-            return self._engine.receive(readers[0], self._timeout, False, readers[1])
-        except EngineClosedError:
-            raise _closed("recv_packet()") from None
+        # (while open the hot methods serve the common calls: this one is for the rest)
+        return self._recv_packet(bufsize, self._timeout)
 
     def _recv_packet(self, bufsize: int, timeout: float | None) -> McastPacket | None:
         if bufsize.__class__ is not int or not 0 < bufsize < _MAX_BUF:

@@ -249,14 +249,23 @@ class _Iface:
         self.index = index
 
 
-class _Unit:
-    """What epoll_recv and recv_unit read of a unit: fd, group, iface.index, live (recv_unit:
-    sock too)."""
+class _OnFd:
+    """A unit's socket object as the C reads check it: only its ``fileno()``."""
 
-    sock: socket.socket
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+class _Unit:
+    """What epoll_recv and recv_unit read of a unit: fd, group, iface.index, live, and sock (whose
+    fileno() must still be fd: else a socket the program closed, never read)."""
 
     def __init__(self, group: str, index: int, live: bool = True, fd: int = -1) -> None:
         self.group, self.iface, self.live, self.fd = group, _Iface(index), live, fd
+        self.sock: socket.socket | _OnFd = _OnFd(fd)
 
 
 def unit_of(sock: socket.socket | int, group: str = "g", index: int = 1) -> _Unit:
@@ -321,7 +330,7 @@ def epoll_of(*socks: socket.socket) -> Iterator[tuple[select.epoll, int]]:
 @FAMILIES
 def test_epoll_recv_reads_the_one_ready_socket(net: Net, family: int) -> None:
     with pair(family) as (a, tx), pair(family) as (b, _), epoll_of(a, b) as (ep, waker):
-        by_fd: dict[int, object] = {a.fileno(): _Unit("g-a", 7), b.fileno(): _Unit("g-b", 8)}
+        by_fd: dict[int, object] = {a.fileno(): unit_of(a, "g-a", 7), b.fileno(): unit_of(b, "g-b", 8)}
         start = time.monotonic()
         assert sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 0.2) is None
         assert 0.19 <= time.monotonic() - start < 1.5
@@ -341,7 +350,7 @@ def test_epoll_recv_reads_the_one_ready_socket(net: Net, family: int) -> None:
 
 def test_epoll_recv_reads_nothing_when_several_are_ready_or_woken(net: Net) -> None:
     with pair(V4) as (a, tx), pair(V4) as (b, _), epoll_of(a, b) as (ep, waker):
-        by_fd: dict[int, object] = {a.fileno(): _Unit("a", 1), b.fileno(): _Unit("b", 1)}
+        by_fd: dict[int, object] = {a.fileno(): unit_of(a, "a"), b.fileno(): unit_of(b, "b")}
         tx.sendto(b"1", a.getsockname())
         tx.sendto(b"2", b.getsockname())
         settle(a)
@@ -370,7 +379,7 @@ def test_epoll_recv_never_reads_a_socket_that_is_not_a_live_unit(net: Net) -> No
         tx.sendto(b"left", a.getsockname())
         settle(a)
         assert sp.epoll_recv(100, McastPacket, {}, ep.fileno(), waker, 1.0) == [a.fileno()]
-        dead: dict[int, object] = {a.fileno(): _Unit("g", 1, live=False)}
+        dead: dict[int, object] = {a.fileno(): _Unit("g", 1, live=False, fd=a.fileno())}
         assert sp.epoll_recv(100, McastPacket, dead, ep.fileno(), waker, 1.0) == [a.fileno()]
         assert a.recvfrom(10)[0] == b"left"  # left queued: not read, not dropped
 
@@ -385,7 +394,7 @@ def test_epoll_recv_read_errors_raise_only_for_a_live_unit(net: Net) -> None:
             a.connect(("127.0.0.1", port))
             a.send(b"x")
             settle(a)
-            by_fd: dict[int, object] = {a.fileno(): _Unit("g", 1, live=live)}
+            by_fd: dict[int, object] = {a.fileno(): _Unit("g", 1, live=live, fd=a.fileno())}
             if live:
                 with pytest.raises(ConnectionRefusedError) as err:
                     sp.epoll_recv(100, None, by_fd, ep.fileno(), waker, 1.0)
@@ -396,7 +405,7 @@ def test_epoll_recv_read_errors_raise_only_for_a_live_unit(net: Net) -> None:
 
 def test_epoll_recv_bad_arguments_and_signals(net: Net) -> None:
     with pair(V4) as (a, _tx), epoll_of(a) as (ep, waker):
-        by_fd: dict[int, object] = {a.fileno(): _Unit("g", 1)}
+        by_fd: dict[int, object] = {a.fileno(): unit_of(a, "g")}
         with pytest.raises(TypeError, match="by_fd"):
             sp.epoll_recv(100, None, [], ep.fileno(), waker, 0)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="packet_cls"):
@@ -750,7 +759,7 @@ def test_repeated_calls_do_not_leak(net: Net) -> None:
         ep.register(rx.fileno(), select.EPOLLIN)
         fd, dest = rx.fileno(), rx.getsockname()
         batch = [(b"leak test payload", dest)] * 8
-        by_fd: dict[int, object] = {fd: _Unit("g", 1)}
+        by_fd: dict[int, object] = {fd: unit_of(fd, "g")}
 
         def round_trip() -> None:
             assert sp.send_batch(tx.fileno(), V6, batch) == 8

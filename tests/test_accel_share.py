@@ -260,37 +260,6 @@ def test_share_skips_a_unit_gone_under_it_and_one_left_during_the_call(net: Net,
         os.close(w)
 
 
-class DiesDuringItsRead(ShareUnit):
-    """A unit another thread leaves while its read runs: live when the share looks before the
-    read, no longer live when it looks after."""
-
-    looks = 0
-
-    @property
-    def live(self) -> bool:
-        self.looks += 1
-        return self.looks == 1
-
-    @live.setter
-    def live(self, value: bool) -> None:
-        pass
-
-
-@impls
-def test_share_drops_what_it_read_from_a_unit_left_during_the_read(net: Net, impl: str) -> None:
-    """The read's system call may run after another thread closed the socket and a new one took
-    its number (a group joined meanwhile): what it returned must not carry the left unit's group.
-    The share drops it, never serves that unit again in the call, and keeps the others' packets."""
-    share = share_of(impl)
-    with sockets(3) as (units, tx):
-        queue(units, tx, [3, 3, 3])
-        dying = DiesDuringItsRead(units[1].own, "g1", 11)
-        out: list[McastPacket] = []
-        share(100, McastPacket, [units[0], dying, units[2]], 0, 30, out, never_gone)
-        assert sorted(seqs(out)) == [(0, s) for s in range(3)] + [(2, s) for s in range(3)]
-        assert dying.looks >= 2  # (looked at again after its read)
-
-
 @impls
 def test_share_never_reads_a_unit_whose_socket_was_closed_outside_the_library(net: Net, impl: str) -> None:
     """One of ``rx.sockets`` closed by the program, its number reused at once by another socket:

@@ -157,9 +157,12 @@ class DatagramIO:
         then uses :meth:`recv_many`)."""
         return None
 
-    def recv_many(self, sock: socket.socket, count: int, size: int, meta: bool) -> list[Raw] | None:
+    def recv_many(
+        self, sock: socket.socket, count: int, size: int, meta: bool, unit: Any = None
+    ) -> list[Raw] | None:
         """Up to ``count`` queued datagrams in one system call, or None where the OS has no such
-        call (the caller then reads one at a time)."""
+        call (the caller then reads one at a time). ``unit``: the receive unit read (its
+        ``live`` is checked right before each system call)."""
         return None
 
     def send_many(

@@ -48,12 +48,20 @@ class _Mmsghdr(ctypes.Structure):
     _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
 
 
+def _holding_the_gil() -> ctypes.PyDLL:
+    """The C library for recvmmsg: a PyDLL's functions keep the GIL through the call. Reads are
+    always MSG_DONTWAIT (they never wait), and a read of a receive unit is then one step with the
+    check before it that the unit is live and its socket open on its number: no other thread can
+    close that number and reuse it in between. (A CDLL releases the GIL first.)"""
+    return ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 class _Calls:
     """recvmmsg and sendmmsg from the C library, bound on first use (only Linux has them)."""
 
     def __init__(self) -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        self.recvmmsg = libc.recvmmsg
+        self.recvmmsg = _holding_the_gil().recvmmsg
         self.recvmmsg.argtypes = [
             ctypes.c_int,
             ctypes.POINTER(_Mmsghdr),
@@ -203,26 +211,33 @@ def _parse_control(raw: bytes) -> list[tuple[int, int, bytes]]:
 _names: dict[bytes, Address] = {}
 
 
-def recv_many(sock: socket.socket, count: int, size: int, control: bool) -> list[Received]:
+def recv_many(
+    sock: socket.socket, count: int, size: int, control: bool, unit: Any = None
+) -> list[Received]:
     """Up to ``count`` queued datagrams from ``sock`` without waiting; [] if none is queued.
 
     Reads with as many recvmmsg calls as the thread's buffers need (one, unless ``count`` datagrams
     of ``size`` bytes exceed RECV_BUDGET); stops at the first call that finds fewer than it asked.
+    ``unit``: the receive unit ``sock`` reads, whose ``live`` is checked right before each call
+    (see recv_share): no longer live, nothing more is read.
     """
     bufs = _buffers(size, control)
     fd = sock.fileno()
     out: list[Received] = []
     while len(out) < count:
         want = min(count - len(out), bufs.count)
-        got = _recv_into(bufs, fd, want, size, out)
+        got = _recv_into(bufs, fd, want, size, out, unit)
         if got < want:
             break
     return out
 
 
-def _recv_into(bufs: _RecvBuffers, fd: int, want: int, size: int, out: list[Received]) -> int:
+def _recv_into(bufs: _RecvBuffers, fd: int, want: int, size: int, out: list[Received], unit: Any) -> int:
     bufs.reset()
-    n = _c().recvmmsg(fd, bufs.msgs, want, MSG_DONTWAIT, None)
+    recvmmsg = _c().recvmmsg
+    if unit is not None and not unit.live:  # (the attribute last: see recv_share)
+        return 0
+    n = recvmmsg(fd, bufs.msgs, want, MSG_DONTWAIT, None)
     if n < 0:
         err = ctypes.get_errno()
         if err in (11, 4):  # EAGAIN / EINTR
@@ -270,8 +285,7 @@ def _fast_call() -> Callable[..., int]:
     convert exactly (int descriptor, the ctypes array as its address, C ints, None as NULL)."""
     global _recvmmsg_fast
     if _recvmmsg_fast is None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.recvmmsg
+        call = _holding_the_gil().recvmmsg
         call.restype = ctypes.c_int
         _recvmmsg_fast = call
     return _recvmmsg_fast
@@ -318,13 +332,15 @@ def recv_share(
             quota = base + (i < extra)
             if not quota or not unit.live:  # (left or closed since the call began: skipped)
                 continue
-            fd, group, ifindex = unit.fd, unit.group, unit.iface.index
-            sock = getattr(unit, "sock", None)
-            if sock is not None and sock.fileno() != fd:  # closed outside the library: skipped
-                continue
+            fd, group, ifindex, sock = unit.fd, unit.group, unit.iface.index, unit.sock
             got = 0
             while got < quota:
                 want = quota - got if quota - got < slots else slots
+                # Checked before every call (making packets may run a garbage collection's
+                # finalizers), the attribute last: no thread switch can come between it and the
+                # call (CPython switches at calls and backward jumps), which keeps the GIL.
+                if sock.fileno() != fd or not unit.live:
+                    break  # left, or its socket closed by the program: nothing more read
                 k = call(fd, msgs, want, MSG_DONTWAIT, None)
                 if k < 0:
                     err = ctypes.get_errno()
@@ -333,12 +349,6 @@ def recv_share(
                     if gone(unit):
                         break  # left or closed under us: skipped
                     raise OSError(err, os.strerror(err))
-                if not unit.live:
-                    # Left or closed by another thread during the call (ctypes releases the GIL):
-                    # the number may have been reused by a new socket, whose datagrams must not
-                    # carry this unit's group. Dropped (were they its own, its group was being left).
-                    quota = -1  # (never served again in this share)
-                    break
                 heads, senders, offsets = results(k) or first(k)
                 # (len is what was copied, never more than the slot: MSG_TRUNC is not a flag here)
                 for (flags, length), (raw,), at in zip(

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from . import _mmsg
 from . import _structs as st
@@ -158,8 +158,10 @@ class LinuxIO(DatagramIO):
                 stamp = sec + nsec / 1e9
         return ttl, tos, stamp
 
-    def recv_many(self, sock: socket.socket, count: int, size: int, meta: bool) -> list[Raw] | None:
-        return _mmsg.recv_many(sock, count, size, meta)
+    def recv_many(
+        self, sock: socket.socket, count: int, size: int, meta: bool, unit: Any = None
+    ) -> list[Raw] | None:
+        return _mmsg.recv_many(sock, count, size, meta, unit)
 
     def send_many(
         self,
