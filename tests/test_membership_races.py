@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -44,6 +45,18 @@ def count_received(rx: me.McastRxSocket, payload: bytes, wait: float = 0.5) -> i
         if got is not None and got[0] == payload:
             n += 1
     return n
+
+
+def run_for_a_while(stop: threading.Event, *work: Callable[[], None]) -> None:
+    """Run each of ``work`` in a thread of its own for STRESS_SECONDS (3), then stop them all."""
+    threads = [threading.Thread(target=f) for f in work]
+    for t in threads:
+        t.start()
+    stop.wait(float(os.environ.get("STRESS_SECONDS", "3")))
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
 
 
 # ---- join_group against close() and open() ------------------------------------------------------------
@@ -124,16 +137,10 @@ def test_joins_and_leaves_racing_close_and_open_keep_one_socket_per_group(net: N
             except Exception as exc:  # (collected for the assertion)
                 bad.append(repr(exc))
 
-    threads = [threading.Thread(target=reopen), threading.Thread(target=churn)]
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # (more thread switches: the race shows within seconds)
     try:
-        for t in threads:
-            t.start()
-        stop.wait(float(os.environ.get("STRESS_SECONDS", "3")))
-        stop.set()
-        for t in threads:
-            t.join(10)
+        run_for_a_while(stop, reopen, churn)
     finally:
         sys.setswitchinterval(interval)
     try:
@@ -223,13 +230,7 @@ def test_batch_reads_never_consume_a_socket_that_reused_a_left_units_number(net:
                     s.close()
                 rx.join_group(churned)
 
-    threads = [threading.Thread(target=f) for f in (flood, batch, batch, churn)]
-    for t in threads:
-        t.start()
-    stop.wait(float(os.environ.get("STRESS_SECONDS", "3")))
-    stop.set()
-    for t in threads:
-        t.join(10)
+    run_for_a_while(stop, flood, batch, batch, churn)
     if rx.is_opened:
         rx.close()
     for f in holes:
