@@ -11,15 +11,16 @@
  *     BlockingIOError, ECONNREFUSED -> ConnectionRefusedError, ...).
  *   - EINTR: PyErr_CheckSignals() runs the Python signal handlers; an exception from one propagates,
  *     otherwise the system call is retried (waits with the time that is left).
- *   - The GIL is released around every call that can block: epoll_wait, sendmmsg. Reads
- *     (recvfrom/recvmsg/recvmmsg, always MSG_DONTWAIT) keep it: they never wait, and a read of a
- *     unit is then one step with the check that the unit is still live and open on its number
- *     (see unit_readable), so a number another thread closed and reused is never read. (A
- *     recvmmsg copies at most ARENA_BYTES, or one bufsize: well under a millisecond.)
+ *   - The GIL is released around every call that can block (epoll_wait, sendmmsg) or copy a
+ *     lot (a recvmmsg into more than HOLD_GIL_BYTES of slots). Other reads (always MSG_DONTWAIT)
+ *     keep it: a read of a unit is then one step with the check that the unit is still live and
+ *     open on its number (see unit_readable), so a number another thread closed and reused is
+ *     never read; a large recvmmsg reads a duplicate of the number made right after the check.
  *
- * References: recv(2), recvmsg(2), recvmmsg(2), sendmmsg(2), epoll_wait(2),
- * inet_ntop(3), inet_pton(3), <sys/socket.h> (struct mmsghdr, MSG_TRUNC, MSG_DONTWAIT; glibc
- * declares recvmmsg/sendmmsg under _GNU_SOURCE), <netinet/in.h> (sockaddr_in, sockaddr_in6).
+ * References: recv(2), recvmsg(2), recvmmsg(2), sendmmsg(2), epoll_wait(2), fcntl(2)
+ * (F_DUPFD_CLOEXEC), inet_ntop(3), inet_pton(3), <sys/socket.h> (struct mmsghdr, MSG_TRUNC,
+ * MSG_DONTWAIT; glibc declares recvmmsg/sendmmsg under _GNU_SOURCE), <netinet/in.h>
+ * (sockaddr_in, sockaddr_in6).
  */
 #define _GNU_SOURCE 1 /* recvmmsg, sendmmsg, struct mmsghdr, EAI_ADDRFAMILY */
 #define PY_SSIZE_T_CLEAN
@@ -30,6 +31,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <netdb.h>
@@ -41,11 +43,16 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 /* recv_batch: payload bytes allotted to one recvmmsg call (see _speedups.pyi). */
 #define ARENA_BYTES (1024 * 1024)
 /* recv_batch: slots in its first recvmmsg call; later calls use as many as fit in ARENA_BYTES. */
 #define FIRST_CHUNK 16
+/* recv_batch/recv_share: a recvmmsg whose slots hold at most this many bytes keeps the GIL (it
+ * never waits, and releasing costs more than a few small datagrams); a larger one releases it and
+ * reads a duplicate of the descriptor (see arena_read). */
+#define HOLD_GIL_BYTES (256 * 1024)
 /* The kernel caps one recvmmsg/sendmmsg call at UIO_MAXIOV (1024) messages. */
 #define MAX_VLEN 1024
 /* recv_from/recv_packet/recv_unit read into the C stack up to this size, else into the heap. */
@@ -922,14 +929,33 @@ arena_read(rx_arena *a, int fd, PyObject *unit, PyObject *sock, Py_ssize_t count
             a->hdrs[i].msg_hdr.msg_iovlen = 1;
         }
         /* Checked before every chunk: making the last chunk's packets may have run Python code
-         * (a garbage collection's finalizers) that left the unit or closed the socket. From the
-         * check through the call the GIL is held and nothing runs Python code. */
+         * (a garbage collection's finalizers) that left the unit or closed the socket. Nothing
+         * runs Python code from the check on. */
         int ok = unit != NULL ? unit_readable(unit, fd) : sock != NULL ? sock_on_fd(sock, fd) : 1;
         if (ok < 0)
             return -2;
         if (ok == 0)
             break; /* left or closed meanwhile: what was read stays, the rest is not ours to read */
-        n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+        if ((size_t)chunk * (size_t)a->bufsize <= HOLD_GIL_BYTES) {
+            n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL); /* GIL held */
+        } else {
+            /* A large read lets other threads run. It reads its own duplicate of the number,
+             * made under the GIL right after the check: another thread may close the number
+             * meanwhile and a new socket take it, but this read stays on the checked socket. */
+            int pin = fcntl(fd, F_DUPFD_CLOEXEC, 0), saved;
+            if (pin < 0) {
+                if (got > 0)
+                    break;
+                PyErr_SetFromErrno(PyExc_OSError);
+                return -1;
+            }
+            Py_BEGIN_ALLOW_THREADS
+            n = recvmmsg(pin, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+            saved = errno;
+            close(pin);
+            errno = saved;
+            Py_END_ALLOW_THREADS
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0)

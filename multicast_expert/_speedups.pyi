@@ -10,11 +10,12 @@ Common contract:
   non-blocking read is BlockingIOError, EBADF is OSError(errno.EBADF), ...
 * EINTR runs the Python signal handlers; an exception raised by one propagates out of the call,
   otherwise the call goes on (a wait with the time that is left).
-* The GIL is released around the calls that can block: epoll_wait and sendmmsg. Reads (always
-  MSG_DONTWAIT, never waiting) keep it: a read of a receive unit is one step with the check that
-  the unit is live and its ``sock`` still open on its ``fd`` (a unit is marked dead before its
-  socket closes), so a number another thread closed and reused is never read. A recvmmsg
-  copies at most max(ARENA_BYTES, bufsize) bytes.
+* The GIL is released around the calls that can block (epoll_wait, sendmmsg) and a recvmmsg
+  whose slots hold more than 256 KiB. Other reads (always MSG_DONTWAIT, never waiting) keep it:
+  a read of a receive unit is one step with the check that the unit is live and its ``sock``
+  still open on its ``fd`` (a unit is marked dead before its socket closes), so a number another
+  thread closed and reused is never read; a large recvmmsg reads a duplicate of the number made
+  right after the check (F_DUPFD_CLOEXEC), so it stays on the checked socket.
 * A negative ``fd`` / ``epfd`` is ValueError; ``waker_fd`` may be -1 (no waker).
 * ``recv_from``, ``recv_packet``, ``recv_batch`` and ``send_batch`` also take the socket object
   itself (``Socket``) for ``fd``: its ``fileno()`` is read in the same call as the system call,
@@ -171,7 +172,9 @@ def recv_share(
 
     Each unit is an object with ``fd`` (int), ``group`` (str) and ``iface.index`` (int), read once
     at the start, and ``live`` and ``sock``, checked before each recvmmsg (not live, or
-    ``sock.fileno()`` no longer ``fd``: nothing more read of it in this call); the packets are recv_batch's with that group and index. The units are served
+    ``sock.fileno()`` no longer ``fd``: nothing more read of it in this call; a recvmmsg large
+    enough to release the GIL reads a duplicate of ``fd`` made right after the check); the
+    packets are recv_batch's with that group and index. The units are served
     from ``units[start % len(units)]`` on, wrapping round, in rounds: the room left is divided
     equally among the units still active, the first ``room % active`` of them one more; each
     reads up to its quota (recvmmsg, MSG_DONTWAIT, never waiting) and only those that filled it

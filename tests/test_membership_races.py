@@ -27,6 +27,7 @@ from helpers import V4, Net
 
 import multicast_expert as me
 from multicast_expert import _platform, _rx_args, _rx_hot, rx_socket
+from multicast_expert._platform import _mmsg
 
 LO4 = "127.0.0.1"
 
@@ -238,6 +239,59 @@ def test_batch_reads_never_consume_a_socket_that_reused_a_left_units_number(net:
     assert not bad, bad[:3]
     assert stats["reused"], stats
     assert stats["lost"] == 0, stats
+
+
+def test_a_large_pure_python_share_read_stays_on_the_socket_it_checked(
+    net: Net, port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large recvmmsg of the ctypes share releases the GIL: another thread may leave the group
+    and open a socket that takes the number before the system call runs (here it runs exactly
+    there). The read is made on a duplicate of the number taken before the check, so it reads
+    the socket it checked, and the program's new socket keeps every datagram sent to it."""
+    group = "239.184.8.1"
+    rx = me.McastRxSocket(V4, [group], port, iface_ip=LO4, timeout=0.2)
+    rx.open()
+    unit = next(iter(rx._members.all_units()))
+    calls = _mmsg._c()
+    real = calls.recvmmsg_released
+    theirs: list[socket.socket] = []
+
+    def leave_and_open() -> None:
+        rx.leave_group(group)
+        s = socket.socket(V4, socket.SOCK_DGRAM)
+        s.bind((LO4, 0))
+        theirs.append(s)
+        with socket.socket(V4, socket.SOCK_DGRAM) as out:
+            for i in range(3):
+                out.sendto(b"not the library's %d" % i, s.getsockname())
+
+    def other_thread_runs_first(fd: int, *args: Any) -> int:
+        if not theirs:
+            t = threading.Thread(target=leave_and_open)
+            t.start()
+            t.join()
+            assert theirs[0].fileno() == unit.fd  # (the number was reused: the case under test)
+        return int(real(fd, *args))
+
+    try:
+        with me.McastTxSocket(V4, [group], LO4) as tx:
+            for i in range(5):
+                tx.sendto(b"ours %d" % i, (group, port))
+        time.sleep(0.05)
+        monkeypatch.setattr(calls, "recvmmsg_released", other_thread_runs_first)
+        out: list[me.McastPacket] = []
+        _mmsg.recv_share(65535, me.McastPacket, [unit], 0, 64, out, lambda u: True)
+        assert theirs, "the large read never ran"
+        assert [p.payload for p in out] == [b"ours %d" % i for i in range(5)]
+        assert all(p.group == group for p in out)
+        s = theirs[0]
+        s.setblocking(False)
+        assert [s.recv(100) for _ in range(3)] == [b"not the library's %d" % i for i in range(3)]
+    finally:
+        for s in theirs:
+            s.close()
+        if rx.is_opened:
+            rx.close()
 
 
 @pytest.mark.parametrize("groups", [1, 2], ids=["single", "multi"])

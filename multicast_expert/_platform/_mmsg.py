@@ -62,6 +62,9 @@ class _Calls:
     def __init__(self) -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         self.recvmmsg = _holding_the_gil().recvmmsg
+        #: The same, releasing the GIL (a large read; see _pinned_read).
+        self.recvmmsg_released = libc.recvmmsg
+        self.recvmmsg_released.restype = ctypes.c_int
         self.recvmmsg.argtypes = [
             ctypes.c_int,
             ctypes.POINTER(_Mmsghdr),
@@ -211,9 +214,7 @@ def _parse_control(raw: bytes) -> list[tuple[int, int, bytes]]:
 _names: dict[bytes, Address] = {}
 
 
-def recv_many(
-    sock: socket.socket, count: int, size: int, control: bool, unit: Any = None
-) -> list[Received]:
+def recv_many(sock: socket.socket, count: int, size: int, control: bool, unit: Any = None) -> list[Received]:
     """Up to ``count`` queued datagrams from ``sock`` without waiting; [] if none is queued.
 
     Reads with as many recvmmsg calls as the thread's buffers need (one, unless ``count`` datagrams
@@ -291,6 +292,25 @@ def _fast_call() -> Callable[..., int]:
     return _recvmmsg_fast
 
 
+#: A recvmmsg whose slots hold at most this many bytes keeps the GIL (it never waits, and
+#: releasing costs more than a few small datagrams); a larger one lets other threads run.
+HOLD_GIL_BYTES = 256 * 1024
+
+
+def _pinned_read(unit: Any, sock: Any, fd: int, msgs: Any, want: int) -> int | None:
+    """recvmmsg of a unit without the GIL, on a duplicate of its number made *before* the check
+    that the unit is live and its socket open on ``fd``: a unit is marked dead before its socket
+    closes, so a duplicate made while it was still live is of its socket, whatever another thread
+    closes and reuses meanwhile. None: not to be read (nothing read)."""
+    pin = os.dup(fd)
+    try:
+        if sock.fileno() != fd or not unit.live:
+            return None
+        return int(_c().recvmmsg_released(pin, msgs, want, MSG_DONTWAIT, None))
+    finally:
+        os.close(pin)
+
+
 def recv_share(
     size: int,
     cls: type[_P],
@@ -336,12 +356,18 @@ def recv_share(
             got = 0
             while got < quota:
                 want = quota - got if quota - got < slots else slots
-                # Checked before every call (making packets may run a garbage collection's
-                # finalizers), the attribute last: no thread switch can come between it and the
-                # call (CPython switches at calls and backward jumps), which keeps the GIL.
-                if sock.fileno() != fd or not unit.live:
-                    break  # left, or its socket closed by the program: nothing more read
-                k = call(fd, msgs, want, MSG_DONTWAIT, None)
+                if want * size <= HOLD_GIL_BYTES:
+                    # Checked before every call (making packets may run a garbage collection's
+                    # finalizers), the attribute last: no thread switch can come between it and
+                    # the call (CPython switches at calls and backward jumps), which keeps the GIL.
+                    if sock.fileno() != fd or not unit.live:
+                        break  # left, or its socket closed by the program: nothing more read
+                    k = call(fd, msgs, want, MSG_DONTWAIT, None)
+                else:  # a large read lets other threads run: it reads a duplicate of the number
+                    pinned = _pinned_read(unit, sock, fd, msgs, want)
+                    if pinned is None:
+                        break
+                    k = pinned
                 if k < 0:
                     err = ctypes.get_errno()
                     if err in (_EAGAIN, _EINTR) or got:
