@@ -243,8 +243,11 @@ def _receiver(
             if not events:
                 return None
             if len(events) == 1:
+                # (No check that first's socket is still on its number: epoll reports only the
+                # numbers of registered sockets still open, which the poller's creation and each
+                # join register, and a socket the program closed leaves the set at once.)
                 first = by_fd.get(events[0][0])
-                if first is not None and first.live and first.sock.fileno() == first.fd:
+                if first is not None and first.live:
                     try:
                         if read_packet is None:
                             return first.reader.recvfrom(bufsize, dontwait)

@@ -121,8 +121,9 @@ get_fd(PyObject *obj, int *out, int allow_negative)
 }
 
 /* A socket's descriptor: an int, or an object's fileno() (a socket object) read here, under the
- * GIL, so no other thread can close the socket and reuse its number between the look-up and the
- * system call that follows. A closed socket object (fileno() -1): OSError EBADF. */
+ * GIL: no other thread can close the socket and reuse its number before the caller's first
+ * system call (a caller that releases the GIL between several calls pins the socket with a
+ * duplicate: send_batch). A closed socket object (fileno() -1): OSError EBADF. */
 static int
 get_sock_fd(PyObject *obj, int *out)
 {
@@ -943,18 +944,16 @@ arena_read(rx_arena *a, int fd, PyObject *unit, PyObject *sock, Py_ssize_t count
              * made under the GIL right after the check: another thread may close the number
              * meanwhile and a new socket take it, but this read stays on the checked socket. */
             int pin = fcntl(fd, F_DUPFD_CLOEXEC, 0), saved;
-            if (pin < 0) {
-                if (got > 0)
-                    break;
-                PyErr_SetFromErrno(PyExc_OSError);
-                return -1;
+            if (pin < 0) { /* no descriptor to spare (EMFILE): the checked number, GIL held */
+                n = recvmmsg(fd, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+            } else {
+                Py_BEGIN_ALLOW_THREADS
+                n = recvmmsg(pin, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
+                saved = errno;
+                close(pin);
+                errno = saved;
+                Py_END_ALLOW_THREADS
             }
-            Py_BEGIN_ALLOW_THREADS
-            n = recvmmsg(pin, a->hdrs, (unsigned int)chunk, MSG_DONTWAIT, NULL);
-            saved = errno;
-            close(pin);
-            errno = saved;
-            Py_END_ALLOW_THREADS
         }
         if (n < 0) {
             if (errno == EINTR) {
@@ -1378,6 +1377,7 @@ all_known(PyObject *seq, Py_ssize_t count, PyObject *known)
 static PyObject *
 sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
+    int pin = -1; /* a duplicate of fd that every chunk goes through (see below), or -1 */
     int fd, family;
     Py_ssize_t count, parsed = 0, sent = 0;
     PyObject *seq;
@@ -1448,6 +1448,23 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         hdrs[i].msg_hdr.msg_iov = &iovs[i];
         hdrs[i].msg_hdr.msg_iovlen = 1;
     }
+    /* More than one sendmmsg (over MAX_VLEN datagrams): the GIL is released around each, so
+     * another thread may close the socket and a new one take its number between two. Then every
+     * chunk goes through a duplicate made here, with the GIL held, after checking the socket
+     * again (parsing may have run Python code). No descriptor to spare: the number itself. */
+    if (count > MAX_VLEN) {
+        int on = PyLong_Check(args[0]) ? 1 : sock_on_fd(args[0], fd);
+        if (on < 0)
+            goto done;
+        if (on == 0) {
+            errno = EBADF;
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+        pin = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (pin >= 0)
+            fd = pin;
+    }
     while (sent < count) {
         int n;
         unsigned int vlen = (unsigned int)(count - sent > MAX_VLEN ? MAX_VLEN : count - sent);
@@ -1475,6 +1492,8 @@ done:
      * says how many datagrams of this call went out. */
     if (result == NULL && PyErr_Occurred() && (sent > 0 || PyErr_ExceptionMatches(PyExc_OSError)))
         attach_int("sent", sent);
+    if (pin >= 0)
+        close(pin);
     for (Py_ssize_t i = 0; i < parsed; i++)
         PyBuffer_Release(&views[i]);
     PyMem_Free(hdrs);

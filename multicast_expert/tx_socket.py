@@ -419,6 +419,8 @@ class McastTxSocket(OpenCloseContext):
             if exc is not None:
                 failures[out.name] = self._explain(exc, "Sending a batch", out)
         if failures:
+            if self._sock is None:  # (closed by another thread during the send: its sockets' errors)
+                raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
             raise MulticastSendError(f"Sending a batch of {count}", failures, sent)
         return min(sent.values())
 
@@ -426,9 +428,9 @@ class McastTxSocket(OpenCloseContext):
         """:meth:`_batch_on` of a batch not checked yet, if the platform finds every datagram an
         exact ``(bytes, (str, int))`` tuple to a destination in :attr:`_known`; else None, nothing
         sent (see DatagramIO.send_known)."""
-        assert out.sock is not None  # (open: checked by the caller)
+        sock = _open_sock(out)
         try:
-            n = _platform.IO.send_known(out.sock, self.addr_family, items, self._known)
+            n = _platform.IO.send_known(sock, self.addr_family, items, self._known)
         except BlockingIOError:
             return 0, None
         except OSError as exc:
@@ -440,8 +442,7 @@ class McastTxSocket(OpenCloseContext):
     def _batch_on(self, out: Out, checked: Batch, done: int = 0) -> tuple[int, OSError | None]:
         """Send ``checked`` on one interface, from ``checked[done]`` on: (how many went out, the
         error that stopped it, if any). A full send buffer only stops it."""
-        io, sock = _platform.IO, out.sock
-        assert sock is not None  # (open: checked by the caller)
+        io, sock = _platform.IO, _open_sock(out)
         while done < len(checked):
             try:
                 n = io.send_many(sock, self.addr_family, checked[done:] if done else checked)
@@ -458,8 +459,11 @@ class McastTxSocket(OpenCloseContext):
 
     def _one_by_one(self, out: Out, checked: Batch, done: int) -> tuple[int, OSError | None]:
         """:meth:`_batch_on` by one ``sendto`` per datagram, from ``checked[done]`` on."""
-        sock, harmless, loopback = out.sock, _platform.OPS.harmless_send_error, out.iface.is_localhost()
-        assert sock is not None
+        sock, harmless, loopback = (
+            _open_sock(out),
+            _platform.OPS.harmless_send_error,
+            out.iface.is_localhost(),
+        )
         for data, addr in checked[done:]:
             try:
                 sock.sendto(data, addr)
@@ -576,3 +580,11 @@ __all__ = [  # the socket class, and what 1.2.0 also exported from this module
     "is_windows",
     "validate_mcast_ip",
 ]
+
+
+def _open_sock(out: Out) -> socket.socket:
+    """The interface's OS socket; closed by another thread since the caller looked: raises."""
+    sock = out.sock
+    if sock is None:
+        raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
+    return sock

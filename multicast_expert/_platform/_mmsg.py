@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import socket
 import struct
@@ -236,7 +237,7 @@ def recv_many(sock: socket.socket, count: int, size: int, control: bool, unit: A
 def _recv_into(bufs: _RecvBuffers, fd: int, want: int, size: int, out: list[Received], unit: Any) -> int:
     bufs.reset()
     recvmmsg = _c().recvmmsg
-    if unit is not None and not unit.live:  # (the attribute last: see recv_share)
+    if unit is not None and (unit.sock.fileno() != fd or not unit.live):  # (attribute last: see recv_share)
         return 0
     n = recvmmsg(fd, bufs.msgs, want, MSG_DONTWAIT, None)
     if n < 0:
@@ -297,12 +298,36 @@ def _fast_call() -> Callable[..., int]:
 HOLD_GIL_BYTES = 256 * 1024
 
 
+_dup_call: Callable[[int, int, int], int] | None = None
+#: Linux <linux/fcntl.h>: F_DUPFD_CLOEXEC = F_LINUX_SPECIFIC_BASE (1024) + 6 (this module is
+#: Linux-only; the fcntl module, absent on Windows, is not needed for one number).
+F_DUPFD_CLOEXEC = 1030
+
+
+def _dup_held(fd: int) -> int:
+    """``fcntl(fd, F_DUPFD_CLOEXEC, 0)`` keeping the GIL (a PyDLL call): the duplicate, or -1
+    (EBADF: ``fd`` is closed; EMFILE: no descriptor to spare)."""
+    global _dup_call
+    if _dup_call is None:
+        call = _holding_the_gil().fcntl
+        call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        call.restype = ctypes.c_int
+        _dup_call = call
+    return _dup_call(fd, F_DUPFD_CLOEXEC, 0)
+
+
 def _pinned_read(unit: Any, sock: Any, fd: int, msgs: Any, want: int) -> int | None:
-    """recvmmsg of a unit without the GIL, on a duplicate of its number made *before* the check
-    that the unit is live and its socket open on ``fd``: a unit is marked dead before its socket
-    closes, so a duplicate made while it was still live is of its socket, whatever another thread
-    closes and reuses meanwhile. None: not to be read (nothing read)."""
-    pin = os.dup(fd)
+    """recvmmsg of a unit without the GIL, on a duplicate of its number checked *after* it was
+    made: a unit is marked dead before its socket closes, so if the unit is still live and its
+    socket on ``fd`` once the duplicate exists, the duplicate is of its socket, whatever another
+    thread closes and reuses meanwhile. No descriptor to spare: the number itself, GIL held (as a
+    small read). None: not to be read (nothing read)."""
+    pin = _dup_held(fd)
+    if pin < 0:
+        held = _recvmmsg_fast or _fast_call()
+        if sock.fileno() != fd or not unit.live:  # (the attribute last: see recv_share)
+            return None
+        return int(held(fd, msgs, want, MSG_DONTWAIT, None))
     try:
         if sock.fileno() != fd or not unit.live:
             return None
@@ -528,10 +553,27 @@ def send_known(
 
 
 def _send(sock: socket.socket, payloads: list[bytes], names: list[bytes], namelen: int) -> int:
-    """Send ``payloads[i]`` to raw sockaddr ``names[i]`` (each ``namelen`` bytes), in order."""
+    """Send ``payloads[i]`` to raw sockaddr ``names[i]`` (each ``namelen`` bytes), in order.
+
+    Every sendmmsg releases the GIL and Python code runs between them, where another thread may
+    close ``sock`` and a new socket take its number: they all go through a duplicate of it, made
+    first and checked after (``sock`` still on that number: the duplicate is of ``sock``). No
+    descriptor to spare: the number itself."""
+    number = sock.fileno()
+    pin = _dup_held(number) if number >= 0 else -1
+    if pin >= 0 and sock.fileno() != number:
+        os.close(pin)
+        raise OSError(errno.EBADF, "the socket was closed during send_batch")
+    try:
+        return _send_on(number if pin < 0 else pin, payloads, names, namelen)
+    finally:
+        if pin >= 0:
+            os.close(pin)
+
+
+def _send_on(fd: int, payloads: list[bytes], names: list[bytes], namelen: int) -> int:
     count = len(payloads)
     sent = 0
-    fd = sock.fileno()
     while sent < count:
         if sent or count > _CHUNK:
             chunk, dests = payloads[sent : sent + _CHUNK], names[sent : sent + _CHUNK]
