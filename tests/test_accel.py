@@ -58,10 +58,11 @@ def pair(family: int, ip: str | None = None, scope: int = 0) -> Iterator[tuple[s
         tx.close()
 
 
-def settle(rx: socket.socket, count: int = 1, timeout: float = 2.0) -> None:
+def settle(rx: socket.socket, count: int = 1, timeout: float = 10.0) -> None:
     """Wait until at least ``count`` datagrams' worth is readable (loopback delivery is immediate,
-    but be safe): for count > 1 just wait for the first and give the rest a moment."""
-    select.select([rx], [], [], timeout)
+    but be safe): for count > 1 just wait for the first and give the rest a moment. (A 2 s wait
+    once ran out on a machine loaded by two test sessions at once.)"""
+    assert select.select([rx], [], [], timeout)[0], f"nothing arrived within {timeout} s"
     if count > 1:
         time.sleep(0.1)  # (under load a veth may take longer than loopback)
 

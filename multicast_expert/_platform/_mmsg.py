@@ -49,33 +49,33 @@ class _Mmsghdr(ctypes.Structure):
     _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
 
 
-def _holding_the_gil() -> ctypes.PyDLL:
-    """The C library for recvmmsg: a PyDLL's functions keep the GIL through the call. Reads are
-    always MSG_DONTWAIT (they never wait), and a read of a receive unit is then one step with the
-    check before it that the unit is live and its socket open on its number: no other thread can
-    close that number and reuse it in between. (A CDLL releases the GIL first.)"""
-    return ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+#: Linux <linux/fcntl.h>: F_DUPFD_CLOEXEC = F_LINUX_SPECIFIC_BASE (1024) + 6 (this module is
+#: Linux-only; the fcntl module, absent on Windows, is not needed for one number).
+F_DUPFD_CLOEXEC = 1030
 
 
 class _Calls:
-    """recvmmsg and sendmmsg from the C library, bound on first use (only Linux has them)."""
+    """recvmmsg, sendmmsg and fcntl from the C library, bound on first use (only Linux has them).
+    ``recvmmsg`` and ``dup`` keep the GIL through the call (a PyDLL's functions): a read never
+    waits (MSG_DONTWAIT), so it is one step with the check before it that its unit is live and
+    its socket open on its number; no other thread can close the number and reuse it between."""
 
     def __init__(self) -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        self.recvmmsg = _holding_the_gil().recvmmsg
+        name = ctypes.util.find_library("c") or "libc.so.6"
+        libc, held = ctypes.CDLL(name, use_errno=True), ctypes.PyDLL(name, use_errno=True)
+        self.recvmmsg = held.recvmmsg
+        c_int, mmsg = ctypes.c_int, ctypes.POINTER(_Mmsghdr)
+        self.recvmmsg.argtypes = [c_int, mmsg, ctypes.c_uint, c_int, ctypes.c_void_p]
+        self.recvmmsg.restype = ctypes.c_int
         #: The same, releasing the GIL (a large read; see _pinned_read).
         self.recvmmsg_released = libc.recvmmsg
         self.recvmmsg_released.restype = ctypes.c_int
-        self.recvmmsg.argtypes = [
-            ctypes.c_int,
-            ctypes.POINTER(_Mmsghdr),
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_void_p,
-        ]
-        self.recvmmsg.restype = ctypes.c_int
+        #: ``dup(fd, F_DUPFD_CLOEXEC, 0)``: the duplicate, or -1 (EBADF: closed; EMFILE: none to spare).
+        self.dup = held.fcntl
+        self.dup.argtypes = [c_int, c_int, c_int]
+        self.dup.restype = ctypes.c_int
         self.sendmmsg = libc.sendmmsg
-        self.sendmmsg.argtypes = [ctypes.c_int, ctypes.POINTER(_Mmsghdr), ctypes.c_uint, ctypes.c_int]
+        self.sendmmsg.argtypes = [c_int, mmsg, ctypes.c_uint, c_int]
         self.sendmmsg.restype = ctypes.c_int
 
 
@@ -283,11 +283,11 @@ def _sender(raw: bytes) -> Address:
 
 
 def _fast_call() -> Callable[..., int]:
-    """recvmmsg without argtypes: half the per-call cost of the checked binding. Its arguments
-    convert exactly (int descriptor, the ctypes array as its address, C ints, None as NULL)."""
+    """recvmmsg without argtypes (half the per-call cost; the arguments convert exactly), keeping
+    the GIL as _Calls.recvmmsg does."""
     global _recvmmsg_fast
     if _recvmmsg_fast is None:
-        call = _holding_the_gil().recvmmsg
+        call = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).recvmmsg
         call.restype = ctypes.c_int
         _recvmmsg_fast = call
     return _recvmmsg_fast
@@ -298,31 +298,11 @@ def _fast_call() -> Callable[..., int]:
 HOLD_GIL_BYTES = 256 * 1024
 
 
-_dup_call: Callable[[int, int, int], int] | None = None
-#: Linux <linux/fcntl.h>: F_DUPFD_CLOEXEC = F_LINUX_SPECIFIC_BASE (1024) + 6 (this module is
-#: Linux-only; the fcntl module, absent on Windows, is not needed for one number).
-F_DUPFD_CLOEXEC = 1030
-
-
-def _dup_held(fd: int) -> int:
-    """``fcntl(fd, F_DUPFD_CLOEXEC, 0)`` keeping the GIL (a PyDLL call): the duplicate, or -1
-    (EBADF: ``fd`` is closed; EMFILE: no descriptor to spare)."""
-    global _dup_call
-    if _dup_call is None:
-        call = _holding_the_gil().fcntl
-        call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        call.restype = ctypes.c_int
-        _dup_call = call
-    return _dup_call(fd, F_DUPFD_CLOEXEC, 0)
-
-
 def _pinned_read(unit: Any, sock: Any, fd: int, msgs: Any, want: int) -> int | None:
     """recvmmsg of a unit without the GIL, on a duplicate of its number checked *after* it was
-    made: a unit is marked dead before its socket closes, so if the unit is still live and its
-    socket on ``fd`` once the duplicate exists, the duplicate is of its socket, whatever another
-    thread closes and reuses meanwhile. No descriptor to spare: the number itself, GIL held (as a
-    small read). None: not to be read (nothing read)."""
-    pin = _dup_held(fd)
+    made (a unit is marked dead before its socket closes: still live then, the duplicate is of
+    its socket). None to spare: the number itself, GIL held. None: not to be read."""
+    pin = _c().dup(fd, F_DUPFD_CLOEXEC, 0)
     if pin < 0:
         held = _recvmmsg_fast or _fast_call()
         if sock.fileno() != fd or not unit.live:  # (the attribute last: see recv_share)
@@ -553,14 +533,11 @@ def send_known(
 
 
 def _send(sock: socket.socket, payloads: list[bytes], names: list[bytes], namelen: int) -> int:
-    """Send ``payloads[i]`` to raw sockaddr ``names[i]`` (each ``namelen`` bytes), in order.
-
-    Every sendmmsg releases the GIL and Python code runs between them, where another thread may
-    close ``sock`` and a new socket take its number: they all go through a duplicate of it, made
-    first and checked after (``sock`` still on that number: the duplicate is of ``sock``). No
-    descriptor to spare: the number itself."""
+    """Send ``payloads[i]`` to raw sockaddr ``names[i]`` (each ``namelen`` bytes), in order,
+    through a duplicate of ``sock``'s number made first and checked after (another thread may
+    close ``sock`` and a new socket take the number meanwhile); none to spare: the number."""
     number = sock.fileno()
-    pin = _dup_held(number) if number >= 0 else -1
+    pin = _c().dup(number, F_DUPFD_CLOEXEC, 0) if number >= 0 else -1
     if pin >= 0 and sock.fileno() != number:
         os.close(pin)
         raise OSError(errno.EBADF, "the socket was closed during send_batch")
