@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from . import _platform
 from ._compat import rx as _compat
 from ._describe import describe, endpoint, some
 from ._errors import SocketClosedError
@@ -109,6 +110,8 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
         )
         self._waiters: list[asyncio.Future[None]] = []
         self._watching: list[int] = []
+        #: The descriptor watched (``rx.fileno()``; -1: each OS socket's) through ``_watching``'s copies.
+        self._watched = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._no_reader = False
         self._streak = 0
@@ -338,26 +341,28 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
 
     # ---- waiting ----------------------------------------------------------------------------------
     def _unwatch(self) -> None:
+        watching, self._watching = self._watching, []
         if self._loop is not None and not self._loop.is_closed():
-            for fd in self._watching:
+            for fd in watching:
                 self._loop.remove_reader(fd)
-        self._watching = []
+        for fd in watching:  # (our own copies: the number stays ours until unregistered)
+            _platform.IO.unwatch_copy(fd)
 
     def _rewatch(self) -> None:
         """After a change of OS sockets: watch the new set (only where each socket is watched on
         its own, i.e. where the OS has no single poller descriptor)."""
-        if self._watching and self._rx.fileno() not in self._watching:
+        if self._watching and (self._watched < 0 or self._rx.fileno() != self._watched):
             self._unwatch()
             if self._waiters and self._loop is not None:
                 self._watch(self._loop)
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        fd = self._rx.fileno()
+        fd = self._watched = self._rx.fileno()
         try:
-            for w in [fd] if fd >= 0 else self._rx.filenos():
-                loop.add_reader(w, self._on_readable)
-                self._watching.append(w)
+            for number in [fd] if fd >= 0 else self._rx.filenos():
+                # (a copy of the number, let go of only by _unwatch, on the loop's thread)
+                self._watching.append(_platform.IO.watch(loop, number, self._on_readable))
         except (NotImplementedError, ValueError):  # ProactorEventLoop; select()'s 512 cap
             self._unwatch()
             self._no_reader = True

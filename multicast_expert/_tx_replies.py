@@ -15,6 +15,7 @@ Layering: imports ``_engine``, ``_platform``, ``_packet``, ``_validate`` and ``_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import select
 import socket
@@ -212,7 +213,21 @@ class AsyncWaiter:
         self._streak = 0
 
     def close(self) -> None:
-        """Stop watching; tasks waiting get MulticastExpertError."""
+        """Stop watching; tasks waiting get MulticastExpertError (from any thread: the loop's
+        own thread does it)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                here = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            if here is not loop:
+                with contextlib.suppress(RuntimeError):  # (closed meanwhile: nothing waits)
+                    loop.call_soon_threadsafe(self._close_here)
+                return
+        self._close_here()
+
+    def _close_here(self) -> None:
         self._unwatch()
         waiters, self._waiters = self._waiters, []
         for w in waiters:
@@ -220,11 +235,12 @@ class AsyncWaiter:
                 w.set_exception(MulticastExpertError("The AsyncMcastTxSocket was closed while receiving"))
 
     def _unwatch(self) -> None:
-        loop = self._loop
+        loop, watching, self._watching = self._loop, self._watching, []
         if loop is not None and not loop.is_closed():
-            for fd in self._watching:
+            for fd in watching:
                 loop.remove_reader(fd)
-        self._watching = []
+        for fd in watching:  # (our own copies: see DatagramIO.watch_copy)
+            _platform.IO.unwatch_copy(fd)
 
     def _on_readable(self) -> None:
         self._unwatch()
@@ -243,9 +259,9 @@ class AsyncWaiter:
             if not fds:
                 raise closed("receiving")
             try:
-                for w in fds:
-                    loop.add_reader(w, self._on_readable)
-                    self._watching.append(w)
+                for number in fds:
+                    # (a copy of the number, let go of only by _unwatch, on the loop's thread)
+                    self._watching.append(_platform.IO.watch(loop, number, self._on_readable))
             except NotImplementedError:  # e.g. Windows' ProactorEventLoop
                 self._unwatch()
                 self._no_reader = True

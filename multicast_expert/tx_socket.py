@@ -340,14 +340,14 @@ class McastTxSocket(OpenCloseContext):
         if len(outs) == 1:
             out = outs[0]
             try:
-                out.sock.sendto(data, address)  # type: ignore[union-attr]  # (open: checked)
+                _open_sock(out, "sendto()").sendto(data, address)
             except (OverflowError, OSError) as exc:
                 self._send_failed(exc, out, address)
             return
         failures: dict[str, OSError] = {}
         for out in outs:
             try:
-                out.sock.sendto(data, address)  # type: ignore[union-attr]
+                _open_sock(out, "sendto()").sendto(data, address)
             except OverflowError as exc:  # the first socket refuses the address: nothing went out
                 raise overflow_error(exc, address) from None
             except OSError as exc:
@@ -582,9 +582,9 @@ __all__ = [  # the socket class, and what 1.2.0 also exported from this module
 ]
 
 
-def _open_sock(out: Out) -> socket.socket:
+def _open_sock(out: Out, what: str = "send_batch()") -> socket.socket:
     """The interface's OS socket; closed by another thread since the caller looked: raises."""
     sock = out.sock
     if sock is None:
-        raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
+        raise SocketClosedError(f"{what} on a closed McastTxSocket; open it first")
     return sock

@@ -12,6 +12,7 @@ that the socket must not deliver (Windows' destination filter), so the engine re
 from __future__ import annotations
 
 import enum
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -81,6 +82,30 @@ class DatagramIO:
         if self.DONTWAIT:
             return None
         return self.reader(sock)
+
+    @staticmethod
+    def watch_copy(fd: int) -> int:
+        """The number an event loop watches for ``fd``: a duplicate, which the watcher closes with
+        :meth:`unwatch_copy` on the loop's thread once it unregistered it, so a socket closed by
+        another thread meanwhile cannot free the number for a new socket that the late
+        unregistration would then leave deaf. (Windows: ``fd`` itself, a socket handle.)"""
+        return os.dup(fd)
+
+    @staticmethod
+    def unwatch_copy(fd: int) -> None:
+        """Let go of a number :meth:`watch_copy` gave."""
+        os.close(fd)
+
+    def watch(self, loop: Any, fd: int, callback: Callable[[], None]) -> int:
+        """``loop.add_reader`` for ``fd`` through :meth:`watch_copy`'s number, which it returns
+        (let go of again when ``add_reader`` raises, e.g. NotImplementedError on a Proactor loop)."""
+        w = self.watch_copy(fd)
+        try:
+            loop.add_reader(w, callback)
+        except BaseException:
+            self.unwatch_copy(w)
+            raise
+        return w
 
     @staticmethod
     def release(reader: socket.socket, sock: socket.socket) -> None:

@@ -104,6 +104,15 @@ class WindowsIO(DatagramIO):
     DONTWAIT = 0
     UNFILTERED = False
 
+    @staticmethod
+    def watch_copy(fd: int) -> int:
+        """A socket handle, not a C runtime descriptor: watched as it is (os.dup takes only the latter)."""
+        return fd
+
+    @staticmethod
+    def unwatch_copy(fd: int) -> None:
+        """Nothing to let go of (see :meth:`watch_copy`)."""
+
     def _read(
         self, sock: socket.socket, bufsize: int, flags: int, group: str
     ) -> tuple[bytes, Address, bool] | Dropped:
