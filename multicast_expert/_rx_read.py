@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -47,11 +48,13 @@ def gone(u: Unit) -> OSError:
     return OSError(errno.EBADF, f"the socket for {u.group} was closed during the read")
 
 
-def closed_by_hand(u: Unit) -> OSError:
-    """The error for a read of ``u`` whose socket (one of ``rx.sockets``) the program closed: its
-    number may already be another socket's, which the library's reader (a second socket object
-    on the same number) would read. The reads that go through the reader check this first."""
-    return OSError(errno.EBADF, f"the socket for {u.group} was closed outside the library")
+def reader_of(u: Unit) -> socket.socket:
+    """``u``'s reader, once its socket is found still open on its number: closed by the program
+    (one of ``rx.sockets``), the number may already be another socket's, which the reader (a
+    second socket object on the same number) would read; then OSError (EBADF)."""
+    if u.sock.fileno() != u.fd:
+        raise OSError(errno.EBADF, f"the socket for {u.group} was closed outside the library")
+    return u.reader
 
 
 def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
@@ -64,18 +67,14 @@ def datagram_readers(bufsize: int, flags: int) -> Readers[Datagram]:
         read_flags = flags | io.DONTWAIT
 
         def read_direct(u: Unit) -> Datagram | Dropped:
-            if u.sock.fileno() != u.fd:
-                raise closed_by_hand(u)
-            got: Datagram = u.reader.recvfrom(bufsize, read_flags)
+            got: Datagram = reader_of(u).recvfrom(bufsize, read_flags)
             return got
 
         read = read_direct
     else:
 
         def read_filtered(u: Unit) -> Datagram | Dropped:
-            if u.sock.fileno() != u.fd:
-                raise closed_by_hand(u)
-            return recvfrom(u.reader, bufsize, flags, u.group)
+            return recvfrom(reader_of(u), bufsize, flags, u.group)
 
         read = read_filtered
 
@@ -106,9 +105,7 @@ def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
         dontwait, trunc = io.DONTWAIT, io.TRUNC
 
         def read_direct(u: Unit) -> McastPacket | Dropped:
-            if u.sock.fileno() != u.fd:
-                raise closed_by_hand(u)
-            data, _anc, msg_flags, src = u.reader.recvmsg(bufsize, 0, dontwait)  # type: ignore[attr-defined,unused-ignore]  # (win32: never UNFILTERED)
+            data, _anc, msg_flags, src = reader_of(u).recvmsg(bufsize, 0, dontwait)  # type: ignore[attr-defined,unused-ignore]  # (win32: never UNFILTERED)
             if not u.live:
                 raise gone(u)
             packet: McastPacket = _new(
@@ -120,9 +117,7 @@ def plain_reader(bufsize: int) -> Callable[[Unit], McastPacket | Dropped]:
     recv_packet = io.recv_packet
 
     def read(u: Unit) -> McastPacket | Dropped:
-        if u.sock.fileno() != u.fd:
-            raise closed_by_hand(u)
-        got = recv_packet(u.reader, bufsize, u.group)
+        got = recv_packet(reader_of(u), bufsize, u.group)
         if got is DROPPED:
             return got
         if not u.live:
@@ -141,9 +136,7 @@ def meta_reader(bufsize: int, family: int) -> Callable[[Unit], McastPacket | Dro
     recv_meta = _platform.IO.recv_packet_meta
 
     def read(u: Unit) -> McastPacket | Dropped:
-        if u.sock.fileno() != u.fd:
-            raise closed_by_hand(u)
-        got = recv_meta(u.reader, bufsize, family, u.group)
+        got = recv_meta(reader_of(u), bufsize, family, u.group)
         if got is DROPPED:
             return got
         if not u.live:
@@ -171,17 +164,13 @@ def batch_readers(bufsize: int, family: int, meta: bool) -> BatchReaders:
     one = meta_reader(bufsize, family) if meta else plain_reader(bufsize)
 
     def read_many(u: Unit, n: int) -> list[McastPacket]:
-        if u.sock.fileno() != u.fd:
-            raise closed_by_hand(u)
+        # (both batch calls keep the GIL from their checks of the unit through each recvmmsg)
+        reader = reader_of(u)
         if not meta:
-            packets = io.recv_packets(u.reader, n, size, u.group, u.iface.index, McastPacket)
+            packets = io.recv_packets(reader, n, size, u.group, u.iface.index, McastPacket)
             if packets is not None:
-                if packets and not u.live:
-                    raise gone(u)
                 return packets
-        got = io.recv_many(u.reader, n, size, meta, u)
-        if got and not u.live:
-            raise gone(u)
+        got = io.recv_many(reader, n, size, meta, u)
         group, index = u.group, u.iface.index
         if got is not None:
             if not meta:

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,3 +110,16 @@ def resident_growth(step: Callable[[], object], warm: int = 300, count: int = 30
         step()
     gc.collect()
     return 0 if UNDER_ASAN else rss_bytes() - before
+
+
+def run_for_a_while(stop: threading.Event, *work: Callable[[], None]) -> None:
+    """Run each of ``work`` in a thread of its own for STRESS_SECONDS (3), then set ``stop`` (the
+    threads' signal to end) and join them all."""
+    threads = [threading.Thread(target=f) for f in work]
+    for t in threads:
+        t.start()
+    stop.wait(float(os.environ.get("STRESS_SECONDS", "3")))
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)

@@ -18,12 +18,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import pytest
-from helpers import V4, Net
+from helpers import V4, Net, run_for_a_while
 
 import multicast_expert as me
 from multicast_expert import _platform, _rx_args, _rx_hot, rx_socket
@@ -46,18 +45,6 @@ def count_received(rx: me.McastRxSocket, payload: bytes, wait: float = 0.5) -> i
         if got is not None and got[0] == payload:
             n += 1
     return n
-
-
-def run_for_a_while(stop: threading.Event, *work: Callable[[], None]) -> None:
-    """Run each of ``work`` in a thread of its own for STRESS_SECONDS (3), then stop them all."""
-    threads = [threading.Thread(target=f) for f in work]
-    for t in threads:
-        t.start()
-    stop.wait(float(os.environ.get("STRESS_SECONDS", "3")))
-    stop.set()
-    for t in threads:
-        t.join(10)
-    assert not any(t.is_alive() for t in threads)
 
 
 # ---- join_group against close() and open() ------------------------------------------------------------

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import pytest
-from helpers import V4, Net
+from helpers import V4, Net, run_for_a_while
 
 import multicast_expert as me
 from multicast_expert._platform import _mmsg
@@ -174,13 +174,7 @@ def test_send_batch_never_sends_through_a_number_reused_after_close(net: Net, po
                 seen.append(src)
                 stop.set()
 
-    threads = [threading.Thread(target=f) for f in (sender, closer, drain)]
-    for t in threads:
-        t.start()
-    stop.wait(float(os.environ.get("STRESS_SECONDS", "3")))
-    stop.set()
-    for t in threads:
-        t.join(10)
+    run_for_a_while(stop, sender, closer, drain)
     recv.close()
     assert not seen, f"datagrams of a closed McastTxSocket went out through another socket: {seen[:3]}"
     assert not bad, bad[:3]
