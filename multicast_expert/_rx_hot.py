@@ -19,6 +19,7 @@ per-OS I/O layer (which makes the C object) and the packet type.
 from __future__ import annotations
 
 import collections
+import inspect
 import time
 import weakref
 from collections.abc import Callable
@@ -31,6 +32,12 @@ from ._platform._poller import Poller
 from ._wait_policy import ReadFirstPolicy
 
 _MAX_BUF = 2**31
+_ZERO = 0
+#: recv_packet's ``flags`` when not given (it has none: any value given goes to the Python method).
+_NO_FLAGS: Any = object()
+_PACKET_SIGNATURE = inspect.Signature(
+    [inspect.Parameter("bufsize", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=65535)]
+)
 _new = tuple.__new__
 
 
@@ -89,12 +96,13 @@ class PyHot:
         timeout: float | None,
         policy: ReadFirstPolicy,
     ) -> None:
-        #: [state, timeout, closed, the socket while open (see hold)]; state: (unit, poller,
+        #: [go, timeout, closed, the socket while open (see hold), state]. state: (unit, poller,
         #: None, None) for one socket, (None, poller, by_fd, ready) for several, None when the
-        #: engine's own paths serve. (The
+        #: engine's own paths serve; go: state + (timeout,), or None when state is None or the
+        #: timeout is 0 (one tuple read per receive, replaced whole by either's change). (The
         #: poller itself, not its poll method: a receive holds it, so a close that drops the
         #: engine's cannot close its waker under the wait and swallow the wake-up.)
-        self._cell: list[Any] = [None, timeout, False, None]
+        self._cell: list[Any] = [None, timeout, False, None, None]
         cell, io = self._cell, _platform.IO
         self.recvfrom = _receiver(self._cell, owner_ref, slow_from, resume, policy, None, io.DONTWAIT)
         if packet_cls is None:  # (metadata: always the engine's own path)
@@ -110,31 +118,35 @@ class PyHot:
                 if not u.live:  # (see _rx_read.gone: the read may have met a reused number)
                     raise _rx_read.gone(u)
                 return _new(
-                    cls, (data, src, u.group, u.iface.index, bool(msg_flags & trunc), None, None, None)
+                    cls, (data, src, u.group, u.iface.index, msg_flags & trunc != 0, None, None, None)
                 )
 
-            serve = _receiver(self._cell, owner_ref, slow_packet, resume, policy, read_packet, dontwait)
-
-            def recv_packet(bufsize: int = 65535) -> Any:
-                return serve(bufsize, 0)
+            recv_packet = _receiver(self._cell, owner_ref, slow_packet, resume, policy, read_packet, dontwait)
 
         self.recv_packet = recv_packet
 
     def set_single(
         self, unit: Any, fd: int, by_fd: dict[int, Any], poller: Poller, epfd: int, wake_fd: int, /
     ) -> None:
-        self._cell[0], self._cell[2] = (unit, poller, None, None), False
+        self._set_state((unit, poller, None, None))
 
     def set_multi(
         self, by_fd: dict[int, Any], ready: collections.deque[Any], poller: Poller, epfd: int, wake_fd: int, /
     ) -> None:
-        self._cell[0], self._cell[2] = (None, poller, by_fd, ready), False
+        self._set_state((None, poller, by_fd, ready))
 
     def set_off(self) -> None:
-        self._cell[0], self._cell[2] = None, False
+        self._set_state(None)
 
     def set_closed(self) -> None:
-        self._cell[0], self._cell[2], self._cell[3] = None, True, None
+        cell = self._cell
+        cell[0], cell[4], cell[2], cell[3] = None, None, True, None
+
+    def _set_state(self, state: tuple[Any, Any, Any, Any] | None) -> None:
+        cell = self._cell
+        timeout = cell[1]
+        cell[4], cell[2] = state, False
+        cell[0] = None if state is None or timeout == 0 else (*state, timeout)
 
     def hold(self, owner: Any, /) -> None:
         """While open, the methods keep their socket alive, as bound methods would (a cycle the
@@ -142,7 +154,9 @@ class PyHot:
         self._cell[3] = owner
 
     def set_timeout(self, timeout: float | None, /) -> None:
-        self._cell[1] = timeout
+        cell = self._cell
+        cell[1], state = timeout, cell[4]
+        cell[0] = None if state is None or timeout == 0 else (*state, timeout)
 
 
 def _call_class(cell: list[Any], ref: Callable[[], Any], name: str, original: Any, *args: Any) -> Any:
@@ -174,26 +188,29 @@ def _receiver(
     read_packet: Callable[[Any, int], Any] | None,
     dontwait: int,
 ) -> Callable[..., Any]:
-    """One of PyHot's closures: datagrams (``read_packet`` None: ``recvfrom`` itself, its read
-    inline) or packets (``read_packet``; the caller passes flags 0)."""
+    """One of PyHot's closures: datagrams (``read_packet`` None: ``recvfrom(bufsize=4096,
+    flags=0)`` itself, its read inline) or packets (``recv_packet(bufsize=65535)``: a ``flags``
+    given is handed to the Python method, whose signature has none, to refuse)."""
     kind = 0 if read_packet is None else 1
     name = "recvfrom" if read_packet is None else "recv_packet"
+    no_flags: Any = _ZERO if kind == 0 else _NO_FLAGS
     monotonic = time.monotonic
 
     def receive(bufsize: int = 4096, flags: int = 0) -> Any:
-        state, timeout, owner = cell[0], cell[1], cell[3]
+        go, owner = cell[0], cell[3]
         if (
-            state is None
-            or timeout == 0
-            or flags.__class__ is not int
-            or flags
+            go is None  # (the engine's own paths serve, or the timeout is 0)
+            or flags is not no_flags  # (the int 0: CPython keeps one object for each small int)
             or bufsize.__class__ is not int
             or not 0 < bufsize < _MAX_BUF
-            or (owner is not None and getattr(owner.__class__, name) is not slow)  # (patched since)
+            or (  # (patched on the class since)
+                owner is not None
+                and (owner.__class__.recvfrom if kind == 0 else owner.__class__.recv_packet) is not slow
+            )
         ):
-            args = (bufsize, flags) if kind == 0 else (bufsize,)
+            args = (bufsize,) if flags is _NO_FLAGS else (bufsize, flags)
             return _call_class(cell, ref, name, slow, *args)
-        unit, poller, by_fd, ready = state
+        unit, poller, by_fd, ready, timeout = go
         polled: list[int] | None = None
         if unit is not None:  # one socket (the engine's pure single-socket path)
             if policy.read_first and unit.live and unit.sock.fileno() == unit.fd:
@@ -261,6 +278,10 @@ def _receiver(
                 polled = [fd for fd, _ in events]
         return resume(_owner(cell, ref), kind, bufsize, timeout, polled)
 
+    receive.__name__ = receive.__qualname__ = name
+    if kind == 1:
+        receive.__defaults__ = (65535, _NO_FLAGS)
+        receive.__signature__ = _PACKET_SIGNATURE  # type: ignore[attr-defined]
     return receive
 
 

@@ -201,6 +201,14 @@ def test_flags_keywords_and_sizes_behave_as_the_python_methods(net: Net, port: i
         assert (packet.payload, packet.truncated, packet.group) == (b"k", True, groups[0])
         tx.sendto(b"flags0", (groups[0], port))
         assert rx.recvfrom(10, 0) == (b"flags0", src)
+
+        class Zero(int):
+            pass
+
+        tx.sendto(b"zero", (groups[0], port))  # (flags equal to 0 but not the int 0: the Python method's)
+        assert rx.recvfrom(10, Zero(0)) == (b"zero", src)
+        with pytest.raises(TypeError, match="flags must be an int"):
+            rx.recvfrom(10, False)
         tx.sendto(b"big", (groups[0], port))
         assert rx.recvfrom(2**31 - 1) == (b"big", src)  # (the largest size: read into the heap)
         for bad in (0, -1, 2**31, 2**70):
