@@ -24,8 +24,8 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, TypeVar
 
-from . import _platform
-from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError
+from . import _iface_plan, _platform
+from ._errors import EngineClosedError, MulticastExpertError, MulticastOSError, MulticastValueError
 from ._platform import Action, Concern
 from ._platform._options import RxPlan
 from ._platform._structs import Target
@@ -60,11 +60,6 @@ def caller_outside_package() -> int:
     return level
 
 
-def _identity(iface: IfaceInfo | None) -> tuple[int, str, str | None] | None:
-    """What must stay the same for an interface to be "the same one" (an index can come back)."""
-    return None if iface is None else (iface.index, iface.machine_name, iface.link_layer_address)
-
-
 _warned_fd_limit = False
 _new = tuple.__new__
 #: Receive side: DEBUG one line per OS socket opened, INFO the interfaces joined, skipped and followed.
@@ -95,7 +90,9 @@ class Membership:
         self.units: dict[str, list[Unit]] = {}
         #: The interfaces listened on, and the identity each had when joined.
         self.ifaces = list(ifaces)
-        self._joined_as: dict[int, IfaceInfo] = {}  # (records are immutable: compared by _identity)
+        self._joined_as: dict[
+            int, IfaceInfo
+        ] = {}  # (records are immutable: compared by _iface_plan.identity)
         #: Interfaces of the default set left out because they could not join: name -> reason.
         self.skipped: dict[str, str] = {}
         self.granted_rcvbuf: int | None = None
@@ -114,8 +111,10 @@ class Membership:
             return [u for units in self.units.values() for u in units]
 
     def iface_ips(self) -> list[str]:
+        """The address of each interface listened on that has one of the family now (a named
+        interface that lost its address, or is gone for the moment, has none to list)."""
         family = self.settings.family
-        return [iface_ip(i, family) for i in self.ifaces]
+        return [ip for ip in (i.primary_ip(family) for i in self.ifaces) if ip is not None]
 
     # ---- transactions --------------------------------------------------------------------------
     def open(self) -> None:
@@ -252,23 +251,17 @@ class Membership:
         with self.lock:
             self._need_opened()
             rescan_interfaces()
-            family = self.settings.family
-            current = {i.index: i for i in self.ifaces}
-            if self.named:
-                fresh = {i.index: i for i in cached_interfaces()}
-                wanted = {idx: fresh.get(idx, i) for idx, i in current.items()}
-            else:
-                wanted = {i.index: i for i in listenable_interfaces(family)}
-            stale = set(lost) | self._kernel_lost()
-            stale |= {
-                idx
-                for idx, i in wanted.items()
-                if idx in current and _identity(self._joined_as.get(idx)) != _identity(i)
-            }
-            stale &= set(current)
-            gone = [idx for idx in current if idx not in wanted or idx in stale]
-            removed = []
+            named = list(self.ifaces) if self.named else []
+            machine = cached_interfaces() if self.named else listenable_interfaces(self.settings.family)
+            current, gone, kept, added, absent = _iface_plan.plan(
+                self.ifaces,
+                self._joined_as,
+                named=self.named,
+                machine=machine,
+                stale=set(lost) | self._kernel_lost(),
+            )
             if gone:
+                removed = []
                 for group, units in self.units.items():
                     keep = [u for u in units if u.iface.index not in gone]
                     if len(keep) != len(units):
@@ -277,8 +270,6 @@ class Membership:
                 for idx in gone:
                     self._joined_as.pop(idx, None)
                 self._apply(Change([], removed))
-            kept = [wanted[idx] for idx in current if idx in wanted and idx not in gone]
-            added = [i for idx, i in wanted.items() if idx not in current or idx in gone]
             self.ifaces = kept
             for i in kept:
                 self._joined_as[i.index] = i
@@ -287,18 +278,30 @@ class Membership:
                     "left every group on interface(s) %s (gone, changed or memberships lost)",
                     [i.machine_name for idx, i in current.items() if idx in gone],
                 )
-            if not added:
-                return
-            for iface in added:
-                self.skipped.pop(iface.machine_name, None)
-            self._make_fd_room(self._sockets_needed(len(added)))
-            with contextlib.ExitStack() as undo:
-                joined, units = self._open_ifaces(added, skip=not self.named, undo=undo)
-                undo.pop_all()
-            self.ifaces = kept + joined
-            self._commit(units, [])
-            if joined:
-                log.info("joined every group on interface(s) %s", [i.machine_name for i in joined])
+            if added:
+                for iface in added:
+                    self.skipped.pop(iface.machine_name, None)
+                try:
+                    self._make_fd_room(self._sockets_needed(len(added)))
+                    with contextlib.ExitStack() as undo:
+                        joined, units = self._open_ifaces(added, skip=not self.named, undo=undo)
+                        undo.pop_all()
+                except BaseException:
+                    if self.named:  # (nothing of added joined: all still named, for a later refresh)
+                        self.ifaces = _iface_plan.in_order(named, kept + added + absent)
+                    raise
+                self.ifaces = kept + joined
+                self._commit(units, [])
+                if joined:
+                    log.info("joined every group on interface(s) %s", [i.machine_name for i in joined])
+            if absent:
+                self.ifaces = _iface_plan.in_order(named, self.ifaces + absent)
+                names = ", ".join(i.machine_name for i in absent)
+                raise MulticastOSError(
+                    errno.ENODEV,
+                    f"Joining every group on {names} failed: the interface no longer exists. It stays "
+                    "one of this socket's interfaces: refresh_interfaces() joins it when it is back",
+                )
 
     # ---- steps ---------------------------------------------------------------------------------
     def _commit(self, added: list[Unit], removed: list[Unit]) -> None:
@@ -470,6 +473,9 @@ class Membership:
         )
         units: list[Unit] = []
         for chunk in chunks:
+            # What a refusal is about (it picks the limit the error names): the socket and its
+            # membership (the first source's join makes it) until a source is in, then its sources.
+            action = Action.OPEN_RX
             try:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 undo.callback(sock.close)
@@ -477,6 +483,7 @@ class Membership:
                 ops.configure_rx(sock, family, t, st.port, loop)
                 for src in chunk:
                     ops.set(sock, Concern.JOIN_SOURCE, family, t._replace(source=src))
+                    action = Action.JOIN_SOURCE
                 if not chunk:
                     ops.set(sock, Concern.JOIN, family, t)
                 for src in blocked:
@@ -487,7 +494,7 @@ class Membership:
                     if ops.supports(concern, family):
                         ops.set(sock, concern, family, t._replace(value=1))
             except OSError as exc:
-                better = _join_error(exc, group, iface, family, sources=bool(chunk))
+                better = _join_error(exc, group, iface, family, sources=bool(chunk), action=action)
                 if better is exc:
                     raise
                 raise better from exc
@@ -582,8 +589,10 @@ def _quietly(fn: Callable[..., object], *args: object) -> None:
 _OPENED = "opened fd %d: %s port %d on %s (index %d), %s"
 
 
-def _join_error(exc: OSError, group: str, iface: IfaceInfo, family: int, *, sources: bool) -> OSError:
+def _join_error(
+    exc: OSError, group: str, iface: IfaceInfo, family: int, *, sources: bool, action: Action = Action.OPEN_RX
+) -> OSError:
     """A failed socket's error, worded by the OS layer when it knows it (else ``exc`` itself); the
     wording is built only when there is an error."""
     where = f"Joining {group} on {iface.machine_name}" + (" with sources" if sources else "")
-    return _platform.translate_oserror(exc, Action.JOIN_SOURCE if sources else Action.OPEN_RX, family, where)
+    return _platform.translate_oserror(exc, action, family, where)

@@ -222,7 +222,7 @@ class McastRxSocket(OpenCloseContext):
 
     @property
     def iface_ips(self) -> list[str]:
-        """Address of each interface listened on."""
+        """Address of each interface listened on that has one of the family now."""
         return self._members.iface_ips()
 
     @property
@@ -390,11 +390,12 @@ class McastRxSocket(OpenCloseContext):
 
         On the default interface set, every group is joined on interfaces that appeared (or gained
         an address of the family) and left on interfaces that are gone. Named interfaces stay the
-        same ones; only their details (addresses) are refreshed. Either way, an interface whose
-        memberships the OS lost (it went away and came back under the same index) is joined again.
+        same ones, found by name; one that is gone stays named, to be joined when it is back.
+        Either way, an interface whose memberships the OS lost is joined again.
 
         Raises:
             MulticastExpertError: the socket is closed.
+            MulticastOSError: a named interface is gone (ENODEV; the rest applied), or a join failed.
         """
         self._need_open("refresh_interfaces()")
         self._change("refresh_interfaces()", self._members.refresh)

@@ -110,6 +110,7 @@ def test_layers_point_downwards_and_compat_modules_are_unused_inside() -> None:
             "_rx_args",
             "_tx_args",
             "_unit",
+            "_iface_plan",
             "_membership",
             "_engine",
             "_wait_policy",

@@ -150,7 +150,7 @@ class OsOptions:
     #: Sources per group one OS socket may hold, by family; missing: no known limit.
     SOURCES_PER_SOCKET: ClassVar[Mapping[int, int]] = {}
     #: Sysctl (or setting) to name when a per-socket limit is hit, by (action, family).
-    LIMIT_HINTS: ClassVar[Mapping[tuple[Action, int], str]] = {}
+    LIMIT_HINTS: ClassVar[Mapping[tuple[Action, int] | tuple[Action, int, int], str]] = {}
     #: OS error numbers (beyond the POSIX ones) meaning an interface can't join now.
     SKIPPABLE_EXTRA: ClassVar[frozenset[int]] = frozenset()
 
@@ -332,8 +332,9 @@ class OsOptions:
             why = "the address is in use by a socket that did not set SO_REUSEADDR"
         elif code in (errno.ENODEV, errno.ENXIO):
             why = f"the interface no longer exists ({exc.strerror})"
-        elif code in (errno.ENOBUFS, errno.ENOMEM) and (action, family) in self.LIMIT_HINTS:
-            hint = self.LIMIT_HINTS[(action, family)]
+        elif code in (errno.ENOBUFS, errno.ENOMEM) and (
+            hint := self.LIMIT_HINTS.get((action, family, code)) or self.LIMIT_HINTS.get((action, family))
+        ):
             why = (
                 f"a {self.name} per-socket multicast limit was reached ({exc.strerror}); "
                 f"raise the sysctl {hint} (sysctl -w {hint}=N)"

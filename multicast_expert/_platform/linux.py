@@ -4,6 +4,7 @@ Linux 6.x and proven live by the test suite. Three classes, one per job: options
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -121,11 +122,17 @@ class LinuxMulticast(OsOptions):
     }
     #: Defaults of net.ipv4.igmp_max_msf and net.ipv6.mld_max_msf.
     SOURCES_PER_SOCKET: ClassVar[dict[int, int]] = {V4: 10, V6: 64}
-    LIMIT_HINTS: ClassVar[dict[tuple[Action, int], str]] = {
+    #: The sysctl behind ENOBUFS/ENOMEM, by what was refused (and the error, where it tells):
+    #: net/ipv4/igmp.c refuses a membership past igmp_max_memberships and a source past
+    #: igmp_max_msf with ENOBUFS (their socket-memory failures too); net/ipv6/mcast.c refuses a
+    #: source past mld_max_msf with ENOBUFS, and a membership's socket memory (sock_kmalloc,
+    #: bounded by optmem_max) with ENOMEM.
+    LIMIT_HINTS: ClassVar[dict[tuple[Action, int] | tuple[Action, int, int], str]] = {
         (Action.OPEN_RX, V4): "net.ipv4.igmp_max_memberships",
         (Action.OPEN_RX, V6): "net.core.optmem_max",
         **{(a, V4): "net.ipv4.igmp_max_msf" for a in (Action.JOIN_SOURCE, Action.BLOCK_SOURCE)},
         **{(a, V6): "net.ipv6.mld_max_msf" for a in (Action.JOIN_SOURCE, Action.BLOCK_SOURCE)},
+        **{(a, V6, errno.ENOMEM): "net.core.optmem_max" for a in (Action.JOIN_SOURCE, Action.BLOCK_SOURCE)},
     }
 
     def fd_limits(self) -> tuple[int, int] | None:
