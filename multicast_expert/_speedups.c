@@ -37,6 +37,7 @@
 #include <netdb.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -121,9 +122,10 @@ get_fd(PyObject *obj, int *out, int allow_negative)
 }
 
 /* A socket's descriptor: an int, or an object's fileno() (a socket object) read here, under the
- * GIL: no other thread can close the socket and reuse its number before the caller's first
- * system call (a caller that releases the GIL between several calls pins the socket with a
- * duplicate: send_batch). A closed socket object (fileno() -1): OSError EBADF. */
+ * GIL: no other thread can close the socket and reuse its number until the GIL is released, so
+ * a caller that releases it around a system call on the number sends or reads through a
+ * duplicate made (with the GIL held) after checking the socket again (send_batch), or keeps the
+ * GIL through the call (TxHot.sendto). A closed socket object (fileno() -1): OSError EBADF. */
 static int
 get_sock_fd(PyObject *obj, int *out)
 {
@@ -1448,12 +1450,15 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         hdrs[i].msg_hdr.msg_iov = &iovs[i];
         hdrs[i].msg_hdr.msg_iovlen = 1;
     }
-    /* More than one sendmmsg (over MAX_VLEN datagrams): the GIL is released around each, so
-     * another thread may close the socket and a new one take its number between two. Then every
-     * chunk goes through a duplicate made here, with the GIL held, after checking the socket
-     * again (parsing may have run Python code). No descriptor to spare: the number itself. */
-    if (count > MAX_VLEN) {
-        int on = PyLong_Check(args[0]) ? 1 : sock_on_fd(args[0], fd);
+    /* The GIL is released around each sendmmsg, so another thread may close the socket and a new
+     * one take its number meanwhile: every call goes through a duplicate made here, with the GIL
+     * held, right after checking the socket is still open on its number (parsing may have run
+     * Python code). No descriptor to spare: the number itself, with the GIL held through each
+     * call (MSG_DONTWAIT; a blocking socket whose buffer is full is waited for without the GIL,
+     * then checked again). A bare number (an int) is the caller's to keep open. */
+    int held = 0;
+    if (!PyLong_Check(args[0])) {
+        int on = sock_on_fd(args[0], fd);
         if (on < 0)
             goto done;
         if (on == 0) {
@@ -1464,13 +1469,38 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         pin = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (pin >= 0)
             fd = pin;
+        else
+            held = 1;
     }
     while (sent < count) {
         int n;
         unsigned int vlen = (unsigned int)(count - sent > MAX_VLEN ? MAX_VLEN : count - sent);
-        Py_BEGIN_ALLOW_THREADS
-        n = sendmmsg(fd, hdrs + sent, vlen, 0);
-        Py_END_ALLOW_THREADS
+        if (held) {
+            n = sendmmsg(fd, hdrs + sent, vlen, MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                int fl = fcntl(fd, F_GETFL);
+                if (fl >= 0 && !(fl & O_NONBLOCK)) { /* blocking: wait for room, check again */
+                    struct pollfd want = {.fd = fd, .events = POLLOUT, .revents = 0};
+                    int on;
+                    Py_BEGIN_ALLOW_THREADS
+                    (void)poll(&want, 1, -1);
+                    Py_END_ALLOW_THREADS
+                    if (PyErr_CheckSignals() < 0 || (on = sock_on_fd(args[0], fd)) < 0)
+                        goto done;
+                    if (on == 0) {
+                        errno = EBADF;
+                        PyErr_SetFromErrno(PyExc_OSError);
+                        goto done;
+                    }
+                    continue;
+                }
+                errno = EAGAIN;
+            }
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            n = sendmmsg(fd, hdrs + sent, vlen, 0);
+            Py_END_ALLOW_THREADS
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0)
@@ -2144,22 +2174,13 @@ txhot_sendto(TxHot *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
                 if (PyBytes_AsStringAndSize(args[0], &data, &len) < 0 ||
                     PyBytes_AsStringAndSize(name, &sa, &salen) < 0)
                     return NULL;
-                Py_INCREF(name); /* (the table may change while the GIL is released) */
-                for (;;) {
-                    Py_BEGIN_ALLOW_THREADS
-                    n = sendto(fd, data, (size_t)len, 0, (const struct sockaddr *)sa, (socklen_t)salen);
-                    Py_END_ALLOW_THREADS
-                    if (n >= 0 || errno != EINTR)
-                        break;
-                    if (PyErr_CheckSignals() < 0) {
-                        Py_DECREF(name);
-                        return NULL;
-                    }
-                }
-                Py_DECREF(name);
+                /* With the GIL held from the check through the call (which never waits), so no
+                 * other thread can close the socket and give its number to another meanwhile. */
+                n = sendto(fd, data, (size_t)len, MSG_DONTWAIT, (const struct sockaddr *)sa, (socklen_t)salen);
                 if (n >= 0)
                     RETURN_NONE;
-                /* Refused (nothing went out): the Python method tries it and says why. */
+                /* Refused, interrupted or the buffer full (nothing went out): the Python method
+                 * sends it (waiting where the socket blocks) and says why it cannot. */
             }
         } else if (PyErr_Occurred()) {
             return NULL;

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from . import _platform
 from ._compat.tx import BOTH_IFACES
@@ -21,6 +21,8 @@ from .interfaces import iface_ip as primary_ip
 
 MAX_PORT = 65535
 _MAX_U32 = 2**32 - 1  # IPv6 flowinfo and scope id: uint32_t in sockaddr_in6 (RFC 3493)
+#: The flow label is 20 bits (RFC 6437); CPython's sendto refuses a larger flowinfo (OverflowError).
+_MAX_FLOWINFO = 2**20 - 1
 Batch = list[tuple[bytes, IPv4Or6Address]]
 
 
@@ -136,8 +138,10 @@ def check_batch(
     family: int,
     allowed: frozenset[str],
     known: dict[object, object] | None = None,
+    ifaces: Sequence[IfaceInfo] = (),
 ) -> Batch:
-    """Every ``(payload, address)`` pair checked as sendto checks it, before anything is sent.
+    """Every ``(payload, address)`` pair checked as sendto checks it, before anything is sent
+    (an IPv6 scope id against ``ifaces``, the interfaces sent on: see :func:`check_scope`).
 
     ``known``: the ``(group, port)`` destinations already found valid for ``allowed`` (each a
     plain tuple of a str and an int; the values are the platform's, see DatagramIO.send_known);
@@ -158,7 +162,8 @@ def check_batch(
             return items
     except (TypeError, ValueError):  # an item that is not a pair: reported below
         pass
-    return [_checked_pair(item, family, allowed, good if known is not None else None) for item in items]
+    remember = good if known is not None else None
+    return [_checked_pair(item, family, allowed, remember, ifaces) for item in items]
 
 
 #: Most destinations a socket remembers as valid (see check_batch).
@@ -166,7 +171,11 @@ KNOWN_MAX = 4096
 
 
 def _checked_pair(
-    item: object, family: int, allowed: frozenset[str], known: dict[object, object] | None = None
+    item: object,
+    family: int,
+    allowed: frozenset[str],
+    known: dict[object, object] | None,
+    ifaces: Sequence[IfaceInfo],
 ) -> tuple[bytes, IPv4Or6Address]:
     """One ``(payload, address)`` pair checked in full, or the error naming what is wrong."""
     if not isinstance(item, (tuple, list)) or len(item) != 2:
@@ -183,11 +192,15 @@ def _checked_pair(
         if known is not None and len(known) < KNOWN_MAX:
             known.setdefault(addr, None)
         return (data if type(data) is bytes else _payload(data), addr)
-    return (data if type(data) is bytes else _payload(data), check_destination(addr, family, allowed))
+    payload = data if type(data) is bytes else _payload(data)
+    return (payload, check_destination(addr, family, allowed, ifaces))
 
 
-def check_destination(address: object, family: int, allowed: frozenset[str]) -> IPv4Or6Address:
-    """A destination checked in full: its shape, group and port (and IPv6 flowinfo, scope id)."""
+def check_destination(
+    address: object, family: int, allowed: frozenset[str], ifaces: Sequence[IfaceInfo] = ()
+) -> IPv4Or6Address:
+    """A destination checked in full: its shape, group and port (and IPv6 flowinfo, and scope id
+    against ``ifaces``, the interfaces sent on: see :func:`check_scope`)."""
     v6 = family == socket.AF_INET6
     if not isinstance(address, tuple) or len(address) not in ((2, 4) if v6 else (2,)):
         shapes = "(group, port) or (group, port, flowinfo, scope_id)" if v6 else "(group, port)"
@@ -204,7 +217,24 @@ def check_destination(address: object, family: int, allowed: frozenset[str]) -> 
     check_port(address[1])
     for what, value in zip(("flowinfo", "scope_id"), address[2:], strict=False):
         check_int_range(value, what, 0, _MAX_U32)
-    return (group, *address[1:])
+    checked: IPv4Or6Address = (group, *address[1:])
+    if len(checked) == 4:
+        if checked[2] > _MAX_FLOWINFO:  # (as the OS's sendto refuses it)
+            raise OverflowError(f"flowinfo must be 0-{_MAX_FLOWINFO}, not {checked[2]}")
+        check_scope(checked, ifaces)
+    return checked
+
+
+def check_scope(address: IPv4Or6Address, ifaces: Sequence[IfaceInfo]) -> None:
+    """An IPv6 destination's scope id picks the interface the kernel sends on, over the socket's
+    own: 0 (the socket's own interface) or the index of every interface sent on; else refused."""
+    if len(address) == 4 and address[3] and any(i.index != address[3] for i in ifaces):
+        names = [f"{i.machine_name} (index {i.index})" for i in ifaces]
+        raise MulticastValueError(
+            f"The scope id {address[3]} of {address!r} names another interface than the ones this "
+            f"McastTxSocket sends on ({', '.join(names)}); pass scope id 0 (each interface's own), "
+            "or iface= to send on one of them"
+        )
 
 
 def _payload(data: object) -> bytes:

@@ -247,7 +247,7 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         """
         await self._pace()
         tx = self._tx
-        batch = check_batch(datagrams, tx.addr_family, tx.mcast_ips_set)
+        batch = check_batch(datagrams, tx.addr_family, tx.mcast_ips_set, None, tx.network_interfaces)
 
         def attempt(iface: IfaceInfo, done: int) -> tuple[int, OSError | None]:
             try:

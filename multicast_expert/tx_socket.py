@@ -264,10 +264,12 @@ class McastTxSocket(OpenCloseContext):
             raise MulticastExpertError("Attempt to close an McastTxSocket that is already closed!")
         if self._hot is not None:
             self._hot.close()  # (first: the C sendto then hands every call to the Python method)
-        self._replies.close()  # wakes receives waiting in other threads (they raise)
-        self._close_all()
+        # Closed before the OS sockets close: a send in another thread that meets their close
+        # finds the socket closed and says so (SocketClosedError, not the OS's EBADF).
         self._sock = None
         self._fast = {}  # (after _sock: a sendto that saw it open fills the discarded dict)
+        self._replies.close()  # wakes receives waiting in other threads (they raise)
+        self._close_all()
         self.is_opened = False
 
     def setblocking(self, flag: bool) -> None:
@@ -295,10 +297,11 @@ class McastTxSocket(OpenCloseContext):
                 interface was still sent on).
             OSError: the OS refused the send on the one interface.
         """
-        if iface is None:  # the common case first: one interface, open, an allowed group
+        if iface is None:  # the common case first: one interface, open, an allowed (group, port)
             try:
-                sock = self._fast[address[0]]
-            except (TypeError, LookupError):  # (the full check says what is wrong)
+                group, _port = address  # type: ignore[misc]  # (a 4-tuple: the full check, scope id too)
+                sock = self._fast[group]
+            except (TypeError, ValueError, LookupError):  # (the full check says what is wrong)
                 pass
             else:
                 try:
@@ -325,15 +328,15 @@ class McastTxSocket(OpenCloseContext):
         fast, sock = self._fast, self._sock  # (in this order: see close)
         if sock is None:
             raise SocketClosedError("sendto() on a closed McastTxSocket; open it first")
-        group = address[0]
-        if group not in self._allowed:
-            address = check_destination(address, self.addr_family, self._allowed)
+        group, outs = address[0], self._chosen(iface)
+        if group not in self._allowed or type(address) is not tuple or len(address) != 2:
+            address = check_destination(address, self.addr_family, self._allowed, [o.iface for o in outs])
         elif iface is None and not self._many and type(group) is str:
             fast[group] = sock  # the caller's own str: found without comparing next time
             hot = self._hot
             if hot is not None:
                 hot.remember(address)  # (checked: the C sendto sends to it from now on)
-        self._send_on(self._chosen(iface), data, address)
+        self._send_on(outs, data, address)
 
     def _send_on(self, outs: list[Out], data: bytes, address: IPv4Or6Address) -> None:
         """Send one datagram on each of ``outs`` whatever the others do, then raise for failures."""
@@ -354,6 +357,8 @@ class McastTxSocket(OpenCloseContext):
                 if not _platform.OPS.harmless_send_error(exc, out.iface.is_localhost()):
                     failures[out.name] = self._explain(exc, f"Sending to {address[0]}", out)
         if failures:
+            if self._sock is None:  # (closed by another thread during the send: its sockets' errors)
+                raise SocketClosedError("sendto() on a closed McastTxSocket; open it first")
             sent = {o.name: int(o.name not in failures) for o in outs}
             raise MulticastSendError(f"Sending to {address[0]}", failures, sent)
 
@@ -361,6 +366,8 @@ class McastTxSocket(OpenCloseContext):
         """Raise what a failed send on one interface means (nothing where the OS says it is harmless)."""
         if isinstance(exc, OverflowError):
             raise overflow_error(exc, address) from None
+        if self._sock is None:  # (closed by another thread during the send: its socket's error)
+            raise SocketClosedError("sendto() on a closed McastTxSocket; open it first") from exc
         if _platform.OPS.harmless_send_error(exc, out.iface.is_localhost()):
             return
         better = self._explain(exc, f"Sending to {address[0]}", out)
@@ -409,8 +416,10 @@ class McastTxSocket(OpenCloseContext):
         if first is not None:  # (every destination known valid: sent without the check in Python)
             count, results = len(items), [(self._outs[0], first)]
         else:
-            checked = check_batch(items, self.addr_family, self._allowed, self._known)
-            results = [(out, self._batch_on(out, checked)) for out in self._chosen(iface)]
+            outs = self._chosen(iface)
+            ifaces = [o.iface for o in outs]
+            checked = check_batch(items, self.addr_family, self._allowed, self._known, ifaces)
+            results = [(out, self._batch_on(out, checked)) for out in outs]
             count = len(checked)
         sent: dict[str, int] = {}
         failures: dict[str, OSError] = {}
@@ -459,11 +468,8 @@ class McastTxSocket(OpenCloseContext):
 
     def _one_by_one(self, out: Out, checked: Batch, done: int) -> tuple[int, OSError | None]:
         """:meth:`_batch_on` by one ``sendto`` per datagram, from ``checked[done]`` on."""
-        sock, harmless, loopback = (
-            _open_sock(out),
-            _platform.OPS.harmless_send_error,
-            out.iface.is_localhost(),
-        )
+        sock, loopback = _open_sock(out), out.iface.is_localhost()
+        harmless = _platform.OPS.harmless_send_error
         for data, addr in checked[done:]:
             try:
                 sock.sendto(data, addr)
