@@ -19,6 +19,7 @@ from . import utils as utils
 from ._accel import ACCELERATED as ACCELERATED
 from ._errors import MulticastExpertError as MulticastExpertError
 from ._errors import MulticastOSError as MulticastOSError
+from ._errors import MulticastPortError as MulticastPortError
 from ._errors import MulticastSendError as MulticastSendError
 from ._errors import MulticastValueError as MulticastValueError
 from ._errors import SocketClosedError as SocketClosedError
@@ -59,6 +60,7 @@ __all__ = [
     "MulticastAddress",
     "MulticastExpertError",
     "MulticastOSError",
+    "MulticastPortError",
     "MulticastSendError",
     "MulticastValueError",
     "SocketClosedError",

@@ -32,6 +32,8 @@ from ._validate import IPv4Or6Address, MulticastAddress, check_timeout, family_n
 from .interfaces import IfaceInfo, IfaceSpecifier
 from .tx_socket import McastTxSocket
 
+_OsSocket = socket.socket  # (the class has a property named socket)
+
 
 class AsyncMcastTxSocket(AsyncOpenCloseContext):
     """:class:`McastTxSocket` for asyncio: the same constructor arguments and properties;
@@ -145,6 +147,11 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
     def sockets(self) -> list[socket.socket]:
         """The OS sockets (non-blocking), one per interface, while open."""
         return self._tx.sockets
+
+    @property
+    def socket(self) -> _OsSocket | None:
+        """The OS socket (non-blocking; the first interface's) while open, else None (1.2.0's)."""
+        return self._tx.socket
 
     @property
     def is_opened(self) -> bool:
@@ -324,13 +331,13 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
             lambda: replies.recv_batch(max_packets, bufsize, 0) or None, self._timeout
         )
 
-    def _os_sockets(self, which: list[int]) -> list[socket.socket]:
+    def _os_sockets(self, which: list[int]) -> list[_OsSocket]:
         socks = self._tx.sockets
         if not socks:
             raise SocketClosedError("sendto() on a closed AsyncMcastTxSocket; open it first")
         return [socks[k] for k in which]
 
-    async def _writable(self, socks: list[socket.socket]) -> None:
+    async def _writable(self, socks: list[_OsSocket]) -> None:
         """Wait until one of ``socks`` may take a datagram (or the socket was closed)."""
         loop = asyncio.get_running_loop()
         fds = [s.fileno() for s in socks]

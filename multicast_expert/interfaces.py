@@ -201,6 +201,11 @@ def cached_interfaces(max_age: float | None = None) -> tuple[IfaceInfo, ...]:
     return cache
 
 
+def iface_exists(iface: IfaceInfo) -> bool:
+    """Whether the machine still has ``iface`` (rescanned now): its index under its name."""
+    return any(i.index == iface.index and i.machine_name == iface.machine_name for i in rescan_interfaces())
+
+
 def scan_interfaces() -> list[IfaceInfo]:
     """Scan and return every network interface of this machine."""
     return list(rescan_interfaces())

@@ -22,6 +22,7 @@ from ._compat.tx import legacy_tx_iface
 from ._describe import describe, some
 from ._errors import (
     MulticastExpertError,
+    MulticastOSError,
     MulticastSendError,
     MulticastValueError,
     OSTTLError,
@@ -52,7 +53,7 @@ from ._validate import (
     normalize_ip_list,
     normalize_mcast_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface
+from .interfaces import IfaceInfo, IfaceSpecifier, iface_exists, resolve_iface
 
 #: Send side: DEBUG one line per OS socket opened (interface, source address, TTL).
 _log = logging.getLogger("multicast_expert.tx")
@@ -232,9 +233,11 @@ class McastTxSocket(OpenCloseContext):
             ops.prepare_tx(sock, plan)
         except OSError as exc:  # (the error's wording is built only when there is one)
             sock.close()
-            better = translate_oserror(
-                exc, Action.OPEN_TX, family, f"Opening a multicast send socket on {iface}"
-            )
+            where = f"Opening a multicast send socket on {iface}"
+            if not iface_exists(iface):  # (the OS says only what failed first: EADDRNOTAVAIL)
+                why = f"the interface no longer exists ({exc.strerror})"
+                raise MulticastOSError(exc.errno, f"{where} failed: {why}") from exc
+            better = translate_oserror(exc, Action.OPEN_TX, family, where)
             if better is exc:
                 raise
             raise better from exc

@@ -173,9 +173,9 @@ def test_a_misspelt_keyword_is_refused_at_once() -> None:
         me.AsyncMcastTxSocket(V4, ["239.70.0.1"], iface="lo", tll=2)  # type: ignore[call-arg]
 
 
-#: Public names of the sync classes the async ones leave out on purpose (the async class manages
-#: blocking itself; ``socket`` is 1.2.0's name of ``sockets[0]``).
-NOT_ON_ASYNC = {"setblocking", "socket"}
+#: Public names of the sync classes the async ones leave out on purpose (the async class keeps
+#: its OS sockets non-blocking itself).
+NOT_ON_ASYNC = {"setblocking"}
 
 
 @pytest.mark.parametrize(
