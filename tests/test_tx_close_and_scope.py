@@ -30,6 +30,20 @@ def second_peer(net: Net, own_peer: testing.Peer) -> Iterator[tuple[testing.Peer
         interfaces.rescan_interfaces()
 
 
+def sender(how: str, groups: list[str], port: int) -> Callable[[me.McastTxSocket], None]:
+    """A send of every group once by sendto, or of 32 datagrams (one sendmmsg call) by send_batch."""
+    batch = [(b"TX", (g, port)) for g in groups] * 4
+
+    def send(tx: me.McastTxSocket) -> None:
+        if how == "sendto":
+            for g in groups:
+                tx.sendto(b"TX", (g, port))
+        else:
+            tx.send_batch(batch)
+
+    return send
+
+
 def race_close(
     tx_iface: str,
     family: int,
@@ -89,14 +103,7 @@ def test_closed_socket_never_sends_through_a_reused_descriptor(
     a, b = second_peer
     groups = [f"239.206.0.{i + 1}" for i in range(8)]
     b_index = socket.if_nametoindex(b.host_if)
-    batch = [(b"TX", (g, port)) for g in groups] * 4  # 32: one sendmmsg call
-
-    def send(tx: me.McastTxSocket) -> None:
-        if how == "sendto":
-            for g in groups:
-                tx.sendto(b"TX", (g, port))
-        else:
-            tx.send_batch(batch)
+    send = sender(how, groups, port)
 
     def on_b() -> list[socket.socket]:
         made = []
@@ -124,14 +131,7 @@ def test_send_meeting_a_close_raises_socket_closed_error(
     net: Net, own_peer: testing.Peer, port: int, how: str
 ) -> None:
     groups = [f"239.207.0.{i + 1}" for i in range(8)]
-    batch = [(b"TX", (g, port)) for g in groups] * 4
-
-    def send(tx: me.McastTxSocket) -> None:
-        if how == "sendto":
-            for g in groups:
-                tx.sendto(b"TX", (g, port))
-        else:
-            tx.send_batch(batch)
+    send = sender(how, groups, port)
 
     errors = race_close(own_peer.host_if, V4, groups, send, 150)
     assert errors == {}, f"sends racing close() raised {dict(errors)} instead of SocketClosedError"
