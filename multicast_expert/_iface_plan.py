@@ -71,6 +71,24 @@ def plan(
     return IfacePlan(current, gone, kept, added, absent)
 
 
+def find_by_name(
+    ifaces: list[IfaceInfo], absent: set[str], machine: Iterable[IfaceInfo]
+) -> tuple[list[IfaceInfo], set[str]]:
+    """``ifaces`` with the records of the ``absent`` ones (by name) replaced by the machine's
+    current ones where they are back, and the names still absent."""
+    by_name = {i.machine_name: i for i in machine}
+    found = [by_name.get(i.machine_name, i) if i.machine_name in absent else i for i in ifaces]
+    return found, {name for name in absent if name not in by_name}
+
+
+def not_listed(joined: Iterable[tuple[IfaceInfo, str]], held: Iterable[tuple[str, str]]) -> set[int]:
+    """Indexes of the interfaces of ``joined`` (interface, group) pairs whose group the kernel's
+    ``held`` (interface name, group) memberships no longer list (an IPv6 group's ``%scope``
+    aside): it went away and came back under the same index, say."""
+    listed = set(held)
+    return {iface.index for iface, group in joined if (iface.machine_name, group.split("%")[0]) not in listed}
+
+
 def in_order(named: list[IfaceInfo], ifaces: list[IfaceInfo]) -> list[IfaceInfo]:
     """``ifaces`` (current records of the ``named`` interfaces) in the order they were named."""
     place = {i.machine_name: n for n, i in enumerate(named)}

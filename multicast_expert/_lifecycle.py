@@ -37,8 +37,16 @@ class OpenCloseContext:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._close_unless_closed()
+
+    def _close_unless_closed(self) -> None:
         if self._is_open():
-            self.close()
+            try:
+                self.close()
+            except MulticastExpertError:
+                if self._is_open():
+                    raise
+                # (another thread closed it between the check and the close: what leaving promises)
 
 
 class AsyncOpenCloseContext(OpenCloseContext):
@@ -51,8 +59,7 @@ class AsyncOpenCloseContext(OpenCloseContext):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._is_open():
-            self.close()
+        self._close_unless_closed()
 
 
 def apply_sockopt(socks: Sequence[socket.socket], level: int, opt: int, value: int | bytes) -> None:

@@ -16,9 +16,7 @@ import contextlib
 import errno
 import itertools
 import logging
-import os
 import socket
-import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +28,7 @@ from ._platform import Action, Concern
 from ._platform._options import RxPlan
 from ._platform._structs import Target
 from ._unit import Unit
+from ._warn import caller_outside_package, fd_limit_raised
 from .interfaces import IfaceInfo, cached_interfaces, iface_ip, listenable_interfaces, rescan_interfaces
 
 
@@ -51,16 +50,6 @@ class RxSettings(NamedTuple):
     meta: tuple[Concern, ...]
 
 
-def caller_outside_package() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside this package."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-_warned_fd_limit = False
 _new = tuple.__new__
 #: Receive side: DEBUG one line per OS socket opened, INFO the interfaces joined, skipped and followed.
 log = logging.getLogger("multicast_expert.rx")
@@ -95,6 +84,9 @@ class Membership:
         ] = {}  # (records are immutable: compared by _iface_plan.identity)
         #: Interfaces of the default set left out because they could not join: name -> reason.
         self.skipped: dict[str, str] = {}
+        #: Names of named interfaces found gone by the last refresh: their records in
+        #: :attr:`ifaces` are the last known (an old index), looked up by name before a join.
+        self.absent: set[str] = set()
         self.granted_rcvbuf: int | None = None
         self.named = named
         self.raise_fd_limit = raise_fd_limit
@@ -113,8 +105,9 @@ class Membership:
     def iface_ips(self) -> list[str]:
         """The address of each interface listened on that has one of the family now (a named
         interface that lost its address, or is gone for the moment, has none to list)."""
-        family = self.settings.family
-        return [ip for ip in (i.primary_ip(family) for i in self.ifaces) if ip is not None]
+        family, absent = self.settings.family, self.absent
+        ips = (i.primary_ip(family) for i in self.ifaces if i.machine_name not in absent)
+        return [ip for ip in ips if ip is not None]
 
     # ---- transactions --------------------------------------------------------------------------
     def open(self) -> None:
@@ -134,13 +127,15 @@ class Membership:
     def _open(self) -> None:
         if self.skipped:
             self.skipped = {}
+        if self.absent:
+            self._find_absent()
         st = self.settings
         plain = st.rcvbuf is None and not st.meta and not self.blocked and not any(self.groups.values())
         needed = len(self.groups) * len(self.ifaces) if plain else self._sockets_needed(len(self.ifaces))
         if self.raise_fd_limit:  # (_make_fd_room's body: open retries on EMFILE with a fresh count)
             raised = _platform.HOST.ensure_fd_room(needed + 4, cached=True)
             if raised is not None:
-                _fd_limit_raised(raised, needed)
+                fd_limit_raised(raised, needed)
         skip = not self.named and bool(self.groups)
         info = log.isEnabledFor(logging.INFO)  # (DEBUG is off whenever INFO is)
         if plain:
@@ -191,6 +186,8 @@ class Membership:
             self._need_opened()
             if group in self.groups:
                 raise MulticastValueError(f"Group {group} is already joined by this socket")
+            if self.absent:
+                self._find_absent()
             self._make_fd_room(self._sockets_needed(len(self.ifaces), [sources]))
             units = self._retry_if_vanished(lambda: self._open_group_everywhere(group, sources))
             self.groups[group] = sources
@@ -253,6 +250,7 @@ class Membership:
             rescan_interfaces()
             named = list(self.ifaces) if self.named else []
             machine = cached_interfaces() if self.named else listenable_interfaces(self.settings.family)
+            self.absent = set()
             current, gone, kept, added, absent = _iface_plan.plan(
                 self.ifaces,
                 self._joined_as,
@@ -296,6 +294,7 @@ class Membership:
                     log.info("joined every group on interface(s) %s", [i.machine_name for i in joined])
             if absent:
                 self.ifaces = _iface_plan.in_order(named, self.ifaces + absent)
+                self.absent = {i.machine_name for i in absent}
                 names = ", ".join(i.machine_name for i in absent)
                 raise MulticastOSError(
                     errno.ENODEV,
@@ -304,6 +303,13 @@ class Membership:
                 )
 
     # ---- steps ---------------------------------------------------------------------------------
+    def _find_absent(self) -> None:
+        """Look the named interfaces last found gone up by name (rescanned now): one that is
+        back is joined where it is now, never under its old index (another interface may have
+        that); one still gone keeps its old record, whose join fails (its device, by name, is
+        not there)."""
+        self.ifaces, self.absent = _iface_plan.find_by_name(self.ifaces, self.absent, rescan_interfaces())
+
     def _commit(self, added: list[Unit], removed: list[Unit]) -> None:
         units, joined_as = self.units, self._joined_as
         for u in added:
@@ -531,18 +537,9 @@ class Membership:
     def _kernel_lost(self) -> set[int]:
         """Interfaces where the kernel no longer lists a group this socket joined (the interface
         went away and came back under the same index, say). Empty where the OS can't tell."""
-        if not self.units:
-            return set()
-        held = _platform.HOST.memberships()
-        if held is None:
-            return set()
-        listed = set(held)
-        lost = set()
-        for group, units in self.units.items():
-            for u in units:
-                if (u.iface.machine_name, group.split("%")[0]) not in listed:
-                    lost.add(u.iface.index)
-        return lost
+        held = _platform.HOST.memberships() if self.units else None
+        joined = ((u.iface, group) for group, units in self.units.items() for u in units)
+        return set() if held is None else _iface_plan.not_listed(joined, held)
 
     # ---- descriptors ---------------------------------------------------------------------------
     def _sockets_needed(self, ifaces: int, groups: Sequence[tuple[str, ...]] | None = None) -> int:
@@ -558,25 +555,7 @@ class Membership:
         if not self.raise_fd_limit:
             return False
         # + poller, waker, watch
-        return _fd_limit_raised(_platform.HOST.ensure_fd_room(needed + 4, force=force, cached=cached), needed)
-
-
-def _fd_limit_raised(raised: tuple[int, int] | None, needed: int) -> bool:
-    """Whether the soft descriptor limit was raised (``ensure_fd_room``'s result); warns the first
-    time it was."""
-    global _warned_fd_limit
-    if raised is None:
-        return False
-    if not _warned_fd_limit:
-        _warned_fd_limit = True
-        warnings.warn(
-            f"raised this process's soft RLIMIT_NOFILE from {raised[0]} to {raised[1]} to hold "
-            f"{needed} multicast sockets (one per group and interface); pass raise_fd_limit=False "
-            "to McastRxSocket to prevent this",
-            RuntimeWarning,
-            stacklevel=caller_outside_package(),
-        )
-    return True
+        return fd_limit_raised(_platform.HOST.ensure_fd_room(needed + 4, force=force, cached=cached), needed)
 
 
 def _quietly(fn: Callable[..., object], *args: object) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -32,12 +33,13 @@ from ._platform._poller import Poller
 from ._wait_policy import ReadFirstPolicy
 
 _MAX_BUF = 2**31
-_ZERO = 0
-#: recv_packet's ``flags`` when not given (it has none: any value given goes to the Python method).
-_NO_FLAGS: Any = object()
-_PACKET_SIGNATURE = inspect.Signature(
-    [inspect.Parameter("bufsize", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=65535)]
+#: The default of the PyHot closures' arguments: the caller left it out.
+_NOT_GIVEN: Any = object()
+_KW = inspect.Parameter.POSITIONAL_OR_KEYWORD
+_RECVFROM_SIGNATURE = inspect.Signature(
+    [inspect.Parameter("bufsize", _KW, default=4096), inspect.Parameter("flags", _KW, default=0)]
 )
+_PACKET_SIGNATURE = inspect.Signature([inspect.Parameter("bufsize", _KW, default=65535)])
 _new = tuple.__new__
 
 
@@ -103,12 +105,17 @@ class PyHot:
         #: poller itself, not its poll method: a receive holds it, so a close that drops the
         #: engine's cannot close its waker under the wait and swallow the wake-up.)
         self._cell: list[Any] = [None, timeout, False, None, None]
+        #: Serializes the writers of ``go`` (the engine's changes and timeout changes come from
+        #: different threads, and each combines its value with the other's).
+        self._lock = threading.Lock()
         cell, io = self._cell, _platform.IO
         self.recvfrom = _receiver(self._cell, owner_ref, slow_from, resume, policy, None, io.DONTWAIT)
         if packet_cls is None:  # (metadata: always the engine's own path)
 
-            def recv_packet(bufsize: int = 65535) -> Any:
-                return _call_class(cell, owner_ref, "recv_packet", slow_packet, bufsize)
+            def recv_packet(*args: Any, **kwargs: Any) -> Any:
+                return _call_class(cell, owner_ref, "recv_packet", slow_packet, *args, **kwargs)
+
+            recv_packet.__signature__ = _PACKET_SIGNATURE  # type: ignore[attr-defined]
 
         else:
             cls, dontwait, trunc = packet_cls, io.DONTWAIT, io.TRUNC
@@ -140,13 +147,15 @@ class PyHot:
 
     def set_closed(self) -> None:
         cell = self._cell
-        cell[0], cell[4], cell[2], cell[3] = None, None, True, None
+        with self._lock:
+            cell[0], cell[4], cell[2], cell[3] = None, None, True, None
 
     def _set_state(self, state: tuple[Any, Any, Any, Any] | None) -> None:
         cell = self._cell
-        timeout = cell[1]
-        cell[4], cell[2] = state, False
-        cell[0] = None if state is None or timeout == 0 else (*state, timeout)
+        with self._lock:
+            timeout = cell[1]
+            cell[4], cell[2] = state, False
+            cell[0] = None if state is None or timeout == 0 else (*state, timeout)
 
     def hold(self, owner: Any, /) -> None:
         """While open, the methods keep their socket alive, as bound methods would (a cycle the
@@ -155,19 +164,30 @@ class PyHot:
 
     def set_timeout(self, timeout: float | None, /) -> None:
         cell = self._cell
-        cell[1], state = timeout, cell[4]
-        cell[0] = None if state is None or timeout == 0 else (*state, timeout)
+        with self._lock:
+            cell[1], state = timeout, cell[4]
+            cell[0] = None if state is None or timeout == 0 else (*state, timeout)
 
 
-def _call_class(cell: list[Any], ref: Callable[[], Any], name: str, original: Any, *args: Any) -> Any:
+def _call_class(
+    cell: list[Any], ref: Callable[[], Any], name: str, original: Any, *args: Any, **kwargs: Any
+) -> Any:
     """The socket's method ``name`` as its class has it, called: ``original`` itself, or what a
     test patched on the class since (bound as an attribute lookup binds it)."""
     owner = _owner(cell, ref)
     attr = getattr(type(owner), name)
     if attr is original:
-        return original(owner, *args)
+        return original(owner, *args, **kwargs)
     get = getattr(type(attr), "__get__", None)
-    return (attr if get is None else get(attr, owner, type(owner)))(*args)
+    return (attr if get is None else get(attr, owner, type(owner)))(*args, **kwargs)
+
+
+def _given(bufsize: Any, flags: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments a receive was called with (``_NOT_GIVEN`` for one left out), to hand on as
+    given: ``flags`` by keyword (the same call for the class's method; recv_packet, which has
+    none, refuses it as an unexpected keyword)."""
+    args = () if bufsize is _NOT_GIVEN else (bufsize,)
+    return args, ({} if flags is _NOT_GIVEN else {"flags": flags})
 
 
 def _owner(cell: list[Any], ref: Callable[[], Any]) -> Any:
@@ -189,27 +209,31 @@ def _receiver(
     dontwait: int,
 ) -> Callable[..., Any]:
     """One of PyHot's closures: datagrams (``read_packet`` None: ``recvfrom(bufsize=4096,
-    flags=0)`` itself, its read inline) or packets (``recv_packet(bufsize=65535)``: a ``flags``
-    given is handed to the Python method, whose signature has none, to refuse)."""
+    flags=0)`` itself, its read inline) or packets (``recv_packet(bufsize=65535)``). Arguments
+    left out are ``_NOT_GIVEN``, so a call the Python method serves (flags given, odd values, a
+    class patched since) gets the arguments as the caller gave them; recv_packet's hidden
+    ``flags``, given, goes there too, to be refused."""
     kind = 0 if read_packet is None else 1
     name = "recvfrom" if read_packet is None else "recv_packet"
-    no_flags: Any = _ZERO if kind == 0 else _NO_FLAGS
+    default_size = 4096 if kind == 0 else 65535
     monotonic = time.monotonic
 
-    def receive(bufsize: int = 4096, flags: int = 0) -> Any:
+    def receive(bufsize: int = _NOT_GIVEN, flags: int = _NOT_GIVEN) -> Any:
         go, owner = cell[0], cell[3]
+        size = default_size if bufsize is _NOT_GIVEN else bufsize
         if (
             go is None  # (the engine's own paths serve, or the timeout is 0)
-            or flags is not no_flags  # (the int 0: CPython keeps one object for each small int)
-            or bufsize.__class__ is not int
-            or not 0 < bufsize < _MAX_BUF
+            or flags is not _NOT_GIVEN
+            or size.__class__ is not int
+            or not 0 < size < _MAX_BUF
             or (  # (patched on the class since)
                 owner is not None
                 and (owner.__class__.recvfrom if kind == 0 else owner.__class__.recv_packet) is not slow
             )
         ):
-            args = (bufsize,) if flags is _NO_FLAGS else (bufsize, flags)
-            return _call_class(cell, ref, name, slow, *args)
+            args, kwargs = _given(bufsize, flags)
+            return _call_class(cell, ref, name, slow, *args, **kwargs)
+        bufsize = size
         unit, poller, by_fd, ready, timeout = go
         polled: list[int] | None = None
         if unit is not None:  # one socket (the engine's pure single-socket path)
@@ -251,7 +275,7 @@ def _receiver(
             if timeout is not None:
                 timeout = start + timeout - monotonic()
         elif ready:  # several sockets, some already queued by another receive: the general loop
-            return _call_class(cell, ref, name, slow, *((bufsize, flags) if kind == 0 else (bufsize,)))
+            return _call_class(cell, ref, name, slow, bufsize)
         else:  # several sockets: one poll; one ready socket is read here
             try:
                 events = poller.poll(timeout)
@@ -279,9 +303,7 @@ def _receiver(
         return resume(_owner(cell, ref), kind, bufsize, timeout, polled)
 
     receive.__name__ = receive.__qualname__ = name
-    if kind == 1:
-        receive.__defaults__ = (65535, _NO_FLAGS)
-        receive.__signature__ = _PACKET_SIGNATURE  # type: ignore[attr-defined]
+    receive.__signature__ = _RECVFROM_SIGNATURE if kind == 0 else _PACKET_SIGNATURE  # type: ignore[attr-defined]
     return receive
 
 

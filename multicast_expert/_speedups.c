@@ -57,6 +57,9 @@
 /* The kernel caps one recvmmsg/sendmmsg call at UIO_MAXIOV (1024) messages. */
 #define MAX_VLEN 1024
 /* recv_from/recv_packet/recv_unit read into the C stack up to this size, else into the heap. */
+/* send_batch waits for room in a blocking socket's buffer this long at a time (milliseconds),
+ * checking between waits that the socket is still open. */
+#define SEND_WAIT_MS 50
 #define STACK_BUF 8192
 /* epoll_recv: most events one epoll_wait reports (readiness is level-triggered: the rest stay). */
 #define EPOLL_BATCH 64
@@ -1450,14 +1453,17 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         hdrs[i].msg_hdr.msg_iov = &iovs[i];
         hdrs[i].msg_hdr.msg_iovlen = 1;
     }
-    /* The GIL is released around each sendmmsg, so another thread may close the socket and a new
-     * one take its number meanwhile: every call goes through a duplicate made here, with the GIL
-     * held, right after checking the socket is still open on its number (parsing may have run
-     * Python code). No descriptor to spare: the number itself, with the GIL held through each
-     * call (MSG_DONTWAIT; a blocking socket whose buffer is full is waited for without the GIL,
-     * then checked again). A bare number (an int) is the caller's to keep open. */
-    int held = 0;
-    if (!PyLong_Check(args[0])) {
+    /* Another thread may close the socket (and a new socket take its number) whenever the GIL
+     * is released. So every call goes through a duplicate made here, with the GIL held, right
+     * after checking the socket is still open on its number (parsing may have run Python code);
+     * with no descriptor to spare, the number itself with the GIL held through each call. Every
+     * call is MSG_DONTWAIT: a blocking socket whose buffer is full is waited for (poll, without
+     * the GIL) in slices of SEND_WAIT_MS, and between calls and slices the socket is checked
+     * again (closed: EBADF, which the caller reports as closed) and signals are run, so a close
+     * or a raising signal handler stops a long batch promptly. A bare number (an int) is the
+     * caller's to keep open. */
+    int held = 0, blocking = -1, number = fd, is_sock = !PyLong_Check(args[0]);
+    if (is_sock) {
         int on = sock_on_fd(args[0], fd);
         if (on < 0)
             goto done;
@@ -1473,48 +1479,51 @@ sp_send_batch(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             held = 1;
     }
     while (sent < count) {
-        int n;
+        int n, waited = 0;
         unsigned int vlen = (unsigned int)(count - sent > MAX_VLEN ? MAX_VLEN : count - sent);
         if (held) {
             n = sendmmsg(fd, hdrs + sent, vlen, MSG_DONTWAIT);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                int fl = fcntl(fd, F_GETFL);
-                if (fl >= 0 && !(fl & O_NONBLOCK)) { /* blocking: wait for room, check again */
-                    struct pollfd want = {.fd = fd, .events = POLLOUT, .revents = 0};
-                    int on;
-                    Py_BEGIN_ALLOW_THREADS
-                    (void)poll(&want, 1, -1);
-                    Py_END_ALLOW_THREADS
-                    if (PyErr_CheckSignals() < 0 || (on = sock_on_fd(args[0], fd)) < 0)
-                        goto done;
-                    if (on == 0) {
-                        errno = EBADF;
-                        PyErr_SetFromErrno(PyExc_OSError);
-                        goto done;
-                    }
-                    continue;
-                }
-                errno = EAGAIN;
-            }
         } else {
             Py_BEGIN_ALLOW_THREADS
-            n = sendmmsg(fd, hdrs + sent, vlen, 0);
+            n = sendmmsg(fd, hdrs + sent, vlen, MSG_DONTWAIT);
             Py_END_ALLOW_THREADS
         }
-        if (n < 0) {
-            if (errno == EINTR) {
-                if (PyErr_CheckSignals() < 0)
-                    goto done;
-                continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (blocking < 0) {
+                int fl = fcntl(fd, F_GETFL);
+                blocking = fl >= 0 && !(fl & O_NONBLOCK);
             }
-            if ((errno == EAGAIN || errno == EWOULDBLOCK) && sent > 0)
-                break; /* the send buffer is full: report how many went */
+            if (blocking) { /* wait for room, a slice at a time */
+                struct pollfd want = {.fd = fd, .events = POLLOUT, .revents = 0};
+                Py_BEGIN_ALLOW_THREADS
+                (void)poll(&want, 1, SEND_WAIT_MS);
+                Py_END_ALLOW_THREADS
+                n = 0;
+                waited = 1;
+            } else {
+                if (sent > 0)
+                    break; /* the send buffer is full: report how many went */
+                errno = EAGAIN;
+            }
+        }
+        if (n < 0 && errno != EINTR) {
             PyErr_SetFromErrno(PyExc_OSError);
             goto done;
         }
-        if (n == 0)
-            break;
-        sent += n;
+        if (n == 0 && !waited)
+            break; /* (sent nothing, refused nothing: stop rather than spin) */
+        if (n > 0)
+            sent += n;
+        if (sent < count) { /* more to send: signals, and the socket still open? */
+            int on = 1;
+            if (PyErr_CheckSignals() < 0 || (is_sock && (on = sock_on_fd(args[0], number)) < 0))
+                goto done;
+            if (on == 0) {
+                errno = EBADF;
+                PyErr_SetFromErrno(PyExc_OSError);
+                goto done;
+            }
+        }
     }
     result = PyLong_FromSsize_t(sent);
 done:

@@ -1,5 +1,6 @@
 """What McastTxSocket is given, checked and resolved: the interfaces to send on (one record each,
-with the address datagrams leave from) and the destinations and payloads of a batch.
+with the address datagrams leave from), their OS sockets opened, and the destinations and
+payloads of a batch.
 
 Layering: imports ``_errors``, ``_validate``, ``_platform`` and ``interfaces``; only
 ``tx_socket`` imports it.
@@ -8,15 +9,23 @@ Layering: imports ``_errors``, ``_validate``, ``_platform`` and ``interfaces``; 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterable, Sequence
 
 from . import _platform
 from ._compat.tx import BOTH_IFACES
-from ._errors import MulticastExpertError, MulticastFamilyError, MulticastPortError, MulticastValueError
+from ._errors import (
+    MulticastExpertError,
+    MulticastFamilyError,
+    MulticastOSError,
+    MulticastPortError,
+    MulticastValueError,
+)
+from ._platform import Action
 from ._rx_args import normalize_iface_list
 from ._validate import IPv4Or6Address, check_int_range, check_port, family_name, normalize_mcast_ip
-from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface, resolve_iface
+from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface, iface_exists, resolve_iface
 from .interfaces import iface_ip as primary_ip
 
 MAX_PORT = 65535
@@ -24,6 +33,8 @@ _MAX_U32 = 2**32 - 1  # IPv6 flowinfo and scope id: uint32_t in sockaddr_in6 (RF
 #: The flow label is 20 bits (RFC 6437); CPython's sendto refuses a larger flowinfo (OverflowError).
 _MAX_FLOWINFO = 2**20 - 1
 Batch = list[tuple[bytes, IPv4Or6Address]]
+#: Send side: DEBUG one line per OS socket opened (interface, source address, TTL).
+_log = logging.getLogger("multicast_expert.tx")
 
 
 class Out:
@@ -156,7 +167,7 @@ def check_batch(
             if type(item) is not tuple:
                 break
             data, addr = item
-            if not (type(data) is bytes and addr in good and type(addr[1]) is int):
+            if not (type(data) is bytes and type(addr) is tuple and addr in good and type(addr[1]) is int):
                 break
         else:
             return items
@@ -235,6 +246,35 @@ def check_scope(address: IPv4Or6Address, ifaces: Sequence[IfaceInfo]) -> None:
             f"McastTxSocket sends on ({', '.join(names)}); pass scope id 0 (each interface's own), "
             "or iface= to send on one of them"
         )
+
+
+def open_os_socket(out: Out, family: int, ttl: int, external: bool, source_port: int) -> socket.socket:
+    """One configured OS socket sending from ``out``'s interface and address (``external``: the
+    socket's enable_external_loopback)."""
+    ops, iface = _platform.OPS, out.iface
+    sock = socket.socket(family, socket.SOCK_DGRAM)  # (looked up now: tests swap it)
+    try:
+        loop = ops.tx_loopback(iface.is_localhost(), external)
+        ops.prepare_tx(
+            sock, ops.cached_tx_plan(family, out.ip, iface.index, iface.machine_name, ttl, loop, source_port)
+        )
+    except OSError as exc:  # (the error's wording is built only when there is one)
+        sock.close()
+        where = f"Opening a multicast send socket on {iface}"
+        if not iface_exists(iface):  # (the OS says only what failed first: EADDRNOTAVAIL)
+            why = f"the interface no longer exists ({exc.strerror})"
+            raise MulticastOSError(exc.errno, f"{where} failed: {why}") from exc
+        better = _platform.translate_oserror(exc, Action.OPEN_TX, family, where)
+        if better is exc:
+            raise
+        raise better from exc
+    except BaseException:
+        sock.close()
+        raise
+    if _log.isEnabledFor(logging.DEBUG):
+        what = "opened fd %d: sending from %s on %s (index %d), ttl %d"
+        _log.debug(what, sock.fileno(), out.ip, iface.machine_name, iface.index, ttl)
+    return sock
 
 
 def _payload(data: object) -> bytes:

@@ -26,7 +26,7 @@ from ._describe import describe, some
 from ._errors import MulticastSendError, SocketClosedError
 from ._lifecycle import AsyncOpenCloseContext
 from ._packet import McastPacket
-from ._tx_args import check_batch
+from ._tx_args import check_batch, check_destination
 from ._tx_replies import AsyncWaiter
 from ._validate import IPv4Or6Address, MulticastAddress, check_timeout, family_name
 from .interfaces import IfaceInfo, IfaceSpecifier
@@ -227,6 +227,10 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
                     return
                 except BlockingIOError:
                     await self._writable(self._os_sockets([0]))
+
+        # Checked against every interface first (a scope id must suit them all): each attempt
+        # below checks it against its own interface only, after others may have sent it.
+        check_destination(address, tx.addr_family, tx.mcast_ips_set, tx.network_interfaces)
 
         def attempt(iface: IfaceInfo, done: int) -> tuple[int, OSError | None]:
             del done  # (one datagram: none sent yet on an interface this is called for)

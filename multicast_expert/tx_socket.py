@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import socket
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import _platform
@@ -22,7 +22,6 @@ from ._compat.tx import legacy_tx_iface
 from ._describe import describe, some
 from ._errors import (
     MulticastExpertError,
-    MulticastOSError,
     MulticastSendError,
     MulticastValueError,
     OSTTLError,
@@ -37,6 +36,7 @@ from ._tx_args import (
     check_batch,
     check_destination,
     interface_specs,
+    open_os_socket,
     overflow_error,
     records,
 )
@@ -53,10 +53,8 @@ from ._validate import (
     normalize_ip_list,
     normalize_mcast_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier, iface_exists, resolve_iface
+from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface
 
-#: Send side: DEBUG one line per OS socket opened (interface, source address, TTL).
-_log = logging.getLogger("multicast_expert.tx")
 _OsSocket = socket.socket  # (inside the class, ``socket`` is the 1.2.0 property)
 
 
@@ -186,7 +184,9 @@ class McastTxSocket(OpenCloseContext):
         try:
             opened = []
             for out in self._outs:
-                out.sock = sock = self._open_one(out)
+                out.sock = sock = open_os_socket(
+                    out, self.addr_family, self.ttl, self.enable_external_loopback, self.source_port
+                )
                 opened.append((sock, out.iface.index, out.ip))
             self._replies.open(opened)
         except BaseException:
@@ -221,40 +221,6 @@ class McastTxSocket(OpenCloseContext):
             attrs.pop("sendto", None)
         self._hot = hot
 
-    def _open_one(self, out: Out) -> _OsSocket:
-        """One configured OS socket sending from ``out``'s interface and address."""
-        family, ops, iface = self.addr_family, _platform.OPS, out.iface
-        sock = socket.socket(family, socket.SOCK_DGRAM)  # (looked up now: tests swap it)
-        try:
-            loop = ops.tx_loopback(iface.is_localhost(), self.enable_external_loopback)
-            plan = ops.cached_tx_plan(
-                family, out.ip, iface.index, iface.machine_name, self.ttl, loop, self.source_port
-            )
-            ops.prepare_tx(sock, plan)
-        except OSError as exc:  # (the error's wording is built only when there is one)
-            sock.close()
-            where = f"Opening a multicast send socket on {iface}"
-            if not iface_exists(iface):  # (the OS says only what failed first: EADDRNOTAVAIL)
-                why = f"the interface no longer exists ({exc.strerror})"
-                raise MulticastOSError(exc.errno, f"{where} failed: {why}") from exc
-            better = translate_oserror(exc, Action.OPEN_TX, family, where)
-            if better is exc:
-                raise
-            raise better from exc
-        except BaseException:
-            sock.close()
-            raise
-        if _log.isEnabledFor(logging.DEBUG):
-            _log.debug(
-                "opened fd %d: sending from %s on %s (index %d), ttl %d",
-                sock.fileno(),
-                out.ip,
-                iface.machine_name,
-                iface.index,
-                self.ttl,
-            )
-        return sock
-
     def _close_all(self) -> None:
         for out in self._outs:
             if out.sock is not None:
@@ -269,11 +235,10 @@ class McastTxSocket(OpenCloseContext):
             self._hot.close()  # (first: the C sendto then hands every call to the Python method)
         # Closed before the OS sockets close: a send in another thread that meets their close
         # finds the socket closed and says so (SocketClosedError, not the OS's EBADF).
-        self._sock = None
+        self._sock, self.is_opened = None, False
         self._fast = {}  # (after _sock: a sendto that saw it open fills the discarded dict)
         self._replies.close()  # wakes receives waiting in other threads (they raise)
         self._close_all()
-        self.is_opened = False
 
     def setblocking(self, flag: bool) -> None:
         """Make every OS socket blocking (True, as opened) or non-blocking (False).
@@ -283,7 +248,7 @@ class McastTxSocket(OpenCloseContext):
         many went out.
         """
         if self._sock is None:
-            raise SocketClosedError("setblocking() on a closed McastTxSocket; open it first")
+            raise _closed("setblocking()")
         check_bool(flag, "flag")
         for sock in self.sockets:
             sock.setblocking(flag)
@@ -330,7 +295,7 @@ class McastTxSocket(OpenCloseContext):
         to :attr:`_fast`)."""
         fast, sock = self._fast, self._sock  # (in this order: see close)
         if sock is None:
-            raise SocketClosedError("sendto() on a closed McastTxSocket; open it first")
+            raise _closed("sendto()")
         group, outs = address[0], self._chosen(iface)
         if group not in self._allowed or type(address) is not tuple or len(address) != 2:
             address = check_destination(address, self.addr_family, self._allowed, [o.iface for o in outs])
@@ -361,7 +326,7 @@ class McastTxSocket(OpenCloseContext):
                     failures[out.name] = self._explain(exc, f"Sending to {address[0]}", out)
         if failures:
             if self._sock is None:  # (closed by another thread during the send: its sockets' errors)
-                raise SocketClosedError("sendto() on a closed McastTxSocket; open it first")
+                raise _closed("sendto()")
             sent = {o.name: int(o.name not in failures) for o in outs}
             raise MulticastSendError(f"Sending to {address[0]}", failures, sent)
 
@@ -370,7 +335,7 @@ class McastTxSocket(OpenCloseContext):
         if isinstance(exc, OverflowError):
             raise overflow_error(exc, address) from None
         if self._sock is None:  # (closed by another thread during the send: its socket's error)
-            raise SocketClosedError("sendto() on a closed McastTxSocket; open it first") from exc
+            raise _closed("sendto()") from exc
         if _platform.OPS.harmless_send_error(exc, out.iface.is_localhost()):
             return
         better = self._explain(exc, f"Sending to {address[0]}", out)
@@ -413,7 +378,7 @@ class McastTxSocket(OpenCloseContext):
                 how many went out before (every other interface was still sent on).
         """
         if self._sock is None:
-            raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
+            raise _closed("send_batch()")
         items = datagrams if type(datagrams) is list else list(datagrams)
         first = self._batch_known(self._outs[0], items) if iface is None and not self._many else None
         if first is not None:  # (every destination known valid: sent without the check in Python)
@@ -432,7 +397,7 @@ class McastTxSocket(OpenCloseContext):
                 failures[out.name] = self._explain(exc, "Sending a batch", out)
         if failures:
             if self._sock is None:  # (closed by another thread during the send: its sockets' errors)
-                raise SocketClosedError("send_batch() on a closed McastTxSocket; open it first")
+                raise _closed("send_batch()")
             raise MulticastSendError(f"Sending a batch of {count}", failures, sent)
         return min(sent.values())
 
@@ -555,9 +520,11 @@ class McastTxSocket(OpenCloseContext):
     def getsockname(self) -> IPv4Or6Address:
         """The local address the socket sends from: ``(ip, port)``, or for IPv6
         ``(ip, port, flowinfo, scope_id)`` as the socket module (and 1.2.0) return it."""
-        if self._sock is None:
-            raise SocketClosedError("getsockname() on a closed McastTxSocket; open it first")
-        name: IPv4Or6Address = self._sock.getsockname()
+        sock = self._sock
+        if sock is None:
+            raise _closed("getsockname()")
+        with self._closed_meanwhile("getsockname()"):
+            name: IPv4Or6Address = sock.getsockname()
         return name
 
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
@@ -566,9 +533,21 @@ class McastTxSocket(OpenCloseContext):
         Raises:
             SocketClosedError: the socket is closed.
         """
-        if self._sock is None:
-            raise SocketClosedError("setsockopt() on a closed McastTxSocket; open it first")
-        apply_sockopt(self.sockets, level, opt, value)
+        socks = self.sockets
+        if self._sock is None or not socks:
+            raise _closed("setsockopt()")
+        with self._closed_meanwhile("setsockopt()"):
+            apply_sockopt(socks, level, opt, value)
+
+    @contextlib.contextmanager
+    def _closed_meanwhile(self, what: str) -> Iterator[None]:
+        """An OS error of a socket another thread closed meanwhile as SocketClosedError."""
+        try:
+            yield
+        except OSError:
+            if self._sock is None:
+                raise _closed(what) from None
+            raise
 
 
 _TX = McastTxSocket
@@ -595,5 +574,9 @@ def _open_sock(out: Out, what: str = "send_batch()") -> socket.socket:
     """The interface's OS socket; closed by another thread since the caller looked: raises."""
     sock = out.sock
     if sock is None:
-        raise SocketClosedError(f"{what} on a closed McastTxSocket; open it first")
+        raise _closed(what)
     return sock
+
+
+def _closed(what: str) -> SocketClosedError:
+    return SocketClosedError(f"{what} on a closed McastTxSocket; open it first")

@@ -19,7 +19,7 @@ import pytest
 from helpers import V4, V6, Net, open_fds
 
 import multicast_expert as me
-from multicast_expert import _engine, _membership, _platform, interfaces, testing
+from multicast_expert import _engine, _platform, _warn, interfaces, testing
 from multicast_expert._platform import _posix, linux
 
 IP_ADD_MEMBERSHIP = 35  # <linux/in.h>
@@ -269,7 +269,7 @@ def test_a_stale_soft_limit_still_opens_by_retrying_after_emfile(
     groups = [f"239.140.8.{i}" for i in range(1, 31)]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     monkeypatch.setattr(_posix, "_soft_seen", 10**6)  # seen long ago; the program has lowered it since
-    monkeypatch.setattr(_membership, "_warned_fd_limit", False)
+    monkeypatch.setattr(_warn, "_warned_fd_limit", False)
     resource.setrlimit(resource.RLIMIT_NOFILE, (open_fds() + 8, hard))
     try:
         with warnings.catch_warnings(record=True) as caught:

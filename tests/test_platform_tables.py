@@ -22,7 +22,7 @@ from helpers import V4, V6
 
 import multicast_expert as me
 from multicast_expert import _platform
-from multicast_expert._platform import _mmsg, darwin, linux, windows
+from multicast_expert._platform import _mmsg, _sendmmsg, darwin, linux, windows
 
 IPPROTO_IP, IPPROTO_IPV6, SOL_SOCKET = socket.IPPROTO_IP, socket.IPPROTO_IPV6, socket.SOL_SOCKET
 
@@ -317,9 +317,9 @@ def test_mmsghdr_layout_matches_the_c_struct() -> None:
     """recvmmsg/sendmmsg results are read with struct; its layout must equal ctypes' (glibc)."""
     assert _mmsg._HDR.size == ctypes.sizeof(_mmsg._Mmsghdr) == 64
     assert (_mmsg._OFF_NAMELEN, _mmsg._OFF_CONTROLLEN, _mmsg._OFF_FLAGS, _mmsg._OFF_LEN) == (8, 40, 48, 56)
-    v4 = _mmsg.sockaddr(socket.AF_INET, "239.1.2.3", 5000)
+    v4 = _sendmmsg.sockaddr(socket.AF_INET, "239.1.2.3", 5000)
     assert len(v4) == 16 and _mmsg.parse_sockaddr(v4) == ("239.1.2.3", 5000)
-    v6 = _mmsg.sockaddr(socket.AF_INET6, "ff02::1", 5000, 7)
+    v6 = _sendmmsg.sockaddr(socket.AF_INET6, "ff02::1", 5000, 7)
     assert len(v6) == 28 and _mmsg.parse_sockaddr(v6) == ("ff02::1", 5000, 0, 7)
 
 

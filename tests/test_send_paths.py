@@ -15,7 +15,7 @@ from helpers import V4, V6, Net, drain
 
 import multicast_expert as me
 from multicast_expert import _tx_args
-from multicast_expert._platform import _mmsg, linux
+from multicast_expert._platform import _sendmmsg, linux
 
 PURE = linux.LinuxIO()  # the pure-Python I/O, whatever _platform.IO is
 
@@ -87,14 +87,14 @@ def test_pure_sendmmsg_sizes_and_families_change_between_calls(net: Net) -> None
 
 
 def test_pure_sendmmsg_past_its_destination_memory(net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_mmsg, "_KNOWN_MAX", 3)
-    monkeypatch.setitem(_mmsg._raw_names, V4, {})
+    monkeypatch.setattr(_sendmmsg, "_KNOWN_MAX", 3)
+    monkeypatch.setitem(_sendmmsg._raw_names, V4, {})
     with receivers(V4, 10) as rxs, sender(V4) as tx:
         dests = [r.getsockname() for r in rxs]
         for round_ in range(2):  # the second round finds 3 remembered, 7 computed again
             batch = [(b"%d-%d" % (round_, i), d) for i, d in enumerate(dests)]
             assert PURE.send_many(tx, V4, batch) == 10
-        assert len(_mmsg._raw_names[V4]) == 3
+        assert len(_sendmmsg._raw_names[V4]) == 3
         for i, r in enumerate(rxs):
             assert queued(r) == [b"0-%d" % i, b"1-%d" % i]
 
@@ -104,7 +104,7 @@ def test_pure_send_known_sends_only_when_every_destination_is_known(net: Net) ->
         a, b = ra.getsockname(), rb.getsockname()
         known: dict[object, object] = {a: None, b: None}
         assert PURE.send_known(tx, V4, [(b"1", a), (b"2", b), (b"3", a)], known) == 3
-        assert known == {a: _mmsg.sockaddr(V4, *a), b: _mmsg.sockaddr(V4, *b)}  # remembered
+        assert known == {a: _sendmmsg.sockaddr(V4, *a), b: _sendmmsg.sockaddr(V4, *b)}  # remembered
         assert PURE.send_known(tx, V4, [(b"4", b)], known) == 1
         assert PURE.send_known(tx, V4, [], known) == 0
         refused: list[list[Any]] = [

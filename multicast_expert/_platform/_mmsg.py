@@ -1,5 +1,6 @@
-"""recvmmsg(2) and sendmmsg(2) through ctypes (Linux): many datagrams per system call, with
-per-datagram sender, truncation and ancillary data. No compiler needed.
+"""recvmmsg(2) through ctypes (Linux): many datagrams per system call, with per-datagram sender,
+truncation and ancillary data, and the C library's calls bound once (``_sendmmsg`` sends with
+them). No compiler needed.
 
 Layouts (x86_64 / aarch64, glibc <sys/socket.h>, <bits/uio.h>, <netinet/in.h>):
 ``struct iovec {void *base; size_t len}``; ``struct msghdr {void *name; socklen_t namelen;
@@ -11,18 +12,15 @@ int type}`` followed by data aligned to ``sizeof(size_t)``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import errno
 import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Sequence
-from itertools import accumulate
-from operator import itemgetter
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 MSG_DONTWAIT = 0x40  # <bits/socket.h>
+_EINTR, _EAGAIN = 4, 11  # <asm-generic/errno-base.h>
 MSG_TRUNC = 0x20
 _NAME_SIZE = 128  # sockaddr_storage
 _CONTROL_SIZE = 256
@@ -54,6 +52,12 @@ class _Mmsghdr(ctypes.Structure):
 F_DUPFD_CLOEXEC = 1030
 
 
+#: The C library's functions as the process has them (dlopen(NULL): every Python on Linux has the C
+#: library loaded). Not ctypes.util.find_library, which runs a program and writes a temporary
+#: file: it fails at the descriptor limit, where a first batch may well be sent.
+_LIBC = None
+
+
 class _Calls:
     """recvmmsg, sendmmsg and fcntl from the C library, bound on first use (only Linux has them).
     ``recvmmsg`` and ``dup`` keep the GIL through the call (a PyDLL's functions): a read never
@@ -61,8 +65,7 @@ class _Calls:
     its socket open on its number; no other thread can close the number and reuse it between."""
 
     def __init__(self) -> None:
-        name = ctypes.util.find_library("c") or "libc.so.6"
-        libc, held = ctypes.CDLL(name, use_errno=True), ctypes.PyDLL(name, use_errno=True)
+        libc, held = ctypes.CDLL(_LIBC, use_errno=True), ctypes.PyDLL(_LIBC, use_errno=True)
         self.recvmmsg = held.recvmmsg
         c_int, mmsg = ctypes.c_int, ctypes.POINTER(_Mmsghdr)
         self.recvmmsg.argtypes = [c_int, mmsg, ctypes.c_uint, c_int, ctypes.c_void_p]
@@ -77,6 +80,10 @@ class _Calls:
         self.sendmmsg = libc.sendmmsg
         self.sendmmsg.argtypes = [c_int, mmsg, ctypes.c_uint, c_int]
         self.sendmmsg.restype = ctypes.c_int
+        #: The same, keeping the GIL (MSG_DONTWAIT: on the socket's own number, see _send_on).
+        self.sendmmsg_held = held.sendmmsg
+        self.sendmmsg_held.argtypes = [c_int, mmsg, ctypes.c_uint, c_int]
+        self.sendmmsg_held.restype = ctypes.c_int
 
 
 _calls: _Calls | None = None
@@ -287,7 +294,7 @@ def _fast_call() -> Callable[..., int]:
     the GIL as _Calls.recvmmsg does."""
     global _recvmmsg_fast
     if _recvmmsg_fast is None:
-        call = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).recvmmsg
+        call = ctypes.PyDLL(_LIBC, use_errno=True).recvmmsg
         call.restype = ctypes.c_int
         _recvmmsg_fast = call
     return _recvmmsg_fast
@@ -407,187 +414,3 @@ def recv_share(
             if got == quota:
                 more.append(unit)  # it may hold more
         active = more
-
-
-class _SendBuffers:
-    """Preallocated sendmmsg arrays, a payload area and a destination area for up to ``count``
-    datagrams (kept per thread, grown as needed).
-
-    Message ``i`` always points at iovec ``i`` and at destination slot ``i`` (``namelen`` bytes
-    each, back to back), so a call writes only the destinations (one copy of their joined raw
-    sockaddrs) and the payloads (one copy of their join); the iovecs are rewritten (one ``struct``
-    call) only when the payload sizes differ from the previous call's.
-    """
-
-    def __init__(self, count: int, capacity: int) -> None:
-        self.count, self.capacity = count, capacity
-        self.iovs = (_Iovec * count)()
-        self.msgs = (_Mmsghdr * count)()
-        self.payload = ctypes.create_string_buffer(capacity)
-        self.payload_view = memoryview(self.payload).cast("B")
-        self.names = ctypes.create_string_buffer(_NAME_SIZE * count)
-        self.names_view = memoryview(self.names).cast("B")
-        self.iov_view = memoryview(self.iovs).cast("B")
-        self.namelen = 0  # the destination size the headers describe (0: none yet)
-        self.sizes: list[int] = []  # the payload sizes the iovecs describe
-        for i in range(count):
-            h = self.msgs[i].hdr
-            h.iov = ctypes.pointer(self.iovs[i])
-            h.iovlen = 1
-
-    def point_names(self, namelen: int) -> None:
-        """Point message ``i`` at destination slot ``i`` of ``namelen`` bytes."""
-        hdrs, base = memoryview(self.msgs).cast("B"), ctypes.addressof(self.names)
-        for i in range(self.count):
-            _NAME_FIELDS.pack_into(hdrs, i * _MMSG + _OFF_NAME, base + i * namelen, namelen)
-        self.namelen = namelen
-
-    def describe(self, sizes: list[int]) -> None:
-        """Point the first ``len(sizes)`` iovecs at consecutive payloads of these sizes."""
-        fields: list[int] = [0] * (2 * len(sizes))
-        fields[0::2] = accumulate(sizes[:-1], initial=ctypes.addressof(self.payload))
-        fields[1::2] = sizes
-        _iov_struct(len(sizes)).pack_into(self.iov_view, 0, *fields)
-        self.sizes = sizes
-
-
-#: Message name pointer and namelen, consecutive in struct msghdr.
-_NAME_FIELDS = struct.Struct("@PI")
-_OFF_NAME = _Msghdr.name.offset
-_CHUNK = 1024  # sendmmsg takes at most UIO_MAXIOV (1024) messages per call
-_EINTR, _EAGAIN = 4, 11  # <asm-generic/errno-base.h>
-_iov_structs: dict[int, struct.Struct] = {}
-_PAYLOAD, _DESTINATION = itemgetter(0), itemgetter(1)
-#: Raw sockaddr of each destination sent to, per family (few groups, many datagrams).
-_raw_names: dict[int, dict[object, bytes]] = {socket.AF_INET: {}, socket.AF_INET6: {}}
-_NAMELEN: dict[int, int] = {socket.AF_INET: 16, socket.AF_INET6: 28}
-_KNOWN_MAX = 4096
-
-
-def _iov_struct(count: int) -> struct.Struct:
-    """The layout of ``count`` consecutive iovecs (one per batch size, at most _CHUNK of them)."""
-    layout = _iov_structs.get(count)
-    if layout is None:
-        layout = _iov_structs[count] = struct.Struct("@" + "PN" * count)
-    return layout
-
-
-def _send_buffers(count: int, capacity: int) -> _SendBuffers:
-    bufs: _SendBuffers | None = getattr(_local, "send", None)
-    if bufs is None or bufs.count < count or bufs.capacity < capacity:
-        bufs = _local.send = _SendBuffers(max(count, 64), max(capacity, 1 << 16))
-    return bufs
-
-
-def _raw_name(family: int, known: dict[object, bytes], address: Address) -> bytes:
-    """The raw sockaddr of ``address``, remembered while fewer than _KNOWN_MAX are."""
-    name = known.get(address)
-    if name is None:
-        flow, scope = (address[2], address[3]) if len(address) == 4 else (0, 0)
-        name = sockaddr(family, address[0], address[1], scope, flow)
-        if len(known) < _KNOWN_MAX:
-            known[address] = name
-    return name
-
-
-def send_many(sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]]) -> int:
-    """Send checked ``(payload, address)`` pairs (``sock``'s ``family``) in as few sendmmsg calls
-    as the kernel allows.
-
-    Returns how many were sent, in order. Like sendmmsg(2) itself it stops early, returning the
-    count, when a datagram after the first fails or would block; the caller learns why by sending
-    the rest. Raises OSError (BlockingIOError for EAGAIN) only when the first datagram fails.
-    """
-    known = _raw_names[family]
-    try:
-        names = list(map(known.__getitem__, map(_DESTINATION, datagrams)))
-    except KeyError:  # a destination new to this process
-        names = [_raw_name(family, known, a) for a in map(_DESTINATION, datagrams)]
-    return _send(sock, list(map(_PAYLOAD, datagrams)), names, _NAMELEN[family])
-
-
-def send_known(
-    sock: socket.socket, family: int, datagrams: Sequence[tuple[bytes, Address]], known: dict[object, object]
-) -> int | None:
-    """:func:`send_many` of pairs not checked yet, if every one is a tuple of bytes and an
-    address in ``known`` (destinations found valid, each with its raw sockaddr once sent to, else
-    None) with an int port; else None, nothing sent. One pass does the check and gathers."""
-    payloads: list[bytes] = []
-    names: list[bytes] = []
-    payload, name = payloads.append, names.append
-    try:
-        for item in datagrams:
-            if type(item) is not tuple:
-                return None
-            data, addr = item
-            if type(data) is not bytes or type(addr[1]) is not int:
-                return None
-            raw = known[addr]
-            if raw is None:
-                raw = known[addr] = _raw_name(family, _raw_names[family], addr)
-            payload(data)
-            name(raw)  # type: ignore[arg-type]  # (the raw sockaddrs stored just above)
-    except (KeyError, TypeError, ValueError):  # unknown, unhashable, not a pair
-        return None
-    return _send(sock, payloads, names, _NAMELEN[family])
-
-
-def _send(sock: socket.socket, payloads: list[bytes], names: list[bytes], namelen: int) -> int:
-    """Send ``payloads[i]`` to raw sockaddr ``names[i]`` (each ``namelen`` bytes), in order,
-    through a duplicate of ``sock``'s number made first and checked after (another thread may
-    close ``sock`` and a new socket take the number meanwhile); none to spare: the number."""
-    number = sock.fileno()
-    pin = _c().dup(number, F_DUPFD_CLOEXEC, 0) if number >= 0 else -1
-    if pin >= 0 and sock.fileno() != number:
-        os.close(pin)
-        raise OSError(errno.EBADF, "the socket was closed during send_batch")
-    try:
-        return _send_on(number if pin < 0 else pin, payloads, names, namelen)
-    finally:
-        if pin >= 0:
-            os.close(pin)
-
-
-def _send_on(fd: int, payloads: list[bytes], names: list[bytes], namelen: int) -> int:
-    count = len(payloads)
-    sent = 0
-    while sent < count:
-        if sent or count > _CHUNK:
-            chunk, dests = payloads[sent : sent + _CHUNK], names[sent : sent + _CHUNK]
-        else:
-            chunk, dests = payloads, names
-        n = len(chunk)
-        sizes = list(map(len, chunk))
-        bufs = _send_buffers(n, sum(sizes))
-        if bufs.namelen != namelen:
-            bufs.point_names(namelen)
-        if sizes != bufs.sizes:
-            bufs.describe(sizes)
-        joined = b"".join(dests)
-        bufs.names_view[: len(joined)] = joined
-        joined = b"".join(chunk)
-        bufs.payload_view[: len(joined)] = joined
-        done = _c().sendmmsg(fd, bufs.msgs, n, 0)
-        if done < 0:
-            err = ctypes.get_errno()
-            if err == _EINTR:
-                continue
-            if sent:  # report what went out; the caller's next call meets the error itself
-                break
-            raise OSError(err, os.strerror(err))
-        sent += done
-        if done < n:  # the kernel stopped at a datagram it could not send (yet)
-            break
-    return sent
-
-
-def sockaddr(family: int, ip: str, port: int, scope: int = 0, flowinfo: int = 0) -> bytes:
-    """The raw ``sockaddr_in`` / ``sockaddr_in6`` for a destination (flowinfo in network order,
-    as CPython's sendto writes it)."""
-    if family == socket.AF_INET:
-        return struct.pack("=H", family) + struct.pack("!H4s", port, socket.inet_pton(family, ip)) + bytes(8)
-    return (
-        struct.pack("=H", family)
-        + struct.pack("!HI16s", port, flowinfo, socket.inet_pton(family, ip.split("%", 1)[0]))
-        + struct.pack("=I", scope)
-    )

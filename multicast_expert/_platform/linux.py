@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
-from . import _mmsg
+from . import _mmsg, _sendmmsg
 from . import _structs as st
 from ._host import Host
 from ._io import DatagramIO, Raw
@@ -176,7 +176,7 @@ class LinuxIO(DatagramIO):
         family: int,
         datagrams: Sequence[tuple[bytes, Address]],
     ) -> int | None:
-        return _mmsg.send_many(sock, family, datagrams)
+        return _sendmmsg.send_many(sock, family, datagrams)
 
     def send_known(
         self,
@@ -185,7 +185,7 @@ class LinuxIO(DatagramIO):
         datagrams: Sequence[tuple[bytes, Address]],
         known: dict[object, object],
     ) -> int | None:
-        return _mmsg.send_known(sock, family, datagrams, known)
+        return _sendmmsg.send_known(sock, family, datagrams, known)
 
 
 class LinuxHost(Host):
