@@ -250,7 +250,6 @@ class Membership:
             rescan_interfaces()
             named = list(self.ifaces) if self.named else []
             machine = cached_interfaces() if self.named else listenable_interfaces(self.settings.family)
-            self.absent = set()
             current, gone, kept, added, absent = _iface_plan.plan(
                 self.ifaces,
                 self._joined_as,
@@ -258,6 +257,7 @@ class Membership:
                 machine=machine,
                 stale=set(lost) | self._kernel_lost(),
             )
+            self.absent = {i.machine_name for i in absent}  # (before any join: one may fail)
             if gone:
                 removed = []
                 for group, units in self.units.items():
@@ -294,7 +294,6 @@ class Membership:
                     log.info("joined every group on interface(s) %s", [i.machine_name for i in joined])
             if absent:
                 self.ifaces = _iface_plan.in_order(named, self.ifaces + absent)
-                self.absent = {i.machine_name for i in absent}
                 names = ", ".join(i.machine_name for i in absent)
                 raise MulticastOSError(
                     errno.ENODEV,
