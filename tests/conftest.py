@@ -72,6 +72,23 @@ def own_peer(net: Net) -> Iterator[testing.Peer]:
         interfaces.rescan_interfaces()
 
 
+#: Second peers (two_peers): a range of their own, far above what own_peer hands out.
+_second_peer_numbers = itertools.count(200)
+
+
+@pytest.fixture
+def two_peers(own_peer: testing.Peer) -> Iterator[tuple[testing.Peer, testing.Peer]]:
+    """Two peers on veth links of this test's own (own_peer, and another), for tests that need
+    a second interface to send on or to watch."""
+    other = testing.Peer(next(_second_peer_numbers))
+    interfaces.rescan_interfaces()
+    try:
+        yield own_peer, other
+    finally:
+        other.close()
+        interfaces.rescan_interfaces()
+
+
 _ports = itertools.count(20000)
 
 

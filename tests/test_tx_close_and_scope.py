@@ -9,7 +9,7 @@ import collections
 import random
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from helpers import Net
@@ -17,17 +17,6 @@ from udp_capture import V4, V6, Capture
 
 import multicast_expert as me
 from multicast_expert import interfaces, testing
-
-
-@pytest.fixture
-def second_peer(net: Net, own_peer: testing.Peer) -> Iterator[tuple[testing.Peer, testing.Peer]]:
-    other = testing.Peer(96)
-    interfaces.rescan_interfaces()
-    try:
-        yield own_peer, other
-    finally:
-        other.close()
-        interfaces.rescan_interfaces()
 
 
 def sender(how: str, groups: list[str], port: int) -> Callable[[me.McastTxSocket], None]:
@@ -90,7 +79,7 @@ def race_close(
 # ---- a socket closed by another thread never sends through a reused descriptor number -----------
 @pytest.mark.parametrize("how", ["sendto", "send_batch"])
 def test_closed_socket_never_sends_through_a_reused_descriptor(
-    second_peer: tuple[testing.Peer, testing.Peer], port: int, how: str
+    two_peers: tuple[testing.Peer, testing.Peer], port: int, how: str
 ) -> None:
     """Two threads send on an McastTxSocket on interface A; a third closes it and opens sockets
     that send on interface B (they take the freed descriptor number). Nothing the closed socket's
@@ -100,7 +89,7 @@ def test_closed_socket_never_sends_through_a_reused_descriptor(
             "pure-Python sendto is CPython's socket.sendto, which reads the descriptor number after "
             "letting other threads run: the window any Python socket has (README, McastTxSocket)"
         )
-    a, b = second_peer
+    a, b = two_peers
     groups = [f"239.206.0.{i + 1}" for i in range(8)]
     b_index = socket.if_nametoindex(b.host_if)
     send = sender(how, groups, port)
@@ -141,14 +130,14 @@ def test_send_meeting_a_close_raises_socket_closed_error(
 @pytest.mark.parametrize("many", [False, True], ids=["one-iface", "two-ifaces"])
 @pytest.mark.parametrize("how", ["sendto", "send_batch"])
 def test_scope_id_of_another_interface_never_sends_there(
-    second_peer: tuple[testing.Peer, testing.Peer], port: int, many: bool, how: str
+    two_peers: tuple[testing.Peer, testing.Peer], port: int, many: bool, how: str
 ) -> None:
     """A socket opened on A (or on A and B) is given a link-scope destination whose scope id is a
     third interface C's (the kernel would send there, over the socket's own interface): refused,
     naming the scope id, with nothing sent anywhere. The scope id of the interface sent on, or 0,
     sends there once."""
-    a, b = second_peer
-    c = testing.Peer(97)
+    a, b = two_peers
+    c = testing.Peer(247)  # (far above the numbers own_peer hands out)
     interfaces.rescan_interfaces()
     try:
         group = "ff12::e:2"

@@ -13,34 +13,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from helpers import Net
 from test_tx_close_and_scope import race_close
-from udp_capture import Capture
+from udp_capture import Capture, slow_link
 
 import multicast_expert as me
-from multicast_expert import interfaces, testing
-
-
-@pytest.fixture
-def two_peers(net: Net, own_peer: testing.Peer) -> Iterator[tuple[testing.Peer, testing.Peer]]:
-    other = testing.Peer(94)
-    interfaces.rescan_interfaces()
-    try:
-        yield own_peer, other
-    finally:
-        other.close()
-        interfaces.rescan_interfaces()
-
-
-def slow(dev: str, rate: str = "8mbit") -> None:
-    subprocess.run(
-        ["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "1600", "latency", "2s"],
-        check=True,
-    )
-
+from multicast_expert import testing
 
 # The sender: a blocking McastTxSocket on A sends a large batch; the process is at its descriptor
 # limit (so send_batch cannot duplicate the number). Another thread closes the socket while the
@@ -93,7 +73,7 @@ def test_batch_at_descriptor_limit_never_sends_through_a_reused_number(
     """README: 'a send that meets the close raises SocketClosedError, and nothing goes out
     through another socket that took a closed one's descriptor number'."""
     a, b = two_peers
-    slow(a.host_if)
+    slow_link(a.host_if)
     env = dict(os.environ)
     env.pop("MULTICAST_EXPERT_PURE_PYTHON", None)
     if mode == "pure":
@@ -128,7 +108,7 @@ def test_batch_keeps_sending_for_seconds_after_close_returned(
     closed socket's interface, and returns the full count."""
 
     a, _b = two_peers
-    slow(a.host_if)
+    slow_link(a.host_if)
     group = "239.209.0.1"
     cap = Capture(a)
     outcome: list[object] = []
@@ -176,7 +156,7 @@ def test_signal_handler_raising_interrupts_a_blocked_batch_promptly(
     qdisc): the handler's exception should come out promptly (as CPython's sendall, and the
     pure-Python send_batch, check signals after a partial send), not after the whole batch."""
 
-    slow(own_peer.host_if)
+    slow_link(own_peer.host_if)
     group = "239.210.0.1"
 
     def handler(signum: int, frame: object) -> None:
@@ -220,7 +200,7 @@ def test_accelerated_sendto_on_a_full_buffer_never_sends_through_a_reused_number
     through a reused number then?"""
 
     a, b = two_peers
-    slow(a.host_if, "2mbit")
+    slow_link(a.host_if, "2mbit")
     groups = ["239.214.0.1"]
 
     def send(tx: me.McastTxSocket) -> None:

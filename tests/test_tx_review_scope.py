@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 
 import pytest
-from helpers import Net
 from udp_capture import V6, Capture
 
 import multicast_expert as me
-from multicast_expert import interfaces, testing
-
-
-@pytest.fixture
-def two_peers(net: Net, own_peer: testing.Peer) -> Iterator[tuple[testing.Peer, testing.Peer]]:
-    other = testing.Peer(95)
-    interfaces.rescan_interfaces()
-    try:
-        yield own_peer, other
-    finally:
-        other.close()
-        interfaces.rescan_interfaces()
+from multicast_expert import testing
 
 
 def test_async_sendto_on_two_ifaces_scope_id_of_the_first_sends_nothing(

@@ -8,15 +8,26 @@ import gc
 import os
 import resource
 import socket
-import subprocess
 import threading
 
 import pytest
 from helpers import Net
-from udp_capture import Capture
+from udp_capture import Capture, slow_link
 
 import multicast_expert as me
 from multicast_expert import testing
+
+
+def use_up_descriptors(filler: list[int], hard: int) -> None:
+    """Lower the soft descriptor limit to just above what is open and fill it (``filler`` holds
+    what was opened, for the caller to close): the next duplicate fails with EMFILE."""
+    gc.collect()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+    while True:
+        try:
+            filler.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            break
 
 
 @pytest.mark.parametrize("limit", [False, True], ids=["dup", "descriptor-limit"])
@@ -29,24 +40,7 @@ def test_many_threads_each_datagram_once(
     filler: list[int] = []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if qdisc:
-        subprocess.run(
-            [
-                "tc",
-                "qdisc",
-                "add",
-                "dev",
-                own_peer.host_if,
-                "root",
-                "tbf",
-                "rate",
-                "20mbit",
-                "burst",
-                "1600",
-                "latency",
-                "5s",
-            ],
-            check=True,
-        )
+        slow_link(own_peer.host_if, "20mbit", "5s")
     groups = [f"239.211.0.{i + 1}" for i in range(4)]
     accepted: list[bytes] = []
     lock = threading.Lock()
@@ -88,13 +82,7 @@ def test_many_threads_each_datagram_once(
             threads = [threading.Thread(target=one, args=(k,)) for k in range(6)]
             threads += [threading.Thread(target=batch, args=(k,)) for k in range(6)]
             if limit:
-                gc.collect()
-                resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
-                while True:
-                    try:
-                        filler.append(os.open("/dev/null", os.O_RDONLY))
-                    except OSError:
-                        break
+                use_up_descriptors(filler, hard)
             for t in threads:
                 t.start()
             for t in threads:
@@ -121,24 +109,7 @@ def test_nonblocking_full_buffer_as_readme_says(
     """README: non-blocking, a send that finds the buffer full raises BlockingIOError, and
     send_batch returns how many went out."""
 
-    subprocess.run(
-        [
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            own_peer.host_if,
-            "root",
-            "tbf",
-            "rate",
-            "1mbit",
-            "burst",
-            "1600",
-            "latency",
-            "5s",
-        ],
-        check=True,
-    )
+    slow_link(own_peer.host_if, "1mbit", "5s")
     group = "239.213.0.1"
     filler: list[int] = []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -149,13 +120,7 @@ def test_nonblocking_full_buffer_as_readme_says(
             tx.sendto(b"w", (group, port))
             tx.send_batch([(b"w", (group, port))])
             if limit:
-                gc.collect()
-                resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
-                while True:
-                    try:
-                        filler.append(os.open("/dev/null", os.O_RDONLY))
-                    except OSError:
-                        break
+                use_up_descriptors(filler, hard)
             n = tx.send_batch([(b"X" * 1000, (group, port))] * 200)
             assert 0 < n < 200
             assert tx.send_batch([(b"X" * 1000, (group, port))] * 5) == 0

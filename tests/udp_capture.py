@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ IPV6_RECVHOPLIMIT = 51
 IPV6_HOPLIMIT = 52
 IPV6_RECVPKTINFO = 49
 IPV6_PKTINFO = 50
+
+
+def slow_link(dev: str, rate: str = "8mbit", latency: str = "2s") -> None:
+    """A token-bucket qdisc on ``dev`` sending at ``rate``: a sender's buffer fills and waits."""
+    tc = ["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "1600", "latency", latency]
+    subprocess.run(tc, check=True)
 
 
 def big_mtu(peer: testing.Peer) -> None:
