@@ -381,7 +381,7 @@ class ReceiveEngine(Generic[_U]):
         if timeout is not None and timeout < 0:
             timeout = 0.0  # (time ran out in the fast path: one last non-waiting look)
         deadline = None if not timeout else time.monotonic() + timeout
-        waited = False
+        waited = polled = False
         policy = self.policy
         while True:
             mode = self.mode
@@ -417,10 +417,11 @@ class ReceiveEngine(Generic[_U]):
                     return got
             # Nothing to hand: wait for readiness (once, without waiting, when the timeout is 0).
             single_only = mode is _SINGLE and self._plain
-            left = remaining(timeout, deadline, waited or single_only)
+            left = remaining(timeout, deadline, waited or single_only or polled)
             if left is EXPIRED:
                 return None
             waited = self._wait(left) or timeout == 0
+            polled = True  # (timeout 0 has had its one poll: a failed read after it ends the call)
 
     def _wait(self, timeout: float | None) -> bool:
         """One poll round; queues ready sockets (MULTI). False if no socket became ready."""

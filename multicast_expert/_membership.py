@@ -110,6 +110,11 @@ class Membership:
         return [ip for ip in ips if ip is not None]
 
     # ---- transactions --------------------------------------------------------------------------
+    def reset_ifaces(self, ifaces: list[IfaceInfo]) -> None:
+        """Before :meth:`open`: listen on ``ifaces`` (a following socket's default set, rescanned)."""
+        with self.lock:
+            self.ifaces, self._joined_as = ifaces, {}
+
     def open(self) -> None:
         """Join every group on every interface (skipping, on the default set, interfaces that
         can't join). Out of descriptors although the request looked small: count, raise, retry."""

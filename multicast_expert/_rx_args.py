@@ -18,7 +18,7 @@ from ._validate import (
     normalize_ip_list,
     normalize_source_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier, listenable_interfaces, resolve_iface
+from .interfaces import IfaceInfo, IfaceSpecifier, listenable_interfaces, rescan_interfaces, resolve_iface
 
 
 def parse_sources(source_ips: Iterable[MulticastAddress] | None, family: int) -> tuple[str, ...]:
@@ -54,7 +54,7 @@ def pick_interfaces(
         if single is not None:
             return [resolve_iface(single, family)]
         if iface_ip is None:  # (and iface is None: nothing named)
-            return _default_set(family)
+            return default_set(family)
     given = [x for x in (iface_ip, iface_ips, iface, ifaces) if x is not None]
     if len(given) > 1:
         raise MulticastValueError(
@@ -69,7 +69,7 @@ def pick_interfaces(
         if not specs:
             raise MulticastValueError("iface_ips is empty; give at least one interface, or None for all")
     else:
-        return _default_set(family)
+        return default_set(family)
     chosen: dict[int, IfaceInfo] = {}
     for spec in specs:
         info = resolve_iface(spec, family)
@@ -77,8 +77,11 @@ def pick_interfaces(
     return list(chosen.values())
 
 
-def _default_set(family: int) -> list[IfaceInfo]:
-    """Every non-loopback interface with an address of ``family`` (a fresh list)."""
+def default_set(family: int, *, rescan: bool = False) -> list[IfaceInfo]:
+    """Every non-loopback interface with an address of ``family`` (a fresh list; ``rescan``: as
+    the machine has them now, else as last scanned)."""
+    if rescan:
+        rescan_interfaces()
     found = listenable_interfaces(family)
     if not found:
         raise MulticastExpertError(

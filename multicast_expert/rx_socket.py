@@ -8,8 +8,7 @@ of every datagram are known from the socket it came in on.
 Composition: the socket class holds one :class:`~._membership.Membership` (the only owner of
 groups, sources, blocked senders, OS sockets and interfaces; its operations are transactions) and
 one :class:`~._engine.ReceiveEngine` (waiting and reading, told of sockets only by the
-membership's changes). This module validates arguments, words errors, and builds the read
-functions from the per-OS I/O layer.
+membership's changes). This module validates arguments, words errors, builds read functions.
 """
 
 from __future__ import annotations
@@ -35,11 +34,12 @@ from ._compat.names import (  # 1.2.0 exported these from this module
 from ._describe import describe, endpoint, some
 from ._engine import Mode, ReceiveEngine
 from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError, SocketClosedError
+from ._follow import InterfaceFollower
 from ._lifecycle import OpenCloseContext, apply_sockopt
 from ._membership import Membership, RxSettings
 from ._packet import DEFAULT_RX_BUFSIZE, McastPacket
 from ._platform import METADATA, Concern
-from ._rx_args import parse_sources, pick_interfaces
+from ._rx_args import default_set, parse_sources, pick_interfaces
 from ._unit import Unit
 from ._validate import (
     IPv4Or6Address,
@@ -64,8 +64,6 @@ _UNSET = _compat.UNSET
 #: The families, and the types they come as, that the constructor accepts without calling check_family.
 _FAMILIES = frozenset({int(socket.AF_INET), int(socket.AF_INET6)})
 _INTS = (int, socket.AddressFamily)
-#: Seconds between rescans where the OS gives no change notifications.
-RESCAN_PERIOD = 1.0
 _log = logging.getLogger("multicast_expert.rx")
 _new = tuple.__new__  # (a NamedTuple's own __new__ is a Python call)
 
@@ -187,7 +185,7 @@ class McastRxSocket(OpenCloseContext):
             raise_fd_limit=True if plain else check_bool(raise_fd_limit, "raise_fd_limit"),
             apply=self._engine.apply,
         )
-        self._watch: socket.socket | None = None
+        self._follower = InterfaceFollower(self._engine, self._members) if self._follow else None
         #: Read functions already built, by (kind, bufsize, flags): a receive reuses them.
         self._readers: dict[tuple[int, int, int], _rx_read.Readers[Any]] = {}
         #: The same for recvfrom without flags, by bufsize (no key tuple per call on the hot path).
@@ -304,16 +302,17 @@ class McastRxSocket(OpenCloseContext):
                 self._plain_readers.clear()
             _rx_hot.install(self, _RX_METHODS)
             try:
+                if self._follower is not None:  # the default set as it is now, watched from before
+                    self._follower.start()
+                    self._members.reset_ifaces(default_set(self.addr_family, rescan=True))
                 self._members.open()
-                if self._follow:
-                    self._start_watch()
             except BaseException:
                 self._close_all()
                 raise
 
     def _close_all(self) -> None:
-        if self._watch is not None:
-            self._stop_watch()
+        if self._follower is not None:
+            self._follower.stop()
         self._members.close(self._engine.close)
 
     def close(self) -> None:
@@ -325,8 +324,8 @@ class McastRxSocket(OpenCloseContext):
         with self._open_lock:
             if self._engine.mode is _CLOSED:
                 raise MulticastExpertError("Attempt to close an McastRxSocket that is already closed!")
-            if self._watch is not None:  # (the body of _close_all, inline)
-                self._stop_watch()
+            if self._follower is not None:  # (the body of _close_all, inline)
+                self._follower.stop()
             self._members.close(self._engine.close)
 
     # ---- live membership ---------------------------------------------------------------------
@@ -406,36 +405,6 @@ class McastRxSocket(OpenCloseContext):
             change(*args)
         except EngineClosedError:
             raise _closed(what) from None
-
-    def _refresh_quietly(self, lost: Iterable[int] = ()) -> None:
-        try:
-            self._members.refresh(lost)
-        except EngineClosedError:
-            pass  # (closed meanwhile: nothing to follow)
-        except Exception as exc:  # a receive must not fail because an interface changed
-            _log.warning("following interfaces: %s (the socket keeps its current interfaces)", exc)
-
-    def _start_watch(self) -> None:
-        watch = _platform.HOST.interface_watch()
-        if watch is None:
-            self._engine.set_periodic(RESCAN_PERIOD, self._refresh_quietly)
-            return
-        self._watch = watch
-        self._engine.add_service(watch.fileno(), self._on_interface_change)
-
-    def _on_interface_change(self) -> None:
-        watch = self._watch
-        if watch is None:
-            return
-        with self._members.lock:  # one thread drains and applies; the others then find nothing to do
-            lost = _platform.HOST.drain_watch(watch)
-            self._refresh_quietly(lost or ())
-
-    def _stop_watch(self) -> None:
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            self._engine.remove_service(watch.fileno())
-            watch.close()
 
     # ---- receiving --------------------------------------------------------------------------
     def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address] | None:

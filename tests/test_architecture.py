@@ -116,6 +116,7 @@ def test_layers_point_downwards_and_compat_modules_are_unused_inside() -> None:
             "_wait_policy",
             "_rx_read",
             "_rx_hot",
+            "_follow",
         ],
         ["_tx_replies"],
         ["rx_socket", "tx_socket"],

@@ -277,8 +277,11 @@ class LinuxHost(Host):
         return None
 
     def read_setting(self, name: str) -> str | None:
+        # sysctl(8)'s spelling: dots separate the levels, and a '/' in a level stands for a dot
+        # of its own (an interface named eth0.7 is net.ipv4.conf.eth0/7.rp_filter).
+        path = "/".join(level.replace("/", ".") for level in name.split("."))
         try:
-            return Path("/proc/sys/" + name.replace(".", "/")).read_text().strip()
+            return Path("/proc/sys/" + path).read_text().strip()
         except OSError:
             return None
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TextIO
 
 from .._errors import MulticastExpertError
+from .._validate import MAX_TIMEOUT
 from ..interfaces import IfaceInfo, find_interfaces
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -176,7 +177,11 @@ def check_datagram_size(size: int, family: int, what: str) -> None:
         raise UsageError(f"{what} is {size} bytes; one UDP datagram over {name} carries at most {limit}")
 
 
-def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+def positive(kind: type[int] | type[float], most: float = MAX_TIMEOUT) -> Callable[[str], float]:
+    """An argparse type: a number from 0 to ``most`` (the library's longest timeout, in seconds:
+    longer waits overflow the OS's sleep and poll). NaN and infinities are refused: a NaN compares
+    false with everything, so it would never end a wait nor pace a send."""
+
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -184,6 +189,8 @@ def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if value < 0:
             raise argparse.ArgumentTypeError(f"{text} must not be negative")
+        if not value <= most:  # (NaN included)
+            raise argparse.ArgumentTypeError(f"{text} is out of range; give a number from 0 to {most:.0f}")
         return value
 
     return parse

@@ -21,6 +21,7 @@ _KEYWORDS = re.compile(r"\bigmp\b|\bicmpv6\b|ipv6-icmp|\bmld|pkttype multicast|M
 #: Keywords for the membership protocols themselves: a rule naming them hits every group.
 _PROTOCOLS = re.compile(r"\bigmp\b|\bicmpv6\b|ipv6-icmp|\bmld", re.I)
 _ADDRESS = re.compile(r"(?<![\w:.])([0-9a-fA-F]*[:.][0-9a-fA-F:.]+(?:/\d{1,3})?)(?![\w:.])")
+_RANGE = re.compile(r"(?<![\w:.])([0-9a-fA-F]*[:.][0-9a-fA-F:.]+)-([0-9a-fA-F]*[:.][0-9a-fA-F:.]+)(?![\w:.])")
 _DROP = re.compile(r"\b(drop|reject|DROP|REJECT)\b")
 _ACCEPT = re.compile(r"\b(accept|ACCEPT)\b")
 
@@ -47,17 +48,34 @@ class Finding:
         return self.nets is None or any(ip.version == n.version and ip in n for n in self.nets)
 
 
+def _networks(rule: str) -> list[IPNetwork]:
+    """Every address, network and address range (``A-B``: nft's ranges, iptables' ``iprange``)
+    a rule names, as networks."""
+    nets: list[IPNetwork] = []
+
+    def take_range(m: re.Match[str]) -> str:
+        try:
+            first, last = ipaddress.ip_address(m.group(1)), ipaddress.ip_address(m.group(2))
+            nets.extend(ipaddress.summarize_address_range(first, last))
+        except (ValueError, TypeError):  # (not addresses, mixed versions, or last before first)
+            return m.group(0)
+        return " "
+
+    for token in _ADDRESS.findall(_RANGE.sub(take_range, rule)):
+        try:
+            nets.append(ipaddress.ip_network(token, strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
 def multicast_nets(rule: str) -> tuple[IPNetwork, ...] | None:
     """The multicast ranges a dropping rule is limited to, or None when it hits every group (it
     names IGMP/MLD, or no multicast address at all)."""
     if _PROTOCOLS.search(rule):
         return None
     nets = []
-    for token in _ADDRESS.findall(rule):
-        try:
-            net = ipaddress.ip_network(token, strict=False)
-        except ValueError:
-            continue
+    for net in _networks(rule):
         for m in _MCAST_NETS:
             if net.version == m.version and net.overlaps(m):
                 nets.append(net if net.prefixlen >= m.prefixlen else m)
@@ -68,11 +86,7 @@ def mentions_multicast(rule: str) -> bool:
     """Whether a rule's match part names multicast traffic (addresses compared as networks)."""
     if _KEYWORDS.search(rule):
         return True
-    for token in _ADDRESS.findall(rule):
-        try:
-            net = ipaddress.ip_network(token, strict=False)
-        except ValueError:
-            continue
+    for net in _networks(rule):
         if any(net.version == m.version and net.overlaps(m) for m in _MCAST_NETS):
             return True
     return False
@@ -113,9 +127,38 @@ def iptables_findings(tool: str, text: str) -> list[Finding]:
     return found
 
 
+def _nft_sets(text: str) -> dict[tuple[str, str], str]:
+    """The elements of every named set and map: (table, name) -> their text, to read a rule
+    that names one (``ip daddr @name drop``) as if it listed them."""
+    sets: dict[tuple[str, str], str] = {}
+    table = ""
+    current: tuple[str, str] | None = None
+    body: list[str] = []
+    for raw in text.splitlines():
+        ln = raw.strip()
+        if current is not None:
+            if ln == "}":
+                joined = " ".join(body)
+                sets[current] = joined.partition("elements =")[2] if "elements =" in joined else ""
+                current = None
+            else:
+                body.append(ln)
+        elif m := re.match(r"table (\S+ \S+) \{", ln):
+            table = m.group(1)
+        elif m := re.match(r"(?:set|map) (\S+) \{", ln):
+            current, body = (table, m.group(1)), []
+    return sets
+
+
+def _with_sets(rule: str, table: str, sets: dict[tuple[str, str], str]) -> str:
+    """``rule`` with each named set it names (``@name``) replaced by the set's elements."""
+    return re.sub(r"@([\w.-]+)", lambda m: sets.get((table, m.group(1)), ""), rule)
+
+
 def nft_findings(text: str) -> list[Finding]:
     """Findings in ``nft list ruleset`` output."""
     found = []
+    sets = _nft_sets(text)
     table = chain = ""
     hook_input = policy_drop = accepts = False
 
@@ -144,16 +187,18 @@ def nft_findings(text: str) -> list[Finding]:
             hook_input = bool(re.search(r"\bhook (input|prerouting)\b", ln))
             policy_drop = bool(re.search(r"\bpolicy drop\b", ln))
         elif chain and ln:
-            if _DROP.search(ln) and (mentions_multicast(ln) or _nft_catch_all(ln)):
+            # (a named set is read as the elements it holds)
+            rule = _with_sets(ln, table, sets) if "@" in ln else ln
+            if _DROP.search(rule) and (mentions_multicast(rule) or _nft_catch_all(rule)):
                 found.append(
                     Finding(
                         f"nftables: {table} {chain}: {ln}",
                         "remove or narrow that rule",
-                        multicast_nets(ln),
+                        multicast_nets(rule),
                         _nft_version(table),
                     )
                 )
-            elif _ACCEPT.search(ln) and mentions_multicast(ln):
+            elif _ACCEPT.search(rule) and mentions_multicast(rule):
                 accepts = True
     return found
 

@@ -46,4 +46,11 @@ class Report:
 
 
 def sysctl(name: str) -> str | None:
+    """A setting by its sysctl(8) name (see :func:`conf_level`), or None where it is not readable."""
     return _platform.HOST.read_setting(name)
+
+
+def conf_level(iface_name: str) -> str:
+    """An interface's level in a sysctl(8) name: a dot in the name (a VLAN's eth0.7) is written
+    '/', because dots separate the levels (net.ipv4.conf.eth0/7.rp_filter)."""
+    return iface_name.replace(".", "/")

@@ -14,7 +14,7 @@ from ..interfaces import IfaceInfo
 from ..rx_socket import McastRxSocket
 from . import _host
 from ._common import error_text
-from ._report import Report, sysctl
+from ._report import Report, conf_level, sysctl
 
 SSM4 = ipaddress.ip_network("232.0.0.0/8")
 SSM6 = ipaddress.ip_network("ff30::/12")
@@ -32,12 +32,12 @@ def check_versions(r: Report, groups: list[str], ifaces: list[IfaceInfo]) -> Non
         for i in ifaces:
             name = i.machine_name
             if ip.version == 6:
-                off = [k for k in ("all", name) if sysctl(f"net.ipv6.conf.{k}.disable_ipv6") == "1"]
+                off = [k for k in ("all", name) if _ipv6_off(k)]
                 if off:
                     r.problem(
                         f"IPv6 is disabled on {name} (disable_ipv6=1 for {', '.join(off)}), so {g} cannot "
                         "be sent or received there",
-                        " ".join(f"sysctl -w net.ipv6.conf.{k}.disable_ipv6=0" for k in off)
+                        " ".join(f"sysctl -w net.ipv6.conf.{conf_level(k)}.disable_ipv6=0" for k in off)
                         + " (then re-add its IPv6 addresses)",
                     )
                     continue
@@ -50,15 +50,19 @@ def check_versions(r: Report, groups: list[str], ifaces: list[IfaceInfo]) -> Non
                 _mld_version(r, g, i, ip in SSM6)
 
 
+def _ipv6_off(level: str) -> bool:
+    return sysctl(f"net.ipv6.conf.{conf_level(level)}.disable_ipv6") == "1"
+
+
 def _forced(r: Report, g: str, name: str, proto: str, key: str, bad: set[str], need: str) -> bool:
     """FAIL (and True) when the interface is forced to a version too old for a source-specific group."""
-    forced = {k: v for k in ("all", name) if (v := sysctl(f"net.{proto}.conf.{k}.{key}")) in bad}
+    forced = {k: v for k in ("all", name) if (v := sysctl(f"net.{proto}.conf.{conf_level(k)}.{key}")) in bad}
     if forced:
         r.problem(
             f"{g} is a source-specific group, which needs {need}, but {name} is forced to an older "
             f"version ({', '.join(f'{k}={v}' for k, v in forced.items())}): routers and switches "
             "will not forward the source-specific stream",
-            " ".join(f"sysctl -w net.{proto}.conf.{k}.{key}=0" for k in forced),
+            " ".join(f"sysctl -w net.{proto}.conf.{conf_level(k)}.{key}=0" for k in forced),
         )
     return bool(forced)
 
@@ -124,7 +128,7 @@ def _mld_version(r: Report, g: str, i: IfaceInfo, ssm: bool) -> None:
             "no sources, so the source filter never reaches the network",
             f"make the querier speak MLDv2 (find it with: tcpdump -vni {name} 'ip6 protochain 58'); if "
             f"the router speaks MLDv2 and the MLDv1 querier is another device, sysctl -w "
-            f"net.ipv6.conf.{name}.force_mld_version=2 makes this host ignore MLDv1 queries (an "
+            f"net.ipv6.conf.{conf_level(name)}.force_mld_version=2 makes this host ignore MLDv1 queries (an "
             "MLDv1-only router would then ignore this host)",
         )
     else:

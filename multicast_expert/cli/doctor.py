@@ -24,7 +24,7 @@ from ..rx_socket import McastRxSocket
 from ..tx_socket import McastTxSocket
 from . import _firewall, _host
 from ._common import EXIT_OK, EXIT_PROBLEM, Command, error_text, family_of, ifaces_of, plural
-from ._report import Report, sysctl
+from ._report import Report, conf_level, sysctl
 from ._versions import PROBE_PORT, check_versions
 
 
@@ -71,14 +71,15 @@ def _doctor_rp_filter(r: Report, ifaces: list[IfaceInfo]) -> None:
     for i in ifaces:
         if i.is_localhost():
             continue
-        own = sysctl(f"net.ipv4.conf.{i.machine_name}.rp_filter") or "0"
+        own = sysctl(f"net.ipv4.conf.{conf_level(i.machine_name)}.rp_filter") or "0"
         effective = max(int(all_v), int(own))
         if effective == 1:
             r.problem(
                 f"{i.machine_name}: strict reverse-path filtering (max of all={all_v}, "
                 f"{i.machine_name}={own}) drops multicast whose source is not routed back via "
                 f"{i.machine_name}",
-                f"sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{i.machine_name}.rp_filter=2",
+                "sysctl -w net.ipv4.conf.all.rp_filter=2 "
+                f"net.ipv4.conf.{conf_level(i.machine_name)}.rp_filter=2",
             )
         else:
             r.ok(f"{i.machine_name}: rp_filter effective value {effective} (0 off, 2 loose)")
@@ -89,9 +90,10 @@ def _doctor_route(r: Report, groups: list[str], iface: IfaceInfo | None) -> None
     for g in groups:
         v6 = ":" in g
         ipv = ["-6"] if v6 else []
+        bare = g.partition("%")[0]  # (ip route get takes no scope: the interface is given as oif)
         if iface is not None:
             name = iface.machine_name
-            out = _run(["ip", *ipv, "route", "get", g, "oif", name])
+            out = _run(["ip", *ipv, "route", "get", bare, "oif", name])
             if out is None and shutil.which("ip") is not None:
                 fix = (
                     "ip -6 route add table local local ff00::/8 dev lo"
@@ -102,7 +104,7 @@ def _doctor_route(r: Report, groups: list[str], iface: IfaceInfo | None) -> None
             elif out is not None:
                 r.ok(f"{g} can be sent on {name}")
             continue
-        out = _run(["ip", *ipv, "route", "get", g])
+        out = _run(["ip", *ipv, "route", "get", bare])
         if out is None:
             r.info(
                 f"no route for {g} when a program names no interface; fine for this library, which "

@@ -219,7 +219,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     _summarize(args, stats, groups, took, drops, out, short)
     if short and stopped_by is not None:
         return EXIT_SIGNAL_BASE + stopped_by
-    return EXIT_OK if stats.packets or args.timeout is None else EXIT_PROBLEM
+    # (exit 1 only when --timeout ran out with nothing received; Ctrl-C ending it is no problem)
+    timed_out = args.timeout is not None and stopped_by is None
+    return EXIT_PROBLEM if timed_out and not stats.packets else EXIT_OK
 
 
 def _summarize(

@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds between datagrams (default: none, as fast as possible)",
     )
     p.add_argument(
-        "--rate", type=positive(float), metavar="N", help="datagrams per second, instead of --interval"
+        "--rate", type=positive(float, 1e9), metavar="N", help="datagrams per second, instead of --interval"
     )
     p.add_argument(
         "--seq", action="store_true", help="put 'seq=N ' in front of each payload, for listen's loss counts"
@@ -83,8 +83,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def claim_extra(args: argparse.Namespace, extra: list[str]) -> list[str]:
-    """argparse binds the optional MESSAGE before later options are seen; take it from the rest."""
-    if args.message is None and len(extra) == 1 and not extra[0].startswith("--"):
+    """argparse binds the optional MESSAGE before later options are seen; take it from the rest.
+    A word starting with '-' is an unknown option (``-`` alone is stdin); a message that starts
+    with '-' follows ``--``."""
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    elif extra[:1] != ["-"] and extra[:1] and extra[0].startswith("-"):
+        return extra
+    if args.message is None and len(extra) == 1:
         args.message = extra[0]
         return []
     return extra
@@ -93,7 +99,7 @@ def claim_extra(args: argparse.Namespace, extra: list[str]) -> list[str]:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     groups = expand_groups([args.group])
     family = family_of(groups)
-    if args.interval and args.rate:
+    if args.interval is not None and args.rate is not None:
         raise UsageError("give --interval or --rate, not both")
     if args.size is not None:
         check_datagram_size(args.size, family, f"--size {args.size}")

@@ -103,6 +103,9 @@ class Peer:
         assert self._proc.stdout is not None
         self._proc.stdout.readline()
         self.pid: int = self._proc.pid
+        #: Whether this peer made its veth pair (close() deletes only a link it made: a failed
+        #: Peer(n) must not take away the link of another Peer(n) still open).
+        self._made_link = False
         try:
             quiet_ipv6(self.pid)
             ip(
@@ -117,6 +120,7 @@ class Peer:
                 "netns",
                 str(self.pid),
             )
+            self._made_link = True
             ip("link", "set", "lo", "up", ns_pid=self.pid)
             ip("link", "set", self.peer_if, "up", ns_pid=self.pid)
             ip("link", "set", self.host_if, "up")
@@ -174,8 +178,10 @@ class Peer:
             self._proc.wait()
         if self._proc.stdout is not None:
             self._proc.stdout.close()  # the pipe that said "ready"
-        with contextlib.suppress(NetnsError):
-            ip("link", "del", self.host_if)
+        if self._made_link:
+            self._made_link = False
+            with contextlib.suppress(NetnsError):
+                ip("link", "del", self.host_if)
 
 
 def wait_for_mcast_route(dev: str, ns_pid: int | None = None, limit: float = 5.0) -> None:
