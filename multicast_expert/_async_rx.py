@@ -108,7 +108,11 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             recv_tos=recv_tos,
             timestamps=timestamps,
         )
-        self._waiters: list[asyncio.Future[None]] = []
+        #: Waiting receives: (the open they began in, their future).
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: Opens so far, and the open the watch was made in: a close and reopen by another thread
+        #: leaves a watch (and waiters) of the old open, which only they concern.
+        self._opens = self._watch_opens = 0
         self._watching: list[int] = []
         #: The descriptor watched (``rx.fileno()``; -1: each OS socket's) through ``_watching``'s copies.
         self._watched = -1
@@ -240,6 +244,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             MulticastExpertError: already open, or a join failed.
         """
         self._rx.open()
+        self._opens += 1
 
     def close(self) -> None:
         """Close every OS socket; receives waiting on it raise :class:`SocketClosedError`.
@@ -253,20 +258,26 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
         if loop is None or loop.is_closed() or running_loop() is loop:
             self._unwatch()
             self._rx.close()
-            self._fail_waiters()
+            self._fail_waiters(self._opens)
             return
+        opens = self._opens
         self._rx.close()  # another thread: the loop's own thread undoes its watch and wakes the tasks
         with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile: nothing waits on it)
-            loop.call_soon_threadsafe(self._after_close_elsewhere)
+            loop.call_soon_threadsafe(self._after_close_elsewhere, opens)
 
-    def _after_close_elsewhere(self) -> None:
-        self._unwatch()
-        self._fail_waiters()
+    def _after_close_elsewhere(self, opens: int) -> None:
+        """On the loop's thread, after a close by another thread that ended open number ``opens``
+        (the socket may be open again by now: what began since is left alone)."""
+        if self._watch_opens <= opens:
+            self._unwatch()
+        self._fail_waiters(opens)
 
-    def _fail_waiters(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            if not w.done():
+    def _fail_waiters(self, opens: int) -> None:
+        """Fail the receives that began in open number ``opens`` or before."""
+        failed = [w for began, w in self._waiters if began <= opens]
+        self._waiters = [entry for entry in self._waiters if entry[0] > opens]
+        for w in failed:
+            if not w.done() and not w.get_loop().is_closed():  # (a closed loop runs nothing)
                 w.set_exception(SocketClosedError("The AsyncMcastRxSocket was closed while receiving"))
 
     # ---- live membership (returns at once; a waiting receive sees the change) -------------------
@@ -357,7 +368,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
                 self._watch(self._loop)
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop, self._watch_opens = loop, self._opens
         fd = self._watched = self._rx.fileno()
         try:
             for number in [fd] if fd >= 0 else self._rx.filenos():
@@ -370,13 +381,20 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
     def _on_readable(self) -> None:
         self._unwatch()
         waiters, self._waiters = self._waiters, []
-        for w in waiters:
+        for _, w in waiters:
             if not w.done():
                 w.set_result(None)
 
     async def _readable(self) -> None:
         """Wait until a receive may find data (or the socket was closed)."""
         loop = asyncio.get_running_loop()
+        old = self._loop
+        dead = old is not None and old is not loop and old.is_closed()
+        if self._watching and (dead or self._watch_opens != self._opens):
+            # A watch of an earlier open (closed and reopened by another thread) or of a loop
+            # since closed (with the receives it had, which will never run): made afresh here.
+            self._unwatch()
+            self._waiters = [entry for entry in self._waiters if not entry[1].get_loop().is_closed()]
         if not self._no_reader and not self._watching:
             self._watch(loop)
         if self._no_reader:
@@ -384,12 +402,13 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             await loop.run_in_executor(None, self._rx._engine.wait_ready, THREAD_WAIT_SLICE)
             return
         waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
+        entry = (self._opens, waiter)
+        self._waiters.append(entry)
         try:
             await waiter
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            if entry in self._waiters:
+                self._waiters.remove(entry)
             if not self._waiters:
                 self._unwatch()
 

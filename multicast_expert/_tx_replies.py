@@ -25,7 +25,7 @@ from typing import NamedTuple, TypeVar
 
 from . import _platform
 from ._engine import ReceiveEngine
-from ._errors import EngineClosedError, MulticastExpertError, SocketClosedError
+from ._errors import EngineClosedError, SocketClosedError
 from ._packet import McastPacket
 from ._platform import DROPPED, Dropped
 from ._validate import IPv4Or6Address, check_bufsize, check_flags, check_int_range
@@ -232,7 +232,7 @@ class AsyncWaiter:
         waiters, self._waiters = self._waiters, []
         for w in waiters:
             if not w.done():
-                w.set_exception(MulticastExpertError("The AsyncMcastTxSocket was closed while receiving"))
+                w.set_exception(SocketClosedError("The AsyncMcastTxSocket was closed while receiving"))
 
     def _unwatch(self) -> None:
         loop, watching, self._watching = self._loop, self._watching, []

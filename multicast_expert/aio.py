@@ -21,6 +21,7 @@ import select
 import socket
 from collections.abc import Callable, Iterable
 
+from . import _platform
 from ._async_rx import THREAD_WAIT_SLICE, YIELD_EVERY, AsyncMcastRxSocket, running_loop
 from ._describe import describe, some
 from ._errors import MulticastSendError, SocketClosedError
@@ -343,23 +344,36 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
 
     async def _writable(self, socks: list[_OsSocket]) -> None:
         """Wait until one of ``socks`` may take a datagram (or the socket was closed)."""
-        loop = asyncio.get_running_loop()
-        fds = [s.fileno() for s in socks]
+        loop, io = asyncio.get_running_loop(), _platform.IO
         fut: asyncio.Future[None] = loop.create_future()
+        # The loop watches copies of the numbers (DatagramIO.watch_copy), let go of here after
+        # the last remove_writer: close() from elsewhere frees the sockets' own numbers at once,
+        # and a new socket given one of them must not meet this wait's registration.
+        fds: list[int] = []
         try:
-            for fd in fds:
-                loop.add_writer(fd, _wake, fut)
-        except NotImplementedError:  # e.g. ProactorEventLoop: wait in a worker thread
-            await loop.run_in_executor(None, select.select, [], socks, [], THREAD_WAIT_SLICE)
-            return
-        self._waiters.append(fut)
-        try:
-            await fut
+            try:
+                for s in socks:
+                    fds.append(io.watch_copy(s.fileno()))
+            except OSError:
+                raise SocketClosedError("sendto() on a closed AsyncMcastTxSocket; open it first") from None
+            try:
+                for fd in fds:
+                    loop.add_writer(fd, _wake, fut)
+            except NotImplementedError:  # e.g. ProactorEventLoop: wait in a worker thread
+                await loop.run_in_executor(None, select.select, [], socks, [], THREAD_WAIT_SLICE)
+                return
+            self._waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+                if not loop.is_closed():
+                    for fd in fds:
+                        loop.remove_writer(fd)
         finally:
-            if fut in self._waiters:
-                self._waiters.remove(fut)
             for fd in fds:
-                loop.remove_writer(fd)
+                io.unwatch_copy(fd)
 
 
 def _fail(fut: asyncio.Future[None], message: str) -> None:
