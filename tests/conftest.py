@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import resource
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -35,6 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
         _netns_problem = str(exc)
         if IN_CI:
             pytest.exit(f"CI needs private network namespaces and could not make one: {exc}", returncode=3)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # (started in the background by a shell: the CLI tests' children would inherit the
+        # ignored Ctrl-C that they test)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < min(hard, 16384):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 16384), hard))
