@@ -61,7 +61,17 @@ def net() -> Iterator[Net]:
     interfaces.rescan_interfaces()
 
 
-_peer_numbers = itertools.count(10)
+def _free_numbers(first: int, last: int) -> Iterator[int]:
+    """Peer numbers from ``first`` to ``last`` over and over, skipping any whose link exists now.
+    Tests that make extra peers by number use numbers outside these ranges (150-199, 230-255),
+    so a fixture's peer and a test's own can never meet, however many tests run."""
+    for n in itertools.cycle(range(first, last + 1)):
+        if not os.path.exists(f"/sys/class/net/mxv{n}h"):
+            yield n
+
+
+#: own_peer's numbers: 10-149.
+_peer_numbers = _free_numbers(10, 149)
 
 
 @pytest.fixture
@@ -77,8 +87,8 @@ def own_peer(net: Net) -> Iterator[testing.Peer]:
         interfaces.rescan_interfaces()
 
 
-#: Second peers (two_peers): a range of their own, far above what own_peer hands out.
-_second_peer_numbers = itertools.count(200)
+#: Second peers (two_peers): 200-229, a range of their own.
+_second_peer_numbers = _free_numbers(200, 229)
 
 
 @pytest.fixture

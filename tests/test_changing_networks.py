@@ -53,7 +53,7 @@ def test_follow_interfaces_joins_a_new_interface_and_drops_a_gone_one(
         t = threading.Thread(target=receive)
         t.start()
         try:
-            peer = testing.Peer(30 + (family == V6))
+            peer = testing.Peer(170 + (family == V6))
             try:
                 assert wait_for(lambda: peer.host_if in {i.machine_name for i in rx.network_interfaces})
                 send_from_peer(peer, family, group, port, [b"from the new interface"])
@@ -78,7 +78,7 @@ def test_follow_interfaces_joins_a_new_interface_and_drops_a_gone_one(
 def test_refresh_interfaces_without_following(net: Net, port: int) -> None:
     with me.McastRxSocket(V4, ["239.121.0.1"], port, timeout=0.3) as rx:
         before = {i.machine_name for i in rx.network_interfaces}
-        peer = testing.Peer(32)
+        peer = testing.Peer(172)
         try:
             assert {i.machine_name for i in rx.network_interfaces} == before  # fixed until asked
             rx.refresh_interfaces()
@@ -98,7 +98,7 @@ def test_refresh_interfaces_without_following(net: Net, port: int) -> None:
 
 
 def test_default_set_skips_an_interface_that_cannot_join(net: Net, port: int) -> None:
-    peer = testing.Peer(33)
+    peer = testing.Peer(173)
     interfaces.rescan_interfaces()
     rx = me.McastRxSocket(V4, ["239.122.0.1"], port, timeout=0.5)  # the interface list includes the peer
     peer.close()  # ... which is now gone: joining there fails with ENODEV
@@ -115,7 +115,7 @@ def test_default_set_skips_an_interface_that_cannot_join(net: Net, port: int) ->
         assert rx.recv() == b"others work"
     assert open_fds() == before
     # A named interface that can't join still fails the whole open, leaving nothing behind.
-    gone = testing.Peer(34)
+    gone = testing.Peer(174)
     interfaces.rescan_interfaces()
     named = me.McastRxSocket(V4, ["239.122.0.2"], port, ifaces=[net.a.host_if, gone.host_if])
     gone.close()
@@ -178,7 +178,7 @@ def test_asyncio_socket_follows_interfaces(net: Net, port: int) -> None:
         async with me.AsyncMcastRxSocket(V4, ["239.123.0.1"], port, follow_interfaces=True, timeout=3) as rx:
             waiting = asyncio.ensure_future(rx.recv())
             await asyncio.sleep(0.05)
-            peer = testing.Peer(35)
+            peer = testing.Peer(175)
             try:
                 for _ in range(100):  # until the socket has joined on the new link
                     if peer.host_if in {i.machine_name for i in rx.sync_socket.network_interfaces}:

@@ -117,7 +117,7 @@ def test_bare_sender_same_batch(net: Net, own_peer: testing.Peer, port: int, fam
 def test_big_batch_on_two_interfaces_each_gets_everything(
     net: Net, own_peer: testing.Peer, port: int, family: int
 ) -> None:
-    second = testing.Peer(90)
+    second = testing.Peer(176)  # (outside own_peer's and two_peers' ranges)
     try:
         big_mtu(own_peer)
         big_mtu(second)
