@@ -1,6 +1,6 @@
 """Review 3: the asyncio sockets and source-specific multicast, attacked against README.rst.
 
-Findings (each test below that fails shows one):
+Findings (each shown by a test below that failed before the fix; all fixed):
 
 - ``AsyncMcastTxSocket``: a send waiting for room watches the OS socket's own descriptor number
   (``add_writer``) and lets go of it only when the waiting task next runs. close() frees the number
@@ -89,7 +89,7 @@ def test_async_tx_closed_while_a_send_waits_a_new_socket_on_that_number_still_se
     task, which raises ``SocketClosedError``"; "one loop may serve many sockets"; an interface
     whose send buffer is full "is waited for without blocking the loop".
 
-    Instead: a task's send waits for room on socket A (``aio.py`` ``_writable`` calls
+    Before the fix: a task's send waits for room on socket A (``aio.py`` ``_writable`` calls
     ``loop.add_writer`` on A's own descriptor number N). Another task closes A and opens socket B
     in its place, on the same loop; B's OS socket gets number N. close() failed the waiter but the
     loop still holds A's registration of N until the waiting task runs its ``finally``. B's first
@@ -130,7 +130,7 @@ def test_async_tx_closed_elsewhere_while_a_send_waits_another_sockets_receive_st
     """README (asyncio): "``close()``, from the loop or from any other thread, wakes every waiting
     task, which raises ``SocketClosedError``" and "one loop may serve many sockets".
 
-    Instead: as above, a send waits for room on descriptor number N (``add_writer`` on the OS
+    Before the fix: as above, a send waits for room on descriptor number N (``add_writer`` on the OS
     socket itself, ``aio.py`` ``_writable``) and another thread closes the socket. Before the
     waiting task runs its ``finally``, an ``AsyncMcastRxSocket`` on the same loop starts a
     receive; its watch (a duplicate of its poller's descriptor) gets number N, and ``add_reader``
@@ -177,7 +177,7 @@ def test_async_tx_reply_receive_closed_while_waiting_raises_socket_closed_error(
     task, which raises ``SocketClosedError``"; CHANGELOG: ``SocketClosedError`` is raised "by a
     receive or send that was waiting when the socket was closed".
 
-    Instead: ``await tx.recvfrom()`` on an ``AsyncMcastTxSocket`` waiting for a reply raises a
+    Before the fix: ``await tx.recvfrom()`` on an ``AsyncMcastTxSocket`` waiting for a reply raises a
     plain ``MulticastExpertError`` ("The AsyncMcastTxSocket was closed while receiving",
     ``_tx_replies.py`` ``AsyncWaiter._close_here``), so ``except SocketClosedError`` misses it.
     (On a loop without add_reader, and on the synchronous McastTxSocket, it is SocketClosedError.)"""
@@ -209,7 +209,7 @@ def test_async_rx_reopened_by_another_thread_a_receive_begun_after_it_is_served(
     task, which raises ``SocketClosedError``", i.e. the tasks waiting *when it closes*; a receive on
     an open socket waits for its datagram.
 
-    Instead: another thread closes and reopens the socket. close() from another thread leaves the
+    Before the fix: another thread closes and reopens the socket. close() from another thread leaves the
     loop a callback (``_async_rx.py`` ``_after_close_elsewhere``) that, whenever it runs, unwatches
     and fails whatever waits then. A receive that began on the reopened socket (it checks
     ``is_opened`` first) before that callback ran is failed with SocketClosedError, though the
@@ -262,7 +262,7 @@ def test_async_rx_receive_on_a_new_loop_after_the_old_loop_closed(net: Net, port
     """README (asyncio): "Receives wait without blocking the loop ... They read the OS sockets
     only when the loop reports one readable"; "one loop may serve many sockets".
 
-    Instead: once a loop closed while a receive waited on it (the task dropped, not cancelled),
+    Before the fix: once a loop closed while a receive waited on it (the task dropped, not cancelled),
     the socket is deaf on every later loop: ``_readable`` watches only when ``_watching`` is
     empty, and it still holds the closed loop's watch (``_async_rx.py`` ``_readable``), so no
     new loop ever watches the socket. A receive with a datagram arriving 0.2 s after it began
@@ -294,7 +294,7 @@ def test_async_rx_close_after_the_loop_closed_raises_nothing(net: Net, port: int
     and "May be called from the event loop's thread or from any other thread"; README: leaving a
     ``with`` block closes the socket.
 
-    Instead: after a loop closed while a receive was pending on it, close() (here from the plain
+    Before the fix: after a loop closed while a receive was pending on it, close() (here from the plain
     thread, as a ``with`` block or a ``finally`` would) closes the OS sockets and then raises
     RuntimeError("Event loop is closed"): ``_fail_waiters`` sets an exception on the dead loop's
     future (``_async_rx.py`` ``close`` -> ``_fail_waiters``)."""

@@ -1,7 +1,7 @@
 """Review of the command-line tool, the testing helpers and the examples against README.rst.
 
-Each test that shows a bug says, in its docstring, which promise it breaks and what happens
-instead. Everything runs inside the test session's private network namespace (or a peer of its
+Each test that showed a bug (all fixed since) says, in its docstring, which promise it broke
+and what happened instead. Everything runs inside the test session's private network namespace (or a peer of its
 own); nothing touches the machine's interfaces.
 """
 

@@ -1,8 +1,8 @@
 """Review 3: receiving under change and concurrency (follow_interfaces, fork, timeouts, batches,
 live membership, per-packet metadata).
 
-Tests whose docstring starts "BUG" fail on the current code and say which README promise they
-break; the others are promises checked and found kept.
+Tests whose docstring starts "Review finding, fixed" failed before this session's fixes and say
+which README promise they broke; the others are promises checked and found kept.
 
 Live, in the session's private namespaces; every link made or removed here is a veth of the
 test's own (``own_peer``, or ``testing.Peer(n)`` with n in 160..163, each closed before the test
@@ -64,7 +64,7 @@ def following(family: int, groups: list[str], port: int, timeout: float | None =
 def test_following_socket_joins_an_interface_that_appeared_before_open(
     net: Net, port: int, family: int
 ) -> None:
-    """BUG. README ("Interfaces that come and go"): a socket on the default set "with
+    """Review finding, fixed. README ("Interfaces that come and go"): a socket on the default set "with
     ``follow_interfaces=True`` joins every group on an interface that appears ... Without
     ``follow_interfaces`` the set is fixed when the socket is made". A following socket is made,
     an interface appears, then open(): the new interface is never joined (not in
@@ -93,7 +93,7 @@ def test_following_socket_joins_an_interface_that_appeared_before_open(
 def test_reopened_following_socket_joins_an_interface_that_appeared_while_closed(
     net: Net, port: int, family: int
 ) -> None:
-    """BUG. Same promise as above: open(), close(), an interface appears, open() again. The
+    """Review finding, fixed. Same promise as above: open(), close(), an interface appears, open() again. The
     reopened following socket joins only the interfaces it had before the close, and never the
     new one (no notification is pending for it)."""
     group = "239.163.0.2" if family == V4 else "ff15::163:2"
@@ -119,7 +119,7 @@ def test_reopened_following_socket_joins_an_interface_that_appeared_while_closed
 
 @pytest.mark.parametrize("family", [V4, V6])
 def test_timeout_zero_never_waits_on_a_following_socket_with_one_os_socket(port: int, family: int) -> None:
-    """BUG. README (Receiving): "``timeout``: ... ``0`` never waits"; "Receives return ``None``
+    """Review finding, fixed. README (Receiving): "``timeout``: ... ``0`` never waits"; "Receives return ``None``
     on timeout" (and the trio recipe: "open the socket with ``timeout=0`` ... read until a
     receive returns None"). A following socket with one group on a host with one interface (one
     OS socket): recv_packet() with nothing queued never returns; it spins until close() from
@@ -156,7 +156,7 @@ def test_timeout_zero_never_waits_on_a_following_socket_with_one_os_socket(port:
 
 
 def test_fork_child_receiving_leaves_the_parent_following_interfaces(net: Net, port: int) -> None:
-    """BUG. README (Receiving): "After ``fork()`` ... the child may use or close its copy; the
+    """Review finding, fixed. README (Receiving): "After ``fork()`` ... the child may use or close its copy; the
     parent's socket keeps working"; and "Changes are applied by the receive that is waiting (at
     once) or by the next one". A following socket forks; the child receives for a while; an
     interface appears meanwhile; the child exits. The parent's next receives never join the new
