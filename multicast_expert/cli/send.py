@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "message",
         nargs="?",
         metavar="MESSAGE",
-        help=f"text to send (default: {DEFAULT_MESSAGE!r}), or - to send one datagram per line of stdin",
+        help=f"text to send (default: {DEFAULT_MESSAGE!r}), or - to send one datagram per line of stdin "
+        "(a text starting with '-' goes after --)",
     )
     p.add_argument(
         "--port", "-p", type=port, required=True, metavar="PORT", help="destination UDP port (1..65535)"
