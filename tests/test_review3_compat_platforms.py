@@ -141,7 +141,7 @@ def test_group_source_req_layout_on_32_bit_linux(tmp_path: Path, family: int) ->
     (a 32-bit process on a 64-bit kernel goes through compat_group_source_req, packed to 4: also
     260 bytes, group at 4).
     The library always builds the 64-bit layout, 264 bytes with the group at 8
-    (multicast_expert/_platform/_structs.py:87-94, ``"=I4x"``), whatever the ABI; '=' makes the
+    (multicast_expert/_platform/_structs.py:80-86, ``"=I4x"``), whatever the ABI; '=' makes the
     bytes the same in a 32-bit Python. Handed to the kernel from an i386 process (measured here,
     64-bit kernel), the 32-bit layout is accepted and the library's bytes are refused: IPv4 with
     EINVAL (22, wrong optlen), IPv6 with EADDRNOTAVAIL (99, the group read from offset 4, i.e.
