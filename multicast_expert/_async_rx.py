@@ -16,12 +16,13 @@ from typing import TypeVar
 
 from . import _platform
 from ._compat import rx as _compat
+from ._compat.values import LegacyIfaceInfo
 from ._describe import describe, endpoint, some
 from ._errors import SocketClosedError
 from ._lifecycle import AsyncOpenCloseContext
 from ._validate import IPv4Or6Address, MulticastAddress, family_name
 from .interfaces import IfaceInfo, IfaceSpecifier
-from .rx_socket import McastPacket, McastRxSocket
+from .rx_socket import BaseMcastRxSocket, McastPacket, McastRxSocket
 
 _T = TypeVar("_T")
 
@@ -163,8 +164,9 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
         return self._rx.network_interfaces
 
     @property
-    def iface_infos(self) -> list[IfaceInfo]:
-        """1.6.0's name for :attr:`network_interfaces`."""
+    def iface_infos(self) -> dict[str, LegacyIfaceInfo]:
+        """1.2.0's records of the interfaces listened on, by interface IP (see
+        :attr:`McastRxSocket.iface_infos`)."""
         return self._rx.iface_infos
 
     @property
@@ -468,5 +470,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
         rx = self._rx
         return await self._receive(lambda: rx._recv_batch(max_packets, bufsize, 0) or None)
 
+
+BaseMcastRxSocket.register(AsyncMcastRxSocket)
 
 __all__ = ["THREAD_WAIT_SLICE", "YIELD_EVERY", "AsyncMcastRxSocket", "running_loop"]

@@ -8,10 +8,11 @@ Layering: imports ``_errors``, ``_validate``, ``_platform`` and ``interfaces``; 
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import logging
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from . import _platform
 from ._compat.tx import BOTH_IFACES
@@ -21,6 +22,7 @@ from ._errors import (
     MulticastOSError,
     MulticastPortError,
     MulticastValueError,
+    SocketClosedError,
 )
 from ._platform import Action
 from ._rx_args import normalize_iface_list
@@ -285,3 +287,43 @@ def _payload(data: object) -> bytes:
         raise TypeError(
             f"a payload must be bytes-like (bytes, bytearray, memoryview), not {data!r:.60}"
         ) from None
+
+
+def payload_and_address(
+    data: bytes | None, address: IPv4Or6Address | None, tx_bytes: bytes | None
+) -> tuple[bytes, IPv4Or6Address]:
+    """sendto's arguments as 1.2.0 (``bytes``) or 1.6.0 (``tx_bytes``) named the payload."""
+    if tx_bytes is not None:
+        if data is not None:
+            raise TypeError("sendto() got the payload twice: as bytes and as tx_bytes (1.6.0's name)")
+        data = tx_bytes
+    if data is None or address is None:
+        missing = "bytes" if data is None else "address"
+        raise TypeError(f"McastTxSocket.sendto() missing required argument: '{missing}'")
+    return data, address
+
+
+def signature_1_2(sendto: Callable[..., None]) -> inspect.Signature:
+    """``sendto``'s signature as shown: 1.2.0's ``(bytes, address)`` with no defaults, and the
+    keyword ``iface`` (the defaults and ``tx_bytes``, 1.6.0's name, only let 1.6.0's calls in)."""
+    sig = inspect.signature(sendto)
+    return sig.replace(
+        parameters=[
+            p.replace(default=inspect.Parameter.empty) if p.name in ("bytes", "address") else p
+            for p in sig.parameters.values()
+            if p.name != "tx_bytes"
+        ]
+    )
+
+
+def tx_closed(what: str) -> SocketClosedError:
+    """The error for ``what`` on a closed send socket."""
+    return SocketClosedError(f"{what} on a closed McastTxSocket; open it first")
+
+
+def open_sock(out: Out, what: str = "send_batch()") -> socket.socket:
+    """The interface's OS socket; closed by another thread since the caller looked: raises."""
+    sock = out.sock
+    if sock is None:
+        raise tx_closed(what)
+    return sock

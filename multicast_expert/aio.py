@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 
 from . import _platform
 from ._async_rx import THREAD_WAIT_SLICE, YIELD_EVERY, AsyncMcastRxSocket, running_loop
+from ._compat.values import LegacyIfaceInfo
 from ._describe import describe, some
 from ._errors import MulticastSendError, SocketClosedError
 from ._lifecycle import AsyncOpenCloseContext
@@ -135,8 +136,8 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         return self._tx.network_interface
 
     @property
-    def iface_info(self) -> IfaceInfo:
-        """1.6.0's name for :attr:`network_interface`."""
+    def iface_info(self) -> LegacyIfaceInfo:
+        """1.2.0's record of the interface sent from (see :attr:`McastTxSocket.iface_info`)."""
         return self._tx.iface_info
 
     @property

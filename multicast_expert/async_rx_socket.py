@@ -6,6 +6,6 @@ Nothing inside the package imports it; new code imports from ``multicast_expert`
 from __future__ import annotations
 
 from .aio import AsyncMcastRxSocket
-from .rx_socket import DEFAULT_RX_BUFSIZE, PacketAndSenderAddress
+from .rx_socket import DEFAULT_RX_BUFSIZE, BaseMcastRxSocket, PacketAndSenderAddress
 
-__all__ = ["DEFAULT_RX_BUFSIZE", "AsyncMcastRxSocket", "PacketAndSenderAddress"]
+__all__ = ["DEFAULT_RX_BUFSIZE", "AsyncMcastRxSocket", "BaseMcastRxSocket", "PacketAndSenderAddress"]

@@ -13,6 +13,7 @@ membership's changes). This module validates arguments, words errors, builds rea
 
 from __future__ import annotations
 
+import abc
 import logging
 import socket
 import threading
@@ -31,6 +32,7 @@ from ._compat.names import (  # 1.2.0 exported these from this module
     is_windows,
     validate_mcast_ip,
 )
+from ._compat.values import LegacyIfaceInfo
 from ._describe import describe, endpoint, some
 from ._engine import Mode, ReceiveEngine
 from ._errors import EngineClosedError, MulticastExpertError, MulticastValueError, SocketClosedError
@@ -66,6 +68,12 @@ _FAMILIES = frozenset({int(socket.AF_INET), int(socket.AF_INET6)})
 _INTS = (int, socket.AddressFamily)
 _log = logging.getLogger("multicast_expert.rx")
 _new = tuple.__new__  # (a NamedTuple's own __new__ is a Python call)
+
+
+class BaseMcastRxSocket(abc.ABC):  # noqa: B024 (it has no abstract methods: a name, not an interface)
+    """1.6.0's common base class of :class:`McastRxSocket` and :class:`AsyncMcastRxSocket`, kept
+    for its name: both are registered as its subclasses, so ``isinstance`` and annotations that
+    use it hold. It adds nothing; subclass :class:`McastRxSocket` itself."""
 
 
 class McastRxSocket(OpenCloseContext):
@@ -214,9 +222,12 @@ class McastRxSocket(OpenCloseContext):
         return list(self._members.ifaces)
 
     @property
-    def iface_infos(self) -> list[IfaceInfo]:
-        """1.6.0's name for :attr:`network_interfaces`."""
-        return list(self._members.ifaces)
+    def iface_infos(self) -> dict[str, LegacyIfaceInfo]:
+        """1.2.0's records of the interfaces listened on, by interface IP (each with an address of
+        the family now): ``iface_ip``, ``iface_name``, ``iface_idx``. See :attr:`network_interfaces`."""
+        members, family = self._members, self.addr_family
+        ips = ((i, i.primary_ip(family)) for i in members.ifaces if i.machine_name not in members.absent)
+        return {ip: LegacyIfaceInfo(ip, i.machine_name, i.index) for i, ip in ips if ip is not None}
 
     @property
     def iface_ips(self) -> list[str]:
@@ -552,10 +563,13 @@ def _closed(what: str) -> SocketClosedError:
     return SocketClosedError(f"{what} on a closed McastRxSocket; open it first")
 
 
+BaseMcastRxSocket.register(McastRxSocket)
+
 __all__ = [
     "DEFAULT_RX_BUFSIZE",
     "LOCALHOST_IPV4",
     "LOCALHOST_IPV6",
+    "BaseMcastRxSocket",
     "IPv4Or6Address",
     "McastPacket",
     "McastRxSocket",

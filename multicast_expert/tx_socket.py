@@ -6,7 +6,7 @@ import contextlib
 import socket
 import weakref
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _platform
 from ._compat.names import (  # 1.2.0 exported these from this module
@@ -19,13 +19,13 @@ from ._compat.names import (  # 1.2.0 exported these from this module
     validate_mcast_ip,
 )
 from ._compat.tx import legacy_tx_iface
+from ._compat.values import LegacyIfaceInfo
 from ._describe import describe, some
 from ._errors import (
     MulticastExpertError,
     MulticastSendError,
     MulticastValueError,
     OSTTLError,
-    SocketClosedError,
 )
 from ._lifecycle import OpenCloseContext, apply_sockopt
 from ._packet import McastPacket
@@ -37,8 +37,12 @@ from ._tx_args import (
     check_destination,
     interface_specs,
     open_os_socket,
+    open_sock,
     overflow_error,
+    payload_and_address,
     records,
+    signature_1_2,
+    tx_closed,
 )
 from ._tx_replies import Replies
 from ._validate import (
@@ -159,9 +163,10 @@ class McastTxSocket(OpenCloseContext):
         return [o.sock for o in self._outs if o.sock is not None]
 
     @property
-    def iface_info(self) -> IfaceInfo:
-        """1.6.0's name for :attr:`network_interface`."""
-        return self._iface
+    def iface_info(self) -> LegacyIfaceInfo:
+        """1.2.0's record of the interface sent from: ``iface_ip``, ``iface_name``, ``iface_idx``
+        (the first interface, when sending on several; :attr:`network_interface` is the newer form)."""
+        return LegacyIfaceInfo(self.iface_ip, self._iface.machine_name, self._iface.index)
 
     @property
     def mcast_ips_set(self) -> frozenset[str]:
@@ -248,14 +253,22 @@ class McastTxSocket(OpenCloseContext):
         many went out.
         """
         if self._sock is None:
-            raise _closed("setblocking()")
+            raise tx_closed("setblocking()")
         check_bool(flag, "flag")
         for sock in self.sockets:
             sock.setblocking(flag)
 
-    def sendto(self, bytes: bytes, address: IPv4Or6Address, *, iface: IfaceSpecifier | None = None) -> None:  # noqa: A002
+    def _sendto_any(  # sendto: see below the method
+        self,
+        bytes: bytes | None = None,  # noqa: A002
+        address: IPv4Or6Address | None = None,
+        *,
+        iface: IfaceSpecifier | None = None,
+        tx_bytes: bytes | None = None,
+    ) -> None:
         """Send one datagram to ``address`` = ``(group, port)``, on every interface of the socket
-        (or only on ``iface``, one of them).
+        (or only on ``iface``, one of them). 1.6.0's keyword name for ``bytes``, ``tx_bytes``, is
+        accepted too.
 
         Raises:
             MulticastExpertError: the group "was not one of the addresses given" to this socket,
@@ -265,7 +278,8 @@ class McastTxSocket(OpenCloseContext):
                 interface was still sent on).
             OSError: the OS refused the send on the one interface.
         """
-        if iface is None:  # the common case first: one interface, open, an allowed (group, port)
+        # The common case first: one interface, open, an allowed (group, port), 1.2.0's names.
+        if iface is None and tx_bytes is None:
             try:
                 group, _port = address  # type: ignore[misc]  # (a 4-tuple: the full check, scope id too)
                 sock = self._fast[group]
@@ -273,29 +287,38 @@ class McastTxSocket(OpenCloseContext):
                 pass
             else:
                 try:
-                    sock.sendto(bytes, address)
+                    sock.sendto(bytes, address)  # type: ignore[arg-type]  # (None: the socket's TypeError)
                 except (OverflowError, OSError) as exc:
-                    self._send_failed(exc, self._outs[0], address)
+                    self._send_failed(exc, self._outs[0], address)  # type: ignore[arg-type]
                 return
-        self._sendto(bytes, address, iface)
+        self._sendto(*payload_and_address(bytes, address, tx_bytes), iface)
+
+    if TYPE_CHECKING:  # 1.2.0's signature; at run time 1.6.0's name of the payload, tx_bytes, is taken too
+        # fmt: off
+        def sendto(self, bytes: bytes, address: IPv4Or6Address, *, iface: IfaceSpecifier | None = None) -> None: ...  # noqa: A002, E501
+        # fmt: on
+
+    else:
+        sendto = _sendto_any
 
     def _sendto_checked(
         self,
-        bytes: bytes,  # noqa: A002  (the name sendto's callers may pass it by)
-        address: IPv4Or6Address,
+        bytes: bytes = None,  # type: ignore[assignment]  # noqa: A002  (the names sendto's callers use)
+        address: IPv4Or6Address = None,  # type: ignore[assignment]
         *,
         iface: IfaceSpecifier | None = None,
+        tx_bytes: bytes | None = None,
     ) -> None:
         """:meth:`sendto` as the C sendto hands it over (anything it did not send itself): always
         checked in full, so a destination found valid is remembered for the C method."""
-        self._sendto(bytes, address, iface)
+        self._sendto(*payload_and_address(bytes, address, tx_bytes), iface)
 
     def _sendto(self, data: bytes, address: IPv4Or6Address, iface: IfaceSpecifier | None) -> None:
         """:meth:`sendto` checked in full (closed, several interfaces, ``iface=``, a group new
         to :attr:`_fast`)."""
         fast, sock = self._fast, self._sock  # (in this order: see close)
         if sock is None:
-            raise _closed("sendto()")
+            raise tx_closed("sendto()")
         group, outs = address[0], self._chosen(iface)
         if group not in self._allowed or type(address) is not tuple or len(address) != 2:
             address = check_destination(address, self.addr_family, self._allowed, [o.iface for o in outs])
@@ -311,14 +334,14 @@ class McastTxSocket(OpenCloseContext):
         if len(outs) == 1:
             out = outs[0]
             try:
-                _open_sock(out, "sendto()").sendto(data, address)
+                open_sock(out, "sendto()").sendto(data, address)
             except (OverflowError, OSError) as exc:
                 self._send_failed(exc, out, address)
             return
         failures: dict[str, OSError] = {}
         for out in outs:
             try:
-                _open_sock(out, "sendto()").sendto(data, address)
+                open_sock(out, "sendto()").sendto(data, address)
             except OverflowError as exc:  # the first socket refuses the address: nothing went out
                 raise overflow_error(exc, address) from None
             except OSError as exc:
@@ -326,7 +349,7 @@ class McastTxSocket(OpenCloseContext):
                     failures[out.name] = self._explain(exc, f"Sending to {address[0]}", out)
         if failures:
             if self._sock is None:  # (closed by another thread during the send: its sockets' errors)
-                raise _closed("sendto()")
+                raise tx_closed("sendto()")
             sent = {o.name: int(o.name not in failures) for o in outs}
             raise MulticastSendError(f"Sending to {address[0]}", failures, sent)
 
@@ -335,7 +358,7 @@ class McastTxSocket(OpenCloseContext):
         if isinstance(exc, OverflowError):
             raise overflow_error(exc, address) from None
         if self._sock is None:  # (closed by another thread during the send: its socket's error)
-            raise _closed("sendto()") from exc
+            raise tx_closed("sendto()") from exc
         if _platform.OPS.harmless_send_error(exc, out.iface.is_localhost()):
             return
         better = self._explain(exc, f"Sending to {address[0]}", out)
@@ -378,7 +401,7 @@ class McastTxSocket(OpenCloseContext):
                 how many went out before (every other interface was still sent on).
         """
         if self._sock is None:
-            raise _closed("send_batch()")
+            raise tx_closed("send_batch()")
         items = datagrams if type(datagrams) is list else list(datagrams)
         first = self._batch_known(self._outs[0], items) if iface is None and not self._many else None
         if first is not None:  # (every destination known valid: sent without the check in Python)
@@ -397,7 +420,7 @@ class McastTxSocket(OpenCloseContext):
                 failures[out.name] = self._explain(exc, "Sending a batch", out)
         if failures:
             if self._sock is None:  # (closed by another thread during the send: its sockets' errors)
-                raise _closed("send_batch()")
+                raise tx_closed("send_batch()")
             raise MulticastSendError(f"Sending a batch of {count}", failures, sent)
         return min(sent.values())
 
@@ -405,7 +428,7 @@ class McastTxSocket(OpenCloseContext):
         """:meth:`_batch_on` of a batch not checked yet, if the platform finds every datagram an
         exact ``(bytes, (str, int))`` tuple to a destination in :attr:`_known`; else None, nothing
         sent (see DatagramIO.send_known)."""
-        sock = _open_sock(out)
+        sock = open_sock(out)
         try:
             n = _platform.IO.send_known(sock, self.addr_family, items, self._known)
         except BlockingIOError:
@@ -419,7 +442,7 @@ class McastTxSocket(OpenCloseContext):
     def _batch_on(self, out: Out, checked: Batch, done: int = 0) -> tuple[int, OSError | None]:
         """Send ``checked`` on one interface, from ``checked[done]`` on: (how many went out, the
         error that stopped it, if any). A full send buffer only stops it."""
-        io, sock = _platform.IO, _open_sock(out)
+        io, sock = _platform.IO, open_sock(out)
         while done < len(checked):
             try:
                 n = io.send_many(sock, self.addr_family, checked[done:] if done else checked)
@@ -436,7 +459,7 @@ class McastTxSocket(OpenCloseContext):
 
     def _one_by_one(self, out: Out, checked: Batch, done: int) -> tuple[int, OSError | None]:
         """:meth:`_batch_on` by one ``sendto`` per datagram, from ``checked[done]`` on."""
-        sock, loopback = _open_sock(out), out.iface.is_localhost()
+        sock, loopback = open_sock(out), out.iface.is_localhost()
         harmless = _platform.OPS.harmless_send_error
         for data, addr in checked[done:]:
             try:
@@ -522,7 +545,7 @@ class McastTxSocket(OpenCloseContext):
         ``(ip, port, flowinfo, scope_id)`` as the socket module (and 1.2.0) return it."""
         sock = self._sock
         if sock is None:
-            raise _closed("getsockname()")
+            raise tx_closed("getsockname()")
         with self._closed_meanwhile("getsockname()"):
             name: IPv4Or6Address = sock.getsockname()
         return name
@@ -535,7 +558,7 @@ class McastTxSocket(OpenCloseContext):
         """
         socks = self.sockets
         if self._sock is None or not socks:
-            raise _closed("setsockopt()")
+            raise tx_closed("setsockopt()")
         with self._closed_meanwhile("setsockopt()"):
             apply_sockopt(socks, level, opt, value)
 
@@ -546,7 +569,7 @@ class McastTxSocket(OpenCloseContext):
             yield
         except OSError:
             if self._sock is None:
-                raise _closed(what) from None
+                raise tx_closed(what) from None
             raise
 
 
@@ -555,6 +578,9 @@ _TX = McastTxSocket
 _TX_SENDTO = McastTxSocket.sendto
 # (A wrong call of the C sendto reaches this method: its errors name the method called.)
 McastTxSocket._sendto_checked.__qualname__ = "McastTxSocket.sendto"
+_TX_SENDTO.__name__ = "sendto"
+_TX_SENDTO.__qualname__ = "McastTxSocket.sendto"
+_TX_SENDTO.__signature__ = signature_1_2(_TX_SENDTO)  # type: ignore[attr-defined]
 
 __all__ = [  # the socket class, and what 1.2.0 also exported from this module
     "LOCALHOST_IPV4",
@@ -568,15 +594,3 @@ __all__ = [  # the socket class, and what 1.2.0 also exported from this module
     "is_windows",
     "validate_mcast_ip",
 ]
-
-
-def _open_sock(out: Out, what: str = "send_batch()") -> socket.socket:
-    """The interface's OS socket; closed by another thread since the caller looked: raises."""
-    sock = out.sock
-    if sock is None:
-        raise _closed(what)
-    return sock
-
-
-def _closed(what: str) -> SocketClosedError:
-    return SocketClosedError(f"{what} on a closed McastTxSocket; open it first")

@@ -210,6 +210,7 @@ NAMES_1_6_0 = {
     ],
     "multicast_expert.async_rx_socket": [
         "AsyncMcastRxSocket",
+        "BaseMcastRxSocket",
         "DEFAULT_RX_BUFSIZE",
         "PacketAndSenderAddress",
     ],
@@ -229,7 +230,7 @@ NAMES_1_6_0 = {
         "LOCALHOST_IPV4",
         "LOCALHOST_IPV6",
     ],
-    "multicast_expert.rx_socket": ["DEFAULT_RX_BUFSIZE", "PacketAndSenderAddress"],
+    "multicast_expert.rx_socket": ["BaseMcastRxSocket", "DEFAULT_RX_BUFSIZE", "PacketAndSenderAddress"],
     "multicast_expert.utils": ["ip_interface_to_ip_string", "MulticastAddress"],
 }
 

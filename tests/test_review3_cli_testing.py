@@ -1,8 +1,8 @@
 """Review of the command-line tool, the testing helpers and the examples against README.rst.
 
 Each test that showed a bug (all fixed since) says, in its docstring, which promise it broke
-and what happened instead. Everything runs inside the test session's private network namespace (or a peer of its
-own); nothing touches the machine's interfaces.
+and what happened instead. Everything runs inside the test session's private network namespace
+(or a peer of its own); nothing touches the machine's interfaces.
 """
 
 from __future__ import annotations

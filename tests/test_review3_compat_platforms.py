@@ -62,9 +62,9 @@ def test_1_2_tx_iface_info_is_the_1_2_record(net: Net) -> None:
     """
     tx = me.McastTxSocket(V4, ["239.77.0.3"], net.a.host_ip4)
     info = tx.iface_info
-    assert info.iface_ip == net.a.host_ip4  # type: ignore[attr-defined]
-    assert info.iface_name == net.a.host_if  # type: ignore[attr-defined]
-    assert info.iface_idx == socket.if_nametoindex(net.a.host_if)  # type: ignore[attr-defined]
+    assert info.iface_ip == net.a.host_ip4
+    assert info.iface_name == net.a.host_if
+    assert info.iface_idx == socket.if_nametoindex(net.a.host_if)
 
 
 def test_1_2_rx_iface_infos_is_keyed_by_interface_ip(net: Net) -> None:
@@ -77,7 +77,7 @@ def test_1_2_rx_iface_infos_is_keyed_by_interface_ip(net: Net) -> None:
     "TypeError: list indices must be integers or slices, not str".
     """
     rx = me.McastRxSocket(V4, ["239.77.0.4"], 5000, net.a.host_ip4)
-    info = rx.iface_infos[net.a.host_ip4]  # type: ignore[call-overload]
+    info = rx.iface_infos[net.a.host_ip4]
     assert info.iface_idx == socket.if_nametoindex(net.a.host_if)
 
 
@@ -129,7 +129,9 @@ def _setsockopt_from_32_bit_process(tmp_path: Path, name: str, family: int, leve
 
 
 @pytest.mark.parametrize("family", [V4, V6])
-def test_group_source_req_layout_on_32_bit_linux(tmp_path: Path, family: int) -> None:
+def test_group_source_req_layout_on_32_bit_linux(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, family: int
+) -> None:
     """README: "the right socket options and struct layouts for each OS" and "SSM and source
     blocking work for IPv4 and IPv6 on Linux ... with each system's own ``group_source_req``
     layout".
@@ -140,20 +142,21 @@ def test_group_source_req_layout_on_32_bit_linux(tmp_path: Path, family: int) ->
     process (i386, armhf: a 32-bit Raspberry Pi OS) must pass 260 bytes with the group at offset 4
     (a 32-bit process on a 64-bit kernel goes through compat_group_source_req, packed to 4: also
     260 bytes, group at 4).
-    The library always builds the 64-bit layout, 264 bytes with the group at 8
-    (multicast_expert/_platform/_structs.py:80-86, ``"=I4x"``), whatever the ABI; '=' makes the
-    bytes the same in a 32-bit Python. Handed to the kernel from an i386 process (measured here,
-    64-bit kernel), the 32-bit layout is accepted and the library's bytes are refused: IPv4 with
-    EINVAL (22, wrong optlen), IPv6 with EADDRNOTAVAIL (99, the group read from offset 4, i.e.
-    from the padding). So every IPv4 and IPv6 source-specific join, block and unblock fails on
-    32-bit Linux.
+    Review finding, fixed: the library built the 64-bit layout (264 bytes, group at 8) whatever
+    the ABI, which an i386 process's kernel call refuses (IPv4 EINVAL, IPv6 EADDRNOTAVAIL), so
+    every source-specific join, block and unblock failed on 32-bit Linux. The padding now follows
+    the pointer size (``_structs.SS_ALIGN``): the bytes made as in a 32-bit Python are handed to
+    the kernel from an i386 probe (built freestanding with ``gcc -m32``) and accepted.
     """
     level = socket.IPPROTO_IP if family == V4 else socket.IPPROTO_IPV6
     group, source = ("232.77.0.1", "198.18.77.9") if family == V4 else ("ff3e::77:1", "2001:db8:77::9")
     index = socket.if_nametoindex("lo")
-    ours = (st.GROUP_SOURCE_REQ4 if family == V4 else st.GROUP_SOURCE_REQ6)(
-        st.Target(group=group, source=source, ifindex=index)
-    )
+    shape = st.GROUP_SOURCE_REQ4 if family == V4 else st.GROUP_SOURCE_REQ6
+    target = st.Target(group=group, source=source, ifindex=index)
+    native = shape(target)
+    assert isinstance(native, bytes) and len(native) == 2 * 128 + struct.calcsize("P")  # (264 on 64-bit)
+    monkeypatch.setattr(st, "SS_ALIGN", 4)  # the bytes a 32-bit Python makes (its pointers are 4 bytes)
+    ours = shape(target)
     assert isinstance(ours, bytes)
 
     def storage(ip: str) -> bytes:
@@ -164,7 +167,7 @@ def test_group_source_req_layout_on_32_bit_linux(tmp_path: Path, family: int) ->
     abi32 = struct.pack("=I", index) + storage(group) + storage(source)  # group at 4: 260 bytes
     # The probe works: the kernel takes the 32-bit layout from a 32-bit process.
     assert _setsockopt_from_32_bit_process(tmp_path, "abi32", family, level, abi32) == 0
-    # The library's bytes, as a 32-bit Python would hand them over.
+    # The library's bytes as a 32-bit Python makes them.
     assert _setsockopt_from_32_bit_process(tmp_path, "library", family, level, ours) == 0, (
         f"library's group_source_req is {len(ours)} bytes; a 32-bit process needs {len(abi32)}"
     )

@@ -119,15 +119,14 @@ def test_reopened_following_socket_joins_an_interface_that_appeared_while_closed
 
 @pytest.mark.parametrize("family", [V4, V6])
 def test_timeout_zero_never_waits_on_a_following_socket_with_one_os_socket(port: int, family: int) -> None:
-    """Review finding, fixed. README (Receiving): "``timeout``: ... ``0`` never waits"; "Receives return ``None``
-    on timeout" (and the trio recipe: "open the socket with ``timeout=0`` ... read until a
-    receive returns None"). A following socket with one group on a host with one interface (one
-    OS socket): recv_packet() with nothing queued never returns; it spins until close() from
-    another thread ends it. Both modes. Cause (guess): _engine.py ReceiveEngine._receive, SINGLE
-    mode with a service watched (not plain): a missed read sets ``waited = False`` (line ~403),
-    so remaining(0, ..., False) gives another 0 s poll instead of EXPIRED, and the ``or timeout
-    == 0`` (line ~423) sends it back to the read: forever (``single_only`` at line ~419 covers
-    only the plain case)."""
+    """Review finding, fixed. README (Receiving): "``timeout``: ... ``0`` never waits"; "Receives return
+    ``None`` on timeout" (and the trio recipe: "open the socket with ``timeout=0`` ... read until a
+    receive returns None"). A following socket with one group on a host with one interface (one OS
+    socket): recv_packet() with nothing queued never returns; it spins until close() from another thread
+    ends it. Both modes. Cause (guess): _engine.py ReceiveEngine._receive, SINGLE mode with a service
+    watched (not plain): a missed read sets ``waited = False`` (line ~403), so remaining(0, ..., False)
+    gives another 0 s poll instead of EXPIRED, and the ``or timeout == 0`` (line ~423) sends it back to
+    the read: forever (``single_only`` at line ~419 covers only the plain case)."""
     group = "239.163.6.1" if family == V4 else "ff15::163:61"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -156,8 +155,8 @@ def test_timeout_zero_never_waits_on_a_following_socket_with_one_os_socket(port:
 
 
 def test_fork_child_receiving_leaves_the_parent_following_interfaces(net: Net, port: int) -> None:
-    """Review finding, fixed. README (Receiving): "After ``fork()`` ... the child may use or close its copy; the
-    parent's socket keeps working"; and "Changes are applied by the receive that is waiting (at
+    """Review finding, fixed. README (Receiving): "After ``fork()`` ... the child may use or close
+    its copy; the parent's socket keeps working"; and "Changes are applied by the receive that is waiting (at
     once) or by the next one". A following socket forks; the child receives for a while; an
     interface appears meanwhile; the child exits. The parent's next receives never join the new
     interface (a control without fork does). Cause (guess): the rtnetlink watch socket

@@ -67,4 +67,6 @@ def from_1_6_positions(
         if ifaces is not None:
             raise TypeError("McastRxSocket() got iface_ips both positionally (1.6.0) and as ifaces")
         ifaces = given[3]  # type: ignore[assignment]
+    if given[0] is not None:  # 1.6.0: a blocking given overrides the timeout (True: block forever)
+        return check_bool(given[0], "blocking"), UNSET, loopback, iface, ifaces
     return given[0], seventh, loopback, iface, ifaces

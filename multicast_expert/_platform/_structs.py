@@ -77,13 +77,19 @@ def sockaddr_storage(family: int, ip: str) -> bytes:
     return raw.ljust(SOCKADDR_STORAGE_SIZE, b"\0")
 
 
+#: Linux's ``__kernel_sockaddr_storage`` is aligned as a pointer (``_K_SS_ALIGNSIZE``,
+#: include/uapi/linux/socket.h), so in ``group_req`` / ``group_source_req`` (include/uapi/linux/in.h)
+#: the u32 interface index is padded to 8 bytes in a 64-bit process and not at all in a 32-bit one.
+SS_ALIGN = struct.calcsize("P")
+
+
 def group_req(family: int, ifindex: int, group: str) -> bytes:
-    """``struct group_req``: interface index (padded to 8 bytes), group."""
-    return struct.pack("=I4x", ifindex) + sockaddr_storage(family, group)
+    """Linux ``struct group_req``: interface index (padded to :data:`SS_ALIGN`), group."""
+    return struct.pack("=I", ifindex) + bytes(SS_ALIGN - 4) + sockaddr_storage(family, group)
 
 
 def group_source_req(family: int, ifindex: int, group: str, source: str) -> bytes:
-    """``struct group_source_req``: interface index (padded to 8 bytes), group, source."""
+    """Linux ``struct group_source_req``: interface index (padded to :data:`SS_ALIGN`), group, source."""
     return group_req(family, ifindex, group) + sockaddr_storage(family, source)
 
 
