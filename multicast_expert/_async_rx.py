@@ -379,6 +379,12 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
         except (NotImplementedError, ValueError):  # ProactorEventLoop; select()'s 512 cap
             self._unwatch()
             self._no_reader = True
+        except OSError as exc:  # (no descriptor to spare for the copy: EMFILE names ulimit -n)
+            self._unwatch()
+            better = _platform.translate_oserror(exc, _platform.Action.WAIT, self.addr_family, "Waiting")
+            if better is exc:
+                raise
+            raise better from exc
 
     def _on_readable(self) -> None:
         self._unwatch()

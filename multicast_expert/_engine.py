@@ -1,15 +1,14 @@
 """The receive engine: many OS sockets behind one wait, with a wake-up descriptor.
 
-Layering rule: knows sockets and readiness only (no groups, interfaces or OS options). It learns of
-sockets only through the membership's :class:`~._membership.Change` values (:meth:`apply`); the
-poller and wake-up descriptor come from the per-OS I/O layer.
+Layering rule: knows sockets and readiness only (no groups, interfaces or OS options); learns of
+sockets only through :class:`~._membership.Change` values (:meth:`apply`); the poller and
+wake-up descriptor come from the per-OS I/O layer.
 
 State (one explicit value, :class:`Mode`):
 
 - ``CLOSED``: no sockets; every receive raises.
 - ``SINGLE``: exactly one socket; it is read directly, without the ready queue.
-- ``MULTI``: several sockets; one poll round queues every ready socket once and they are served
-  round-robin from that queue, so no group starves another.
+- ``MULTI``: several sockets; a poll round queues each ready one once, served round-robin.
 - ``EMPTY``: open with no socket (every group left); receives wait for a join or a close.
 
 Every receive has one shape (as trio's non-blocking helper): *try* a read, classify the result
@@ -253,7 +252,8 @@ class ReceiveEngine(Generic[_U]):
                 # a fork between the two steps then finds the engine listed, with or without one.
                 _engines.add(self)  # type: ignore[arg-type]
                 live = [fd for fd, u in self.by_fd.items() if u.sock.fileno() == fd]  # (not closed by hand)
-                self._poller = _platform.IO.poller([*live, *self._services])
+                with _platform.os_errors(_platform.Action.WAIT, socket.AF_INET, "Waiting for datagrams"):
+                    self._poller = _platform.IO.poller([*live, *self._services])  # (EMFILE: ulimit -n)
                 self._set_hot()
             return self._poller
 

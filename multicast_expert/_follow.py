@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,17 @@ from ._membership import Membership
 #: Seconds between rescans where the OS gives no change notifications.
 RESCAN_PERIOD = 1.0
 _log = logging.getLogger("multicast_expert.rx")
+#: Followers with a watch socket, for fork handling.
+_watching: weakref.WeakSet[InterfaceFollower] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for follower in list(_watching):
+        follower.own_watch_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class InterfaceFollower:
@@ -43,6 +55,31 @@ class InterfaceFollower:
             return
         self._watch, self._pid = watch, os.getpid()
         self._engine.add_service(watch.fileno(), self._on_change)
+        _watching.add(self)
+
+    def own_watch_after_fork(self) -> None:
+        """In a fork's child, at once (one thread, no lock taken): the inherited watch is the open
+        file the parent reads, and a child not receiving when a change comes would never see it.
+        The child's number now holds a watch socket of its own (the engine keeps watching the same
+        number), asked for the interface list so that the child's next receive rescans. Should
+        that fail, :meth:`_on_change` does it when the inherited socket next turns readable."""
+        watch = self._watch
+        if watch is None:
+            return
+        try:
+            mine = _platform.HOST.interface_watch()
+        except OSError:
+            return
+        if mine is None:
+            return
+        try:
+            _platform.HOST.poke_watch(mine)
+            os.dup2(mine.fileno(), watch.fileno(), inheritable=False)
+            self._pid = os.getpid()
+        except OSError:
+            pass
+        finally:
+            mine.close()
 
     def stop(self) -> None:
         watch, self._watch = self._watch, None

@@ -260,6 +260,8 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         """
         await self._pace()
         tx = self._tx
+        if not tx.is_opened:  # (an empty batch too, as the synchronous socket's)
+            raise SocketClosedError("send_batch() on a closed AsyncMcastTxSocket; open it first")
         batch = check_batch(datagrams, tx.addr_family, tx.mcast_ips_set, None, tx.network_interfaces)
 
         def attempt(iface: IfaceInfo, done: int) -> tuple[int, OSError | None]:
@@ -351,12 +353,17 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
         # the last remove_writer: close() from elsewhere frees the sockets' own numbers at once,
         # and a new socket given one of them must not meet this wait's registration.
         fds: list[int] = []
+        own = False  # (watching the sockets' own numbers: no descriptor to spare for copies)
         try:
             try:
                 for s in socks:
                     fds.append(io.watch_copy(s.fileno()))
-            except OSError:
-                raise SocketClosedError("sendto() on a closed AsyncMcastTxSocket; open it first") from None
+            except OSError as exc:
+                if any(s.fileno() < 0 for s in socks):
+                    raise SocketClosedError("sendto() on a closed AsyncMcastTxSocket; open it first") from exc
+                for fd in fds:  # the descriptor table is full: the numbers themselves, as before
+                    io.unwatch_copy(fd)
+                fds, own = [s.fileno() for s in socks], True
             try:
                 for fd in fds:
                     loop.add_writer(fd, _wake, fut)
@@ -373,8 +380,9 @@ class AsyncMcastTxSocket(AsyncOpenCloseContext):
                     for fd in fds:
                         loop.remove_writer(fd)
         finally:
-            for fd in fds:
-                io.unwatch_copy(fd)
+            if not own:
+                for fd in fds:
+                    io.unwatch_copy(fd)
 
 
 def _fail(fut: asyncio.Future[None], message: str) -> None:

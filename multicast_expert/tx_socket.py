@@ -281,11 +281,13 @@ class McastTxSocket(OpenCloseContext):
         # The common case first: one interface, open, an allowed (group, port), 1.2.0's names.
         if iface is None and tx_bytes is None:
             try:
-                group, _port = address  # type: ignore[misc]  # (a 4-tuple: the full check, scope id too)
+                group, port = address  # type: ignore[misc]  # (a 4-tuple: the full check, scope id too)
                 sock = self._fast[group]
             except (TypeError, ValueError, LookupError):  # (the full check says what is wrong)
                 pass
             else:
+                if port is True or port is False:  # (an int to the OS: the full check refuses it)
+                    return self._sendto(bytes, address, iface)  # type: ignore[arg-type]
                 try:
                     sock.sendto(bytes, address)  # type: ignore[arg-type]  # (None: the socket's TypeError)
                 except (OverflowError, OSError) as exc:
@@ -320,7 +322,8 @@ class McastTxSocket(OpenCloseContext):
         if sock is None:
             raise tx_closed("sendto()")
         group, outs = address[0], self._chosen(iface)
-        if group not in self._allowed or type(address) is not tuple or len(address) != 2:
+        plain = type(address) is tuple and len(address) == 2 and type(address[1]) is not bool
+        if group not in self._allowed or not plain:
             address = check_destination(address, self.addr_family, self._allowed, [o.iface for o in outs])
         elif iface is None and not self._many and type(group) is str:
             fast[group] = sock  # the caller's own str: found without comparing next time

@@ -39,6 +39,10 @@ class Host:
         OS has none (callers then rescan periodically). Its data only signals; drain and discard it."""
         return None
 
+    def poke_watch(self, watch: socket.socket) -> None:
+        """Make an :meth:`interface_watch` socket readable soon, so its next drain leads to a
+        rescan (nothing where the OS has no watch)."""
+
     def drain_watch(self, watch: socket.socket) -> set[int] | None:
         """Read every queued notification of an :meth:`interface_watch` socket. Returns the indexes
         of interfaces that went away meanwhile (they may be back under the same index), or None

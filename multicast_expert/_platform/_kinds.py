@@ -45,3 +45,4 @@ class Action(enum.Enum):
     UNBLOCK_SOURCE = "unblock_source"
     OPEN_TX = "open_tx"
     SEND = "send"
+    WAIT = "wait"  # setting up a receive's wait: the poller, its wake-up descriptor, a loop's watch

@@ -68,6 +68,8 @@ RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
 RTM_DELLINK = 17  # message type: a link went away
+RTM_GETLINK = 18  # message type: a request for links (<linux/rtnetlink.h>)
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300  # nlmsghdr flags: a request; every entry (<linux/netlink.h>)
 
 _P = TypeVar("_P", bound=tuple[object, ...])
 # <linux/sockios.h>, <linux/if.h>
@@ -213,6 +215,12 @@ class LinuxHost(Host):
             sock.close()
             raise
         return sock
+
+    def poke_watch(self, watch: socket.socket) -> None:
+        # A dump request (struct nlmsghdr, then struct rtgenmsg {u8 family; 3 pad}: <linux/netlink.h>,
+        # <linux/rtnetlink.h>): the kernel answers with every link, which drain_watch reads as a change.
+        request = struct.pack("=IHHII4x", 20, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
+        watch.sendto(request, (0, 0))  # (to the kernel: port id 0)
 
     def drain_watch(self, watch: socket.socket) -> set[int] | None:
         # struct nlmsghdr {u32 len; u16 type; u16 flags; u32 seq; u32 pid} (<linux/netlink.h>), then

@@ -39,13 +39,33 @@ class Finding:
     nets: tuple[IPNetwork, ...] | None = None
     #: 4 or 6 when the rule's table only sees that IP version.
     version: int | None = None
+    #: Destinations the rule leaves alone (``daddr != ...``, iptables ``! -d ...``).
+    excluded: tuple[IPNetwork, ...] = ()
 
     def matches(self, group: str) -> bool:
         """Whether the rule can drop traffic of ``group``."""
         ip = ipaddress.ip_address(group)
         if self.version is not None and ip.version != self.version:
             return False
+        if any(ip.version == n.version and ip in n for n in self.excluded):
+            return False
         return self.nets is None or any(ip.version == n.version and ip in n for n in self.nets)
+
+
+#: A negated destination match: nft ``[ip|ip6] daddr != X`` (X one address or network, a range,
+#: or a set ``{ ... }``), iptables ``! -d X`` / ``! --dst-range A-B``.
+_NEGATED = re.compile(
+    r"(?:\b(?:ip6?\s+)?daddr\s+!=\s+(\{[^}]*\}|\S+)|!\s+(?:-d|--destination|--dst-range)\s+(\S+))\s*"
+)
+
+
+def split_negated(rule: str) -> tuple[str, tuple[IPNetwork, ...]]:
+    """``rule`` without its negated destination match, and the networks that match leaves alone
+    (a rule dropping every destination but those hits every other group)."""
+    m = _NEGATED.search(rule)
+    if m is None:
+        return rule, ()
+    return rule[: m.start()] + rule[m.end() :], tuple(_networks(m.group(1) or m.group(2)))
 
 
 def _networks(rule: str) -> list[IPNetwork]:
@@ -106,8 +126,14 @@ def iptables_findings(tool: str, text: str) -> list[Finding]:
     version = 6 if tool.startswith("ip6") else 4
     found = []
     for ln in lines:
-        if ln.startswith("-A ") and _DROP.search(ln) and (mentions_multicast(ln) or _iptables_catch_all(ln)):
-            found.append(Finding(f"{tool}: {ln}", "remove or narrow that rule", multicast_nets(ln), version))
+        rule, excluded = split_negated(ln)
+        if (
+            ln.startswith("-A ")
+            and _DROP.search(rule)
+            and (mentions_multicast(rule) or _iptables_catch_all(rule))
+        ):
+            nets = multicast_nets(rule)
+            found.append(Finding(f"{tool}: {ln}", "remove or narrow that rule", nets, version, excluded))
     for ln in lines:
         m = re.fullmatch(r"-P (INPUT|PREROUTING) (DROP|REJECT)", ln)
         if m:
@@ -188,7 +214,7 @@ def nft_findings(text: str) -> list[Finding]:
             policy_drop = bool(re.search(r"\bpolicy drop\b", ln))
         elif chain and ln:
             # (a named set is read as the elements it holds)
-            rule = _with_sets(ln, table, sets) if "@" in ln else ln
+            rule, excluded = split_negated(_with_sets(ln, table, sets) if "@" in ln else ln)
             if _DROP.search(rule) and (mentions_multicast(rule) or _nft_catch_all(rule)):
                 found.append(
                     Finding(
@@ -196,6 +222,7 @@ def nft_findings(text: str) -> list[Finding]:
                         "remove or narrow that rule",
                         multicast_nets(rule),
                         _nft_version(table),
+                        excluded,
                     )
                 )
             elif _ACCEPT.search(rule) and mentions_multicast(rule):

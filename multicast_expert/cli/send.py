@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from .._errors import MulticastExpertError
+from .._validate import MAX_TIMEOUT
 from ..tx_socket import McastTxSocket
 from ._common import (
     EXIT_OK,
@@ -102,6 +103,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     family = family_of(groups)
     if args.interval is not None and args.rate is not None:
         raise UsageError("give --interval or --rate, not both")
+    if args.rate and 1.0 / args.rate > MAX_TIMEOUT:
+        raise UsageError(
+            f"--rate {args.rate:g} is too slow; give at least {1 / MAX_TIMEOUT:g} datagrams per second"
+        )
     if args.size is not None:
         check_datagram_size(args.size, family, f"--size {args.size}")
     elif args.message not in (None, "-"):
