@@ -27,7 +27,14 @@ from ._errors import (
 from ._platform import Action
 from ._rx_args import normalize_iface_list
 from ._validate import IPv4Or6Address, check_int_range, check_port, family_name, normalize_mcast_ip
-from .interfaces import IfaceInfo, IfaceSpecifier, get_default_gateway_iface, iface_exists, resolve_iface
+from .interfaces import (
+    IfaceInfo,
+    IfaceSpecifier,
+    get_default_gateway_iface,
+    iface_exists,
+    rescan_interfaces,
+    resolve_iface,
+)
 from .interfaces import iface_ip as primary_ip
 
 MAX_PORT = 65535
@@ -82,7 +89,7 @@ def interface_specs(
     return [default]
 
 
-def records(specs: list[IfaceSpecifier], family: int) -> list[Out]:
+def records(specs: Sequence[IfaceSpecifier], family: int) -> list[Out]:
     """One record per distinct interface, in the order given, with the address it sends from."""
     outs: list[Out] = []
     for spec in specs:
@@ -90,6 +97,18 @@ def records(specs: list[IfaceSpecifier], family: int) -> list[Out]:
         if all(info.index != o.iface.index for o in outs):
             outs.append(Out(info, source_address(spec, info, family)))
     return outs
+
+
+def looked_up_again(specs: Sequence[IfaceSpecifier], family: int, outs: list[Out]) -> list[Out] | None:
+    """After an open failed: the interfaces ``specs`` name (names for those given by name, record
+    or default) looked up in a fresh scan, when that finds another index or address than ``outs``
+    has (the interface re-created, its address changed); else None (the error stands)."""
+    rescan_interfaces()
+    try:
+        fresh = records(specs, family)
+    except (MulticastExpertError, OSError):
+        return None
+    return None if [(o.iface, o.ip) for o in fresh] == [(o.iface, o.ip) for o in outs] else fresh
 
 
 def source_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str:

@@ -6,6 +6,7 @@ build on it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import ipaddress
@@ -13,7 +14,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
 import netifaces
@@ -180,10 +181,29 @@ _listenable: dict[int, tuple[tuple[IfaceInfo, ...], list[IfaceInfo]]] = {}
 DEFAULT_IFACES_MAX_AGE = 1.0
 
 
+#: ``own``: the thread has entered another network namespace (see :func:`own_interface_scans`).
+_thread = threading.local()
+
+
+@contextlib.contextmanager
+def own_interface_scans() -> Iterator[None]:
+    """Within the block, the calling thread, which has entered another network namespace (as
+    ``testing.Peer.run`` does), scans interfaces afresh for every lookup and leaves the process's
+    cache, which describes the process's own namespace, alone."""
+    before = getattr(_thread, "own", False)
+    _thread.own = True
+    try:
+        yield
+    finally:
+        _thread.own = before
+
+
 def rescan_interfaces() -> tuple[IfaceInfo, ...]:
     """Scan the machine's interfaces now and refresh the cache."""
     global _cache, _cache_time, _lookups, _resolved, _listenable
     found = tuple(i for i in map(_read_interface, netifaces.interfaces()) if i is not None)
+    if getattr(_thread, "own", False):
+        return found  # (another namespace's: not cached)
     with _lock:
         _cache = found
         _cache_time = time.monotonic()
@@ -198,7 +218,7 @@ def cached_interfaces(max_age: float | None = None) -> tuple[IfaceInfo, ...]:
     cache = _cache
     if cache is None or (max_age is not None and time.monotonic() - _cache_time > max_age):
         return rescan_interfaces()
-    return cache
+    return rescan_interfaces() if getattr(_thread, "own", False) else cache
 
 
 def iface_exists(iface: IfaceInfo) -> bool:
@@ -260,6 +280,7 @@ def _lookup(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None) -> list[If
     table = cached_interfaces() if ifaces is None else ifaces
     lookups = _lookups
     cacheable = ifaces is None and isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
+    cacheable = cacheable and not getattr(_thread, "own", False)
     found = lookups.get(spec) if cacheable else None
     if found is None:
         found = _match(spec, table)
@@ -397,6 +418,7 @@ def resolve_iface(spec: IfaceSpecifier, family: int) -> IfaceInfo:
     current scan is remembered until the next one, as :func:`find_interface` remembers it)."""
     resolved = _resolved
     cacheable = isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
+    cacheable = cacheable and not getattr(_thread, "own", False)
     if cacheable:
         hit = resolved.get((spec, family))
         if hit is not None:

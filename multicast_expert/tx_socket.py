@@ -36,6 +36,7 @@ from ._tx_args import (
     check_batch,
     check_destination,
     interface_specs,
+    looked_up_again,
     open_os_socket,
     open_sock,
     overflow_error,
@@ -67,9 +68,8 @@ class McastTxSocket(OpenCloseContext):
 
     Use it as a context manager (``with McastTxSocket(...) as tx:``) or call open() and close().
 
-    It also receives the unicast replies sent back to its own address and port (SSDP answers,
-    mDNS one-shot query answers, ssmping): see :meth:`recvfrom`, :meth:`recv_packet` and
-    :meth:`recv_batch`, which wait by :attr:`timeout` (None, the default, blocks).
+    It also receives the unicast replies sent to its own address and port (SSDP, mDNS one-shot
+    queries, ssmping): :meth:`recvfrom`, :meth:`recv_packet`, :meth:`recv_batch` (by :attr:`timeout`).
 
     Args:
         addr_family: ``socket.AF_INET`` or ``socket.AF_INET6``.
@@ -114,6 +114,7 @@ class McastTxSocket(OpenCloseContext):
         self.source_port: int = check_port(source_port, "source_port")
         self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
         specs = interface_specs(addr_family, legacy_tx_iface(iface_ip, legacy), iface, ifaces)
+        self._specs = [s.machine_name if isinstance(s, IfaceInfo) else s for s in specs]  # (for open)
         #: One record per interface, in the order given (each interface once).
         self._outs: list[Out] = records(specs, addr_family)
         self._many = len(self._outs) > 1
@@ -179,13 +180,30 @@ class McastTxSocket(OpenCloseContext):
         return self._sock
 
     def open(self) -> None:
-        """Create and configure the OS socket (one per interface). All or nothing.
+        """Create and configure the OS socket (one per interface). All or nothing. When that fails,
+        the interfaces are looked up again as the machine has them now (by name, unless named by
+        IP: re-created under a new index, or with a new address) and, if changed, opened once more.
 
         Raises:
             MulticastExpertError: already open, or the OS refused a setting (with the reason).
         """
         if self._sock is not None:
             raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
+        try:
+            self._open_all()
+        except OSError:
+            fresh = looked_up_again(self._specs, self.addr_family, self._outs)
+            if fresh is None:
+                raise
+            self._outs, self._many, self._known = fresh, len(fresh) > 1, {}
+            self._iface, self.iface_ip = fresh[0].iface, fresh[0].ip
+            self._open_all()
+        self._sock = self._outs[0].sock
+        self._fast = {}
+        self.is_opened = True
+        self._install_hot()
+
+    def _open_all(self) -> None:  # (all or nothing)
         try:
             opened = []
             for out in self._outs:
@@ -198,18 +216,11 @@ class McastTxSocket(OpenCloseContext):
             self._replies.close()
             self._close_all()
             raise
-        self._sock = self._outs[0].sock
-        self._fast = {}
-        self.is_opened = True
-        self._install_hot()
 
     def _install_hot(self) -> None:
-        """Where the OS layer has it (the C accelerator) and the socket sends on one interface,
-        make ``sendto`` its C method for this socket (an instance attribute over the class's
-        method): it sends to destinations :meth:`_sendto` checked and hands everything else to
-        the Python method. Left alone: an override in a subclass or a patch of the class (called
-        instead), and an instance attribute the caller set. While open it keeps the socket alive,
-        as a bound method does."""
+        """With the C accelerator and one interface: ``sendto`` is its C method on this instance
+        (destinations :meth:`_sendto` checked; the rest to the Python method), holding the socket
+        as a bound method does. Left alone: subclass overrides, class patches, the caller's own."""
         make, attrs, old = _platform.IO.tx_hot, self.__dict__, self._hot
         current = attrs.get("sendto")
         if current is not None and (old is None or current != old.sendto):
@@ -493,11 +504,9 @@ class McastTxSocket(OpenCloseContext):
 
     def recvfrom(self, bufsize: int = 4096, flags: int = 0) -> tuple[bytes, IPv4Or6Address] | None:
         """Receive one reply: a datagram sent by unicast to this socket's own address and port
-        (on any of its interfaces), as ``(payload, sender address)``; None on timeout.
-
-        Waits by :attr:`timeout`. The OS sockets are read without waiting whatever their blocking
-        mode (:meth:`setblocking`); ``flags`` are recvfrom(2)'s (``socket.MSG_PEEK`` leaves the
-        datagram queued).
+        (on any of its interfaces), as ``(payload, sender address)``; None on timeout. Waits by
+        :attr:`timeout`, whatever the OS sockets' blocking mode; ``flags`` are recvfrom(2)'s
+        (``socket.MSG_PEEK`` leaves the datagram queued).
 
         Raises:
             MulticastExpertError: the socket is closed (also when closed by another thread while
@@ -512,12 +521,9 @@ class McastTxSocket(OpenCloseContext):
         return None if got is None else got[0]
 
     def recv_packet(self, bufsize: int = 65535) -> McastPacket | None:
-        """Receive one reply as an :class:`McastPacket`, or None on timeout.
-
-        ``src`` is the sender; ``group`` is the local address the reply was sent to (the address
-        this socket sends from on that interface: replies are unicast, so there is no group);
-        ``iface_index`` is the index of that interface (the one of :attr:`network_interfaces`
-        whose OS socket received it); ``truncated`` says the reply was longer than ``bufsize``.
+        """Receive one reply as an :class:`McastPacket`, or None on timeout: ``src`` the sender,
+        ``group`` the local address it was sent to (unicast: no group), ``iface_index`` the
+        interface whose OS socket received it, ``truncated`` whether it was longer than ``bufsize``.
 
         Raises:
             MulticastExpertError: the socket is closed (also while waiting).
@@ -528,9 +534,8 @@ class McastTxSocket(OpenCloseContext):
     def recv_batch(self, max_packets: int = 64, bufsize: int = 65535) -> list[McastPacket]:
         """Receive up to ``max_packets`` replies (as :meth:`recv_packet` describes each).
 
-        Waits by :attr:`timeout` for the first, then returns every reply already queued, up to
-        ``max_packets``, without waiting more; [] on timeout. With several interfaces, the ones
-        with replies queued share ``max_packets`` fairly. On Linux one ``recvmmsg`` reads many.
+        Waits by :attr:`timeout` for the first, then returns the replies already queued (the
+        interfaces with some share ``max_packets`` fairly), without waiting more; [] on timeout.
 
         Raises:
             MulticastExpertError: the socket is closed (also while waiting).
@@ -554,11 +559,7 @@ class McastTxSocket(OpenCloseContext):
         return name
 
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
-        """Set an extra socket option on every underlying OS socket.
-
-        Raises:
-            SocketClosedError: the socket is closed.
-        """
+        """Set an extra socket option on every underlying OS socket (closed: SocketClosedError)."""
         socks = self.sockets
         if self._sock is None or not socks:
             raise tx_closed("setsockopt()")
@@ -581,8 +582,7 @@ _TX = McastTxSocket
 _TX_SENDTO = McastTxSocket.sendto
 # (A wrong call of the C sendto reaches this method: its errors name the method called.)
 McastTxSocket._sendto_checked.__qualname__ = "McastTxSocket.sendto"
-_TX_SENDTO.__name__ = "sendto"
-_TX_SENDTO.__qualname__ = "McastTxSocket.sendto"
+_TX_SENDTO.__name__, _TX_SENDTO.__qualname__ = "sendto", "McastTxSocket.sendto"
 _TX_SENDTO.__signature__ = signature_1_2(_TX_SENDTO)  # type: ignore[attr-defined]
 
 __all__ = [  # the socket class, and what 1.2.0 also exported from this module

@@ -1,7 +1,8 @@
 """Review: the 1.2.0 / 1.6.0 compatibility contract and the per-OS struct layouts.
 
 Compared against the released sources of multicast_expert 1.2.0 and 1.6.0 (PyPI wheels) and the
-kernel ABI. Every test that opens a socket runs inside the session's private network namespace.
+kernel ABI. Every difference found is fixed; the tests assert the released behaviour. Every test
+that opens a socket runs inside the session's private network namespace.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def test_1_6_positional_blocking_true_means_block_forever(net: Net) -> None:
     In 1.6.0 (rx_socket.py, BaseMcastRxSocket.__init__) ``blocking`` overrides ``timeout``:
     "If set to True, timeout is set to None (block forever)". Run with 1.6.0 in a namespace,
     ``McastRxSocket(AF_INET, [g], port, None, None, None, 5, True, False, ip).timeout`` is None.
-    Here it is 5.0: a 1.6.0 program that asked to block forever gets None back after 5 s.
+    Before the fix it was 5.0: a 1.6.0 program that asked to block forever gets None back after 5 s.
     """
     rx = me.McastRxSocket(V4, ["239.77.0.1"], 5000, None, None, None, 5, True, False, net.a.host_ip4)
     assert rx.timeout is None
@@ -40,7 +41,7 @@ def test_1_6_sendto_accepts_its_tx_bytes_keyword(net: Net, port: int) -> None:
     """README: "Programs written for multicast_expert 1.2.0 or 1.6.0 run unchanged".
 
     1.6.0's ``McastTxSocket.sendto(self, tx_bytes, address)`` (tx_socket.py) names the payload
-    ``tx_bytes``; 1.2.0 named it ``bytes``. Here only ``bytes`` exists, so the 1.6.0 call
+    ``tx_bytes``; 1.2.0 named it ``bytes``. Before the fix only ``bytes`` existed, so the 1.6.0 call
     ``tx.sendto(tx_bytes=b"...", address=(group, port))`` raises
     "TypeError: McastTxSocket.sendto() got an unexpected keyword argument 'tx_bytes'"
     (accelerated and pure).
@@ -56,7 +57,7 @@ def test_1_2_tx_iface_info_is_the_1_2_record(net: Net) -> None:
 
     In 1.2.0 ``McastTxSocket.iface_info`` is ``os_multicast.get_iface_info(iface_ip)``: an
     ``os_multicast.IfaceInfo(iface_ip, iface_name, iface_idx)`` (1.6.0 has no public
-    ``iface_info``: its attribute is ``_iface_info``). Here it is the new ``IfaceInfo``
+    ``iface_info``: its attribute is ``_iface_info``). Before the fix it was the new ``IfaceInfo``
     (machine_name, index, ...), so 1.2.0's ``tx.iface_info.iface_idx`` raises AttributeError.
     The property's docstring calls it "1.6.0's name" (multicast_expert/tx_socket.py:162-164).
     """
@@ -72,7 +73,7 @@ def test_1_2_rx_iface_infos_is_keyed_by_interface_ip(net: Net) -> None:
 
     In 1.2.0 ``McastRxSocket.iface_infos`` is a dict ``{iface_ip: os_multicast.IfaceInfo}``
     (rx_socket.py: ``self.iface_infos[iface_ip] = os_multicast.get_iface_info(iface_ip)``); 1.6.0
-    has only the private ``_iface_infos``. Here it is a list of the new ``IfaceInfo``
+    has only the private ``_iface_infos``. Before the fix it was a list of the new ``IfaceInfo``
     (multicast_expert/rx_socket.py:216-219), so ``rx.iface_infos[ip]`` raises
     "TypeError: list indices must be integers or slices, not str".
     """
@@ -89,7 +90,7 @@ def test_1_6_base_rx_socket_class_is_importable() -> None:
     1.6.0's ``multicast_expert.rx_socket`` defines the public ``BaseMcastRxSocket``, the base of
     both ``McastRxSocket`` and ``AsyncMcastRxSocket`` (``async_rx_socket`` imports it too), the
     type to annotate or ``isinstance``-check "either receive socket" with. Here
-    ``from multicast_expert.rx_socket import BaseMcastRxSocket`` raises ImportError (the name is
+    ``from multicast_expert.rx_socket import BaseMcastRxSocket`` raised ImportError (the name was
     missing from tests/test_compat.py's NAMES_1_6_0 as well).
     """
     rx_socket = importlib.import_module("multicast_expert.rx_socket")

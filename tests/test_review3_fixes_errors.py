@@ -1,6 +1,6 @@
 """Review 3 (d): the latest fixes, and bad input everywhere.
 
-Tests whose docstring starts "BUG" fail on the current code and say which README promise they
+Tests whose docstring starts "Fixed" failed before this session's fixes and say which README promise they
 break; the others are promises checked and found kept.
 
 Live, in the session's private namespaces: sockets are opened on ``lo`` and the session's veth
@@ -70,7 +70,7 @@ def outcome(call: Callable[[], Any]) -> Any:
 def test_async_send_waiting_for_room_at_the_descriptor_limit_is_not_called_closed(
     own_peer: testing.Peer, port: int
 ) -> None:
-    """BUG (regression of the last asyncio fix). README (Sending): ``AsyncMcastTxSocket``: "an
+    """Fixed (regression of the last asyncio fix). README (Sending): ``AsyncMcastTxSocket``: "an
     interface whose send buffer is full is waited for without blocking the loop"; (Errors) "Any
     operation on a closed socket raises ``SocketClosedError``" and "a full descriptor table names
     ``ulimit -n``". An open AsyncMcastTxSocket on a slow link whose send buffer fills while the
@@ -106,7 +106,7 @@ def test_async_send_waiting_for_room_at_the_descriptor_limit_is_not_called_close
 
 @pytest.mark.parametrize("kind", ["McastRxSocket", "McastTxSocket-replies", "AsyncMcastRxSocket"])
 def test_first_receive_at_the_descriptor_limit_names_ulimit(net: Net, port: int, kind: str) -> None:
-    """BUG. README (Errors): "Known OS errors are translated by one function into
+    """Fixed. README (Errors): "Known OS errors are translated by one function into
     ``MulticastOSError`` ...: a full descriptor table names ``ulimit -n``". An open socket's
     first receive while the descriptor table is full raises a bare ``OSError: [Errno 24] Too
     many open files`` (not a MulticastOSError, no advice), from recvfrom, recv_packet, recv_batch
@@ -142,7 +142,7 @@ def test_first_receive_at_the_descriptor_limit_names_ulimit(net: Net, port: int,
 
 
 def test_fork_child_follows_an_interface_whose_notifications_the_parent_read(net: Net, port: int) -> None:
-    """BUG (a case the fork fix missed). README (Receiving): "After ``fork()`` ... the child may
+    """Fixed (a case the fork fix missed). README (Receiving): "After ``fork()`` ... the child may
     use or close its copy"; ("Interfaces that come and go") a following socket "joins every group
     on an interface that appears ... Changes are applied by the receive that is waiting (at once)
     or by the next one". A following socket forks; the child has received (made its own poller)
@@ -214,7 +214,7 @@ def test_fork_child_follows_an_interface_whose_notifications_the_parent_read(net
 
 @pytest.mark.parametrize("rate", ["1e-300", "5e-324"])
 def test_cli_send_tiny_rate_is_a_bad_argument_not_a_traceback(net: Net, port: int, rate: str) -> None:
-    """BUG (a case the CLI fix missed). README (Command-line tool): "Errors end in one line on
+    """Fixed (a case the CLI fix missed). README (Command-line tool): "Errors end in one line on
     stderr, never a traceback"; exit status "2 a bad argument". ``send --rate 1e-300 --count 2``
     sends one datagram, then ends in a traceback (``OverflowError: timestamp out of range for
     platform time_t`` from time.sleep) with exit 1. The fix bounded ``--rate`` above (1e9) but not
@@ -267,7 +267,7 @@ _ALLOWED_SET = "\tset allowed {\n\t\ttype ipv4_addr\n\t\telements = { 239.250.1.
     ids=["nft-not-in-named-set", "nft-not-ssm-range", "nft-not-unicast-net", "iptables-not-unicast-net"],
 )
 def test_doctor_reads_negated_address_matches(tool: str, text: str) -> None:
-    """BUG. README (doctor): "firewall (read-only): nftables and iptables rules that drop
+    """Fixed. README (doctor): "firewall (read-only): nftables and iptables rules that drop
     multicast ... a rule counts only for the groups it can match (one dropping ``239.0.0.0/8`` is
     reported, not failed, for ``232.1.1.1``)". A rule that drops everything *except* some
     addresses (``ip daddr != @allowed drop``, ``ip daddr != 232.0.0.0/8 drop``, iptables
@@ -288,7 +288,7 @@ def test_doctor_reads_negated_address_matches(tool: str, text: str) -> None:
 
 
 def test_sendto_refuses_a_bool_port_as_send_batch_does(net: Net) -> None:
-    """BUG. README (Sending): "``send_batch([(payload, (group, port)), ...])`` checks every pair
+    """Fixed. README (Sending): "``send_batch([(payload, (group, port)), ...])`` checks every pair
     as ``sendto`` does"; (Errors) "Wrong *types* (``"no"`` for a boolean, say) raise
     ``TypeError``"; (Migrating) "booleans must be booleans". ``send_batch`` refuses port ``True``
     ("port must be an int in 0..65535, not bool True"), but ``sendto(b"...", (group, True))``
@@ -305,7 +305,7 @@ def test_sendto_refuses_a_bool_port_as_send_batch_does(net: Net) -> None:
 
 
 def test_async_send_batch_on_a_closed_socket_raises_socket_closed(net: Net) -> None:
-    """BUG. README (Errors): "Any operation on a closed socket raises ``SocketClosedError``";
+    """Fixed. README (Errors): "Any operation on a closed socket raises ``SocketClosedError``";
     the synchronous ``send_batch([])`` on a closed socket does. ``await
     AsyncMcastTxSocket.send_batch([])`` on a closed (never opened, or closed) socket returns 0.
     Cause (guess): aio.py ``send_batch`` checks the batch and hands an empty one to ``_on_each``,

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..interfaces import rescan_interfaces
+from ..interfaces import own_interface_scans, rescan_interfaces
 from ._netns import (
     CLONE_NEWNET,
     NetnsError,
@@ -160,7 +160,8 @@ class Peer:
                         raise NetnsError(f"setns failed: {os.strerror(ctypes.get_errno())}")
                 finally:
                     os.close(fd)
-                result.append(fn())
+                with own_interface_scans():  # (the process's cache is of its own namespace)
+                    result.append(fn())
             except BaseException as exc:
                 error.append(exc)
 
