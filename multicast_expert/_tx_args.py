@@ -316,9 +316,10 @@ def payload_and_address(
         if data is not None:
             raise TypeError("sendto() got the payload twice: as bytes and as tx_bytes (1.6.0's name)")
         data = tx_bytes
-    if data is None or address is None:
-        missing = "bytes" if data is None else "address"
-        raise TypeError(f"McastTxSocket.sendto() missing required argument: '{missing}'")
+    if data is None:
+        raise TypeError("sendto() needs bytes, the payload (bytes-like), not None")
+    if address is None:
+        raise TypeError("sendto() needs address = (group, port), not None")
     return data, address
 
 
