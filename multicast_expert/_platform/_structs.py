@@ -151,7 +151,7 @@ def GROUP_SOURCE_REQ4(t: Target) -> bytes:  # noqa: N802
 
 
 def GROUP_SOURCE_REQ6(t: Target) -> bytes:  # noqa: N802
-    """RFC 3678 ``group_source_req`` for IPv6 (Linux/Windows layout)."""
+    """RFC 3678 ``group_source_req`` for IPv6 (Linux layout; Windows has its own below)."""
     return group_source_req(socket.AF_INET6, t.ifindex, t.group, t.source)
 
 
