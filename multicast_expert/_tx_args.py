@@ -111,6 +111,17 @@ def looked_up_again(specs: Sequence[IfaceSpecifier], family: int, outs: list[Out
     return None if [(o.iface, o.ip) for o in fresh] == [(o.iface, o.ip) for o in outs] else fresh
 
 
+def renamed_index(outs: list[Out]) -> bool:
+    """Whether an interface of ``outs`` has another index under its name now (re-created)."""
+    for o in outs:
+        try:
+            if _platform.HOST.iface_index(o.iface.machine_name) != o.iface.index:
+                return True
+        except OSError:  # (gone: the open fails and says so)
+            pass
+    return False
+
+
 def source_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str:
     """The address datagrams leave from: the one given, if an address was given (an interface may
     hold several); else the one the OS would pick (never a deprecated or tentative one); else the
@@ -269,9 +280,12 @@ def check_scope(address: IPv4Or6Address, ifaces: Sequence[IfaceInfo]) -> None:
         )
 
 
-def open_os_socket(out: Out, family: int, ttl: int, external: bool, source_port: int) -> socket.socket:
+def open_os_socket(
+    out: Out, family: int, ttl: int, external: bool, source_port: int
+) -> tuple[socket.socket, int, str]:
     """One configured OS socket sending from ``out``'s interface and address (``external``: the
-    socket's enable_external_loopback)."""
+    socket's enable_external_loopback), kept as ``out.sock``; returns it with the interface's
+    index and the address, as the replies take them."""
     ops, iface = _platform.OPS, out.iface
     sock = socket.socket(family, socket.SOCK_DGRAM)  # (looked up now: tests swap it)
     try:
@@ -295,7 +309,8 @@ def open_os_socket(out: Out, family: int, ttl: int, external: bool, source_port:
     if _log.isEnabledFor(logging.DEBUG):
         what = "opened fd %d: sending from %s on %s (index %d), ttl %d"
         _log.debug(what, sock.fileno(), out.ip, iface.machine_name, iface.index, ttl)
-    return sock
+    out.sock = sock
+    return sock, iface.index, out.ip
 
 
 def _payload(data: object) -> bytes:

@@ -42,6 +42,7 @@ from ._tx_args import (
     overflow_error,
     payload_and_address,
     records,
+    renamed_index,
     signature_1_2,
     tx_closed,
 )
@@ -124,7 +125,7 @@ class McastTxSocket(OpenCloseContext):
         self._known: dict[object, object] = {}  # destinations found valid (see check_batch)
         self._sock: socket.socket | None = None  # the first interface's, for the one-interface path
         #: While open on one interface: the allowed groups sendto() was given (the caller's str
-        #: objects, so a lookup finds them by identity) -> the OS socket. Empty while closed.
+        #: objects: found by identity) -> the OS socket. Empty while closed.
         self._fast: dict[object, socket.socket] = {}
         #: The C sendto in use while open on one interface (see _install_hot), else None.
         self._hot: Any = None
@@ -165,8 +166,7 @@ class McastTxSocket(OpenCloseContext):
 
     @property
     def iface_info(self) -> LegacyIfaceInfo:
-        """1.2.0's record of the interface sent from: ``iface_ip``, ``iface_name``, ``iface_idx``
-        (the first interface, when sending on several; :attr:`network_interface` is the newer form)."""
+        """1.2.0's record of the (first) interface sent from: ``iface_ip``, ``iface_name``, ``iface_idx``."""
         return LegacyIfaceInfo(self.iface_ip, self._iface.machine_name, self._iface.index)
 
     @property
@@ -180,38 +180,38 @@ class McastTxSocket(OpenCloseContext):
         return self._sock
 
     def open(self) -> None:
-        """Create and configure the OS socket (one per interface). All or nothing. When that fails,
-        the interfaces are looked up again as the machine has them now (by name, unless named by
-        IP: re-created under a new index, or with a new address) and, if changed, opened once more.
+        """Create and configure the OS socket (one per interface). All or nothing. Interfaces whose
+        name has another index now (re-created), or whose open fails (an address changed), are
+        looked up again as the machine has them (by name unless named by IP) and opened as found.
 
         Raises:
             MulticastExpertError: already open, or the OS refused a setting (with the reason).
         """
         if self._sock is not None:
             raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
+        if renamed_index(self._outs):  # (its old index may be another interface's now)
+            self._use(looked_up_again(self._specs, self.addr_family, self._outs))
         try:
             self._open_all()
         except OSError:
-            fresh = looked_up_again(self._specs, self.addr_family, self._outs)
-            if fresh is None:
+            if not self._use(looked_up_again(self._specs, self.addr_family, self._outs)):
                 raise
-            self._outs, self._many, self._known = fresh, len(fresh) > 1, {}
-            self._iface, self.iface_ip = fresh[0].iface, fresh[0].ip
             self._open_all()
         self._sock = self._outs[0].sock
         self._fast = {}
         self.is_opened = True
         self._install_hot()
 
+    def _use(self, fresh: list[Out] | None) -> bool:  # (False for None)
+        if fresh is not None:
+            self._outs, self._many, self._known, self._iface = fresh, len(fresh) > 1, {}, fresh[0].iface
+            self.iface_ip = fresh[0].ip
+        return fresh is not None
+
     def _open_all(self) -> None:  # (all or nothing)
         try:
-            opened = []
-            for out in self._outs:
-                out.sock = sock = open_os_socket(
-                    out, self.addr_family, self.ttl, self.enable_external_loopback, self.source_port
-                )
-                opened.append((sock, out.iface.index, out.ip))
-            self._replies.open(opened)
+            ttl, external, port = self.ttl, self.enable_external_loopback, self.source_port
+            self._replies.open([open_os_socket(o, self.addr_family, ttl, external, port) for o in self._outs])
         except BaseException:
             self._replies.close()
             self._close_all()
@@ -486,7 +486,6 @@ class McastTxSocket(OpenCloseContext):
             done += 1
         return done, None
 
-    # ---- replies -------------------------------------------------------------------------------
     @property
     def timeout(self) -> float | None:
         """How long a receive waits for a reply: None (the default) blocks, as a bare socket does;
@@ -543,7 +542,6 @@ class McastTxSocket(OpenCloseContext):
         """
         return self._replies.recv_batch(max_packets, bufsize, self._timeout)
 
-    # ---- descriptors and options ---------------------------------------------------------------
     def fileno(self) -> int:
         """The OS socket's file descriptor (the first interface's; -1 when closed)."""
         return self._sock.fileno() if self._sock is not None else -1
