@@ -4,13 +4,16 @@ asyncio send waits, sendto's tx_bytes / bool-port handling, the 1.2.0 shapes."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 
 import pytest
 from helpers import V4, V6
 from udp_capture import Capture
 
 import multicast_expert as me
-from multicast_expert import testing
+from multicast_expert import interfaces, testing
 
 
 def recreate(peer: testing.Peer) -> None:
@@ -94,7 +97,6 @@ def test_a_thread_started_by_a_peer_run_function_looks_up_the_peers_interfaces(
     interface list: its default-set receive socket lists the host's interfaces (names the peer
     does not have), not the peer's ``peer_if``. Cause: ``interfaces.own_interface_scans`` marks
     only the calling thread (a threading.local, interfaces.py ``_thread``)."""
-    import threading
 
     me.scan_interfaces()  # (the process's cache: fresh, of the test's own namespace)
     seen: list[list[str]] = []
@@ -122,7 +124,6 @@ def test_a_thread_started_by_a_peer_run_function_leaves_the_process_cache_alone(
     lookup that rescans) writes the peer's interfaces into the process-wide cache; for the next
     second the test's own default-set receive socket, made in the main thread, uses the peer's
     interface list (``peer_if``, which this namespace does not have) instead of its own."""
-    import threading
 
     def server() -> None:
         t = threading.Thread(target=me.scan_interfaces)
@@ -149,11 +150,6 @@ def test_fork_while_another_thread_refreshes_the_interfaces_child_can_close(
     whole refresh, line ~253) is held in the child by a thread that does not exist there; the
     fork handlers (_follow.py, _engine.py register_at_fork) neither take it before the fork nor
     reset it after."""
-    import os
-    import threading
-    import time
-
-    from multicast_expert import interfaces
 
     rx = me.McastRxSocket(V4, [group_of(V4, 4)], port, iface=own_peer.host_if, timeout=0.1)
     rx.open()
@@ -212,7 +208,6 @@ def test_reopen_under_a_new_index_checks_scope_ids_against_it_and_leaks_nothing(
     open() the socket reports the new index (network_interface, iface_info), takes a scope id of
     the new index and refuses the old one (accelerated C sendto too: it forgets what it knew), and
     a failed reopen while the interface is gone leaves no descriptor behind."""
-    import os
 
     group = group_of(V6, 5)
     tx = me.McastTxSocket(V6, [group], iface=own_peer.host_if)
