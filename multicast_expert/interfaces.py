@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import functools
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -181,15 +182,41 @@ _listenable: dict[int, tuple[tuple[IfaceInfo, ...], list[IfaceInfo]]] = {}
 DEFAULT_IFACES_MAX_AGE = 1.0
 
 
-#: ``own``: the thread has entered another network namespace (see :func:`own_interface_scans`).
+#: Per thread: ``own`` (inside :func:`own_interface_scans`), and whether the thread was found in
+#: another network namespace than the process's (``away``) as of scan number ``gen``.
 _thread = threading.local()
+_gen = 0
+
+
+def _away_now() -> bool:
+    """Whether the calling thread is in another network namespace than the process's main thread
+    (Linux: a thread can enter one, as ``testing.Peer.run``'s does, and the threads it starts are
+    in it too). The process's cache describes the main thread's namespace only."""
+    if getattr(_thread, "own", False):
+        return True
+    try:
+        return os.readlink("/proc/thread-self/ns/net") != os.readlink("/proc/self/ns/net")
+    except OSError:  # (no /proc: no per-thread namespaces to tell apart)
+        return False
+
+
+def _away() -> bool:
+    """:func:`_away_now`, looked at once per thread and scan (a thread that changes namespace
+    between lookups uses :func:`own_interface_scans`, as the testing helpers do)."""
+    t = _thread
+    if getattr(t, "own", False):
+        return True
+    if getattr(t, "gen", -1) != _gen:
+        t.away, t.gen = _away_now(), _gen
+    return bool(t.away)
 
 
 @contextlib.contextmanager
 def own_interface_scans() -> Iterator[None]:
     """Within the block, the calling thread, which has entered another network namespace (as
     ``testing.Peer.run`` does), scans interfaces afresh for every lookup and leaves the process's
-    cache, which describes the process's own namespace, alone."""
+    cache, which describes the process's own namespace, alone. (Threads started in another
+    namespace are found out by themselves.)"""
     before = getattr(_thread, "own", False)
     _thread.own = True
     try:
@@ -200,9 +227,9 @@ def own_interface_scans() -> Iterator[None]:
 
 def rescan_interfaces() -> tuple[IfaceInfo, ...]:
     """Scan the machine's interfaces now and refresh the cache."""
-    global _cache, _cache_time, _lookups, _resolved, _listenable
+    global _cache, _cache_time, _lookups, _resolved, _listenable, _gen
     found = tuple(i for i in map(_read_interface, netifaces.interfaces()) if i is not None)
-    if getattr(_thread, "own", False):
+    if _away_now():
         return found  # (another namespace's: not cached)
     with _lock:
         _cache = found
@@ -210,6 +237,7 @@ def rescan_interfaces() -> tuple[IfaceInfo, ...]:
         _lookups = {}
         _resolved = {}
         _listenable = {}
+        _gen += 1
     return found
 
 
@@ -218,7 +246,7 @@ def cached_interfaces(max_age: float | None = None) -> tuple[IfaceInfo, ...]:
     cache = _cache
     if cache is None or (max_age is not None and time.monotonic() - _cache_time > max_age):
         return rescan_interfaces()
-    return rescan_interfaces() if getattr(_thread, "own", False) else cache
+    return rescan_interfaces() if _away() else cache
 
 
 def iface_exists(iface: IfaceInfo) -> bool:
@@ -280,7 +308,7 @@ def _lookup(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None) -> list[If
     table = cached_interfaces() if ifaces is None else ifaces
     lookups = _lookups
     cacheable = ifaces is None and isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
-    cacheable = cacheable and not getattr(_thread, "own", False)
+    cacheable = cacheable and not _away()
     found = lookups.get(spec) if cacheable else None
     if found is None:
         found = _match(spec, table)
@@ -418,7 +446,7 @@ def resolve_iface(spec: IfaceSpecifier, family: int) -> IfaceInfo:
     current scan is remembered until the next one, as :func:`find_interface` remembers it)."""
     resolved = _resolved
     cacheable = isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
-    cacheable = cacheable and not getattr(_thread, "own", False)
+    cacheable = cacheable and not _away()
     if cacheable:
         hit = resolved.get((spec, family))
         if hit is not None:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from . import _platform, _rx_hot, _rx_read
+from . import _fork_locks, _platform, _rx_hot, _rx_read
 from ._compat import rx as _compat
 from ._compat.names import (  # 1.2.0 exported these from this module
     LOCALHOST_IPV4,
@@ -199,6 +199,7 @@ class McastRxSocket(OpenCloseContext):
         #: The same for recvfrom without flags, by bufsize (no key tuple per call on the hot path).
         self._plain_readers: dict[int, _rx_read.Readers[Any]] = {}
         self._open_lock = threading.Lock()
+        _fork_locks.register(self)
         #: The C receive methods in use (see _install_hot), else None.
         self._hot: Any = None
 
@@ -271,6 +272,12 @@ class McastRxSocket(OpenCloseContext):
 
     def _is_open(self) -> bool:
         return self._engine.mode is not Mode.CLOSED
+
+    def _locks(self) -> list[Any]:
+        """Every lock of the socket, in the order threads take them (see _fork_locks)."""
+        hot_lock = getattr(self._hot, "_lock", None)  # (the pure-Python fast methods')
+        locks = [self._open_lock, self._members.lock, self._engine._lock, hot_lock]
+        return [lock for lock in locks if lock is not None]
 
     @property
     def sockets(self) -> list[socket.socket]:

@@ -98,7 +98,7 @@ def test_layers_point_downwards_and_compat_modules_are_unused_inside() -> None:
     graph = _graph()
     # Every module has a layer; a module imports only modules of its own layer or below.
     layers = [
-        ["_errors", "_accel", "_speedups", "_describe", "_warn"],
+        ["_errors", "_accel", "_speedups", "_describe", "_warn", "_fork_locks"],
         ["_validate", "_packet"],
         ["_platform"],
         ["_compat.values", "_lifecycle"],

@@ -1,6 +1,8 @@
 """Adversarial review (batch 2): the newest fixes under change and concurrency: open()'s one
 retry after re-resolving the interfaces, own_interface_scans and Peer.run, fork handling,
-asyncio send waits, sendto's tx_bytes / bool-port handling, the 1.2.0 shapes."""
+asyncio send waits, sendto's tx_bytes / bool-port handling, the 1.2.0 shapes. Its three findings
+(a reopen by a stale index, threads started inside peer.run, a fork during a refresh) are fixed;
+the tests assert the promised behaviour."""
 
 from __future__ import annotations
 

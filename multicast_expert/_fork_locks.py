@@ -1,0 +1,41 @@
+"""Locks across fork(): a child must not inherit a lock that a thread it does not have holds.
+
+Before fork() every registered receive socket's locks are taken, in the order threads take them
+(its ``_locks()``: open and close, membership, engine, fast methods), so a membership change
+running in another thread (a refresh, a join) finishes first; the parent and the child release
+them after. Without this, a child forked during such a change could never close its copy.
+
+Layering rule: knows nothing of sockets beyond their ``_locks()`` method.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any
+
+#: The sockets whose locks a fork takes (weakly: a socket collected needs nothing).
+_owners: weakref.WeakSet[Any] = weakref.WeakSet()
+#: The locks taken by the fork under way, in the order taken.
+_held: list[Any] = []
+
+
+def register(owner: Any) -> None:
+    """Take ``owner._locks()`` before every fork from now on."""
+    _owners.add(owner)
+
+
+def _before_fork() -> None:
+    for owner in list(_owners):
+        for lock in owner._locks():
+            lock.acquire()
+            _held.append(lock)
+
+
+def _after_fork() -> None:
+    while _held:
+        _held.pop().release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
