@@ -123,3 +123,15 @@ def run_for_a_while(stop: threading.Event, *work: Callable[[], None]) -> None:
     for t in threads:
         t.join(10)
     assert not any(t.is_alive() for t in threads)
+
+
+def fill_holes_below(fd: int) -> list[int]:
+    """Open /dev/null until the next number is above ``fd``: once ``fd`` is closed it is then the
+    lowest free descriptor number (the caller closes what is returned)."""
+    held: list[int] = []
+    while True:
+        n = os.open("/dev/null", os.O_RDONLY)
+        if n > fd:
+            os.close(n)
+            return held
+        held.append(n)

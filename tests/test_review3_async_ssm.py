@@ -37,25 +37,13 @@ import threading
 import time
 
 import pytest
-from helpers import V4, V6, Net, drain, open_fds, send_from_peer
+from helpers import V4, V6, Net, drain, fill_holes_below, open_fds, send_from_peer
 from udp_capture import slow_link
 
 import multicast_expert as me
 from multicast_expert import testing
 
 LO4 = "127.0.0.1"
-
-
-def fill_holes_below(fd: int) -> list[int]:
-    """Open /dev/null until the next number is above ``fd``: once ``fd`` is closed it is then the
-    lowest free descriptor number (the caller closes what is returned)."""
-    held: list[int] = []
-    while True:
-        n = os.open("/dev/null", os.O_RDONLY)
-        if n > fd:
-            os.close(n)
-            return held
-        held.append(n)
 
 
 async def a_send_waiting_for_room(tx: me.AsyncMcastTxSocket, group: str, port: int) -> asyncio.Task[None]:

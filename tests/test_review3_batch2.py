@@ -10,12 +10,13 @@ import os
 import threading
 import time
 
+import netifaces
 import pytest
 from helpers import V4, V6
 from udp_capture import Capture
 
 import multicast_expert as me
-from multicast_expert import interfaces, testing
+from multicast_expert import testing
 
 
 def recreate(peer: testing.Peer) -> None:
@@ -156,16 +157,16 @@ def test_fork_while_another_thread_refreshes_the_interfaces_child_can_close(
     rx = me.McastRxSocket(V4, [group_of(V4, 4)], port, iface=own_peer.host_if, timeout=0.1)
     rx.open()
     entered, release = threading.Event(), threading.Event()
-    real = interfaces.netifaces.interfaces
+    real = netifaces.interfaces
     holder: list[int] = []
 
     def slow_interfaces() -> list[str]:
         if holder and threading.get_ident() == holder[0]:
             entered.set()
             release.wait(10)
-        return real()
+        return list(real())
 
-    monkeypatch.setattr(interfaces.netifaces, "interfaces", slow_interfaces)
+    monkeypatch.setattr(netifaces, "interfaces", slow_interfaces)
 
     def refresher() -> None:
         holder.append(threading.get_ident())

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from helpers import V4, Net, open_fds, send_from_peer
+from helpers import V4, Net, fill_holes_below, open_fds, send_from_peer
 
 import multicast_expert as me
 from multicast_expert import interfaces, testing
@@ -137,10 +137,13 @@ def test_async_rx_close_elsewhere_does_not_unwatch_another_sockets_descriptor(ne
 
         ty = asyncio.create_task(y_receives())  # (runs first in the next iteration)
         x_fd = x.fileno()
+        held = fill_holes_below(x_fd)  # (a number freed earlier in the session would come first)
         t = threading.Thread(target=x.close)
         t.start()
         t.join()  # (blocks the loop on purpose: its callback is queued behind ty)
         await asyncio.sleep(0.05)
+        for fd in held:
+            os.close(fd)
         assert fds == [x_fd], "the descriptor number was not reused; the test needs it"
         with me.McastTxSocket(V4, [g2], iface=LO4) as tx:
             tx.sendto(b"for y", (g2, port + 1))
