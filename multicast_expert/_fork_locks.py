@@ -14,19 +14,23 @@ import os
 import weakref
 from typing import Any
 
-#: The sockets whose locks a fork takes (weakly: a socket collected needs nothing).
-_owners: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Weak references to the sockets whose locks a fork takes (a socket collected needs nothing;
+#: its reference takes itself out). Plain references in a set: cheaper than a WeakSet.
+_owners: set[weakref.ref[Any]] = set()
 #: The locks taken by the fork under way, in the order taken.
 _held: list[Any] = []
 
 
 def register(owner: Any) -> None:
     """Take ``owner._locks()`` before every fork from now on."""
-    _owners.add(owner)
+    _owners.add(weakref.ref(owner, _owners.discard))
 
 
 def _before_fork() -> None:
-    for owner in list(_owners):
+    for ref in list(_owners):
+        owner = ref()
+        if owner is None:
+            continue
         for lock in owner._locks():
             lock.acquire()
             _held.append(lock)

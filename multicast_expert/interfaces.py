@@ -182,10 +182,11 @@ _listenable: dict[int, tuple[tuple[IfaceInfo, ...], list[IfaceInfo]]] = {}
 DEFAULT_IFACES_MAX_AGE = 1.0
 
 
-#: Per thread: ``own`` (inside :func:`own_interface_scans`), and whether the thread was found in
-#: another network namespace than the process's (``away``) as of scan number ``gen``.
+#: Per thread: ``own`` (inside :func:`own_interface_scans`), and ``home``: the scan token
+#: (:data:`_token`, new at every scan) for which the thread was found in the process's network
+#: namespace, so later lookups in the same scan need no check.
 _thread = threading.local()
-_gen = 0
+_token = object()
 
 
 def _away_now() -> bool:
@@ -203,12 +204,12 @@ def _away_now() -> bool:
 def _away() -> bool:
     """:func:`_away_now`, looked at once per thread and scan (a thread that changes namespace
     between lookups uses :func:`own_interface_scans`, as the testing helpers do)."""
-    t = _thread
-    if getattr(t, "own", False):
-        return True
-    if getattr(t, "gen", -1) != _gen:
-        t.away, t.gen = _away_now(), _gen
-    return bool(t.away)
+    if getattr(_thread, "home", None) is _token:
+        return False
+    away = _away_now()
+    if not away:
+        _thread.home = _token
+    return away
 
 
 @contextlib.contextmanager
@@ -218,16 +219,16 @@ def own_interface_scans() -> Iterator[None]:
     cache, which describes the process's own namespace, alone. (Threads started in another
     namespace are found out by themselves.)"""
     before = getattr(_thread, "own", False)
-    _thread.own = True
+    _thread.own, _thread.home = True, None
     try:
         yield
     finally:
-        _thread.own = before
+        _thread.own, _thread.home = before, None
 
 
 def rescan_interfaces() -> tuple[IfaceInfo, ...]:
     """Scan the machine's interfaces now and refresh the cache."""
-    global _cache, _cache_time, _lookups, _resolved, _listenable, _gen
+    global _cache, _cache_time, _lookups, _resolved, _listenable, _token
     found = tuple(i for i in map(_read_interface, netifaces.interfaces()) if i is not None)
     if _away_now():
         return found  # (another namespace's: not cached)
@@ -237,7 +238,7 @@ def rescan_interfaces() -> tuple[IfaceInfo, ...]:
         _lookups = {}
         _resolved = {}
         _listenable = {}
-        _gen += 1
+        _token = object()
     return found
 
 
