@@ -11,14 +11,20 @@ Layering rule: knows nothing of sockets beyond their ``_locks()`` method.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from typing import Any
 
 #: Weak references to the sockets whose locks a fork takes (a socket collected needs nothing;
 #: its reference takes itself out). Plain references in a set: cheaper than a WeakSet.
 _owners: set[weakref.ref[Any]] = set()
-#: The locks taken by the fork under way, in the order taken.
+#: The locks taken by the fork under way, in the order taken; ``_one_fork`` lets one fork at a
+#: time through these handlers (two threads forking at once would mix their lists).
 _held: list[Any] = []
+_one_fork = threading.Lock()
+#: How long a lock is waited for before a fork goes ahead without it (one the forking thread
+#: itself holds, a plain Lock, would otherwise be waited for forever).
+WAIT = 30.0
 
 
 def register(owner: Any) -> None:
@@ -27,18 +33,20 @@ def register(owner: Any) -> None:
 
 
 def _before_fork() -> None:
+    _one_fork.acquire()
     for ref in list(_owners):
         owner = ref()
         if owner is None:
             continue
         for lock in owner._locks():
-            lock.acquire()
-            _held.append(lock)
+            if lock.acquire(timeout=WAIT):
+                _held.append(lock)
 
 
 def _after_fork() -> None:
     while _held:
         _held.pop().release()
+    _one_fork.release()
 
 
 if hasattr(os, "register_at_fork"):

@@ -226,6 +226,15 @@ def own_interface_scans() -> Iterator[None]:
         _thread.own, _thread.home = before, None
 
 
+def namespace_changed() -> tuple[IfaceInfo, ...]:
+    """Tell the library that the calling thread has just entered another network namespace (or
+    come back): what it found out about the thread's namespace is forgotten, and the interfaces
+    are rescanned (into the process's cache when the thread is the main one). The testing
+    helpers that move a thread call it; code that calls setns(2) itself should too."""
+    _thread.home = None
+    return rescan_interfaces()
+
+
 def rescan_interfaces() -> tuple[IfaceInfo, ...]:
     """Scan the machine's interfaces now and refresh the cache."""
     global _cache, _cache_time, _lookups, _resolved, _listenable, _token

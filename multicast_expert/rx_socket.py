@@ -198,7 +198,7 @@ class McastRxSocket(OpenCloseContext):
         self._readers: dict[tuple[int, int, int], _rx_read.Readers[Any]] = {}
         #: The same for recvfrom without flags, by bufsize (no key tuple per call on the hot path).
         self._plain_readers: dict[int, _rx_read.Readers[Any]] = {}
-        self._open_lock = threading.Lock()
+        self._open_lock = threading.RLock()  # (re-entrant: a fork from a warning raised in open())
         _fork_locks.register(self)
         #: The C receive methods in use (see _install_hot), else None.
         self._hot: Any = None

@@ -1,6 +1,8 @@
 """Adversarial review (batch 3): the three newest fixes: the fork lock registry (_fork_locks),
 the per-thread namespace check of the interface cache (interfaces._away / _away_now), and
-McastTxSocket.open()'s renamed_index check.
+McastTxSocket.open()'s renamed_index check. Its four findings (a fork from a warning hook during
+open(), two threads forking at once, a worker thread entering private_network() after a lookup,
+enter_private_netns() after a lookup) are fixed; the tests assert the promised behaviour.
 
 Scenarios that can hang run in a child Python process in a fresh network namespace of its own
 (``unshare -n``), killed (with its whole process group) after a bounded wait."""

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..interfaces import own_interface_scans, rescan_interfaces
+from ..interfaces import namespace_changed, own_interface_scans
 from ._netns import (
     CLONE_NEWNET,
     NetnsError,
@@ -252,6 +252,7 @@ def enter_new_netns_on_this_thread() -> None:
     ``lo`` that is down. Root only. Sockets the thread opens afterwards live there."""
     if libc().unshare(CLONE_NEWNET) != 0:
         raise NetnsError(f"unshare(CLONE_NEWNET) failed: {os.strerror(ctypes.get_errno())}")
+    namespace_changed()
 
 
 @dataclass
@@ -322,4 +323,4 @@ def private_network(peers: int = 1) -> Iterator[Network]:
 
 
 def _rescan() -> None:
-    rescan_interfaces()  # the library caches the interface list; the namespace changed under it
+    namespace_changed()  # the library caches the interface list; the namespace changed under it

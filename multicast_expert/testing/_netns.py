@@ -15,6 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
+from ..interfaces import namespace_changed
+
 CLONE_NEWNET = 0x40000000
 MARKER_ENV = "MULTICAST_EXPERT_PRIVATE_NETNS"
 
@@ -68,6 +70,7 @@ def enter_private_netns(argv: list[str] | None = None) -> None:
         raise NetnsError("unshare() returned but the network namespace did not change")
     os.environ[MARKER_ENV] = _netns_id()
     setup_host_namespace()
+    namespace_changed()  # (the process's interface cache described the namespace it left)
 
 
 def other_threads() -> list[str]:
@@ -98,6 +101,7 @@ def finish_reexec() -> None:
     if os.environ.get(MARKER_ENV) == "reexec":
         os.environ[MARKER_ENV] = _netns_id()
         setup_host_namespace()
+        namespace_changed()
 
 
 def in_private_netns() -> bool:
