@@ -135,3 +135,16 @@ def fill_holes_below(fd: int) -> list[int]:
             os.close(n)
             return held
         held.append(n)
+
+
+def recreate(peer: testing.Peer) -> None:
+    """Make ``peer``'s veth pair again (after it was deleted), same names and addresses."""
+    testing.ip(
+        "link", "add", peer.host_if, "type", "veth", "peer", "name", peer.peer_if, "netns", str(peer.pid)
+    )
+    testing.ip("link", "set", peer.peer_if, "up", ns_pid=peer.pid)
+    testing.ip("link", "set", peer.host_if, "up")
+    testing.Peer.add_addresses(peer.host_if, peer.host_ip4, peer.host_ip6)
+    testing.Peer.add_addresses(peer.peer_if, peer.peer_ip4, peer.peer_ip6, ns_pid=peer.pid)
+    testing.wait_for_mcast_route(peer.host_if)
+    testing.wait_for_mcast_route(peer.peer_if, ns_pid=peer.pid)

@@ -12,24 +12,11 @@ import time
 
 import netifaces
 import pytest
-from helpers import V4, V6
+from helpers import V4, V6, recreate
 from udp_capture import Capture
 
 import multicast_expert as me
 from multicast_expert import testing
-
-
-def recreate(peer: testing.Peer) -> None:
-    """Make ``peer``'s veth pair again (after it was deleted), same names and addresses."""
-    testing.ip(
-        "link", "add", peer.host_if, "type", "veth", "peer", "name", peer.peer_if, "netns", str(peer.pid)
-    )
-    testing.ip("link", "set", peer.peer_if, "up", ns_pid=peer.pid)
-    testing.ip("link", "set", peer.host_if, "up")
-    testing.Peer.add_addresses(peer.host_if, peer.host_ip4, peer.host_ip6)
-    testing.Peer.add_addresses(peer.peer_if, peer.peer_ip4, peer.peer_ip6, ns_pid=peer.pid)
-    testing.wait_for_mcast_route(peer.host_if)
-    testing.wait_for_mcast_route(peer.peer_if, ns_pid=peer.pid)
 
 
 def group_of(family: int, n: int) -> str:

@@ -18,8 +18,7 @@ import threading
 import warnings
 
 import pytest
-from helpers import V4
-from test_review3_batch2 import recreate
+from helpers import V4, recreate
 
 import multicast_expert as me
 from multicast_expert import testing
