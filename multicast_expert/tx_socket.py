@@ -552,25 +552,27 @@ class McastTxSocket(OpenCloseContext):
         sock = self._sock
         if sock is None:
             raise tx_closed("getsockname()")
-        with self._closed_meanwhile("getsockname()"):
+        with self._closed_meanwhile("getsockname()", sock):
             name: IPv4Or6Address = sock.getsockname()
         return name
 
     def setsockopt(self, level: int, opt: int, value: int | bytes) -> None:
         """Set an extra socket option on every underlying OS socket (closed: SocketClosedError)."""
-        socks = self.sockets
-        if self._sock is None or not socks:
+        first, socks = self._sock, self.sockets
+        if first is None or not socks:
             raise tx_closed("setsockopt()")
-        with self._closed_meanwhile("setsockopt()"):
+        with self._closed_meanwhile("setsockopt()", first):
             apply_sockopt(socks, level, opt, value)
 
     @contextlib.contextmanager
-    def _closed_meanwhile(self, what: str) -> Iterator[None]:
-        """An OS error of a socket another thread closed meanwhile as SocketClosedError."""
+    def _closed_meanwhile(self, what: str, sock: object) -> Iterator[None]:
+        """An OS error of a socket another thread closed meanwhile (``sock``, the first
+        interface's when the call began, is no longer it: closed, perhaps reopened) as
+        SocketClosedError."""
         try:
             yield
         except OSError:
-            if self._sock is None:
+            if self._sock is not sock:
                 raise tx_closed(what) from None
             raise
 
