@@ -6,7 +6,6 @@ build on it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import ipaddress
@@ -15,7 +14,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 import netifaces
@@ -182,9 +181,11 @@ _listenable: dict[int, tuple[tuple[IfaceInfo, ...], list[IfaceInfo]]] = {}
 DEFAULT_IFACES_MAX_AGE = 1.0
 
 
-#: Per thread: ``own`` (inside :func:`own_interface_scans`), and ``home``: the scan token
-#: (:data:`_token`, new at every scan) for which the thread was found in the process's network
-#: namespace, so later lookups in the same scan need no check.
+#: Per thread: ``home``, the scan token (:data:`_token`, new at every scan) for which the thread
+#: was found in the process's network namespace, so later lookups in the same scan need no check.
+#: A thread found elsewhere (``testing.Peer.run``'s, and the threads it starts) is checked at
+#: every lookup and scans afresh; a thread that moves after a lookup calls
+#: :func:`namespace_changed`.
 _thread = threading.local()
 _token = object()
 
@@ -193,8 +194,6 @@ def _away_now() -> bool:
     """Whether the calling thread is in another network namespace than the process's main thread
     (Linux: a thread can enter one, as ``testing.Peer.run``'s does, and the threads it starts are
     in it too). The process's cache describes the main thread's namespace only."""
-    if getattr(_thread, "own", False):
-        return True
     try:
         return os.readlink("/proc/thread-self/ns/net") != os.readlink("/proc/self/ns/net")
     except OSError:  # (no /proc: no per-thread namespaces to tell apart)
@@ -202,28 +201,15 @@ def _away_now() -> bool:
 
 
 def _away() -> bool:
-    """:func:`_away_now`, looked at once per thread and scan (a thread that changes namespace
-    between lookups uses :func:`own_interface_scans`, as the testing helpers do)."""
+    """:func:`_away_now`, looked at once per thread and scan while the answer is no (a thread
+    that changes namespace between lookups calls :func:`namespace_changed`, as the testing
+    helpers do)."""
     if getattr(_thread, "home", None) is _token:
         return False
     away = _away_now()
     if not away:
         _thread.home = _token
     return away
-
-
-@contextlib.contextmanager
-def own_interface_scans() -> Iterator[None]:
-    """Within the block, the calling thread, which has entered another network namespace (as
-    ``testing.Peer.run`` does), scans interfaces afresh for every lookup and leaves the process's
-    cache, which describes the process's own namespace, alone. (Threads started in another
-    namespace are found out by themselves.)"""
-    before = getattr(_thread, "own", False)
-    _thread.own, _thread.home = True, None
-    try:
-        yield
-    finally:
-        _thread.own, _thread.home = before, None
 
 
 def namespace_changed() -> tuple[IfaceInfo, ...]:

@@ -85,8 +85,9 @@ def test_a_thread_started_by_a_peer_run_function_looks_up_the_peers_interfaces(
     A function run in the peer that starts a thread (a server with a receive thread: the new
     thread is in the peer's namespace too, as Linux threads inherit it) gets the process's cached
     interface list: its default-set receive socket lists the host's interfaces (names the peer
-    does not have), not the peer's ``peer_if``. Cause: ``interfaces.own_interface_scans`` marks
-    only the calling thread (a threading.local, interfaces.py ``_thread``)."""
+    does not have), not the peer's ``peer_if``. Cause (since fixed): the mark that a thread was in
+    another namespace was per thread (a threading.local, interfaces.py ``_thread``), set only on
+    the thread ``run`` starts."""
 
     me.scan_interfaces()  # (the process's cache: fresh, of the test's own namespace)
     seen: list[list[str]] = []

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..interfaces import namespace_changed, own_interface_scans
+from ..interfaces import namespace_changed
 from ._netns import (
     CLONE_NEWNET,
     NetnsError,
@@ -160,8 +160,9 @@ class Peer:
                         raise NetnsError(f"setns failed: {os.strerror(ctypes.get_errno())}")
                 finally:
                     os.close(fd)
-                with own_interface_scans():  # (the process's cache is of its own namespace)
-                    result.append(fn())
+                # (a fresh thread: the interface lookups find it in another namespace by themselves
+                # and leave the process's cache, which describes the process's own, alone)
+                result.append(fn())
             except BaseException as exc:
                 error.append(exc)
 
