@@ -41,6 +41,9 @@ class Finding:
     version: int | None = None
     #: Destinations the rule leaves alone (``daddr != ...``, iptables ``! -d ...``).
     excluded: tuple[IPNetwork, ...] = ()
+    #: A chain policy's finding: what the chain's accepting rules let through, as :func:`data_accept`
+    #: gives it for each; a group one of them reaches is not dropped by the policy.
+    accepted: tuple[Reach, ...] = ()
 
     def matches(self, group: str) -> bool:
         """Whether the rule can drop traffic of ``group``."""
@@ -49,7 +52,38 @@ class Finding:
             return False
         if any(ip.version == n.version and ip in n for n in self.excluded):
             return False
+        if any(_reaches(reach, ip) for reach in self.accepted):
+            return False
         return self.nets is None or any(ip.version == n.version and ip in n for n in self.nets)
+
+
+#: What an accepting rule lets through of multicast data: (the IP version it is limited to, or
+#: None for both; the multicast ranges it is limited to, or None for every group).
+Reach = tuple[int | None, tuple[IPNetwork, ...] | None]
+
+
+def _reaches(reach: Reach, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    version, nets = reach
+    if version is not None and ip.version != version:
+        return False
+    return nets is None or any(ip.version == n.version and ip in n for n in nets)
+
+
+def data_accept(rule: str, version: int | None) -> Reach | None:
+    """What an accepting rule (in a table of IP ``version``, None: both) lets through of multicast
+    data, UDP to a group; None when it lets none through for sure: it names no multicast, or it is
+    limited to the membership protocols (an ``igmp`` or ``icmpv6`` rule accepts IGMP/MLD, not the
+    datagrams), or it has a negated match (not read: the policy's finding stands)."""
+    if not _ACCEPT.search(rule) or _PROTOCOLS.search(rule) or _NEGATED.search(rule):
+        return None
+    if not mentions_multicast(rule):
+        return None
+    if version is None:  # (an nft inet table: the rule's own address family, if it names one)
+        if re.search(r"\bip6\b|\bnfproto ipv6\b", rule):
+            version = 6
+        elif re.search(r"\bip\b|\bnfproto ipv4\b", rule):
+            version = 4
+    return version, multicast_nets(rule)
 
 
 #: A negated destination match: nft ``[ip|ip6] daddr != X`` (X one address or network, a range,
@@ -138,16 +172,17 @@ def iptables_findings(tool: str, text: str) -> list[Finding]:
         m = re.fullmatch(r"-P (INPUT|PREROUTING) (DROP|REJECT)", ln)
         if m:
             chain = m.group(1)
-            accepted = any(
-                x.startswith(f"-A {chain} ") and _ACCEPT.search(x) and mentions_multicast(x) for x in lines
-            )
-            if not accepted:
+            reaches = [data_accept(x, version) for x in lines if x.startswith(f"-A {chain} ")]
+            accepted = tuple(r for r in reaches if r is not None)
+            if (None, None) not in accepted and (version, None) not in accepted:
                 found.append(
                     Finding(
-                        f"{tool}: chain {chain} has policy DROP and no rule accepts multicast",
+                        f"{tool}: chain {chain} has policy DROP and no rule accepts "
+                        + ("multicast" if not accepted else "all multicast (only some groups)"),
                         f"{tool} -I {chain} -m pkttype --pkt-type multicast -j ACCEPT"
                         + (" (and -p igmp -j ACCEPT)" if tool == "iptables" else ""),
                         version=version,
+                        accepted=accepted,
                     )
                 )
     return found
@@ -186,17 +221,20 @@ def nft_findings(text: str) -> list[Finding]:
     found = []
     sets = _nft_sets(text)
     table = chain = ""
-    hook_input = policy_drop = accepts = False
+    hook_input = policy_drop = False
+    accepts: list[Reach] = []
 
     def close_chain() -> None:
-        if chain and hook_input and policy_drop and not accepts:
+        everything = {(None, None), (_nft_version(table), None)}
+        if chain and hook_input and policy_drop and not everything.intersection(accepts):
             found.append(
                 Finding(
                     f"nftables: chain {table} {chain} (hook input) has policy drop and no rule accepts "
-                    "multicast",
+                    + ("multicast" if not accepts else "all multicast (only some groups or one IP version)"),
                     f"nft insert rule {table} {chain} meta pkttype multicast accept "
                     "(and accept igmp / icmpv6 mld), or change the policy",
                     version=_nft_version(table),
+                    accepted=tuple(accepts),
                 )
             )
 
@@ -205,7 +243,7 @@ def nft_findings(text: str) -> list[Finding]:
         if m := re.match(r"table (\S+ \S+) \{", ln):
             table = m.group(1)
         elif m := re.match(r"chain (\S+) \{", ln):
-            chain, hook_input, policy_drop, accepts = m.group(1), False, False, False
+            chain, hook_input, policy_drop, accepts = m.group(1), False, False, []
         elif ln == "}" and chain:
             close_chain()
             chain = ""
@@ -214,7 +252,8 @@ def nft_findings(text: str) -> list[Finding]:
             policy_drop = bool(re.search(r"\bpolicy drop\b", ln))
         elif chain and ln:
             # (a named set is read as the elements it holds)
-            rule, excluded = split_negated(_with_sets(ln, table, sets) if "@" in ln else ln)
+            whole = _with_sets(ln, table, sets) if "@" in ln else ln
+            rule, excluded = split_negated(whole)
             if _DROP.search(rule) and (mentions_multicast(rule) or _nft_catch_all(rule)):
                 found.append(
                     Finding(
@@ -225,8 +264,8 @@ def nft_findings(text: str) -> list[Finding]:
                         excluded,
                     )
                 )
-            elif _ACCEPT.search(rule) and mentions_multicast(rule):
-                accepts = True
+            elif (reach := data_accept(whole, _nft_version(table))) is not None:
+                accepts.append(reach)
     return found
 
 

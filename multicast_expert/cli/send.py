@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -103,6 +104,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     family = family_of(groups)
     if args.interval is not None and args.rate is not None:
         raise UsageError("give --interval or --rate, not both")
+    if args.rate == 0:  # (0 datagrams per second would never send; "as fast as possible" is no --rate)
+        raise UsageError(
+            "--rate 0 would never send; give a rate above 0, or leave --rate out to send at full speed"
+        )
     if args.rate and 1.0 / args.rate > MAX_TIMEOUT:
         raise UsageError(
             f"--rate {args.rate:g} is too slow; give at least {1 / MAX_TIMEOUT:g} datagrams per second"
@@ -150,9 +155,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _messages(args: argparse.Namespace) -> Iterator[bytes]:
-    if args.message == "-":
-        return (line.rstrip("\n").encode() for line in sys.stdin)
-    text = (args.message if args.message is not None else DEFAULT_MESSAGE).encode()
+    if args.message == "-":  # (bytes as read: a line need not be UTF-8)
+        return (line.rstrip(b"\r\n") for line in sys.stdin.buffer)
+    # (os.fsencode: the bytes the command line had, also where they are not UTF-8)
+    text = os.fsencode(args.message) if args.message is not None else DEFAULT_MESSAGE.encode()
     return (text for _ in range(args.count))
 
 
