@@ -26,15 +26,13 @@ import collections
 import contextlib
 import enum
 import operator
-import os
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Final, Generic, Protocol, TypeVar
 
-from . import _platform
+from . import _fork_locks, _platform
 from ._errors import EngineClosedError
 from ._platform import DROPPED, Dropped
 from ._platform._poller import Poller
@@ -85,20 +83,6 @@ _monotonic = time.monotonic
 _by_fd = operator.attrgetter("fd")
 
 
-_engines: weakref.WeakSet[ReceiveEngine[Readable]] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # The child shares the parent's epoll instance: unregistering through it would deafen the
-    # parent. Drop the inherited poller (closing only the child's copies) and build a new one.
-    for engine in list(_engines):
-        engine.forget_poller()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class ReceiveEngine(Generic[_U]):
     """Owns the readiness map, the poller and the ready queue of one receiving socket."""
 
@@ -125,6 +109,9 @@ class ReceiveEngine(Generic[_U]):
         self._turn = 0
         #: Told the fast paths' state at every change (see :class:`HotPath`), when set.
         self.hot: HotPath | None = None
+        #: How many times closed: a receive waiting across a close raises, even if the socket
+        #: was opened again by the time it looks.
+        self.closes = 0
 
     # ---- the socket set ------------------------------------------------------------------------
     def open(self) -> None:
@@ -214,7 +201,7 @@ class ReceiveEngine(Generic[_U]):
     def close(self, units: list[_U]) -> None:
         """Enter CLOSED, wake every receiver (they raise EngineClosedError), close ``units``."""
         with self._lock:
-            self.mode = _CLOSED
+            self.mode, self.closes = _CLOSED, self.closes + 1
             poller, self._poller = self._poller, None
             if poller is not None:
                 poller.waker.wake()  # the poller itself closes once no receiver holds it
@@ -250,7 +237,7 @@ class ReceiveEngine(Generic[_U]):
             if self._poller is None:
                 # Listed for fork handling first (only an engine with a poller has one to forget):
                 # a fork between the two steps then finds the engine listed, with or without one.
-                _engines.add(self)  # type: ignore[arg-type]
+                _fork_locks.pollers.add(self)
                 live = [fd for fd, u in self.by_fd.items() if u.sock.fileno() == fd]  # (not closed by hand)
                 with _platform.os_errors(_platform.Action.WAIT, socket.AF_INET, "Waiting for datagrams"):
                     self._poller = _platform.IO.poller([*live, *self._services])  # (EMFILE: ulimit -n)
@@ -288,7 +275,7 @@ class ReceiveEngine(Generic[_U]):
         """
         if timeout == 0:
             return self._receive(read, timeout, peek)
-        unit = self._hot
+        closes, unit = self.closes, self._hot
         poller = self._poller  # (held: it stays open for this call even if a close drops it)
         if unit is not None and poller is not None:  # SINGLE, nothing but the socket to watch
             # (both single-socket paths inline: the hot path of one-group receives)
@@ -301,10 +288,10 @@ class ReceiveEngine(Generic[_U]):
                 except OSError:
                     if unit.live and self.is_open():
                         raise
-                    return self._receive(read, timeout, peek)
+                    return self._receive(read, timeout, peek, closes)
                 else:
                     if got is DROPPED:
-                        return self._receive(read, timeout, peek)
+                        return self._receive(read, timeout, peek, closes)
                     return got  # (read_first stays set, as policy.found(False) would leave it)
             if not policy.read_first:  # ping-pong traffic: one poll, one read
                 start = 0.0 if timeout is None else _monotonic()
@@ -325,7 +312,9 @@ class ReceiveEngine(Generic[_U]):
                     if got is not DROPPED:
                         policy.found(True)
                         return got
-                return self._receive(read, None if timeout is None else start + timeout - _monotonic(), peek)
+                return self._receive(
+                    read, None if timeout is None else start + timeout - _monotonic(), peek, closes
+                )
         elif self._hot_multi and not self._ready:  # MULTI, nothing but sockets, nothing queued
             if multi is not None and poller is not None:
                 # (inline: the hot path of many-group receives; multi is a C function)
@@ -339,7 +328,7 @@ class ReceiveEngine(Generic[_U]):
                     return polled  # type: ignore[return-value]  # (a datagram, or None: timeout)
                 by_fd = self.by_fd
                 self._ready.extend([by_fd[fd] for fd in polled if fd in by_fd])
-                return self._receive(read, timeout, peek)
+                return self._receive(read, timeout, peek, closes)
             if poller is not None:  # (pure Python, inline too) one poll; one ready socket: read it
                 try:
                     events = poller.poll(timeout)
@@ -366,7 +355,7 @@ class ReceiveEngine(Generic[_U]):
                 elif events:  # (level-triggered: nothing seen here is lost to the general loop)
                     by_fd = self.by_fd
                     self._ready.extend([by_fd[fd] for fd, _ in events if fd in by_fd])
-        return self._receive(read, timeout, peek)
+        return self._receive(read, timeout, peek, closes)
 
     def resume(
         self, read: Callable[[_U], _T | Dropped], timeout: float | None, polled: list[int] | None
@@ -376,8 +365,13 @@ class ReceiveEngine(Generic[_U]):
             self._ready.extend([self.by_fd[fd] for fd in polled if fd in self.by_fd])
         return self._receive(read, timeout, False)
 
-    def _receive(self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool) -> _T | None:
-        """The general receive loop (see :meth:`receive`)."""
+    def _receive(
+        self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool, closes: int = -1
+    ) -> _T | None:
+        """The general receive loop (see :meth:`receive`); ``closes``: :attr:`closes` when the
+        receive began (a close since ends it)."""
+        if closes < 0:
+            closes = self.closes
         if timeout is not None and timeout < 0:
             timeout = 0.0  # (time ran out in the fast path: one last non-waiting look)
         deadline = None if not timeout else time.monotonic() + timeout
@@ -385,6 +379,8 @@ class ReceiveEngine(Generic[_U]):
         policy = self.policy
         while True:
             mode = self.mode
+            if self.closes != closes:  # (closed meanwhile, perhaps opened again since)
+                raise EngineClosedError
             unit: _U | None = None
             if mode is _SINGLE:
                 if waited or policy.read_first or timeout == 0:
@@ -480,8 +476,10 @@ class ReceiveEngine(Generic[_U]):
         """
         deadline = None if not timeout else time.monotonic() + timeout
         out: list[_T] = []
-        waited = False
+        waited, closes = False, self.closes
         while True:
+            if self.closes != closes:  # (closed meanwhile, perhaps opened again since)
+                raise EngineClosedError
             poller = self._poller
             if (
                 poll_share is not None

@@ -26,6 +26,11 @@ class MulticastPortError(MulticastValueError, OverflowError):
     """A port outside 0..65535 (an OverflowError too, as the socket module raises)."""
 
 
+class MulticastRangeError(MulticastValueError, OverflowError):
+    """A number outside what the OS takes where the socket module raises OverflowError (an IPv6
+    flowinfo above 2**20-1), found before anything is sent."""
+
+
 class MulticastFamilyError(MulticastValueError, socket.gaierror):
     """An address of the wrong family (a socket.gaierror, hence an OSError, too, as in 1.2.0)."""
 

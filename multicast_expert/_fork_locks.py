@@ -5,7 +5,10 @@ Before fork() every registered receive socket's locks are taken, in the order th
 running in another thread (a refresh, a join) finishes first; the parent and the child release
 them after. Without this, a child forked during such a change could never close its copy.
 
-Layering rule: knows nothing of sockets beyond their ``_locks()`` method.
+Also the child's half of the receive engines' pollers (see :data:`pollers`).
+
+Layering rule: knows nothing of sockets beyond their ``_locks()`` and the engines'
+``forget_poller()`` methods.
 """
 
 from __future__ import annotations
@@ -49,5 +52,17 @@ def _after_fork() -> None:
     _one_fork.release()
 
 
+#: Receive engines with a poller: a fork's child shares the parent's epoll instance, and
+#: unregistering through it would deafen the parent, so the child drops its copy (closing only
+#: its own descriptors) and builds a new one (``forget_poller()``).
+pollers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    _after_fork()
+    for engine in list(pollers):
+        engine.forget_poller()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork_in_child)

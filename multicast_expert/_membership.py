@@ -29,7 +29,15 @@ from ._platform._options import RxPlan
 from ._platform._structs import Target
 from ._unit import Unit
 from ._warn import caller_outside_package, fd_limit_raised
-from .interfaces import IfaceInfo, cached_interfaces, iface_ip, listenable_interfaces, rescan_interfaces
+from .interfaces import (
+    IfaceInfo,
+    cached_interfaces,
+    check_netns,
+    iface_ip,
+    listenable_interfaces,
+    rescan_interfaces,
+    thread_netns,
+)
 
 
 class Change(NamedTuple):
@@ -96,6 +104,9 @@ class Membership:
         #: that lost a race with close() or open() would otherwise commit sockets no close takes
         #: out (left open) or that open() makes again (every datagram twice).
         self.opened = False
+        #: The network namespace of the thread that made the socket (interfaces.thread_netns):
+        #: interfaces are looked up, and OS sockets made, from threads in it only.
+        self.netns = thread_netns()
 
     # ---- queries -----------------------------------------------------------------------------
     def all_units(self) -> list[Unit]:
@@ -118,6 +129,7 @@ class Membership:
     def open(self) -> None:
         """Join every group on every interface (skipping, on the default set, interfaces that
         can't join). Out of descriptors although the request looked small: count, raise, retry."""
+        check_netns(self.netns, "open()")
         with self.lock:
             try:
                 self._open()
@@ -187,6 +199,7 @@ class Membership:
 
     def join(self, group: str, sources: tuple[str, ...]) -> None:
         """Join one more group on every interface; all or nothing."""
+        check_netns(self.netns, "join_group()")
         with self.lock:
             self._need_opened()
             if group in self.groups:
@@ -250,6 +263,7 @@ class Membership:
         ``lost``: indexes of interfaces known to have gone away meanwhile (they may be back under the
         same index); their memberships are made again.
         """
+        check_netns(self.netns, "refresh_interfaces()")
         with self.lock:
             self._need_opened()
             rescan_interfaces()

@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from . import _platform, _rx_read
 from ._errors import EngineClosedError, SocketClosedError
@@ -249,12 +249,12 @@ def _receiver(
                 except OSError:
                     if unit.live and not cell[2]:
                         raise
-                    return resume(_owner(cell, ref), kind, bufsize, timeout, None)
+                    return resume(_owner(cell, ref), kind, bufsize, timeout, False if cell[2] else None)
             start = 0.0 if timeout is None else monotonic()
             try:
                 events = poller.poll(timeout)
             except (ValueError, OSError):  # closed under us: the general loop says so
-                return resume(_owner(cell, ref), kind, bufsize, timeout, None)
+                return resume(_owner(cell, ref), kind, bufsize, timeout, False if cell[2] else None)
             if not events:
                 return None
             if unit.live and unit.sock.fileno() == unit.fd:  # (as above)
@@ -300,7 +300,7 @@ def _receiver(
                             raise
             else:
                 polled = [fd for fd, _ in events]
-        return resume(_owner(cell, ref), kind, bufsize, timeout, polled)
+        return resume(_owner(cell, ref), kind, bufsize, timeout, False if cell[2] else polled)
 
     receive.__name__ = receive.__qualname__ = name
     receive.__signature__ = _RECVFROM_SIGNATURE if kind == 0 else _PACKET_SIGNATURE  # type: ignore[attr-defined]
@@ -353,9 +353,16 @@ def install(rx: Any, methods: dict[str, Any]) -> None:
             attrs.pop(name, None)
 
 
-def resume(rx: Any, kind: int, bufsize: int, timeout: float | None, polled: list[int] | None) -> Any:
+def resume(
+    rx: Any, kind: int, bufsize: int, timeout: float | None, polled: list[int] | Literal[False] | None
+) -> Any:
     """Go on with a receive the C methods began (kind 0: recvfrom, 1: recv_packet) in the
-    engine's general loop: they were woken, or found several sockets ready (``polled``)."""
+    engine's general loop: they were woken, or found several sockets ready (``polled``).
+    ``polled`` False: the socket was closed while the receive waited (it may be open again by
+    now, but this receive began on the one closed): it raises."""
+    what = "recv_packet()" if kind else "recvfrom()"
+    if polled is False:
+        raise SocketClosedError(f"{what} on a closed McastRxSocket; open it first")
     if kind == 0:
         readers = rx._plain_readers.get(bufsize)
         if readers is None:
@@ -366,7 +373,6 @@ def resume(rx: Any, kind: int, bufsize: int, timeout: float | None, polled: list
             made = _rx_read.packet_readers(bufsize, rx.addr_family, rx._meta)
             readers = rx._remember((1, bufsize, 0), made)
     try:
-        return rx._engine.resume(readers[0], timeout, polled)
+        return rx._engine.resume(readers[0], timeout, polled or None)
     except EngineClosedError:
-        what = "recv_packet()" if kind else "recvfrom()"
         raise SocketClosedError(f"{what} on a closed McastRxSocket; open it first") from None

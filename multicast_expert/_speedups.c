@@ -1567,7 +1567,7 @@ typedef struct {
     PyObject *owner;                         /* weakref to the McastRxSocket */
     PyObject *strong;                        /* the McastRxSocket itself while open (see hold), or NULL */
     PyObject *slow_from, *slow_packet;       /* the Python methods, unbound: f(owner, *args, **kw) */
-    PyObject *resume;                        /* resume(owner, kind, bufsize, timeout, polled) */
+    PyObject *resume;                        /* resume(owner, kind, bufsize, timeout, polled); polled False: closed */
     PyObject *packet_cls;                    /* McastPacket, or None: recv_packet always in Python */
 } RxHot;
 
@@ -1824,7 +1824,9 @@ rxhot_receive(RxHot *self, int kind, Py_ssize_t bufsize)
     /* Woken (a close, a join, a leave, several ready) or not to be read here: the engine's
      * general loop goes on, with the time left. */
     PyObject *polled = Py_None;
-    if (mode == HOT_MULTI && got != Py_True)
+    if (self->mode == HOT_CLOSED)
+        polled = Py_False; /* closed while this receive waited (perhaps opened again since): resume raises */
+    else if (mode == HOT_MULTI && got != Py_True)
         polled = got; /* the ready descriptors, nothing read */
     owner = hot_owner(self->strong, self->owner);
     if (owner == NULL) {

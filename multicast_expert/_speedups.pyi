@@ -223,7 +223,8 @@ class RxHot:
     ``packet_cls`` is None), and so does every call once the class's method is no longer that
     function (a test patched the class). ``resume(owner, kind, bufsize, timeout, polled)`` goes on
     with a receive begun here (kind 0 recvfrom, 1 recv_packet; ``polled`` None, or the ready
-    descriptors when several were ready, nothing read; ``timeout`` what is left).
+    descriptors when several were ready, nothing read, or False when ``set_closed`` came while
+    it waited; ``timeout`` what is left).
     ReferenceError when the socket is gone by then (only after it was closed).
 
     Served here: one socket (``set_single``): a first read (only while the unit is live and

@@ -21,6 +21,7 @@ from ._errors import (
     MulticastFamilyError,
     MulticastOSError,
     MulticastPortError,
+    MulticastRangeError,
     MulticastValueError,
     SocketClosedError,
 )
@@ -30,6 +31,7 @@ from ._validate import IPv4Or6Address, check_int_range, check_port, family_name,
 from .interfaces import (
     IfaceInfo,
     IfaceSpecifier,
+    check_netns,
     get_default_gateway_iface,
     iface_exists,
     rescan_interfaces,
@@ -103,12 +105,23 @@ def looked_up_again(specs: Sequence[IfaceSpecifier], family: int, outs: list[Out
     """After an open failed: the interfaces ``specs`` name (names for those given by name, record
     or default) looked up in a fresh scan, when that finds another index or address than ``outs``
     has (the interface re-created, its address changed); else None (the error stands)."""
-    rescan_interfaces()
     try:
+        rescan_interfaces()
         fresh = records(specs, family)
     except (MulticastExpertError, OSError):
         return None
     return None if [(o.iface, o.ip) for o in fresh] == [(o.iface, o.ip) for o in outs] else fresh
+
+
+def before_open(
+    netns: int | None, specs: Sequence[IfaceSpecifier], family: int, outs: list[Out]
+) -> list[Out] | None:
+    """Before an open: raises if the calling thread is in another network namespace than the
+    socket's (``netns``); the interfaces looked up again (:func:`looked_up_again`) when one has
+    another index under its name now (re-created: its old index may be another interface's);
+    else None."""
+    check_netns(netns, "open()")
+    return looked_up_again(specs, family, outs) if renamed_index(outs) else None
 
 
 def renamed_index(outs: list[Out]) -> bool:
@@ -263,7 +276,7 @@ def check_destination(
     checked: IPv4Or6Address = (group, *address[1:])
     if len(checked) == 4:
         if checked[2] > _MAX_FLOWINFO:  # (as the OS's sendto refuses it)
-            raise OverflowError(f"flowinfo must be 0-{_MAX_FLOWINFO}, not {checked[2]}")
+            raise MulticastRangeError(f"flowinfo must be 0-{_MAX_FLOWINFO}, not {checked[2]}")
         check_scope(checked, ifaces)
     return checked
 
@@ -287,7 +300,13 @@ def open_os_socket(
     socket's enable_external_loopback), kept as ``out.sock``; returns it with the interface's
     index and the address, as the replies take them."""
     ops, iface = _platform.OPS, out.iface
-    sock = socket.socket(family, socket.SOCK_DGRAM)  # (looked up now: tests swap it)
+    try:
+        sock = socket.socket(family, socket.SOCK_DGRAM)  # (looked up now: tests swap it)
+    except OSError as exc:  # (EMFILE: the advice names ulimit -n)
+        better = _platform.translate_oserror(exc, Action.OPEN_TX, family, f"Opening a send socket on {iface}")
+        if better is exc:
+            raise
+        raise better from exc
     try:
         loop = ops.tx_loopback(iface.is_localhost(), external)
         ops.prepare_tx(

@@ -179,6 +179,10 @@ _resolved: dict[tuple[object, int], IfaceInfo] = {}
 _listenable: dict[int, tuple[tuple[IfaceInfo, ...], list[IfaceInfo]]] = {}
 #: The interface list used when a socket names no interface is at most this old (seconds).
 DEFAULT_IFACES_MAX_AGE = 1.0
+#: The scan a lookup by name or IP uses is at most this old (seconds): an address that moved to
+#: another interface, or a name re-created, is found where it is now. (A lookup that finds
+#: nothing rescans at once.)
+LOOKUP_MAX_AGE = 1.0
 
 
 #: Per thread: ``home``, the scan token (:data:`_token`, new at every scan) for which the thread
@@ -210,6 +214,31 @@ def _away() -> bool:
     if not away:
         _thread.home = _token
     return away
+
+
+def thread_netns() -> int | None:
+    """The calling thread's network namespace, as a socket made by it records it: None for the
+    process's own (the main thread's), else that namespace's identity (its inode)."""
+    if not _away():
+        return None
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:  # (no /proc: _away found no other namespace either)
+        return None
+
+
+def check_netns(netns: int | None, what: str) -> None:
+    """Raise MulticastExpertError when the calling thread is not in the network namespace
+    ``netns`` (a socket's, from :func:`thread_netns` when it was made): interfaces looked up and
+    OS sockets made from here would be another host's."""
+    if netns is None and getattr(_thread, "home", None) is _token:
+        return  # (the common case, without a system call)
+    if thread_netns() != netns:
+        raise MulticastExpertError(
+            f"{what} from a thread in another network namespace than the socket's (the one it was "
+            "made in): the interfaces and OS sockets there are another host's. Call it from a thread "
+            "in the socket's namespace"
+        )
 
 
 def namespace_changed() -> tuple[IfaceInfo, ...]:
@@ -266,6 +295,8 @@ def _match(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> list[IfaceInfo]
             ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(spec)
         except ValueError:
             return []
+    elif isinstance(spec, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+        ip = spec.ip  # (an IfaceInfo's own address records: the address, without its network)
     elif isinstance(spec, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         ip = spec
     else:
@@ -301,8 +332,8 @@ def _is_ip(spec: object) -> bool:
 
 def _lookup(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None) -> list[IfaceInfo]:
     """Every interface ``spec`` names (several when an IP is shared); raises if none."""
-    table = cached_interfaces() if ifaces is None else ifaces
-    lookups = _lookups
+    table = cached_interfaces(LOOKUP_MAX_AGE) if ifaces is None else ifaces
+    lookups = _lookups  # (after the scan: a rescan starts a new dictionary)
     cacheable = ifaces is None and isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
     cacheable = cacheable and not _away()
     found = lookups.get(spec) if cacheable else None
@@ -443,7 +474,7 @@ def resolve_iface(spec: IfaceSpecifier, family: int) -> IfaceInfo:
     resolved = _resolved
     cacheable = isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
     cacheable = cacheable and not _away()
-    if cacheable:
+    if cacheable and time.monotonic() - _cache_time <= LOOKUP_MAX_AGE:
         hit = resolved.get((spec, family))
         if hit is not None:
             return hit

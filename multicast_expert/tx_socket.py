@@ -33,6 +33,7 @@ from ._platform import Action, translate_oserror
 from ._tx_args import (
     Batch,
     Out,
+    before_open,
     check_batch,
     check_destination,
     interface_specs,
@@ -42,7 +43,6 @@ from ._tx_args import (
     overflow_error,
     payload_and_address,
     records,
-    renamed_index,
     signature_1_2,
     tx_closed,
 )
@@ -59,7 +59,7 @@ from ._validate import (
     normalize_ip_list,
     normalize_mcast_ip,
 )
-from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface
+from .interfaces import IfaceInfo, IfaceSpecifier, resolve_iface, thread_netns
 
 _OsSocket = socket.socket  # (inside the class, ``socket`` is the 1.2.0 property)
 
@@ -116,6 +116,7 @@ class McastTxSocket(OpenCloseContext):
         self.enable_external_loopback: bool = check_bool(enable_external_loopback, "enable_external_loopback")
         specs = interface_specs(addr_family, legacy_tx_iface(iface_ip, legacy), iface, ifaces)
         self._specs = [s.machine_name if isinstance(s, IfaceInfo) else s for s in specs]  # (for open)
+        self._netns = thread_netns()  # (interfaces are looked up, and OS sockets made, in it only)
         #: One record per interface, in the order given (each interface once).
         self._outs: list[Out] = records(specs, addr_family)
         self._many = len(self._outs) > 1
@@ -189,8 +190,7 @@ class McastTxSocket(OpenCloseContext):
         """
         if self._sock is not None:
             raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
-        if renamed_index(self._outs):  # (its old index may be another interface's now)
-            self._use(looked_up_again(self._specs, self.addr_family, self._outs))
+        self._use(before_open(self._netns, self._specs, self.addr_family, self._outs))
         try:
             self._open_all()
         except OSError:

@@ -19,7 +19,7 @@ import pytest
 from helpers import V4, V6, Net, open_fds
 
 import multicast_expert as me
-from multicast_expert import _engine, _platform, _warn, interfaces, testing
+from multicast_expert import _fork_locks, _platform, _warn, interfaces, testing
 from multicast_expert._platform import _posix, linux
 
 IP_ADD_MEMBERSHIP = 35  # <linux/in.h>
@@ -400,6 +400,6 @@ def test_an_engine_is_listed_for_fork_handling_once_it_has_a_poller(net: Net, po
     """Opening and closing does not list the engine (nothing to forget after a fork without a
     poller); the first need of a poller does, so a fork from then on drops the child's copy."""
     with me.McastRxSocket(V4, ["239.140.11.1"], port, iface="lo") as rx:
-        assert rx._engine not in _engine._engines
+        assert rx._engine not in _fork_locks.pollers
         assert rx.fileno() >= 0  # (makes the poller)
-        assert rx._engine in _engine._engines
+        assert rx._engine in _fork_locks.pollers

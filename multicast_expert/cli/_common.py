@@ -19,7 +19,7 @@ from typing import NoReturn, TextIO
 
 from .._errors import MulticastExpertError
 from .._validate import MAX_TIMEOUT
-from ..interfaces import IfaceInfo, find_interfaces
+from ..interfaces import IfaceInfo, find_interface
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 #: A command stopped by a signal before it reached its --count exits with 128 + the signal number,
@@ -197,12 +197,15 @@ def positive(kind: type[int] | type[float], most: float = MAX_TIMEOUT) -> Callab
 
 
 def ifaces_of(specs: Sequence[str] | None) -> list[IfaceInfo] | None:
+    """The interfaces ``--iface`` names, one for each (as a socket takes them: an IP two
+    interfaces hold is ambiguous, a bad argument that names both), each once; None for none."""
     if not specs:
         return None
     try:
-        return find_interfaces(specs)
+        found = [find_interface(spec) for spec in specs]
     except MulticastExpertError as exc:
         raise UsageError(str(exc)) from None
+    return list(dict.fromkeys(found))
 
 
 def endpoint(addr: tuple[object, ...]) -> str:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import socket
 import os
 import subprocess
 import sys
@@ -196,12 +197,22 @@ def wait_for_mcast_route(dev: str, ns_pid: int | None = None, limit: float = 5.0
     raise NetnsError(f"IPv6 multicast route for {dev} did not appear within {limit} s")
 
 
+def _free_numbers(count: int, kind: str = "v") -> list[int]:
+    """The ``count`` lowest peer numbers whose links this namespace does not have yet (peers made
+    before, by ``Peer(n)`` or a private network, keep theirs)."""
+    taken = {name for _, name in socket.if_nameindex()}
+    free = [n for n in range(1, 255) if f"mx{kind}{n}h" not in taken][:count]
+    if len(free) < count:
+        raise NetnsError(f"no {count} free peer numbers left in 1..254 (links: {sorted(taken)})")
+    return free
+
+
 @contextlib.contextmanager
 def peers(count: int) -> Iterator[list[Peer]]:
-    """``count`` peers, closed on exit."""
+    """``count`` peers, closed on exit, numbered from the lowest number no peer here has."""
     made: list[Peer] = []
     try:
-        for n in range(1, count + 1):
+        for n in _free_numbers(count):
             made.append(Peer(n))
         yield made
     finally:
@@ -213,14 +224,15 @@ def peers(count: int) -> Iterator[list[Peer]]:
 def bridged_peers(count: int) -> Iterator[list[Peer]]:
     """``count`` peers on one Ethernet segment (a bridge in this namespace), closed on exit.
 
-    Peer N has ``198.18.0.N+1/24`` and ``2001:db8::N+1/64``; multicast between them crosses the bridge.
+    Peer N has ``198.18.0.N+1/24`` and ``2001:db8::N+1/64``; multicast between them crosses the
+    bridge. Numbered from the lowest number no bridged peer here has.
     """
     bridge = "mxbr0"
     ip("link", "add", bridge, "type", "bridge", "mcast_snooping", "0")
     ip("link", "set", bridge, "up")
     made: list[Peer] = []
     try:
-        for n in range(1, count + 1):
+        for n in _free_numbers(count, "b"):
             made.append(Peer(n, bridge=bridge))
         for p in made:
             wait_for_mcast_route(p.peer_if, ns_pid=p.pid)
