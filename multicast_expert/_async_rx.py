@@ -109,6 +109,7 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
             recv_tos=recv_tos,
             timestamps=timestamps,
         )
+        self._rx._members.nonblocking = True  # (its OS sockets: never block the loop, whoever reads them)
         #: Waiting receives: (the open they began in, their future).
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         #: Opens so far, and the open the watch was made in: a close and reopen by another thread

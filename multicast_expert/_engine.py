@@ -30,14 +30,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar, cast
 
 from . import _fork_locks, _platform
 from ._errors import EngineClosedError
 from ._platform import DROPPED, Dropped
 from ._platform._poller import Poller
 from ._rx_hot import HotPath, tell
-from ._wait_policy import EXPIRED, ReadFirstPolicy, remaining
+from ._wait_policy import EXPIRED, ReadFirstPolicy, remaining, share
 
 _T = TypeVar("_T")
 
@@ -105,8 +105,9 @@ class ReceiveEngine(Generic[_U]):
         #: plain), and whether the engine is MULTI and plain.
         self._hot: _U | None = None
         self._hot_multi = False
-        #: Rotates which ready socket a batch serves first, so leftovers are shared out fairly.
-        self._turn = 0
+        #: Rotates which ready socket a batch serves first, so leftovers are shared out fairly;
+        #: a socket a peek left a datagram queued in is served first by the next batch.
+        self._turn, self._peeked = 0, cast("_U | None", None)
         #: Told the fast paths' state at every change (see :class:`HotPath`), when set.
         self.hot: HotPath | None = None
         #: How many times closed: a receive waiting across a close raises, even if the socket
@@ -210,7 +211,7 @@ class ReceiveEngine(Generic[_U]):
             self.by_fd = {}
             if self._ready:
                 self._ready.clear()
-            self._single = None
+            self._single = self._peeked = None
             if not self._plain:  # (services or a periodic callback)
                 self._services.clear()
                 self._periodic = None
@@ -316,7 +317,7 @@ class ReceiveEngine(Generic[_U]):
                     read, None if timeout is None else start + timeout - _monotonic(), peek, closes
                 )
         elif self._hot_multi and not self._ready:  # MULTI, nothing but sockets, nothing queued
-            if multi is not None and poller is not None:
+            if multi is not None and poller is not None and not peek:  # (a peek: which socket, below)
                 # (inline: the hot path of many-group receives; multi is a C function)
                 try:
                     polled = multi(self.by_fd, poller.fd, poller.waker.fd, timeout)
@@ -351,6 +352,7 @@ class ReceiveEngine(Generic[_U]):
                             if got is not DROPPED:
                                 if peek:
                                     self._ready.appendleft(first)
+                                    self._peeked = first
                                 return got
                 elif events:  # (level-triggered: nothing seen here is lost to the general loop)
                     by_fd = self.by_fd
@@ -410,6 +412,7 @@ class ReceiveEngine(Generic[_U]):
                         policy.found(waited)
                     elif peek:
                         self._ready.appendleft(unit)
+                        self._peeked = unit
                     return got
             # Nothing to hand: wait for readiness (once, without waiting, when the timeout is 0).
             single_only = mode is _SINGLE and self._plain
@@ -508,12 +511,15 @@ class ReceiveEngine(Generic[_U]):
                     continue
             units = self._ready_now()
             if units:
+                n, peeked = len(units), self._peeked
+                start = self._turn % n
+                self._turn += max_count % n  # (the ones given one more come last next call)
+                if peeked is not None:  # a datagram left queued by a peek comes first, as promised
+                    self._peeked = None
+                    start = units.index(peeked) if peeked in units else start
                 if read_share is None:
-                    self._share(units, read_many, max_count, out)
+                    share(read_many, units, start, max_count, out, self._gone)
                 else:
-                    n = len(units)
-                    start = self._turn % n
-                    self._turn += max_count % n  # as _share: the ones given one more come last next call
                     read_share(units, start, max_count, out, self._gone)
                 if out:
                     return out
@@ -527,36 +533,6 @@ class ReceiveEngine(Generic[_U]):
     def _gone(self, unit: _U) -> bool:
         """Whether a unit whose read failed was left or closed under us (its error is not ours)."""
         return not unit.live or self.mode is _CLOSED
-
-    def _share(
-        self, units: list[_U], read_many: Callable[[_U, int], list[_T]], room: int, out: list[_T]
-    ) -> None:
-        """Read from ``units`` into ``out``, ``room`` datagrams at most, in equal shares."""
-        n = len(units)
-        start = self._turn % n
-        active = units[start:] + units[:start] if start else units
-        first_round = True
-        while active and room > 0:
-            base, extra = divmod(room, len(active))
-            if first_round:
-                self._turn += extra  # the ones given one more now come last next call
-                first_round = False
-            more: list[_U] = []
-            for i, unit in enumerate(active):
-                quota = base + (i < extra)
-                if not quota:
-                    continue
-                try:
-                    got = read_many(unit, quota)
-                except OSError:
-                    if unit.live and self.mode is not _CLOSED:
-                        raise
-                    continue
-                out += got
-                room -= len(got)
-                if len(got) == quota:
-                    more.append(unit)  # it may hold more
-            active = more  # each round spends the room or drops the sockets that ran dry
 
     def _ready_now(self) -> list[_U]:
         """The sockets to try now: the single one, or every ready socket (the queue and a

@@ -85,11 +85,8 @@ class Membership:
         self.blocked: dict[str, set[str]] = {}
         #: group -> its OS sockets (empty while closed).
         self.units: dict[str, list[Unit]] = {}
-        #: The interfaces listened on, and the identity each had when joined.
-        self.ifaces = list(ifaces)
-        self._joined_as: dict[
-            int, IfaceInfo
-        ] = {}  # (records are immutable: compared by _iface_plan.identity)
+        #: The interfaces listened on, and (by index) the record each had when joined.
+        self.ifaces, self._joined_as = list(ifaces), dict[int, IfaceInfo]()
         #: Interfaces of the default set left out because they could not join: name -> reason.
         self.skipped: dict[str, str] = {}
         #: Names of named interfaces found gone by the last refresh: their records in
@@ -107,6 +104,9 @@ class Membership:
         #: The network namespace of the thread that made the socket (interfaces.thread_netns):
         #: interfaces are looked up, and OS sockets made, from threads in it only.
         self.netns = thread_netns()
+        #: Whether every OS socket is made non-blocking (the asyncio socket's; reads never wait
+        #: whatever the mode: MSG_DONTWAIT, or non-blocking anyway where the OS has no such flag).
+        self.nonblocking = False
 
     # ---- queries -----------------------------------------------------------------------------
     def all_units(self) -> list[Unit]:
@@ -434,6 +434,8 @@ class Membership:
                 raise
             raise better from exc
         try:
+            if self.nonblocking:
+                sock.setblocking(False)
             reader = io.open_reader(sock)
             ops.prepare_rx(sock, plan)
             join = plan.join
@@ -503,6 +505,8 @@ class Membership:
             try:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 undo.callback(sock.close)
+                if self.nonblocking:
+                    sock.setblocking(False)
                 reader = io.open_reader(sock)
                 ops.configure_rx(sock, family, t, st.port, loop)
                 for src in chunk:

@@ -8,11 +8,12 @@ Layering: imports ``_errors``, ``_validate``, ``_platform`` and ``interfaces``; 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from . import _platform
 from ._compat.tx import BOTH_IFACES
@@ -381,3 +382,15 @@ def open_sock(out: Out, what: str = "send_batch()") -> socket.socket:
     if sock is None:
         raise tx_closed(what)
     return sock
+
+
+@contextlib.contextmanager
+def closed_meanwhile(current: Callable[[], object], what: str, sock: object) -> Iterator[None]:
+    """An OS error of a socket another thread closed meanwhile as SocketClosedError: ``sock``, the
+    first interface's when the call began, is no longer ``current()`` (closed, perhaps reopened)."""
+    try:
+        yield
+    except OSError:
+        if current() is not sock:
+            raise tx_closed(what) from None
+        raise

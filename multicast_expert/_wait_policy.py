@@ -1,14 +1,17 @@
-"""When a receive waits and how long: the deadline arithmetic of the receive engine's loops and
-its read-first policy for one socket.
+"""When a receive waits and how long, and what a batch takes: the deadline arithmetic of the
+receive engine's loops, its read-first policy for one socket, and the fair share of a batch.
 
-Layering rule: knows time only (no sockets).
+Layering rule: knows time only (no sockets: the share reads through the functions it is given).
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+_T = TypeVar("_T")
 
 
 class _Expired(enum.Enum):
@@ -52,3 +55,37 @@ class ReadFirstPolicy:
     def missed(self) -> None:
         """A read found nothing queued."""
         self.read_first = False
+
+
+def share(
+    read_many: Callable[[Any, int], list[_T]],
+    units: list[Any],
+    start: int,
+    room: int,
+    out: list[_T],
+    gone: Callable[[Any], bool],
+) -> None:
+    """Read up to ``room`` datagrams from ``units`` into ``out`` in equal shares, from
+    ``units[start]`` on (the first ``room % len(units)`` get one more); rounds follow while room
+    is left, over the units that filled their share. ``read_many(unit, n)`` reads up to n; a
+    unit whose read fails is skipped when ``gone(unit)`` (left or closed meanwhile), else the
+    error is raised. The contract of the OS layer's ``recv_share``, done one read at a time."""
+    active = units[start:] + units[:start] if start else units
+    while active and room > 0:
+        base, extra = divmod(room, len(active))
+        more = []
+        for i, unit in enumerate(active):
+            quota = base + (i < extra)
+            if not quota:
+                continue
+            try:
+                got = read_many(unit, quota)
+            except OSError:
+                if not gone(unit):
+                    raise
+                continue
+            out += got
+            room -= len(got)
+            if len(got) == quota:
+                more.append(unit)  # it may hold more
+        active = more  # each round spends the room or drops the sockets that ran dry

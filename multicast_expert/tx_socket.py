@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
+import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import _platform
+from . import _fork_locks, _platform
 from ._compat.names import (  # 1.2.0 exported these from this module
     LOCALHOST_IPV4,
     LOCALHOST_IPV6,
@@ -36,6 +36,7 @@ from ._tx_args import (
     before_open,
     check_batch,
     check_destination,
+    closed_meanwhile,
     interface_specs,
     looked_up_again,
     open_os_socket,
@@ -117,6 +118,8 @@ class McastTxSocket(OpenCloseContext):
         specs = interface_specs(addr_family, legacy_tx_iface(iface_ip, legacy), iface, ifaces)
         self._specs = [s.machine_name if isinstance(s, IfaceInfo) else s for s in specs]  # (for open)
         self._netns = thread_netns()  # (interfaces are looked up, and OS sockets made, in it only)
+        self._open_lock = threading.RLock()  # (re-entrant, as the receive socket's)
+        _fork_locks.register(self)
         #: One record per interface, in the order given (each interface once).
         self._outs: list[Out] = records(specs, addr_family)
         self._many = len(self._outs) > 1
@@ -188,19 +191,26 @@ class McastTxSocket(OpenCloseContext):
         Raises:
             MulticastExpertError: already open, or the OS refused a setting (with the reason).
         """
-        if self._sock is not None:
-            raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
-        self._use(before_open(self._netns, self._specs, self.addr_family, self._outs))
-        try:
-            self._open_all()
-        except OSError:
-            if not self._use(looked_up_again(self._specs, self.addr_family, self._outs)):
-                raise
-            self._open_all()
-        self._sock = self._outs[0].sock
-        self._fast = {}
-        self.is_opened = True
-        self._install_hot()
+        with self._open_lock:  # (one open or close at a time: two opens would both make sockets)
+            if self._sock is not None:
+                raise MulticastExpertError("Attempt to open an McastTxSocket that is already open!")
+            self._use(before_open(self._netns, self._specs, self.addr_family, self._outs))
+            try:
+                self._open_all()
+            except OSError:
+                if not self._use(looked_up_again(self._specs, self.addr_family, self._outs)):
+                    raise
+                self._open_all()
+            self._sock = self._outs[0].sock
+            self._fast = {}
+            self.is_opened = True
+            self._install_hot()
+
+    def _current(self) -> _OsSocket | None:
+        return self._sock
+
+    def _locks(self) -> list[Any]:  # (see _fork_locks)
+        return [self._open_lock]
 
     def _use(self, fresh: list[Out] | None) -> bool:  # (False for None)
         if fresh is not None:
@@ -245,16 +255,17 @@ class McastTxSocket(OpenCloseContext):
 
     def close(self) -> None:
         """Close the OS sockets. Raises MulticastExpertError if already closed."""
-        if self._sock is None:
-            raise MulticastExpertError("Attempt to close an McastTxSocket that is already closed!")
-        if self._hot is not None:
-            self._hot.close()  # (first: the C sendto then hands every call to the Python method)
-        # Closed before the OS sockets close: a send in another thread that meets their close
-        # finds the socket closed and says so (SocketClosedError, not the OS's EBADF).
-        self._sock, self.is_opened = None, False
-        self._fast = {}  # (after _sock: a sendto that saw it open fills the discarded dict)
-        self._replies.close()  # wakes receives waiting in other threads (they raise)
-        self._close_all()
+        with self._open_lock:
+            if self._sock is None:
+                raise MulticastExpertError("Attempt to close an McastTxSocket that is already closed!")
+            if self._hot is not None:
+                self._hot.close()  # (first: the C sendto then hands every call to the Python method)
+            # Closed before the OS sockets close: a send in another thread that meets their close
+            # finds the socket closed and says so (SocketClosedError, not the OS's EBADF).
+            self._sock, self.is_opened = None, False
+            self._fast = {}  # (after _sock: a sendto that saw it open fills the discarded dict)
+            self._replies.close()  # wakes receives waiting in other threads (they raise)
+            self._close_all()
 
     def setblocking(self, flag: bool) -> None:
         """Make every OS socket blocking (True, as opened) or non-blocking (False).
@@ -552,7 +563,7 @@ class McastTxSocket(OpenCloseContext):
         sock = self._sock
         if sock is None:
             raise tx_closed("getsockname()")
-        with self._closed_meanwhile("getsockname()", sock):
+        with closed_meanwhile(self._current, "getsockname()", sock):
             name: IPv4Or6Address = sock.getsockname()
         return name
 
@@ -561,20 +572,8 @@ class McastTxSocket(OpenCloseContext):
         first, socks = self._sock, self.sockets
         if first is None or not socks:
             raise tx_closed("setsockopt()")
-        with self._closed_meanwhile("setsockopt()", first):
+        with closed_meanwhile(self._current, "setsockopt()", first):
             apply_sockopt(socks, level, opt, value)
-
-    @contextlib.contextmanager
-    def _closed_meanwhile(self, what: str, sock: object) -> Iterator[None]:
-        """An OS error of a socket another thread closed meanwhile (``sock``, the first
-        interface's when the call began, is no longer it: closed, perhaps reopened) as
-        SocketClosedError."""
-        try:
-            yield
-        except OSError:
-            if self._sock is not sock:
-                raise tx_closed(what) from None
-            raise
 
 
 _TX = McastTxSocket

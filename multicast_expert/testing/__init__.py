@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import socket
 import os
+import socket
 import subprocess
 import sys
 import threading
