@@ -7,7 +7,6 @@ reading of accepting rules."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
@@ -47,7 +46,8 @@ def test_close_and_reopen_wakes_a_waiting_receive_with_socket_closed_error(
     the socket again at once: it began on the socket that was closed (before the fix it went on
     waiting on the new one, then returned None at its timeout). One group (the fast single-socket
     paths, the C methods with the accelerator) and three (several sockets behind one poll)."""
-    rx = me.McastRxSocket(V4, [f"239.164.{groups}.{i + 1}" for i in range(groups)], port, iface="lo", timeout=3)
+    group_list = [f"239.164.{groups}.{i + 1}" for i in range(groups)]
+    rx = me.McastRxSocket(V4, group_list, port, iface="lo", timeout=3)
     rx.open()
     try:
         for attempt in range(10):
@@ -87,7 +87,9 @@ def test_two_threads_opening_one_send_socket_open_it_once(net: Net) -> None:
         errors: list[Exception] = []
         start = threading.Barrier(2)
 
-        def opener(tx: me.McastTxSocket = tx, errors: list[Exception] = errors) -> None:
+        def opener(
+            tx: me.McastTxSocket = tx, errors: list[Exception] = errors, start: threading.Barrier = start
+        ) -> None:
             start.wait()
             try:
                 tx.open()
