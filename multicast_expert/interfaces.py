@@ -216,22 +216,35 @@ def _away() -> bool:
     return away
 
 
-def thread_netns() -> int | None:
-    """The calling thread's network namespace, as a socket made by it records it: None for the
-    process's own (the main thread's), else that namespace's identity (its inode)."""
-    if not _away():
-        return None
+#: The main thread's network namespace (its inode), looked up on first need after each
+#: :func:`namespace_changed`: a thread found in it has its identity without a system call.
+_home_netns: int | None = None
+
+
+def _netns_inode(path: str) -> int | None:
     try:
-        return os.stat("/proc/thread-self/ns/net").st_ino
-    except OSError:  # (no /proc: _away found no other namespace either)
+        return os.stat(path).st_ino
+    except OSError:  # (no /proc: no namespaces to tell apart)
         return None
+
+
+def thread_netns() -> int | None:
+    """The calling thread's network namespace, as a socket made by it records it (its inode;
+    None where there is no /proc to tell)."""
+    global _home_netns
+    if _away():
+        return _netns_inode("/proc/thread-self/ns/net")
+    home = _home_netns
+    if home is None:
+        home = _home_netns = _netns_inode("/proc/self/ns/net")
+    return home
 
 
 def check_netns(netns: int | None, what: str) -> None:
     """Raise MulticastExpertError when the calling thread is not in the network namespace
     ``netns`` (a socket's, from :func:`thread_netns` when it was made): interfaces looked up and
     OS sockets made from here would be another host's."""
-    if netns is None and getattr(_thread, "home", None) is _token:
+    if netns == _home_netns and getattr(_thread, "home", None) is _token:
         return  # (the common case, without a system call)
     if thread_netns() != netns:
         raise MulticastExpertError(
@@ -246,7 +259,8 @@ def namespace_changed() -> tuple[IfaceInfo, ...]:
     come back): what it found out about the thread's namespace is forgotten, and the interfaces
     are rescanned (into the process's cache when the thread is the main one). The testing
     helpers that move a thread call it; code that calls setns(2) itself should too."""
-    _thread.home = None
+    global _home_netns
+    _thread.home, _home_netns = None, None
     return rescan_interfaces()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import warnings
 
 import pytest
 from helpers import V4, V6, Net, open_fds
@@ -200,3 +201,20 @@ def test_iptables_drop_policy_with_only_igmp_accepted_still_drops_the_datagrams(
     text = "-P INPUT DROP\n-A INPUT -d 239.0.0.0/8 -j ACCEPT\n"
     found = _firewall.iptables_findings("iptables", text)
     assert [(f.matches("239.1.2.3"), f.matches("232.1.1.1")) for f in found] == [(False, True)]
+
+
+def test_a_socket_made_before_a_private_network_is_refused_inside_it(net: Net, port: int) -> None:
+    """The namespace rule above holds for the calling thread moved by ``private_network()``: a
+    socket made before the block belongs to the namespace outside; opened inside it is refused,
+    and after the block it opens (the thread is back). One made inside works inside."""
+    rx = me.McastRxSocket(V4, ["239.164.14.1"], port, iface="lo")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (other threads of the session stay out)
+        with testing.private_network():
+            with pytest.raises(me.MulticastExpertError, match="another network namespace"):
+                rx.open()
+            with me.McastRxSocket(V4, ["239.164.14.2"], port, iface="lo") as inside:
+                assert len(inside.sockets) == 1
+    assert not rx.is_opened
+    rx.open()
+    rx.close()
