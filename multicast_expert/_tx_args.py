@@ -32,6 +32,7 @@ from ._validate import IPv4Or6Address, check_int_range, check_port, family_name,
 from .interfaces import (
     IfaceInfo,
     IfaceSpecifier,
+    address_of,
     check_netns,
     get_default_gateway_iface,
     iface_exists,
@@ -158,6 +159,8 @@ def _scoped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, iface: IfaceInfo)
 
 def _given_address(spec: IfaceSpecifier, iface: IfaceInfo, family: int) -> str | None:
     """The address ``spec`` names, if it is an address (not a name or an IfaceInfo)."""
+    if isinstance(spec, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+        spec = address_of(spec)  # (an IfaceInfo's own address record)
     if isinstance(spec, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         ip: ipaddress.IPv4Address | ipaddress.IPv6Address = spec
     elif isinstance(spec, str) and spec != iface.machine_name:

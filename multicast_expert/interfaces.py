@@ -310,7 +310,7 @@ def _match(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> list[IfaceInfo]
         except ValueError:
             return []
     elif isinstance(spec, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
-        ip = spec.ip  # (an IfaceInfo's own address records: the address, without its network)
+        ip = address_of(spec)
     elif isinstance(spec, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         ip = spec
     else:
@@ -319,6 +319,14 @@ def _match(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> list[IfaceInfo]
             f"IfaceInfo, not {type(spec).__name__} {spec!r}"
         )
     return [i for i in ifaces if i.has_ip(ip)]
+
+
+def address_of(
+    record: ipaddress.IPv4Interface | ipaddress.IPv6Interface,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address of an interface's address record (``IfaceInfo.ip4_addrs[0]``, an
+    ``IPv4Interface``), without its network and with its IPv6 scope (``.ip`` drops the scope)."""
+    return ipaddress.ip_address(str(record).partition("/")[0])
 
 
 def _unknown(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo]) -> MulticastExpertError:

@@ -4,7 +4,9 @@ sections (and the docstrings of ``interfaces``, ``cli`` and ``testing``) against
 Each test that shows a bug says, in its docstring, which promise it breaks and what happens
 instead. Everything runs inside the test session's private network namespace, or a peer of its
 own; nothing touches the machine's interfaces.
-"""
+
+Every finding here is fixed; a finding's docstring describes the code as the review found it
+(its "Cause" is history), and the test asserts the promised behaviour."""
 
 from __future__ import annotations
 

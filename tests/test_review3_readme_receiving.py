@@ -1,7 +1,7 @@
 """Review 3: README.rst "Receiving", "Source-specific multicast" and "asyncio, trio and anyio",
 and the docstrings of rx_socket.py / aio.py, attacked sentence by sentence.
 
-Findings (each test FAILS on the current code, both ways: accelerated and
+Findings (each test failed on the code reviewed, both ways: accelerated and
 MULTICAST_EXPERT_PURE_PYTHON=1):
 
 - ``test_peek_then_recv_batch_returns_the_peeked_datagram``: README "``recvfrom(bufsize,
@@ -15,7 +15,9 @@ MULTICAST_EXPERT_PURE_PYTHON=1):
 The other tests are promises checked and found kept.
 
 Live, in the session's private network namespace (``net``); nothing here changes a link.
-"""
+
+Every finding here is fixed; a finding's docstring describes the code as the review found it
+(its "Cause" is history), and the test asserts the promised behaviour."""
 
 from __future__ import annotations
 

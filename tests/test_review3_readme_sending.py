@@ -1,5 +1,8 @@
 """Review round 4 (README "Sending" and "Errors", McastTxSocket docstrings): each test quotes the
-promise it checks. Tests whose docstring starts "FINDING" fail on the code reviewed."""
+promise it checks. Tests whose docstring starts "FINDING" fail on the code reviewed.
+
+Every finding here is fixed; a finding's docstring describes the code as the review found it
+(its "Cause" is history), and the test asserts the promised behaviour."""
 
 from __future__ import annotations
 

@@ -204,7 +204,7 @@ def ifaces_of(specs: Sequence[str] | None) -> list[IfaceInfo] | None:
     try:
         found = [find_interface(spec) for spec in specs]
     except MulticastExpertError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(error_text(exc)) from None
     return list(dict.fromkeys(found))
 
 

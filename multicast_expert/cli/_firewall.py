@@ -73,10 +73,12 @@ def data_accept(rule: str, version: int | None) -> Reach | None:
     """What an accepting rule (in a table of IP ``version``, None: both) lets through of multicast
     data, UDP to a group; None when it lets none through for sure: it names no multicast, or it is
     limited to the membership protocols (an ``igmp`` or ``icmpv6`` rule accepts IGMP/MLD, not the
-    datagrams), or it has a negated match (not read: the policy's finding stands)."""
-    if not _ACCEPT.search(rule) or _PROTOCOLS.search(rule) or _NEGATED.search(rule):
+    datagrams, unless it names UDP too), or it has a negated match of any kind (not read: the
+    policy's finding stands)."""
+    rule = _QUOTED.sub('""', rule)  # (a comment's words match nothing)
+    if not _ACCEPT.search(rule) or _NEGATION.search(rule) or not mentions_multicast(rule):
         return None
-    if not mentions_multicast(rule):
+    if _PROTOCOLS.search(rule) and not re.search(r"\budp\b", rule):
         return None
     if version is None:  # (an nft inet table: the rule's own address family, if it names one)
         if re.search(r"\bip6\b|\bnfproto ipv6\b", rule):
@@ -91,6 +93,12 @@ def data_accept(rule: str, version: int | None) -> Reach | None:
 _NEGATED = re.compile(
     r"(?:\b(?:ip6?\s+)?daddr\s+!=\s+(\{[^}]*\}|\S+)|!\s+(?:-d|--destination|--dst-range)\s+(\S+))\s*"
 )
+
+
+#: Any negated match (nft ``!=``, iptables ``! --opt``): ``pkttype != multicast`` included.
+_NEGATION = re.compile(r"!=|!\s+-")
+#: Quoted text: comments (nft ``comment "..."``, iptables ``--comment "..."``).
+_QUOTED = re.compile(r'"[^"]*"')
 
 
 def split_negated(rule: str) -> tuple[str, tuple[IPNetwork, ...]]:

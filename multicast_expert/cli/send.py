@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.size is not None:
         check_datagram_size(args.size, family, f"--size {args.size}")
     elif args.message not in (None, "-"):
-        check_datagram_size(len(args.message.encode()), family, "MESSAGE")
+        check_datagram_size(len(os.fsencode(args.message)), family, "MESSAGE")
     interval = 1.0 / args.rate if args.rate else (args.interval or 0.0)
     try:
         tx = McastTxSocket(
@@ -156,10 +156,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def _messages(args: argparse.Namespace) -> Iterator[bytes]:
     if args.message == "-":  # (bytes as read: a line need not be UTF-8)
-        return (line.rstrip(b"\r\n") for line in sys.stdin.buffer)
+        return (_without_line_ending(line) for line in sys.stdin.buffer)
     # (os.fsencode: the bytes the command line had, also where they are not UTF-8)
     text = os.fsencode(args.message) if args.message is not None else DEFAULT_MESSAGE.encode()
     return (text for _ in range(args.count))
+
+
+def _without_line_ending(line: bytes) -> bytes:
+    """A line of stdin without its ending (``\n`` or ``\r\n``); any other byte is data."""
+    if line.endswith(b"\n"):
+        return line[:-2] if line.endswith(b"\r\n") else line[:-1]
+    return line
 
 
 @dataclass
