@@ -203,6 +203,8 @@ class ReceiveEngine(Generic[_U]):
         """Enter CLOSED, wake every receiver (they raise EngineClosedError), close ``units``."""
         with self._lock:
             self.mode, self.closes = _CLOSED, self.closes + 1
+            if self.hot is not None:  # (first: a fast method woken below finds itself closed)
+                self.hot.set_closed()
             poller, self._poller = self._poller, None
             if poller is not None:
                 poller.waker.wake()  # the poller itself closes once no receiver holds it
@@ -217,8 +219,6 @@ class ReceiveEngine(Generic[_U]):
                 self._periodic = None
                 self._plain = True
             self._hot, self._hot_multi = None, False  # (what _set_hot() gives when CLOSED)
-            if self.hot is not None:
-                self.hot.set_closed()
 
     def forget_poller(self) -> None:
         """After fork(), in the child: let go of the poller shared with the parent."""
@@ -360,12 +360,18 @@ class ReceiveEngine(Generic[_U]):
         return self._receive(read, timeout, peek, closes)
 
     def resume(
-        self, read: Callable[[_U], _T | Dropped], timeout: float | None, polled: list[int] | None
+        self,
+        read: Callable[[_U], _T | Dropped],
+        timeout: float | None,
+        polled: list[int] | None,
+        closes: int = -1,
     ) -> _T | None:
-        """Go on with a :class:`HotPath`'s receive: woken (``polled`` None), or these ready."""
+        """Go on with a :class:`HotPath`'s receive: woken (``polled`` None), or these ready;
+        ``closes``: :attr:`closes` when the fast methods in use were installed (the receive
+        began after that open: a close since ends it)."""
         if polled:
             self._ready.extend([self.by_fd[fd] for fd in polled if fd in self.by_fd])
-        return self._receive(read, timeout, False)
+        return self._receive(read, timeout, False, closes)
 
     def _receive(
         self, read: Callable[[_U], _T | Dropped], timeout: float | None, peek: bool, closes: int = -1
@@ -413,6 +419,8 @@ class ReceiveEngine(Generic[_U]):
                     elif peek:
                         self._ready.appendleft(unit)
                         self._peeked = unit
+                    elif unit is self._peeked:
+                        self._peeked = None  # (the peeked datagram taken: no batch to start there)
                     return got
             # Nothing to hand: wait for readiness (once, without waiting, when the timeout is 0).
             single_only = mode is _SINGLE and self._plain

@@ -19,6 +19,7 @@ per-OS I/O layer (which makes the C object) and the packet type.
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import threading
 import time
@@ -316,15 +317,17 @@ def install(rx: Any, methods: dict[str, Any]) -> None:
     bound methods do."""
     io, attrs, timeout = _platform.IO, rx.__dict__, rx._timeout
     old, hot = rx._hot, None
+    # (a receive these methods begin began after this open: a close from now on ends it)
+    go_on = functools.partial(resume, closes=rx._engine.closes)
     if io.rx_hot is not None:
         packet_cls = None if rx._meta else McastPacket
         hot = io.rx_hot(
-            weakref.ref(rx), methods["recvfrom"], methods["recv_packet"], resume, packet_cls, timeout
+            weakref.ref(rx), methods["recvfrom"], methods["recv_packet"], go_on, packet_cls, timeout
         )
     elif io.UNFILTERED and io.DONTWAIT:
         packet_cls, policy = None if rx._meta else McastPacket, rx._engine.policy
         hot = PyHot(
-            weakref.ref(rx), methods["recvfrom"], methods["recv_packet"], resume, packet_cls, timeout, policy
+            weakref.ref(rx), methods["recvfrom"], methods["recv_packet"], go_on, packet_cls, timeout, policy
         )
     if hot is not None:
         hot.hold(rx)
@@ -354,12 +357,19 @@ def install(rx: Any, methods: dict[str, Any]) -> None:
 
 
 def resume(
-    rx: Any, kind: int, bufsize: int, timeout: float | None, polled: list[int] | Literal[False] | None
+    rx: Any,
+    kind: int,
+    bufsize: int,
+    timeout: float | None,
+    polled: list[int] | Literal[False] | None,
+    *,
+    closes: int = -1,
 ) -> Any:
     """Go on with a receive the C methods began (kind 0: recvfrom, 1: recv_packet) in the
     engine's general loop: they were woken, or found several sockets ready (``polled``).
     ``polled`` False: the socket was closed while the receive waited (it may be open again by
-    now, but this receive began on the one closed): it raises."""
+    now, but this receive began on the one closed): it raises. ``closes``: the engine's count of
+    closes when the methods were installed (bound by :func:`install`): a close since raises too."""
     what = "recv_packet()" if kind else "recvfrom()"
     if polled is False:
         raise SocketClosedError(f"{what} on a closed McastRxSocket; open it first")
@@ -373,6 +383,6 @@ def resume(
             made = _rx_read.packet_readers(bufsize, rx.addr_family, rx._meta)
             readers = rx._remember((1, bufsize, 0), made)
     try:
-        return rx._engine.resume(readers[0], timeout, polled or None)
+        return rx._engine.resume(readers[0], timeout, polled or None, closes)
     except EngineClosedError:
         raise SocketClosedError(f"{what} on a closed McastRxSocket; open it first") from None

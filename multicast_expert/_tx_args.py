@@ -276,11 +276,11 @@ def check_destination(
         )
     check_port(address[1])
     for what, value in zip(("flowinfo", "scope_id"), address[2:], strict=False):
+        if what == "flowinfo" and type(value) is int and value > _MAX_FLOWINFO:  # (as the OS refuses it)
+            raise MulticastRangeError(f"flowinfo must be 0-{_MAX_FLOWINFO}, not {value}")
         check_int_range(value, what, 0, _MAX_U32)
     checked: IPv4Or6Address = (group, *address[1:])
     if len(checked) == 4:
-        if checked[2] > _MAX_FLOWINFO:  # (as the OS's sendto refuses it)
-            raise MulticastRangeError(f"flowinfo must be 0-{_MAX_FLOWINFO}, not {checked[2]}")
         check_scope(checked, ifaces)
     return checked
 

@@ -206,8 +206,12 @@ class AsyncWaiter:
 
     def __init__(self, replies: Replies) -> None:
         self._replies = replies
-        self._waiters: list[asyncio.Future[None]] = []
+        #: Waiting receives: (the closes counted when the receive began, its future).
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._watching: list[int] = []
+        #: Closes so far (counted at once, from any thread), and the count when the watch was
+        #: made: a close and reopen by another thread fails only what began before the close.
+        self._closes = self._watch_closes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._no_reader = False
         self._streak = 0
@@ -215,6 +219,8 @@ class AsyncWaiter:
     def close(self) -> None:
         """Stop watching; tasks waiting get MulticastExpertError (from any thread: the loop's
         own thread does it)."""
+        self._closes += 1
+        closes = self._closes
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
@@ -223,16 +229,19 @@ class AsyncWaiter:
                 here = None
             if here is not loop:
                 with contextlib.suppress(RuntimeError):  # (closed meanwhile: nothing waits)
-                    loop.call_soon_threadsafe(self._close_here)
+                    loop.call_soon_threadsafe(self._close_here, closes)
                 return
-        self._close_here()
+        self._close_here(closes)
 
-    def _close_here(self) -> None:
-        self._unwatch()
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
+    def _close_here(self, closes: int) -> None:
+        """On the loop's thread: what began before close number ``closes`` ends."""
+        if self._watch_closes < closes:
+            self._unwatch()
+        failed = [w for began, w in self._waiters if began < closes]
+        self._waiters = [(began, w) for began, w in self._waiters if began >= closes]
+        for w in failed:
             if not w.done():
-                w.set_exception(SocketClosedError("The AsyncMcastTxSocket was closed while receiving"))
+                w.set_exception(_closed_while_receiving())
 
     def _unwatch(self) -> None:
         loop, watching, self._watching = self._loop, self._watching, []
@@ -245,15 +254,15 @@ class AsyncWaiter:
     def _on_readable(self) -> None:
         self._unwatch()
         waiters, self._waiters = self._waiters, []
-        for w in waiters:
+        for _, w in waiters:
             if not w.done():
                 w.set_result(None)
 
-    async def _readable(self) -> None:
+    async def _readable(self, began: int) -> None:
         loop = asyncio.get_running_loop()
         engine = self._replies.engine
         if not self._no_reader and not self._watching:
-            self._loop = loop
+            self._loop, self._watch_closes = loop, began
             fd = engine.fileno()
             fds = [fd] if fd >= 0 else [u.fd for u in self._replies.units]
             if not fds:
@@ -269,12 +278,13 @@ class AsyncWaiter:
             await loop.run_in_executor(None, engine.wait_ready, THREAD_WAIT_SLICE)
             return
         waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
+        entry = (began, waiter)
+        self._waiters.append(entry)
         try:
             await waiter
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            if entry in self._waiters:
+                self._waiters.remove(entry)
             if not self._waiters:
                 self._unwatch()
 
@@ -284,6 +294,7 @@ class AsyncWaiter:
         if self._streak >= YIELD_EVERY:  # replies kept coming: let other tasks run first
             self._streak = 0
             await asyncio.sleep(0)
+        began = self._closes
         got = attempt()  # raises MulticastExpertError once closed
         if got is None:
             self._streak = 0
@@ -291,7 +302,13 @@ class AsyncWaiter:
                 raise TimeoutError("no reply is queued (timeout 0)")
             async with asyncio.timeout(timeout):
                 while got is None:
-                    await self._readable()
+                    await self._readable(began)
+                    if self._closes != began:  # (closed meanwhile, perhaps opened again since)
+                        raise _closed_while_receiving()
                     got = attempt()
         self._streak += 1
         return got
+
+
+def _closed_while_receiving() -> SocketClosedError:
+    return SocketClosedError("The AsyncMcastTxSocket was closed while receiving")
