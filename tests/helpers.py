@@ -148,3 +148,34 @@ def recreate(peer: testing.Peer) -> None:
     testing.Peer.add_addresses(peer.peer_if, peer.peer_ip4, peer.peer_ip6, ns_pid=peer.pid)
     testing.wait_for_mcast_route(peer.host_if)
     testing.wait_for_mcast_route(peer.peer_if, ns_pid=peer.pid)
+
+
+#: The command-line tool as a subprocess runs it.
+CLI = [sys.executable, "-m", "multicast_expert"]
+
+
+def cli(
+    *argv: str, timeout: float = 30, peer: testing.Peer | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI (in ``peer`` when given, with ``stdin`` as its input); a run that does not end
+    within ``timeout`` is killed and returned with returncode None."""
+    cmd = [*CLI, *argv] if peer is None else peer.command(*CLI, *argv)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return subprocess.CompletedProcess(cmd, None, out, err)  # type: ignore[arg-type]
+
+
+def in_peer(peer: testing.Peer, *argv: str) -> None:
+    """Run a command inside ``peer``'s namespace (it must succeed)."""
+    subprocess.run(peer.command(*argv), check=True, capture_output=True)

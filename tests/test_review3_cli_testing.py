@@ -10,35 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from helpers import Net
+from helpers import CLI, Net, cli, in_peer
 
 from multicast_expert import testing
-
-CLI = [sys.executable, "-m", "multicast_expert"]
-
-
-def cli(
-    *argv: str, timeout: float = 15, peer: testing.Peer | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI; a run that does not end within ``timeout`` is killed and returned as rc None."""
-    cmd = [*CLI, *argv] if peer is None else peer.command(*CLI, *argv)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        return subprocess.CompletedProcess(cmd, None, out, err)  # type: ignore[arg-type]
-
-
-def in_peer(peer: testing.Peer, *argv: str) -> None:
-    subprocess.run(peer.command(*argv), check=True, capture_output=True)
-
 
 # ---- bad arguments: one line on stderr, exit 2, no traceback -----------------------------------
 

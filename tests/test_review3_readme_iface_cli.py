@@ -12,44 +12,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
-from helpers import Net
+from helpers import CLI, Net, cli, in_peer
 from udp_capture import Capture
 
 import multicast_expert as me
 from multicast_expert import testing
-
-CLI = [sys.executable, "-m", "multicast_expert"]
-
-
-def cli(
-    *argv: str, timeout: float = 30, peer: testing.Peer | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI (in ``peer`` when given); a run that does not end within ``timeout`` is killed
-    and returned with returncode None."""
-    cmd = [*CLI, *argv] if peer is None else peer.command(*CLI, *argv)
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        out, err = proc.communicate(stdin, timeout=timeout)
-        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        return subprocess.CompletedProcess(cmd, None, out, err)  # type: ignore[arg-type]
-
-
-def in_peer(peer: testing.Peer, *argv: str) -> None:
-    subprocess.run(peer.command(*argv), check=True, capture_output=True)
-
 
 # ---- send: bad arguments ------------------------------------------------------------------------
 
