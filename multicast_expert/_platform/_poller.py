@@ -140,7 +140,7 @@ class WsaPoller(Poller):
         self._struct = PollFd
         self._call: Callable[..., int] | None = None
         if sys.platform == "win32":
-            self._call = ctypes.WinDLL("ws2_32").WSAPoll
+            self._call = ctypes.WinDLL("ws2_32", use_last_error=True).WSAPoll  # (get_last_error below)
         self._fds: list[int] = []
         self._array: ctypes.Array[PollFd] | None = None
 
