@@ -427,12 +427,15 @@ class ReceiveEngine(Generic[_U]):
             left = remaining(timeout, deadline, waited or single_only or polled)
             if left is EXPIRED:
                 return None
-            waited = self._wait(left) or timeout == 0
+            waited = self._wait(left, closes) or timeout == 0
             polled = True  # (timeout 0 has had its one poll: a failed read after it ends the call)
 
-    def _wait(self, timeout: float | None) -> bool:
-        """One poll round; queues ready sockets (MULTI). False if no socket became ready."""
+    def _wait(self, timeout: float | None, closes: int = -1) -> bool:
+        """One poll round; queues ready sockets (MULTI). False if no socket became ready.
+        ``closes``: the receive's count of closes (a close since it began ends it)."""
         poller = self.poller()
+        if closes >= 0 and self.closes != closes:  # (closed and reopened since the loop looked)
+            raise EngineClosedError
         periodic = self._periodic
         if periodic is not None:
             now = time.monotonic()
@@ -515,7 +518,7 @@ class ReceiveEngine(Generic[_U]):
                     left = remaining(timeout, deadline, waited)
                     if left is EXPIRED:
                         return out
-                    waited = self._wait(left) or timeout == 0
+                    waited = self._wait(left, closes) or timeout == 0
                     continue
             units = self._ready_now()
             if units:
@@ -536,7 +539,7 @@ class ReceiveEngine(Generic[_U]):
             left = remaining(timeout, deadline, waited)
             if left is EXPIRED:
                 return out
-            waited = self._wait(left) or timeout == 0
+            waited = self._wait(left, closes) or timeout == 0
 
     def _gone(self, unit: _U) -> bool:
         """Whether a unit whose read failed was left or closed under us (its error is not ours)."""

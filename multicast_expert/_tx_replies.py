@@ -261,8 +261,9 @@ class AsyncWaiter:
     async def _readable(self, began: int) -> None:
         loop = asyncio.get_running_loop()
         engine = self._replies.engine
-        if not self._no_reader and not self._watching:
-            self._loop, self._watch_closes = loop, began
+        if not self._no_reader and (not self._watching or self._watch_closes != self._closes):
+            self._unwatch()  # (a watch of a socket closed since: the reopened one's is made now)
+            self._loop, self._watch_closes = loop, self._closes
             fd = engine.fileno()
             fds = [fd] if fd >= 0 else [u.fd for u in self._replies.units]
             if not fds:

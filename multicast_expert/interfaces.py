@@ -267,12 +267,15 @@ def namespace_changed() -> tuple[IfaceInfo, ...]:
 def rescan_interfaces() -> tuple[IfaceInfo, ...]:
     """Scan the machine's interfaces now and refresh the cache."""
     global _cache, _cache_time, _lookups, _resolved, _listenable, _token
+    began = time.monotonic()
     found = tuple(i for i in map(_read_interface, netifaces.interfaces()) if i is not None)
     if _away_now():
         return found  # (another namespace's: not cached)
     with _lock:
+        if _cache is not None and began < _cache_time:
+            return found  # (a scan that began later is in already: this older one must not replace it)
         _cache = found
-        _cache_time = time.monotonic()
+        _cache_time = began  # (the cache's age counts from when its scan began)
         _lookups = {}
         _resolved = {}
         _listenable = {}
@@ -354,8 +357,8 @@ def _is_ip(spec: object) -> bool:
 
 def _lookup(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None) -> list[IfaceInfo]:
     """Every interface ``spec`` names (several when an IP is shared); raises if none."""
+    lookups = _lookups  # (first: a rescan from here on starts a new one, and this one is dropped)
     table = cached_interfaces(LOOKUP_MAX_AGE) if ifaces is None else ifaces
-    lookups = _lookups  # (after the scan: a rescan starts a new dictionary)
     cacheable = ifaces is None and isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
     cacheable = cacheable and not _away()
     found = lookups.get(spec) if cacheable else None

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the ``record`` fixture, imported from test_platform_tables, is each test's argument)
 """Review 6: README "Platforms" and the per-OS layer, by recorded calls (no socket is opened:
 ``socket.socket`` is the recorder of tests/test_platform_tables.py, and the per-OS objects are
 swapped in ``_platform``). Checked and kept; no finding here fails."""
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 from helpers import V4
-from test_platform_tables import ETH, Recorder, _winerror, calls, record  # noqa: F401
+from test_platform_tables import ETH, Recorder, _winerror, calls, record  # noqa: F401  (record: the fixture)
 
 import multicast_expert as me
 from multicast_expert import _platform
@@ -28,12 +29,14 @@ def test_unknown_os_refuses_sources_and_blocking_naming_the_os(record: Any) -> N
     """README "Platforms": "source-specific joins and source blocking are refused when asked for,
     with an error naming the OS": at construction, at block_source() and at join_group()."""
     record(_platform.select_os("sunos5"))
-    with pytest.raises(me.MulticastExpertError, match="source-specific multicast is not supported.*sunos5"):
+    with pytest.raises(me.MulticastExpertError, match=r"source-specific multicast is not supported.*sunos5"):
         me.McastRxSocket(V4, ["232.1.1.1"], 5000, iface=ETH, source_ips=["198.18.7.9"])
     with me.McastRxSocket(V4, ["239.1.1.1"], 5000, iface=ETH) as rx:
-        with pytest.raises(me.MulticastExpertError, match="source blocking is not supported.*sunos5"):
+        with pytest.raises(me.MulticastExpertError, match=r"source blocking is not supported.*sunos5"):
             rx.block_source("239.1.1.1", "198.18.7.9")
-        with pytest.raises(me.MulticastExpertError, match="source-specific multicast is not supported.*sunos5"):
+        with pytest.raises(
+            me.MulticastExpertError, match=r"source-specific multicast is not supported.*sunos5"
+        ):
             rx.join_group("232.1.1.2", ["198.18.7.9"])
 
 
@@ -74,7 +77,9 @@ def _loopback_send_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_platform, "IO", windows.WindowsIO())
 
 
-def test_windows_loopback_10051_is_harmless_in_send_batch(record: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_windows_loopback_10051_is_harmless_in_send_batch(
+    record: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """README "Platforms", Windows: "a loopback send with no listener (WinError 10051) is not an
     error": also for send_batch (one sendto per datagram there)."""
     record(windows.WindowsMulticast())
