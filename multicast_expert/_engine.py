@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Final, Generic, Protocol, TypeVar, cast
+from typing import Final, Generic, Protocol, TypeVar
 
 from . import _fork_locks, _platform
 from ._errors import EngineClosedError
@@ -107,7 +107,8 @@ class ReceiveEngine(Generic[_U]):
         self._hot_multi = False
         #: Rotates which ready socket a batch serves first, so leftovers are shared out fairly;
         #: a socket a peek left a datagram queued in is served first by the next batch.
-        self._turn, self._peeked = 0, cast("_U | None", None)
+        self._turn = 0
+        self._peeked: _U | None = None
         #: Told the fast paths' state at every change (see :class:`HotPath`), when set.
         self.hot: HotPath | None = None
         #: How many times closed: a receive waiting across a close raises, even if the socket

@@ -172,10 +172,14 @@ def _read_interface(name: str) -> IfaceInfo | None:
     return IfaceInfo(name, index, mac or None, tuple(ip4), tuple(ip6))
 
 
+#: When the scan in :data:`_cache` began (its age counts from then). A reader takes it before
+#: the cache, and a rescan sets it after the cache: a fresh time never goes with an older list.
 _cache_time = 0.0
-_lookups: dict[object, list[IfaceInfo]] = {}
-#: resolve_iface's results, and listenable_interfaces' (by family), for the current scan.
-_resolved: dict[tuple[object, int], IfaceInfo] = {}
+#: Lookups, resolve_iface's results and listenable_interfaces' (by family): each remembered with
+#: the scan it was found in, and used only while that scan is the one in use (a reader racing a
+#: rescan may file an answer in the new scan's dictionary: its scan is not the new one).
+_lookups: dict[object, tuple[Sequence[IfaceInfo], list[IfaceInfo]]] = {}
+_resolved: dict[tuple[object, int], tuple[Sequence[IfaceInfo], IfaceInfo]] = {}
 _listenable: dict[int, tuple[tuple[IfaceInfo, ...], list[IfaceInfo]]] = {}
 #: The interface list used when a socket names no interface is at most this old (seconds).
 DEFAULT_IFACES_MAX_AGE = 1.0
@@ -285,8 +289,9 @@ def rescan_interfaces() -> tuple[IfaceInfo, ...]:
 
 def cached_interfaces(max_age: float | None = None) -> tuple[IfaceInfo, ...]:
     """The interfaces as last scanned; rescans if never scanned or older than ``max_age`` seconds."""
+    stamp = _cache_time  # (before the cache: see _cache_time)
     cache = _cache
-    if cache is None or (max_age is not None and time.monotonic() - _cache_time > max_age):
+    if cache is None or (max_age is not None and time.monotonic() - stamp > max_age):
         return rescan_interfaces()
     return rescan_interfaces() if _away() else cache
 
@@ -357,21 +362,29 @@ def _is_ip(spec: object) -> bool:
 
 def _lookup(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None) -> list[IfaceInfo]:
     """Every interface ``spec`` names (several when an IP is shared); raises if none."""
-    lookups = _lookups  # (first: a rescan from here on starts a new one, and this one is dropped)
+    return _lookup_in_scan(spec, ifaces)[0]
+
+
+def _lookup_in_scan(
+    spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None
+) -> tuple[list[IfaceInfo], Sequence[IfaceInfo]]:
+    """:func:`_lookup`, and the scan (or table) the answer came from."""
     table = cached_interfaces(LOOKUP_MAX_AGE) if ifaces is None else ifaces
     cacheable = ifaces is None and isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
     cacheable = cacheable and not _away()
-    found = lookups.get(spec) if cacheable else None
+    lookups = _lookups
+    hit = lookups.get(spec) if cacheable else None
+    found = hit[1] if hit is not None and hit[0] is table else None
     if found is None:
         found = _match(spec, table)
         if cacheable and found:
-            lookups[spec] = found
+            lookups[spec] = (table, found)  # (with its scan: see _lookups)
     if not found and ifaces is None and not isinstance(spec, IfaceInfo):
         table = rescan_interfaces()  # the interface or address may be new since the last scan
         found = _match(spec, table)
     if not found:
         raise _unknown(spec, table)
-    return found
+    return found, table
 
 
 def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = None) -> IfaceInfo:
@@ -380,7 +393,10 @@ def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = No
     Raises:
         MulticastExpertError: no interface matches, or an IP is shared by several (named).
     """
-    found = _lookup(spec, ifaces)
+    return _only(spec, _lookup(spec, ifaces))
+
+
+def _only(spec: IfaceSpecifier, found: list[IfaceInfo]) -> IfaceInfo:
     if len(found) > 1:
         raise MulticastValueError(
             f"Interface IP {spec!s} is ambiguous: it is held by "
@@ -496,21 +512,23 @@ __all__ = [
 def resolve_iface(spec: IfaceSpecifier, family: int) -> IfaceInfo:
     """Look up one interface and check it has an address of ``family`` (a name or IP found in the
     current scan is remembered until the next one, as :func:`find_interface` remembers it)."""
-    resolved = _resolved
     cacheable = isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
     cacheable = cacheable and not _away()
-    if cacheable and time.monotonic() - _cache_time <= LOOKUP_MAX_AGE:
-        hit = resolved.get((spec, family))
-        if hit is not None:
-            return hit
-    iface = find_interface(spec)
+    if cacheable:  # (a hit of the scan in use, while it is young enough: cached_interfaces' test)
+        stamp = _cache_time  # (before the cache: see _cache_time)
+        cache = _cache
+        hit = _resolved.get((spec, family))
+        if hit is not None and hit[0] is cache and time.monotonic() - stamp <= LOOKUP_MAX_AGE:
+            return hit[1]
+    found, table = _lookup_in_scan(spec, None)
+    iface = _only(spec, found)
     if not iface.ip_addrs(family):
         raise MulticastValueError(
             f"Interface {iface} has no {family_name(family)} address, so it cannot carry "
             f"{family_name(family)} multicast; pick an interface that does"
         )
     if cacheable:
-        resolved[(spec, family)] = iface  # (the dictionary of the scan it was found in)
+        _resolved[(spec, family)] = (table, iface)  # (with its scan: see _lookups)
     return iface
 
 
