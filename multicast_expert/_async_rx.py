@@ -246,8 +246,8 @@ class AsyncMcastRxSocket(AsyncOpenCloseContext):
         Raises:
             MulticastExpertError: already open, or a join failed.
         """
+        self._opens += 1  # (first: a receive begun while it opens is this open's, not the last one's)
         self._rx.open()
-        self._opens += 1
 
     def close(self) -> None:
         """Close every OS socket; receives waiting on it raise :class:`SocketClosedError`.

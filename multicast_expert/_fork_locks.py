@@ -30,20 +30,30 @@ _one_fork = threading.Lock()
 WAIT = 30.0
 
 
+#: Module locks taken while a socket's locks are held (interfaces' scan lock): taken last.
+_innermost: list[Any] = []
+
+
 def register(owner: Any) -> None:
     """Take ``owner._locks()`` before every fork from now on."""
     _owners.add(weakref.ref(owner, _owners.discard))
 
 
+def register_innermost(lock: Any) -> None:
+    """Take ``lock`` before every fork, after every socket's locks (it is taken inside them)."""
+    _innermost.append(lock)
+
+
 def _before_fork() -> None:
     _one_fork.acquire()
+    locks = []
     for ref in list(_owners):
         owner = ref()
-        if owner is None:
-            continue
-        for lock in owner._locks():
-            if lock.acquire(timeout=WAIT):
-                _held.append(lock)
+        if owner is not None:
+            locks += owner._locks()
+    for lock in [*locks, *_innermost]:
+        if lock.acquire(timeout=WAIT):
+            _held.append(lock)
 
 
 def _after_fork() -> None:

@@ -19,7 +19,7 @@ from typing import cast
 
 import netifaces
 
-from . import _platform
+from . import _fork_locks, _platform
 from ._compat.values import AddrList
 from ._errors import MulticastExpertError, MulticastValueError, UnknownFamilyError
 from ._validate import LOCALHOST_IPV4, LOCALHOST_IPV6, check_family, family_name
@@ -121,6 +121,9 @@ def ip_interface_to_ip_string(ip: ipaddress.IPv4Interface | ipaddress.IPv6Interf
 IfaceSpecifier = str | ipaddress.IPv4Address | ipaddress.IPv6Address | IfaceInfo
 
 _lock = threading.Lock()
+# Taken before every fork, after the sockets' locks (a socket's refresh rescans while it holds its
+# own): a child forked while another thread installs a scan would inherit it held, never rescan.
+_fork_locks.register_innermost(_lock)
 _cache: tuple[IfaceInfo, ...] | None = None
 
 

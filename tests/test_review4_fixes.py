@@ -218,3 +218,34 @@ def test_a_socket_made_before_a_private_network_is_refused_inside_it(net: Net, p
     assert not rx.is_opened
     rx.open()
     rx.close()
+
+
+def test_a_fork_while_another_thread_installs_a_scan_leaves_the_child_able_to_rescan() -> None:
+    """README, Receiving: after fork() the child may use its copies. A child forked while another
+    thread held the interface scan's lock (installing a scan) inherited it held: every later
+    scan in the child waited forever. The lock is now taken before a fork (after the sockets'
+    locks) and released in parent and child. Run in a child process of its own, bounded."""
+    from test_review3_batch3 import run_script
+
+    finished, out = run_script(
+        """
+        from multicast_expert import interfaces
+        held = threading.Event()
+        def hold() -> None:
+            with interfaces._lock:
+                held.set()
+                time.sleep(0.5)
+        threading.Thread(target=hold).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            interfaces.rescan_interfaces()
+            with me.McastRxSocket(socket.AF_INET, ["239.164.15.1"], 47015, iface="lo"):
+                pass
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status))
+        """,
+        timeout=20,
+    )
+    assert finished and "child exit 0" in out, out
