@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,3 +181,34 @@ def cli(
 def in_peer(peer: testing.Peer, *argv: str) -> None:
     """Run a command inside ``peer``'s namespace (it must succeed)."""
     subprocess.run(peer.command(*argv), check=True, capture_output=True)
+
+
+#: The project root (the tests' parent directory).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_script(body: str, timeout: float = 15.0) -> tuple[bool, str]:
+    """Run ``body`` in a new Python process in a fresh network namespace (``lo`` brought up by the
+    script's prelude). Returns (finished in time, stdout + stderr); a process still running at
+    the deadline is killed with its process group (nothing is left behind)."""
+    prelude = "import os, socket, sys, threading, time, warnings\n"
+    prelude += "import multicast_expert as me\nfrom multicast_expert import testing\n"
+    prelude += "testing.setup_host_namespace()\n"
+    env = {k: v for k, v in os.environ.items() if k != testing.MARKER_ENV}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        ["unshare", "-n", sys.executable, "-c", prelude + textwrap.dedent(body)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return True, out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return False, out

@@ -10,47 +10,14 @@ Scenarios that can hang run in a child Python process in a fresh network namespa
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import warnings
 
 import pytest
-from helpers import V4, recreate
+from helpers import V4, recreate, run_script
 
 import multicast_expert as me
 from multicast_expert import testing
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_script(body: str, timeout: float = 15.0) -> tuple[bool, str]:
-    """Run ``body`` in a new Python process in a fresh network namespace (``lo`` brought up by the
-    script's prelude). Returns (finished in time, stdout + stderr); a process still running at
-    the deadline is killed with its process group (nothing is left behind)."""
-    prelude = "import os, socket, sys, threading, time, warnings\n"
-    prelude += "import multicast_expert as me\nfrom multicast_expert import testing\n"
-    prelude += "testing.setup_host_namespace()\n"
-    env = {k: v for k, v in os.environ.items() if k != testing.MARKER_ENV}
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen(
-        ["unshare", "-n", sys.executable, "-c", prelude + textwrap.dedent(body)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        return True, out
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return False, out
 
 
 # ---- _fork_locks -----------------------------------------------------------------------------

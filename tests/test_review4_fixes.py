@@ -12,7 +12,7 @@ import time
 import warnings
 
 import pytest
-from helpers import V4, V6, Net, open_fds
+from helpers import V4, V6, Net, open_fds, run_script
 
 import multicast_expert as me
 from multicast_expert import testing
@@ -225,8 +225,6 @@ def test_a_fork_while_another_thread_installs_a_scan_leaves_the_child_able_to_re
     thread held the interface scan's lock (installing a scan) inherited it held: every later
     scan in the child waited forever. The lock is now taken before a fork (after the sockets'
     locks) and released in parent and child. Run in a child process of its own, bounded."""
-    from test_review3_batch3 import run_script
-
     finished, out = run_script(
         """
         from multicast_expert import interfaces
