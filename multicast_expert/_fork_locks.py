@@ -13,6 +13,11 @@ Layering rule: knows nothing of sockets beyond their ``_locks()`` and the engine
 
 from __future__ import annotations
 
+# (logging first: the logging module registers its own at-fork handler, which takes its lock, when
+# imported, and before-fork handlers run last-registered first. Ours must run before it: a thread
+# holding a socket's lock may be waiting for logging's (a logger's level cache), and the fork
+# would then wait for that socket's lock for 30 s and leave it held in the child.)
+import logging  # noqa: F401  # pylint: disable=unused-import
 import os
 import threading
 import weakref

@@ -247,3 +247,37 @@ def test_a_fork_while_another_thread_installs_a_scan_leaves_the_child_able_to_re
         timeout=20,
     )
     assert finished and "child exit 0" in out, out
+
+
+def test_a_fork_while_a_socket_lock_holder_waits_for_the_logging_lock_does_not_stall() -> None:
+    """A thread holding a receive socket's membership lock (a join under way) may wait for the
+    logging module's lock (a logger's level cache). The fork's handler must take the socket's
+    lock before logging's handler takes logging's, or neither thread goes on: the fork waited
+    30 s, then left the child the socket's lock held (its close() hung). Our handler is
+    registered after logging's, so it runs first. Bounded, in a child process of its own."""
+    finished, out = run_script(
+        """
+        import logging
+        rx = me.McastRxSocket(socket.AF_INET, ["239.164.16.1"], 47016, iface="lo")
+        rx.open()
+        held = threading.Event()
+        def join_under_way() -> None:
+            with rx._members.lock:
+                held.set()
+                time.sleep(0.3)
+                with logging._lock:  # (as a logger's level cache miss takes it)
+                    pass
+        threading.Thread(target=join_under_way).start()
+        held.wait()
+        began = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            rx.close()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status), "fork took", round(time.monotonic() - began))
+        rx.close()
+        """,
+        timeout=25,
+    )
+    assert finished and "child exit 0 fork took 0" in out, out
