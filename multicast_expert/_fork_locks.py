@@ -17,7 +17,7 @@ from __future__ import annotations
 # imported, and before-fork handlers run last-registered first. Ours must run before it: a thread
 # holding a socket's lock may be waiting for logging's (a logger's level cache), and the fork
 # would then wait for that socket's lock for 30 s and leave it held in the child.)
-import logging  # noqa: F401  # pylint: disable=unused-import
+import logging  # noqa: F401
 import os
 import threading
 import weakref

@@ -363,15 +363,11 @@ def _is_ip(spec: object) -> bool:
     return True
 
 
-def _lookup(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None) -> list[IfaceInfo]:
-    """Every interface ``spec`` names (several when an IP is shared); raises if none."""
-    return _lookup_in_scan(spec, ifaces)[0]
-
-
-def _lookup_in_scan(
+def _lookup(
     spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None
 ) -> tuple[list[IfaceInfo], Sequence[IfaceInfo]]:
-    """:func:`_lookup`, and the scan (or table) the answer came from."""
+    """Every interface ``spec`` names (several when an IP is shared), and the scan (or table)
+    the answer came from; raises if none."""
     table = cached_interfaces(LOOKUP_MAX_AGE) if ifaces is None else ifaces
     cacheable = ifaces is None and isinstance(spec, (str, ipaddress.IPv4Address, ipaddress.IPv6Address))
     cacheable = cacheable and not _away()
@@ -396,7 +392,7 @@ def find_interface(spec: IfaceSpecifier, ifaces: Sequence[IfaceInfo] | None = No
     Raises:
         MulticastExpertError: no interface matches, or an IP is shared by several (named).
     """
-    return _only(spec, _lookup(spec, ifaces))
+    return _only(spec, _lookup(spec, ifaces)[0])
 
 
 def _only(spec: IfaceSpecifier, found: list[IfaceInfo]) -> IfaceInfo:
@@ -427,7 +423,7 @@ def find_interfaces(
         specifiers = [specifiers]
     found: dict[int, IfaceInfo] = {}  # one entry per interface, first-seen order (as 1.6.0)
     for s in specifiers:
-        for info in _lookup(s, ifaces):
+        for info in _lookup(s, ifaces)[0]:
             found.setdefault(info.index, info)
     return list(found.values())
 
@@ -523,7 +519,7 @@ def resolve_iface(spec: IfaceSpecifier, family: int) -> IfaceInfo:
         hit = _resolved.get((spec, family))
         if hit is not None and hit[0] is cache and time.monotonic() - stamp <= LOOKUP_MAX_AGE:
             return hit[1]
-    found, table = _lookup_in_scan(spec, None)
+    found, table = _lookup(spec, None)
     iface = _only(spec, found)
     if not iface.ip_addrs(family):
         raise MulticastValueError(
